@@ -1,0 +1,51 @@
+"""jupyter-nl2sql: ask a database questions in plain English from Jupyter, answered by a local model.
+
+``%load_ext jupyter_nl2sql`` registers the ``%nl2sql`` / ``%%nl2sql`` magics.  From Python::
+
+    from jupyter_nl2sql import Assistant
+    answer = Assistant().ask("How many customers are there?", "sqlite:///shop.db")
+    answer.dataframe, answer.sql, answer.stats
+
+Importing this package (and loading the extension) does not import torch or transformers; the model is
+loaded on the first question.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from typing import Any
+
+from .errors import Nl2SqlError  # noqa: E402
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy re-exports keep ``import jupyter_nl2sql`` and ``%load_ext`` light.
+    if name in ("Assistant", "Answer", "get_assistant"):
+        from . import assistant
+
+        return getattr(assistant, name)
+    if name == "panel":
+        from .widget import panel
+
+        return panel
+    raise AttributeError(f"module 'jupyter_nl2sql' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics (``%load_ext jupyter_nl2sql``)."""
+    from .magics import Nl2SqlMagics
+
+    magics = Nl2SqlMagics(shell=ipython)
+    ipython.register_magics(magics)
+    if magics not in ipython.configurables:
+        ipython.configurables.append(magics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Forget the magics' configurable (``%unload_ext jupyter_nl2sql``)."""
+    ipython.configurables[:] = [c for c in ipython.configurables if type(c).__name__ != "Nl2SqlMagics"]
+
+
+__all__ = ["Assistant", "Answer", "Nl2SqlError", "get_assistant", "panel", "load_ipython_extension",
+           "unload_ipython_extension", "__version__"]

@@ -1,0 +1,54 @@
+"""What every model backend offers the pipeline: :class:`Backend` and its result, :class:`Generation`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, TypedDict, runtime_checkable
+
+
+class Message(TypedDict):
+    """One chat message: ``{"role": "system" | "user" | "assistant", "content": str}``."""
+
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The model's reply to one prompt, with its cost."""
+
+    text: str
+    """The generated text (special tokens removed; ends at the closing ``` of a SQL block when there is one)."""
+    tokens_in: int
+    """Prompt length in tokens."""
+    tokens_out: int
+    """Generated tokens."""
+    seconds: float
+    """Wall time of the generation."""
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        """Generated tokens per second (None when nothing was generated)."""
+        return self.tokens_out / self.seconds if self.tokens_out and self.seconds > 0 else None
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A loaded model that turns chat messages into text.
+
+    Attributes: ``model_id`` (as the user named it), ``device`` (``"cpu"``, ``"cuda:0"``...), ``dtype``
+    (``"bfloat16"``...), ``provenance`` (model_id, source, path, sha256 or revision, dtype, device...).
+    """
+
+    model_id: str
+    device: str
+    dtype: str
+    provenance: dict[str, Any]
+
+    def generate(self, messages: list[Message], max_new_tokens: int = 256) -> Generation:
+        """Greedy completion of ``messages`` (chat template applied inside)."""
+        ...
+
+    def render_prompt(self, messages: list[Message]) -> str:
+        """The exact text the model sees for ``messages``."""
+        ...

@@ -1,0 +1,145 @@
+"""Device and dtype: chosen automatically, overridable, validated.
+
+:func:`choose_device_dtype` is a pure function of the user's settings and a :class:`Hardware` description, so
+every branch (CUDA included) is testable on any machine; :func:`detect_hardware` fills that description from
+torch.  Automatic choice: CUDA (bfloat16 where the GPU supports it, else float16) → Apple MPS (float16) → CPU
+(bfloat16 where the CPU has native bf16 instructions, else float32).
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError
+
+DTYPE_ALIASES: dict[str, str] = {
+    "float32": "float32", "fp32": "float32", "float": "float32",
+    "float16": "float16", "fp16": "float16", "half": "float16",
+    "bfloat16": "bfloat16", "bf16": "bfloat16",
+}
+CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """What the machine offers, as far as device and dtype choice is concerned."""
+
+    cuda_devices: int = 0
+    cuda_bf16: bool = False
+    mps: bool = False
+    cpu_bf16: bool = False
+
+
+def normalize_dtype(dtype: Any) -> str | None:
+    """``"bf16"`` → ``"bfloat16"``, ``torch.float16`` → ``"float16"``, ``None``/``"auto"`` → None.
+
+    >>> normalize_dtype("BF16"), normalize_dtype(None)
+    ('bfloat16', None)
+    """
+    if dtype is None:
+        return None
+    text = str(dtype).strip().lower().removeprefix("torch.")
+    if text in ("", "auto"):
+        return None
+    if text not in DTYPE_ALIASES:
+        raise ConfigError(f"unknown dtype {dtype!r}: use auto, bfloat16, float16 or float32")
+    return DTYPE_ALIASES[text]
+
+
+def normalize_device(device: Any, hw: Hardware) -> str | None:
+    """``"cuda"`` → ``"cuda:0"``, ``"gpu"`` → ``"cuda:0"``, ``None``/``"auto"`` → None; checks availability.
+
+    >>> normalize_device("cuda", Hardware(cuda_devices=1))
+    'cuda:0'
+    """
+    if device is None:
+        return None
+    text = str(device).strip().lower()
+    if text in ("", "auto"):
+        return None
+    if text == "cpu":
+        return "cpu"
+    if text == "mps":
+        if not hw.mps:
+            raise ConfigError("device 'mps' requested but Apple MPS is not available here: use auto or cpu")
+        return "mps"
+    if text in ("cuda", "gpu") or text.startswith("cuda:"):
+        return _cuda_device(text, hw)
+    raise ConfigError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps")
+
+
+def _cuda_device(text: str, hw: Hardware) -> str:
+    """Validate a CUDA device name against the visible GPUs."""
+    index_text = text.partition(":")[2] or "0"
+    if not index_text.isdigit():
+        raise ConfigError(f"bad device {text!r}: use cuda or cuda:N with N a GPU number")
+    if hw.cuda_devices == 0:
+        raise ConfigError(f"device {text!r} requested but CUDA is not available (no GPU visible, or a CPU-only "
+                          f"torch build): use auto or cpu")
+    index = int(index_text)
+    if index >= hw.cuda_devices:
+        raise ConfigError(f"device {text!r} requested but only {hw.cuda_devices} GPU(s) are visible "
+                          f"(cuda:0..cuda:{hw.cuda_devices - 1})")
+    return f"cuda:{index}"
+
+
+def auto_dtype(device: str, hw: Hardware) -> str:
+    """The fastest dtype that keeps quality for ``device``."""
+    if device.startswith("cuda"):
+        return "bfloat16" if hw.cuda_bf16 else "float16"
+    if device == "mps":
+        return "float16"
+    return "bfloat16" if hw.cpu_bf16 else "float32"
+
+
+def choose_device_dtype(device: Any = None, dtype: Any = None, hw: Hardware | None = None) -> tuple[str, str]:
+    """The ``(device, dtype)`` to load with: the user's choice where given (validated), else automatic.
+
+    >>> choose_device_dtype(None, None, Hardware(cuda_devices=2, cuda_bf16=True))
+    ('cuda:0', 'bfloat16')
+    >>> choose_device_dtype("cpu", "auto", Hardware(cpu_bf16=False))
+    ('cpu', 'float32')
+    """
+    hw = hw if hw is not None else detect_hardware()
+    want_dtype = normalize_dtype(dtype)
+    want_device = normalize_device(device, hw)
+    if want_device is None:
+        want_device = "cuda:0" if hw.cuda_devices else "mps" if hw.mps else "cpu"
+    if want_dtype == "bfloat16" and want_device.startswith("cuda") and not hw.cuda_bf16:
+        raise ConfigError("dtype bfloat16 is not supported by this GPU: use float16 (or auto)")
+    return want_device, want_dtype or auto_dtype(want_device, hw)
+
+
+# -- probing the machine (imports torch) ---------------------------------------------------------------------------
+def cpu_flags() -> set[str]:
+    """The CPU feature flags from ``/proc/cpuinfo`` (Linux; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    return set(value.split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether the CPU has native bfloat16 arithmetic (AVX512-BF16, AMX or Arm BF16)."""
+    return bool(cpu_flags() & CPU_BF16_FLAGS)
+
+
+def detect_hardware() -> Hardware:
+    """Describe this machine (imports torch)."""
+    import torch
+
+    cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    mps_backend = getattr(torch.backends, "mps", None)
+    return Hardware(
+        cuda_devices=cuda,
+        cuda_bf16=bool(cuda) and torch.cuda.is_bf16_supported(),
+        mps=bool(mps_backend is not None and mps_backend.is_available() and platform.system() == "Darwin"),
+        cpu_bf16=cpu_supports_bf16(),
+    )

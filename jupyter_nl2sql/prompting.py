@@ -1,0 +1,69 @@
+"""Prompts for the model and getting the SQL back out of its reply.
+
+The prompt is a short chat: a system message that fixes the task and the SQL dialect, then one user message
+with the schema (``CREATE TABLE`` plus sample rows) and the question.  A repair round appends the model's
+previous SQL and the error it caused, and asks for a corrected query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+DIALECT_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "postgres": "PostgreSQL", "duckdb": "DuckDB",
+                 "mysql": "MySQL", "mssql": "SQL Server", "tsql": "SQL Server"}
+
+SYSTEM_PROMPT = (
+    "You are an expert {dialect} data analyst. Given a database schema and a question, write one {dialect} "
+    "SELECT query that answers the question. Use only tables and columns that exist in the schema. "
+    "Select only the columns the question asks for. Reply with the SQL in a single ```sql code block and "
+    "nothing else."
+)
+
+
+@dataclass(frozen=True)
+class Example:
+    """A question with its SQL, shown to the model as a worked example."""
+
+    question: str
+    sql: str
+
+
+def dialect_label(dialect: str) -> str:
+    """Human name of a dialect for the prompt (``postgresql`` → ``PostgreSQL``)."""
+    return DIALECT_NAMES.get(dialect.lower(), dialect)
+
+
+def build_messages(question: str, schema_text: str, dialect: str, examples: Sequence[Example] = ()) -> list[dict]:
+    """Chat messages asking for the SQL that answers ``question`` over ``schema_text``."""
+    label = dialect_label(dialect)
+    parts = [f"Database schema ({label}):\n\n{schema_text}"]
+    if examples:
+        shots = "\n\n".join(f"Question: {ex.question}\n```sql\n{ex.sql}\n```" for ex in examples)
+        parts.append(f"Examples of questions and their SQL:\n\n{shots}")
+    parts.append(f"Question: {question.strip()}")
+    return [{"role": "system", "content": SYSTEM_PROMPT.format(dialect=label)},
+            {"role": "user", "content": "\n\n".join(parts)}]
+
+
+def repair_messages(messages: list[dict], previous_sql: str, error: str) -> list[dict]:
+    """``messages`` followed by the failed SQL and the error, asking for a corrected query."""
+    return [*messages,
+            {"role": "assistant", "content": f"```sql\n{previous_sql}\n```"},
+            {"role": "user", "content": f"That query failed: {error}\nWrite a corrected query that answers the "
+                                        "question. Reply with the SQL in a single ```sql code block."}]
+
+
+def extract_sql(reply: str) -> str:
+    """The SQL in a model reply: the first fenced code block if there is one, else the whole reply.
+
+    Only the markdown around the SQL is removed here; the SQL itself is parsed by :mod:`jupyter_nl2sql.sqlcheck`.
+    """
+    text = reply.strip()
+    start = text.find("```")
+    if start != -1:
+        body_start = text.find("\n", start)
+        if body_start != -1:
+            end = text.find("```", body_start)
+            text = text[body_start + 1:end if end != -1 else len(text)]
+    return text.strip().rstrip(";").strip()
