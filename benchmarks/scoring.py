@@ -8,7 +8,7 @@ Execution accuracy follows test-suite-sql-eval (Zhong, Yu and Klein, 2020; ``exe
 - the columns of the prediction may come back in any order: a column permutation is searched, pruned first by a
   cheap necessary test (the bag of per-row sorted values must agree) and, for more than three columns, by sampling
   rows of the prediction and discarding mappings whose values never occur in the gold column;
-- ``DISTINCT`` is removed from both queries before they run, unless ``keep_distinct=True`` (test-suite's default).
+- ``DISTINCT`` is removed from both queries before they run (test-suite's default; ``keep_distinct=True`` keeps it).
 
 Two differences from the reference, both deliberate:
 

@@ -17,6 +17,7 @@ result column is compared with the gold result as a set of values, case-insensit
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -327,6 +328,18 @@ class WikiSQLBenchmark(Benchmark):
         self._databases: TableDatabases | None = None
         self._devdb: Path | None = None
         self._devdb_conn: sqlite3.Connection | None = None
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """``--cache-dir`` for the real-header table databases."""
+        parser.add_argument("--cache-dir", type=Path, default=None,
+                            help="where the per-table databases with real headers are built "
+                                 "(default: $NL2SQL_BENCH_CACHE or ~/.cache/jupyter-nl2sql/benchmarks)")
+
+    def configure(self, args: argparse.Namespace) -> dict[str, Any]:
+        """Take ``--cache-dir``; report the comparison rule for run.json."""
+        if getattr(args, "cache_dir", None) is not None:
+            self.cache_dir = args.cache_dir
+        return {"compare": "set of values, case-insensitive, floats to 12 significant digits"}
 
     def load(self, data_dir: Path, split: str) -> list[Item]:
         """All questions of ``wikisql/<split>.jsonl`` (every one is scorable)."""

@@ -66,6 +66,7 @@ class Connection:
     owned: bool = True  # created by us (disposed on close) rather than passed in by the user
     url: str | None = None  # the URL as the user gave it, password hidden (None: the engine's own URL)
     _key: str | None = None
+    _source_url: URL | None = field(default=None, repr=False)  # the URL before read-only rewriting
     _rw_engine: Engine | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -98,26 +99,25 @@ class Connection:
         engine = self._engine_for(allow_writes)
         with engine.connect() as conn:
             conn = conn.execution_options(no_parameters=True)
-            with conn.begin() as trans:
-                _guard_session(conn, read_only=not allow_writes)
-                try:
+            try:
+                with conn.begin() as trans:
+                    _guard_session(conn, read_only=not allow_writes)
                     yield conn
-                except BaseException:
-                    trans.rollback()
-                    raise
-                if allow_writes:
-                    trans.commit()
-                else:
-                    trans.rollback()
-            if self.dialect == "sqlite" and not allow_writes and not self.owned:
-                conn.exec_driver_sql("PRAGMA query_only = OFF")  # leave the user's own engine as we found it
+                    if not allow_writes:
+                        trans.rollback()  # a read-only transaction never commits
+            finally:
+                if self.dialect == "sqlite" and not allow_writes and not self.owned:
+                    conn.rollback()
+                    conn.exec_driver_sql("PRAGMA query_only = OFF")  # leave the user's own engine as we found it
+                    conn.commit()
 
     def _engine_for(self, allow_writes: bool) -> Engine:
         if not allow_writes or not self.read_only_engine:
             return self.engine
         with self._lock:
             if self._rw_engine is None:
-                self._rw_engine = _make_engine(self.engine.url, read_only=False, engine_name=self.name)
+                self._rw_engine = _make_engine(self._source_url or self.engine.url, read_only=False,
+                                               engine_name=self.name)
                 if self.dialect == "duckdb":  # DuckDB cannot open one file twice with different modes
                     self.engine.dispose()
             return self._rw_engine
@@ -304,7 +304,7 @@ class ConnectionManager:
             read_only = url.get_backend_name() in ("sqlite", "duckdb")
             engine = _make_engine(url, read_only=read_only, engine_name=name or key)
             conn = Connection(name=name or redact(url), engine=engine, read_only_engine=read_only, url=redact(url),
-                              _key=key)
+                              _key=key, _source_url=url)
             self._by_key[key] = conn
             return conn
 

@@ -120,8 +120,8 @@ def introspect(connection: Connection, *, sample_rows: int = 3, schema: str | No
     try:
         with connection.connect() as conn:
             insp = sa.inspect(conn)
-            names = list(insp.get_table_names(schema=schema))
-            names += [v for v in _optional(insp.get_view_names, [], schema=schema) if v not in names]
+            names = sorted(insp.get_table_names(schema=schema))
+            names += sorted(v for v in _optional(insp.get_view_names, [], schema=schema) if v not in names)
             tables = []
             for name in names:
                 cols = insp.get_columns(name, schema=schema)

@@ -144,3 +144,32 @@ def demo_path() -> Path:
 def demo_url() -> str:
     """SQLAlchemy URL of the demo database."""
     return f"sqlite:///{demo_path()}"
+
+
+def copy_demo(url: str) -> None:
+    """Create the demo tables (keys included) in another database, e.g. PostgreSQL or DuckDB, and fill them.
+
+    Existing demo tables there are replaced.
+    """
+    import sqlalchemy as sa
+
+    source = sa.create_engine(demo_url())
+    target = sa.create_engine(url)
+    try:
+        meta = sa.MetaData()
+        meta.reflect(source)
+        for table in meta.tables.values():  # keep the ids as they are (no SERIAL: DuckDB has none)
+            for col in table.primary_key.columns:
+                col.autoincrement = False
+        meta.drop_all(target)
+        meta.create_all(target)
+        with source.connect() as src, target.begin() as dst:
+            for table in meta.sorted_tables:
+                rows = [dict(r._mapping) for r in src.execute(sa.select(table))]
+                self_ref = any(fk.column.table is table for fk in table.foreign_keys)
+                for batch in ([r] for r in rows) if self_ref else [rows]:  # managers before their reports
+                    if batch:
+                        dst.execute(table.insert(), batch)
+    finally:
+        source.dispose()
+        target.dispose()

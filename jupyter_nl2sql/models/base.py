@@ -13,6 +13,30 @@ class Message(TypedDict):
     content: str
 
 
+FENCE = "```"
+
+
+def sql_block_end(text: str) -> int | None:
+    """Index just past the closing fence of the first fenced code block in ``text``, or None while none is closed.
+
+    The opening fence counts only with its line (``` or ```sql and a newline), so a reply that has just begun a
+    block is not cut short.
+
+    >>> sql_block_end("Here:\n```sql\nSELECT 1;\n```\nMore text")
+    26
+    >>> sql_block_end("```sql\nSELECT 1;") is None
+    True
+    """
+    start = text.find(FENCE)
+    if start < 0:
+        return None
+    body = text.find("\n", start + len(FENCE))
+    if body < 0:
+        return None
+    close = text.find(FENCE, body)
+    return None if close < 0 else close + len(FENCE)
+
+
 @dataclass(frozen=True)
 class Generation:
     """The model's reply to one prompt, with its cost."""

@@ -121,6 +121,7 @@ def temp_sibling(path: Path, *, directory: bool = False) -> Path:
     if directory:
         return Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
     fd, name = tempfile.mkstemp(prefix=prefix, dir=path.parent)
+    os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
     os.close(fd)
     return Path(name)
 

@@ -1,0 +1,75 @@
+"""Spider dev: execution accuracy (test-suite-sql-eval semantics) by Spider hardness.
+
+Questions whose database file is missing (``wta_1`` in the shared data: 62 of 1034) are skipped — counted and
+reported, never scored as wrong.  ``python -m benchmarks.spider --help`` for the options (shared with WikiSQL, see
+:mod:`benchmarks.runner`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from benchmarks.runner import Benchmark, Item, Score, main as runner_main
+from benchmarks.scoring import DEFAULT_TIMEOUT, HARDNESS_LEVELS, execution_match, hardness_from_spider_sql, \
+    spider_hardness
+
+
+class SpiderBenchmark(Benchmark):
+    """Spider (dev by default) through the shared runner."""
+
+    name = "spider"
+    breakdown = "hardness"
+    breakdown_levels = HARDNESS_LEVELS
+
+    def __init__(self, keep_distinct: bool = False) -> None:
+        self.keep_distinct = keep_distinct
+        self._db_root: Path | None = None
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """``--keep-distinct``: score without test-suite's DISTINCT removal."""
+        parser.add_argument("--keep-distinct", action="store_true",
+                            help="keep DISTINCT when scoring (test-suite-sql-eval removes it by default)")
+
+    def configure(self, args: argparse.Namespace) -> dict[str, Any]:
+        """Take ``--keep-distinct``; the scoring settings go into run.json."""
+        self.keep_distinct = bool(getattr(args, "keep_distinct", False))
+        return {"keep_distinct": self.keep_distinct, "order": "outermost ORDER BY of the gold (sqlglot)"}
+
+    def load(self, data_dir: Path, split: str) -> list[Item]:
+        """Questions of ``spider/<split>.json``; hardness from the official parse when present, else from sqlglot."""
+        base = data_dir / "spider"
+        self._db_root = base / "database"
+        examples: list[dict[str, Any]] = json.loads((base / f"{split}.json").read_text(encoding="utf-8"))
+        items = []
+        for index, ex in enumerate(examples):
+            db_path = self._db_root / ex["db_id"] / f"{ex['db_id']}.sqlite"
+            hardness = hardness_from_spider_sql(ex["sql"]) if isinstance(ex.get("sql"), dict) \
+                else spider_hardness(ex["query"])
+            items.append(Item(index=index, db_id=ex["db_id"], question=ex["question"], gold=ex["query"],
+                              hardness=hardness,
+                              skip_reason=None if db_path.exists() else f"database {ex['db_id']} missing"))
+        return items
+
+    def database_path(self, item: Item) -> Path:
+        """``spider/database/<db_id>/<db_id>.sqlite``."""
+        assert self._db_root is not None, "load() first"
+        return self._db_root / item.db_id / f"{item.db_id}.sqlite"
+
+    def score(self, item: Item, pred_sql: str | None, *, timeout: float = DEFAULT_TIMEOUT) -> Score:
+        """Execution match of the prediction against the gold query on the item's database."""
+        m = execution_match(self.database_path(item), pred_sql, item.gold, timeout=timeout,
+                            keep_distinct=self.keep_distinct)
+        return Score(correct=m.correct, pred_error=m.pred_error, gold_error=m.gold_error, pred_rows=m.pred_rows,
+                     gold_rows=m.gold_rows, pred_seconds=m.pred_seconds, gold_seconds=m.gold_seconds)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m benchmarks.spider``."""
+    return runner_main(SpiderBenchmark(), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,228 @@
+"""The Hugging Face transformers backend: loads a Hugging Face folder or a GGUF file, generates greedily.
+
+Fast start: transformers reads a GGUF by de-quantising every tensor (about 50 s for the 1.5B model on a CPU).
+After the first such load the converted model and tokenizer are saved as safetensors under
+``cache_dir()/converted/<sha256[:16]>-<dtype>/`` (written to a temporary folder, a ``COMPLETE`` marker written
+last, then renamed into place); later loads memory-map that folder in seconds.  Provenance still names the GGUF
+and its sha256, plus ``loaded_from`` (``gguf``, ``converted-cache`` or ``hf-dir``).
+
+This module imports torch and transformers at import time: import it only when a model is being loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+import transformers
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, StoppingCriteria
+from transformers import StoppingCriteriaList
+
+from ..errors import ModelError
+from .base import Generation, Message, sql_block_end
+from .files import cache_dir, temp_sibling
+from .resolve import ResolvedModel
+
+logger = logging.getLogger("jupyter_nl2sql")
+
+CONVERTED_MARKER = "COMPLETE"
+CONVERTED_FORMAT = 1
+END_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|end_of_text|>", "<|eot_id|>")
+
+
+# -- progress and messages -----------------------------------------------------------------------------------------
+def report(message: str, progress: bool) -> None:
+    """Log ``message``; with ``progress`` and no logging configured for our logger, also print it to stderr."""
+    logger.info(message)
+    if progress and not logger.hasHandlers():
+        from tqdm.auto import tqdm
+
+        tqdm.write(message, file=sys.stderr)
+
+
+@contextmanager
+def transformers_progress(enabled: bool) -> Iterator[None]:
+    """Show or hide transformers' own progress bars for the duration of a load."""
+    hf_logging = transformers.utils.logging
+    was_disabled = hf_logging.is_progress_bar_enabled() is False
+    (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
+    try:
+        yield
+    finally:
+        (hf_logging.disable_progress_bar if was_disabled else hf_logging.enable_progress_bar)()
+
+
+# -- the converted-model cache -------------------------------------------------------------------------------------
+def converted_dir(sha256: str, dtype: str) -> Path:
+    """Where the safetensors conversion of the GGUF with this sha256, in this dtype, lives."""
+    return cache_dir() / "converted" / f"{sha256[:16]}-{dtype}"
+
+
+def is_converted(path: Path) -> bool:
+    """Whether ``path`` holds a complete conversion (its marker is written last)."""
+    return (path / CONVERTED_MARKER).is_file()
+
+
+def save_converted(model: Any, tokenizer: Any, dest: Path, resolved: ResolvedModel, dtype: str) -> bool:
+    """Save model and tokenizer as safetensors into ``dest``, atomically; return whether it worked.
+
+    A failure (disk full, read-only cache) is only a warning: the next start is slow again, nothing breaks.
+    """
+    tmp: Path | None = None
+    try:
+        tmp = temp_sibling(dest, directory=True)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        marker = {"format": CONVERTED_FORMAT, "gguf_sha256": resolved.sha256, "gguf_path": str(resolved.path),
+                  "model_id": resolved.model_id, "dtype": dtype, "transformers": transformers.__version__}
+        (tmp / CONVERTED_MARKER).write_text(json.dumps(marker, indent=1), encoding="utf-8")
+        try:
+            tmp.rename(dest)
+        except OSError:
+            if not is_converted(dest):  # not a concurrent writer that got there first
+                raise
+        return True
+    except OSError as exc:
+        logger.warning("could not save the converted model to %s (%s): the next start will convert again",
+                       dest, exc)
+        return False
+    finally:
+        if tmp is not None and tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- loading -------------------------------------------------------------------------------------------------------
+def load_hf_dir(path: Path, dtype: str, **kwargs: Any) -> tuple[Any, Any]:
+    """Model and tokenizer from a Hugging Face folder (or, with ``gguf_file=``, from a GGUF in it)."""
+    tokenizer = AutoTokenizer.from_pretrained(str(path), **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=getattr(torch, dtype), **kwargs)
+    return model, tokenizer
+
+
+def load_gguf(resolved: ResolvedModel, dtype: str, progress: bool) -> tuple[Any, Any, str]:
+    """Model and tokenizer of a GGUF: from the converted cache when there, else de-quantised and cached."""
+    assert resolved.sha256 is not None, "a GGUF source always carries its sha256"
+    conv = converted_dir(resolved.sha256, dtype)
+    if is_converted(conv):
+        report(f"Loading {resolved.model_id} ({dtype}) from the converted cache {conv}", progress)
+        try:
+            return (*load_hf_dir(conv, dtype), "converted-cache")
+        except Exception as exc:  # damaged cache: convert again
+            logger.warning("converted cache %s is unusable (%s): converting again", conv, exc)
+            shutil.rmtree(conv, ignore_errors=True)
+    report(f"Loading {resolved.model_id} from {resolved.path.name}: de-quantising to {dtype} (about a minute "
+           f"on a CPU, once: the result is cached for fast starts)", progress)
+    model, tokenizer = load_hf_dir(resolved.path.parent, dtype, gguf_file=resolved.path.name)
+    report(f"Saving the converted model to {conv} for fast starts", progress)
+    save_converted(model, tokenizer, conv, resolved, dtype)
+    return model, tokenizer, "gguf"
+
+
+def load_model(resolved: ResolvedModel, dtype: str, progress: bool) -> tuple[Any, Any, str]:
+    """``(model, tokenizer, loaded_from)``; any failure becomes a one-line :class:`ModelError`."""
+    try:
+        with transformers_progress(progress):
+            if resolved.is_gguf:
+                return load_gguf(resolved, dtype, progress)
+            report(f"Loading {resolved.model_id} ({dtype}) from {resolved.path}", progress)
+            return (*load_hf_dir(resolved.path, dtype), "hf-dir")
+    except ModelError:
+        raise
+    except MemoryError:
+        raise ModelError(f"out of memory loading {resolved.model_id} in {dtype}: close other kernels, or use a "
+                         f"smaller model (qwen2.5-coder-0.5b)") from None
+    except Exception as exc:
+        what = "not a valid GGUF file" if resolved.source == "gguf-file" else "could not load model"
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ModelError(f"{what}: {resolved.path} ({type(exc).__name__}: {first})") from None
+
+
+# -- generation ----------------------------------------------------------------------------------------------------
+class SqlBlockStop(StoppingCriteria):
+    """Stop once the generated text has closed a fenced code block (```sql ... ```)."""
+
+    def __init__(self, tokenizer: Any, prompt_tokens: int) -> None:
+        self.tokenizer = tokenizer
+        self.prompt_tokens = prompt_tokens
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+        done = [sql_block_end(self.tokenizer.decode(row[self.prompt_tokens:], skip_special_tokens=True)) is not None
+                for row in input_ids]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+def end_token_ids(model: Any, tokenizer: Any) -> list[int]:
+    """Every token id that ends a reply: the model's and tokenizer's EOS plus the usual chat end tokens."""
+    ids: set[int] = set()
+    configured = model.generation_config.eos_token_id
+    ids.update(configured if isinstance(configured, list) else [configured] if configured is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    vocab = tokenizer.get_vocab()
+    ids.update(vocab[t] for t in END_TOKENS if t in vocab)
+    return sorted(ids)
+
+
+class TransformersBackend:
+    """A causal language model run by transformers; see :class:`jupyter_nl2sql.models.Backend`."""
+
+    def __init__(self, model: Any, tokenizer: Any, resolved: ResolvedModel, device: str, dtype: str,
+                 loaded_from: str) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.model_id = resolved.model_id
+        self.device = device
+        self.dtype = dtype
+        self.provenance: dict[str, Any] = {
+            **resolved.provenance(), "dtype": dtype, "device": device, "backend": "transformers",
+            "loaded_from": loaded_from, "transformers": transformers.__version__, "torch": torch.__version__,
+        }
+        self._eos = end_token_ids(model, tokenizer)
+        self._pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self._eos[0]
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, resolved: ResolvedModel, device: str, dtype: str, *, progress: bool = True
+             ) -> "TransformersBackend":
+        """Load ``resolved`` onto ``device`` in ``dtype``."""
+        t0 = time.perf_counter()
+        model, tokenizer, loaded_from = load_model(resolved, dtype, progress)
+        model.to(device)
+        model.eval()
+        backend = cls(model, tokenizer, resolved, device, dtype, loaded_from)
+        report(f"Loaded {resolved.model_id} on {device} ({dtype}) in {time.perf_counter() - t0:.1f} s", progress)
+        return backend
+
+    def __repr__(self) -> str:
+        return f"<TransformersBackend {self.model_id} on {self.device} ({self.dtype})>"
+
+    def render_prompt(self, messages: list[Message]) -> str:
+        """The prompt text after the chat template, ending where the assistant's reply begins."""
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ModelError(f"model {self.model_id} has no chat template: use an instruct (chat) model")
+        return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+
+    def generate(self, messages: list[Message], max_new_tokens: int = 256) -> Generation:
+        """Greedy reply to ``messages``; stops at EOS or at the end of a fenced SQL block."""
+        prompt = self.render_prompt(messages)
+        encoded = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
+        n_in = int(encoded["input_ids"].shape[1])
+        config = GenerationConfig(do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=self._eos,
+                                  pad_token_id=self._pad)
+        with self._lock, torch.inference_mode():
+            t0 = time.perf_counter()
+            out = self.model.generate(**encoded, generation_config=config,
+                                      stopping_criteria=StoppingCriteriaList([SqlBlockStop(self.tokenizer, n_in)]))
+            seconds = time.perf_counter() - t0
+        new_tokens = out[0, n_in:]
+        text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
+        end = sql_block_end(text)
+        return Generation(text[:end] if end is not None else text, n_in, int(new_tokens.shape[0]), seconds)

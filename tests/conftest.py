@@ -1,0 +1,146 @@
+"""Shared fixtures: demo databases on SQLite, DuckDB and PostgreSQL, an IPython shell, a scripted backend.
+
+PostgreSQL: ``NL2SQL_TEST_PG_URL`` (set by ``.ci/run``) names a server and a role that may create databases;
+each test session creates its own database there and drops it afterwards.  Without it, PostgreSQL tests skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+os.environ.setdefault("NL2SQL_CACHE_DIR", str(Path.home() / ".cache" / "jupyter_nl2sql"))
+
+
+@pytest.fixture(scope="session")
+def demo_sqlite_url() -> str:
+    """URL of the bundled demo database (SQLite)."""
+    from jupyter_nl2sql.demo import demo_url
+
+    return demo_url()
+
+
+@pytest.fixture()
+def demo_copy_url(tmp_path: Path) -> str:
+    """A private, writable copy of the demo database (SQLite) for tests that check it stays unchanged."""
+    from jupyter_nl2sql.demo import build_demo_db
+
+    return f"sqlite:///{build_demo_db(tmp_path / 'demo.sqlite')}"
+
+
+@pytest.fixture(scope="session")
+def demo_duckdb_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The demo data in a DuckDB file."""
+    pytest.importorskip("duckdb_engine")
+    from jupyter_nl2sql.demo import copy_demo
+
+    url = f"duckdb:///{tmp_path_factory.mktemp('duck') / 'demo.duckdb'}"
+    copy_demo(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    """The PostgreSQL server given by NL2SQL_TEST_PG_URL (skips when unset)."""
+    url = os.environ.get("NL2SQL_TEST_PG_URL")
+    if not url:
+        pytest.skip("NL2SQL_TEST_PG_URL is not set (.ci/run starts PostgreSQL and sets it)")
+    return url
+
+
+@pytest.fixture(scope="session")
+def demo_pg_url(pg_admin_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database holding the demo data, dropped after the session."""
+    import sqlalchemy as sa
+    from jupyter_nl2sql.demo import copy_demo
+
+    name = f"nl2sql_test_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sa.make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
+    copy_demo(url)
+    yield url
+    from jupyter_nl2sql.connections import manager
+
+    for conn in manager.connections():
+        if conn.engine.url.database == name:
+            conn.engine.dispose()
+    with admin.connect() as c:
+        c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@dataclass
+class ScriptedBackend:
+    """A stand-in for the model that replies with prepared texts, in order (plumbing tests only: it claims
+    nothing about what a model would write)."""
+
+    replies: list[str]
+    calls: list[list[dict]] = field(default_factory=list)
+    model_id: str = "scripted-test-backend"
+    device: str = "cpu"
+    dtype: str = "float32"
+
+    @property
+    def provenance(self) -> dict:
+        return {"model_id": self.model_id, "source": "test", "dtype": self.dtype, "device": self.device}
+
+    def render_prompt(self, messages: list[dict]) -> str:
+        return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
+
+    def generate(self, messages: list[dict], max_new_tokens: int = 256):
+        from jupyter_nl2sql.models import Generation
+
+        self.calls.append(messages)
+        text = self.replies[min(len(self.calls), len(self.replies)) - 1]
+        return Generation(text=text, tokens_in=sum(len(m["content"].split()) for m in messages),
+                          tokens_out=len(text.split()), seconds=0.001)
+
+
+@pytest.fixture()
+def scripted(monkeypatch: pytest.MonkeyPatch):
+    """Make every Assistant use a ScriptedBackend: ``backend = scripted("SELECT 1", ...)``."""
+    from jupyter_nl2sql.assistant import Assistant
+
+    def install(*replies: str) -> ScriptedBackend:
+        backend = ScriptedBackend(list(replies))
+        monkeypatch.setattr(Assistant, "backend", lambda self: (backend, None))
+        return backend
+
+    return install
+
+
+@pytest.fixture()
+def ip():
+    """An IPython shell with the extension loaded; ``ip.run_cell`` results re-raise errors via ``run``."""
+    from IPython.testing.globalipapp import get_ipython, start_ipython
+
+    shell = start_ipython() or get_ipython()
+    shell.run_line_magic("load_ext", "jupyter_nl2sql")
+    yield shell
+    shell.run_line_magic("unload_ext", "jupyter_nl2sql")
+    from jupyter_nl2sql.connections import manager
+
+    manager.current = None
+
+
+def run(shell, cell: str):
+    """Run a cell and return its result, re-raising the exception it raised."""
+    result = shell.run_cell(cell)
+    if result.error_before_exec:
+        raise result.error_before_exec
+    if result.error_in_exec:
+        raise result.error_in_exec
+    return result.result
+
+
+@pytest.fixture()
+def cell(ip):
+    """``cell("%%nl2sql ...\\nquestion")`` runs a cell in the test shell and returns its result (errors raise)."""
+    return lambda source: run(ip, source)
