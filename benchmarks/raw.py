@@ -139,6 +139,10 @@ class RawPredictor:
             stats.finish()
         return Prediction(sql or None, None if sql else "empty reply", stats.to_dict())
 
+    def release(self) -> None:
+        """Forget the schema texts of the databases asked so far."""
+        self._schemas.clear()
+
     def describe(self) -> dict[str, Any]:
         """Baseline settings and the backend's provenance."""
         return {"kind": "raw", "model": self.model, "max_new_tokens": self.max_new_tokens,

@@ -132,21 +132,28 @@ class Predictor(Protocol):
     def describe(self) -> dict[str, Any]:
         """Provenance for run.json (model id, revision, device, options)."""
 
+    def release(self) -> None:
+        """Close what was opened for the previous database (the loop moves on to another one)."""
+
 
 class AssistantPredictor:
     """The product pipeline: ``Assistant(model=..., **options).ask(question, url)``."""
 
     def __init__(self, model: str | None, options: Mapping[str, Any]) -> None:
         from jupyter_nl2sql.assistant import Assistant  # the pipeline; imported late so --help stays fast
+        from jupyter_nl2sql.connections import ConnectionManager
+        from jupyter_nl2sql.errors import Nl2SqlError
 
         self.options = dict(options)
-        kwargs = dict(self.options)
+        kwargs: dict[str, Any] = {"connections": ConnectionManager(), **self.options}
         if model is not None:
             kwargs["model"] = model
         try:
             self.assistant = Assistant(**kwargs)
         except TypeError as exc:
             raise SystemExit(f"error: Assistant does not accept these options ({exc}); check --set keys") from exc
+        except Nl2SqlError as exc:
+            raise SystemExit(f"error: {exc}") from exc
         self.model = model
         self._provenance: dict[str, Any] = {}
 
@@ -172,6 +179,10 @@ class AssistantPredictor:
     def describe(self) -> dict[str, Any]:
         """Model provenance as reported by the backend / the answers, and the options."""
         return {"kind": "assistant", "model": self.model, "options": self.options, "provenance": self._provenance}
+
+    def release(self) -> None:
+        """Dispose the pooled engines of the databases asked so far (WikiSQL has one database per table)."""
+        self.assistant.connections.close_all()
 
 
 def _stats_dict(stats: Any) -> dict[str, Any]:
@@ -395,6 +406,11 @@ def run(benchmark: Benchmark, args: argparse.Namespace, argv: Sequence[str],
         "sessions": list(old_meta.get("sessions", [])),
     }
     session = session_info(argv)
+    earlier = [s.get("git", {}).get("commit") for s in meta["sessions"]]
+    if meta["sessions"] and (session["git"].get("dirty") or any(c != session["git"].get("commit") for c in earlier)):
+        print(f"[benchmarks] note: {out} holds results of earlier sessions; the code may have changed since "
+              f"(commits {sorted({str(c) for c in earlier})} -> {session['git'].get('commit')}, "
+              f"dirty={session['git'].get('dirty')}); use --overwrite for a clean run", file=sys.stderr)
     meta["sessions"].append(session)
 
     records = load_records(results_path, repair=True)
@@ -415,13 +431,19 @@ def run(benchmark: Benchmark, args: argparse.Namespace, argv: Sequence[str],
         predictor = predictor_factory()
         t_load = time.perf_counter()
         load_seconds = predictor.prepare()
-        session["model_load_s"] = load_seconds if load_seconds is not None else time.perf_counter() - t_load
+        session["model_load_s"] = load_seconds
+        session["prepare_s"] = time.perf_counter() - t_load
         session["predictor"] = predictor.describe()
         save_meta()
         bar = _progress(len(selected), len(selected) - len(todo), benchmark.name, args.no_progress)
         t_run = time.perf_counter()
+        release = getattr(predictor, "release", None)
+        current_db: str | None = None
         try:
             for it in todo:
+                if it.db_id != current_db and current_db is not None and callable(release):
+                    release()
+                current_db = it.db_id
                 url = benchmark.connection_url(it)
                 try:
                     pred = predictor.predict(it.question, url)

@@ -154,6 +154,10 @@ def has_top_level_order_by(sql: str, dialect: str = "sqlite") -> bool:
     return False
 
 
+def _wordlike(ch: str) -> bool:
+    return bool(ch) and (ch.isalnum() or ch in "_\"'`[]*")
+
+
 def remove_distinct(sql: str, dialect: str = "sqlite") -> str:
     """Drop every DISTINCT keyword from ``sql``, token by token, as test-suite-sql-eval does.
 
@@ -177,7 +181,9 @@ def remove_distinct(sql: str, dialect: str = "sqlite") -> str:
         # the keyword and the blank after it go; keep one separator so tokens do not merge
         while pos < len(sql) and sql[pos] in " \t\r\n":
             pos += 1
-        if out[-1] and not out[-1][-1].isspace() and pos < len(sql) and sql[pos] not in ")(,":
+        before = "".join(out)[-1:]
+        after = sql[pos:pos + 1]
+        if _wordlike(before) and _wordlike(after):
             out.append(" ")
     out.append(sql[pos:])
     return "".join(out)

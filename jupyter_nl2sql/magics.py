@@ -10,7 +10,7 @@ Usage::
     df = %nl2sql How many orders were cancelled?
     %config Nl2SqlMagics.row_cap = 200
 
-Subcommands of the line magic: ``connect``, ``connections``, ``models``, ``panel``, ``history``.
+Subcommands of the line magic: ``connect``, ``connections``, ``models``, ``load``, ``panel``, ``history``.
 Errors the user can fix raise :class:`IPython.core.error.UsageError` (one line, no traceback).
 """
 
@@ -28,7 +28,7 @@ from traitlets.config.configurable import Configurable
 
 from .errors import Nl2SqlError
 
-SUBCOMMANDS = ("connect", "connections", "models", "panel", "history")
+SUBCOMMANDS = ("connect", "connections", "models", "load", "panel", "history")
 
 
 @magics_class
@@ -101,7 +101,7 @@ class Nl2SqlMagics(Magics, Configurable):
         """Ask a database a question in English; returns the result as a pandas DataFrame.
 
         Line magic: ``%nl2sql [options] question`` or a subcommand: ``connect URL [--alias NAME]``,
-        ``connections``, ``models``, ``panel``, ``history``.  Cell magic: ``%%nl2sql [options]`` with the question
+        ``connections``, ``models``, ``load [MODEL]``, ``panel``, ``history``.  Cell magic: ``%%nl2sql [options]`` with the question
         as the cell body; ``{var}`` in the cell is replaced by the variable's value.
         """
         namespace = {**self.shell.user_ns, **(local_ns or {})}
@@ -216,10 +216,22 @@ class Nl2SqlMagics(Magics, Configurable):
         import pandas as pd
         from .models import DEFAULT_MODEL, KNOWN_MODELS
 
-        rows = [{"model": mid, "default": mid == DEFAULT_MODEL,
-                 "offline package": info.get("package_prefix", ""), "size": info.get("size")}
-                for mid, info in KNOWN_MODELS.items()]
+        from .models import loaded_backends
+
+        loaded = {b.model_id for b in loaded_backends()}
+        rows = [{"model": mid, "default": mid == DEFAULT_MODEL, "loaded": mid in loaded,
+                 "aliases": ", ".join(info.aliases), "offline install": info.pip_hint, "gguf": info.gguf_file,
+                 "size": info.size} for mid, info in KNOWN_MODELS.items()]
         return pd.DataFrame(rows)
+
+    def _cmd_load(self, argv: list[str], namespace: dict) -> None:
+        """Load the configured model now (the first question would otherwise do it) and say where it runs."""
+        assistant = self._assistant()
+        if argv:
+            assistant.model = argv[0]
+        backend, seconds = assistant.backend()
+        when = f"loaded in {seconds:.1f} s" if seconds is not None else "already loaded"
+        print(f"{backend.model_id} on {backend.device} ({backend.dtype}), {when}")
 
     def _cmd_panel(self, argv: list[str], namespace: dict) -> Any:
         from .widget import panel

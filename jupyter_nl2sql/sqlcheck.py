@@ -20,12 +20,13 @@ from typing import Iterable, Iterator, Mapping
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import OptimizeError, ParseError, SqlglotError, TokenError
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import ParseError, SqlglotError, TokenError
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.tokens import Token, TokenType
 
-from .errors import SQLCheckError, WriteRefused
+from .errors import ConfigError, SQLCheckError, WriteRefused
 
 Schema = Mapping[str, Mapping[str, str]]
 """``{"table": {"column": "TYPE"}}``; names are compared case-insensitively."""
@@ -170,6 +171,8 @@ _DUCKDB_PATH_CHARS = frozenset("/\\:.*?~")
 _DUCKDB_PATH = Denied("DuckDB reads the file or URL named in FROM", escape=True)
 
 _READ_ONLY_ROOTS = (exp.Select, exp.SetOperation)
+# What sqlglot returns for an unknown keyword followed by a name ("CHECKPOINT", "LISTEN x"): an expression.
+_NOT_STATEMENTS = (exp.Condition, exp.Alias, exp.Tuple, exp.Identifier, exp.Star, exp.Var)
 _EXPLAIN_OPTIONS = frozenset({"analyze", "analyse", "verbose", "query", "plan"})
 _STRING_TOKENS = frozenset({
     TokenType.STRING, TokenType.NATIONAL_STRING, TokenType.BYTE_STRING, TokenType.HEX_STRING,
@@ -187,36 +190,38 @@ def check_sql(sql: str, *, dialect: str = "sqlite", schema: Schema | None = None
     :class:`~jupyter_nl2sql.errors.WriteRefused` for anything but a read-only query unless ``allow_writes``.
     Statements and functions that reach outside the database are refused even with ``allow_writes``.
     """
-    text = _prepare(sql, dialect)
-    statement = _parse_one(text, dialect)
-    kind, is_write, query = _apply_policy(statement, dialect, allow_writes)
+    try:
+        Dialect.get_or_raise(dialect)
+    except ValueError:
+        raise ConfigError(f"unknown SQL dialect {dialect!r}; use a sqlglot dialect name such as sqlite, duckdb or "
+                          "postgres") from None
+    text, tokens = _prepare(sql, dialect)
+    kind, is_write, root = _check_statement(text, tokens, dialect, allow_writes)
     warnings: list[str] = []
-    if schema is not None and query is not None:
-        warnings = _check_schema(query, schema, dialect)
-    return CheckedSQL(sql=text, kind=kind, is_write=is_write, tables=_tables(query or statement), warnings=warnings)
+    if schema is not None and not is_write:
+        warnings = _check_schema(root, schema, dialect)
+    return CheckedSQL(sql=text, kind=kind, is_write=is_write, tables=_tables(root), warnings=warnings)
 
 
 # --- text -------------------------------------------------------------------------------------------------------
 
-def _prepare(sql: str, dialect: str) -> str:
+def _prepare(sql: str, dialect: str) -> tuple[str, list[Token]]:
     """Strip trailing semicolons/whitespace, refuse suspicious characters, insist on a single statement."""
     if not isinstance(sql, str):
         raise SQLCheckError(f"the SQL must be a string, not {type(sql).__name__}")
     if len(sql) > MAX_SQL_CHARS:
         raise SQLCheckError(f"the SQL is {len(sql)} characters long; the limit is {MAX_SQL_CHARS}")
-    text = sql.strip().rstrip(";").rstrip()
-    while text.endswith(";"):
-        text = text.rstrip(";").rstrip()
+    text = sql.strip()
     tokens = _tokenize(text, dialect)
-    while tokens and tokens[-1].token_type == TokenType.SEMICOLON:  # "SELECT 1; -- trailing comment"
+    while tokens and tokens[-1].token_type == TokenType.SEMICOLON:  # "SELECT 1;", "SELECT 1; -- comment"
         text = text[:tokens.pop().start].rstrip()
     if not tokens:
         raise SQLCheckError("the SQL is empty")
-    _check_characters(text, tokens)
+    _check_characters(text, tokens, dialect)
     separators = sum(token.token_type == TokenType.SEMICOLON for token in tokens)
     if separators:
         raise SQLCheckError(f"only one statement is allowed; found {separators + 1} separated by ';'")
-    return text
+    return text, tokens
 
 
 def _tokenize(text: str, dialect: str) -> list[Token]:
@@ -227,11 +232,13 @@ def _tokenize(text: str, dialect: str) -> list[Token]:
         raise SQLCheckError(f"could not read the SQL: {_one_line(error)}") from None
 
 
-def _check_characters(text: str, tokens: list[Token]) -> None:
+def _check_characters(text: str, tokens: list[Token], dialect: str) -> None:
     """Refuse NUL anywhere, and control, invisible or look-alike characters outside string literals."""
+    commands = Dialect.get_or_raise(dialect).tokenizer_class.COMMANDS
     literal = bytearray(len(text))
-    for token in tokens:
-        if token.token_type in _STRING_TOKENS:
+    for previous, token in zip([None, *tokens], tokens):
+        # after a command keyword (EXPLAIN, CALL, SHOW...) the tokenizer returns the raw rest as a STRING: not a literal
+        if token.token_type in _STRING_TOKENS and (previous is None or previous.token_type not in commands):
             literal[token.start:token.end + 1] = b"\x01" * (token.end + 1 - token.start)
     for index, char in enumerate(text):
         if char == "\x00" or (not literal[index] and _suspicious(text, index)):
@@ -253,13 +260,14 @@ def _suspicious(text: str, index: int) -> bool:
 def _parse_one(text: str, dialect: str) -> exp.Expression:
     """Parse exactly one statement."""
     try:
-        statements = [s for s in sqlglot.parse(text, read=dialect) if s is not None and not isinstance(s, exp.Semicolon)]
+        parsed = sqlglot.parse(text, read=dialect)
     except ParseError as error:
         raise SQLCheckError(f"could not parse the SQL ({dialect}): {_parse_message(error)}") from None
     except (TokenError, SqlglotError) as error:
         raise SQLCheckError(f"could not parse the SQL ({dialect}): {_one_line(error)}") from None
     except RecursionError:
         raise SQLCheckError("the SQL is nested too deeply to check") from None
+    statements = [s for s in parsed if s is not None and not isinstance(s, exp.Semicolon)]
     if not statements:
         raise SQLCheckError("the SQL is empty")
     if len(statements) > 1:
@@ -279,20 +287,27 @@ def _parse_message(error: ParseError) -> str:
 
 def _one_line(error: BaseException) -> str:
     """An exception's message condensed to one line without terminal colour codes."""
-    message = str(error).replace("\x1b[4m", "").replace("\x1b[0m", "")
-    return " ".join(message.split()) or type(error).__name__
+    return _condense(str(error).replace("\x1b[4m", "").replace("\x1b[0m", "")) or type(error).__name__
+
+
+def _condense(text: str) -> str:
+    """Text on one line, runs of whitespace collapsed."""
+    return " ".join(text.split())
 
 
 # --- policy -----------------------------------------------------------------------------------------------------
 
-def _apply_policy(statement: exp.Expression, dialect: str,
-                  allow_writes: bool) -> tuple[str, bool, exp.Expression | None]:
-    """Return (kind, is_write, the read-only query to validate or None); raise WriteRefused when refused."""
-    explained = _explained(statement, dialect)
-    if explained is not None:
-        _, is_write, query = _apply_policy(explained, dialect, allow_writes)
-        return "explain", is_write, query
-    root = _unwrap(statement)
+def _check_statement(text: str, tokens: list[Token], dialect: str,
+                     allow_writes: bool) -> tuple[str, bool, exp.Expression]:
+    """Parse and apply the policy: return (kind, is_write, statement) or raise WriteRefused/SQLCheckError."""
+    if tokens[0].text.lower() == "explain":  # sqlglot has no EXPLAIN: check the statement explained
+        inner = _explained_text(text[tokens[0].end + 1:], dialect)
+        _, is_write, root = _check_statement(*_prepare(inner, dialect), dialect, allow_writes)
+        return "explain", is_write, root
+    root = _unwrap(_parse_one(text, dialect))
+    if isinstance(root, _NOT_STATEMENTS):
+        raise SQLCheckError(f"could not parse the SQL ({dialect}): '{_condense(text)[:60]}' is not a statement "
+                            "sqlglot understands")
     kind = _kind(root)
     refusals = list(_refusals(root, dialect))
     for label, denied in refusals:
@@ -306,7 +321,21 @@ def _apply_policy(statement: exp.Expression, dialect: str,
                                "are allowed")
         raise WriteRefused(f"{kind.upper()} is refused: only read-only queries (SELECT, WITH ... SELECT, UNION, "
                            "EXPLAIN) run unless writes are allowed")
-    return kind, not read_only, root if read_only else None
+    return kind, not read_only, root
+
+
+def _explained_text(options_and_statement: str, dialect: str) -> str:
+    """The statement in ``[ANALYZE | QUERY PLAN | VERBOSE | (option, ...)] statement`` (what follows EXPLAIN)."""
+    text, tokens = _prepare(options_and_statement, dialect)
+    depth = 0
+    for position, token in enumerate(tokens):
+        if token.token_type == TokenType.L_PAREN and (position == 0 or depth):
+            depth += 1
+        elif token.token_type == TokenType.R_PAREN and depth:
+            depth -= 1
+        elif not depth and token.text.lower() not in _EXPLAIN_OPTIONS:
+            return text[token.start:]
+    raise SQLCheckError("EXPLAIN needs a statement to explain")
 
 
 def _unwrap(statement: exp.Expression) -> exp.Expression:
@@ -321,26 +350,6 @@ def _kind(root: exp.Expression) -> str:
     if isinstance(root, exp.Command):
         return str(root.this).lower()
     return root.key
-
-
-def _explained(statement: exp.Expression, dialect: str) -> exp.Expression | None:
-    """For ``EXPLAIN [ANALYZE|QUERY PLAN|(options)] stmt`` (a Command to sqlglot) return ``stmt`` parsed."""
-    if not isinstance(statement, exp.Command) or str(statement.this).lower() != "explain":
-        return None
-    rest = statement.expression.name if isinstance(statement.expression, exp.Expression) else ""
-    tokens = _tokenize(rest, dialect)
-    start, depth = 0, 0
-    for position, token in enumerate(tokens):
-        if token.token_type == TokenType.L_PAREN and (position == 0 or depth):
-            depth += 1
-        elif token.token_type == TokenType.R_PAREN and depth:
-            depth -= 1
-        elif not depth and token.text.lower() not in _EXPLAIN_OPTIONS:
-            start = token.start
-            break
-    else:
-        raise SQLCheckError("EXPLAIN needs a statement to explain")
-    return _parse_one(rest[start:], dialect)
 
 
 def _refusals(root: exp.Expression, dialect: str) -> Iterator[tuple[str, Denied]]:
@@ -413,11 +422,12 @@ def _check_schema(query: exp.Expression, schema: Schema, dialect: str) -> list[s
 
 
 def _spellings(schema: Schema, query: exp.Expression) -> dict[str, str]:
-    """Lower-case name -> spelling for messages: the schema's spelling, else the query's."""
-    spelling = {i.name.lower(): i.name for i in query.find_all(exp.Identifier)}
+    """Lower-case name -> spelling for messages: the query's spelling, else the schema's."""
+    spelling: dict[str, str] = {}
     for table, cols in schema.items():
         spelling[str(table).lower()] = str(table)
         spelling.update({str(c).lower(): str(c) for c in cols})
+    spelling.update({i.name.lower(): i.name for i in query.find_all(exp.Identifier)})
     return spelling
 
 
@@ -481,20 +491,28 @@ def _unknown_column(tree: exp.Expression, columns: dict[str, dict[str, str]],
     return None
 
 
-def _find_source(scope: Scope | None, alias: str) -> exp.Expression | Scope | None:
-    """The table or subquery that ``alias`` names in this scope or an enclosing one (correlated subqueries)."""
-    while scope is not None:
-        if alias in scope.sources:
-            return scope.sources[alias]
-        scope = scope.parent
+def _find_source(scope: Scope, alias: str) -> exp.Expression | Scope | None:
+    """The table or subquery that ``alias`` names in this scope or an enclosing one it may correlate with."""
+    for visible in _visible_scopes(scope):
+        if alias in visible.sources:
+            return visible.sources[alias]
     return None
 
 
-def _sources_in_reach(scope: Scope | None) -> Iterator[exp.Expression | Scope]:
-    """Sources of this scope, then of the enclosing ones."""
+def _sources_in_reach(scope: Scope) -> Iterator[exp.Expression | Scope]:
+    """Sources of this scope, then of the enclosing scopes it may correlate with."""
+    for visible in _visible_scopes(scope):
+        yield from visible.sources.values()
+
+
+def _visible_scopes(scope: Scope | None) -> Iterator[Scope]:
+    """This scope and the enclosing ones whose names it can see: subqueries, UNION branches and LATERAL see out,
+    derived tables and CTEs do not."""
     while scope is not None:
-        yield from scope.sources.values()
-        scope = scope.parent
+        yield scope
+        sees_out = scope.is_subquery or scope.is_set_operation or scope.is_udtf or bool(
+            scope.is_derived_table and getattr(scope, "can_be_correlated", False))
+        scope = scope.parent if sees_out else None
 
 
 def _source_columns(source: exp.Expression | Scope, columns: dict[str, dict[str, str]]) -> set[str] | None:

@@ -207,7 +207,7 @@ class Stats:
     def _parts(self) -> list[str]:
         parts = [f"total {format_seconds(self.total_seconds)}"]
         for st in self.stages.values():
-            text = f"{st.name} {format_seconds(st.seconds)}"
+            text = f"{'model load' if st.name == 'load' else st.name} {format_seconds(st.seconds)}"
             if st.name == "generate":
                 if self.cache_hit:
                     text += " (cached)"
@@ -216,8 +216,6 @@ class Stats:
                     text += f" ({self.tokens_in}→{self.tokens_out} tok"
                     text += f", {tps:.1f} tok/s)" if tps else ")"
             parts.append(text)
-        if self.model_load_seconds is not None:
-            parts.append(f"model load {format_seconds(self.model_load_seconds)}")
         parts.append(f"RSS {format_bytes(self.rss_end)} (peak {format_bytes(self.rss_peak)}, "
                      f"Δ {format_bytes(self.rss_delta)})")
         if self.gpu_peak is not None:

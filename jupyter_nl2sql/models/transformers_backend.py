@@ -71,6 +71,30 @@ def is_converted(path: Path) -> bool:
     return (path / CONVERTED_MARKER).is_file()
 
 
+@contextmanager
+def detached_gguf_quantizer(model: Any) -> Iterator[bool]:
+    """Let ``save_pretrained`` write a model that was loaded from a GGUF; yield whether that is possible.
+
+    transformers marks every GGUF-loaded model as quantized and refuses to save it, although without a GGUF
+    matmul kernel (the CPU case) every weight has been de-quantized into ordinary tensors.  When that is so, the
+    quantizer and the config's ``quantization_config`` are set aside while saving (so the saved folder loads as a
+    plain model) and put back afterwards.  Weights still packed in GGUF blocks cannot be saved: yield False.
+    """
+    quantizer = getattr(model, "hf_quantizer", None)
+    if getattr(quantizer, "packed_modules", None) or any(p.dtype == torch.uint8 for p in model.parameters()):
+        yield False
+        return
+    config = model.config
+    quant_config = config.__dict__.pop("quantization_config", None)
+    model.hf_quantizer = None
+    try:
+        yield True
+    finally:
+        model.hf_quantizer = quantizer
+        if quant_config is not None:
+            config.quantization_config = quant_config
+
+
 def save_converted(model: Any, tokenizer: Any, dest: Path, resolved: ResolvedModel, dtype: str) -> bool:
     """Save model and tokenizer as safetensors into ``dest``, atomically; return whether it worked.
 
@@ -78,8 +102,12 @@ def save_converted(model: Any, tokenizer: Any, dest: Path, resolved: ResolvedMod
     """
     tmp: Path | None = None
     try:
-        tmp = temp_sibling(dest, directory=True)
-        model.save_pretrained(tmp)
+        with detached_gguf_quantizer(model) as plain:
+            if not plain:
+                logger.info("not caching %s: its weights stay packed in GGUF blocks", resolved.path)
+                return False
+            tmp = temp_sibling(dest, directory=True)
+            model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         marker = {"format": CONVERTED_FORMAT, "gguf_sha256": resolved.sha256, "gguf_path": str(resolved.path),
                   "model_id": resolved.model_id, "dtype": dtype, "transformers": transformers.__version__}
@@ -90,13 +118,36 @@ def save_converted(model: Any, tokenizer: Any, dest: Path, resolved: ResolvedMod
             if not is_converted(dest):  # not a concurrent writer that got there first
                 raise
         return True
-    except OSError as exc:
+    except (OSError, ValueError, RuntimeError) as exc:
         logger.warning("could not save the converted model to %s (%s): the next start will convert again",
                        dest, exc)
         return False
     finally:
         if tmp is not None and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+class _DropMessages(logging.Filter):
+    """A logging filter that drops records whose message starts with one of ``prefixes``."""
+
+    def __init__(self, *prefixes: str) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefixes)
+
+
+@contextmanager
+def quiet_gguf_warnings() -> Iterator[None]:
+    """Hide transformers' advice about packed GGUF weights, which does not apply when it de-quantizes anyway."""
+    target = logging.getLogger("transformers.quantizers.quantizer_gguf")
+    drop = _DropMessages("Loading a GGUF checkpoint with its weights packed")
+    target.addFilter(drop)
+    try:
+        yield
+    finally:
+        target.removeFilter(drop)
 
 
 # -- loading -------------------------------------------------------------------------------------------------------
@@ -120,7 +171,8 @@ def load_gguf(resolved: ResolvedModel, dtype: str, progress: bool) -> tuple[Any,
             shutil.rmtree(conv, ignore_errors=True)
     report(f"Loading {resolved.model_id} from {resolved.path.name}: de-quantising to {dtype} (about a minute "
            f"on a CPU, once: the result is cached for fast starts)", progress)
-    model, tokenizer = load_hf_dir(resolved.path.parent, dtype, gguf_file=resolved.path.name)
+    with quiet_gguf_warnings():
+        model, tokenizer = load_hf_dir(resolved.path.parent, dtype, gguf_file=resolved.path.name)
     report(f"Saving the converted model to {conv} for fast starts", progress)
     save_converted(model, tokenizer, conv, resolved, dtype)
     return model, tokenizer, "gguf"
