@@ -181,7 +181,7 @@ class Assistant:
         answer.sql = checked.sql
         answer.warnings.extend(checked.warnings)
         self._execute(answer, conn, checked.sql, allow_writes=checked.is_write, row_cap=row_cap or self.row_cap,
-                      cancel=cancel)
+                      cancel=cancel, stream=checked.kind != "explain")
         if checked.is_write:
             self.schemas.get(conn, sample_rows=self.sample_rows, refresh=True)
         return self._finish(answer)
@@ -213,7 +213,7 @@ class Assistant:
                     return
                 progress("execute", {})
                 self._execute(answer, conn, checked.sql, allow_writes=checked.is_write, row_cap=row_cap,
-                              cancel=cancel)
+                              cancel=cancel, stream=checked.kind != "explain")
                 answer.error = None
                 return
             except WriteRefused as exc:
@@ -243,10 +243,10 @@ class Assistant:
         return extract_sql(text)
 
     def _execute(self, answer: Answer, conn: Connection, sql: str, *, allow_writes: bool, row_cap: int,
-                 cancel: threading.Event | None) -> None:
+                 cancel: threading.Event | None, stream: bool = True) -> None:
         with answer.stats.stage("execute"):
             result = execute(conn, sql, row_cap=row_cap, timeout=self.timeout, allow_writes=allow_writes,
-                             cancel=cancel, stream=not allow_writes)
+                             cancel=cancel, stream=stream and not allow_writes)
         answer.stats.stages["execute"].seconds -= result.fetch_seconds
         answer.stats.record("fetch", result.fetch_seconds)
         answer.dataframe = result.dataframe

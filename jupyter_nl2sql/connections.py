@@ -150,8 +150,13 @@ def _guard_session(conn: sa.Connection, *, read_only: bool) -> None:
     name = conn.dialect.name
     if name == "sqlite":
         conn.exec_driver_sql(f"PRAGMA query_only = {'ON' if read_only else 'OFF'}")
-    elif name == "postgresql" and read_only:
-        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+    elif name == "postgresql":
+        if read_only:
+            # After the first query of a transaction its mode can no longer be changed by the statement.
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+            conn.exec_driver_sql("SELECT 1")
+        else:
+            conn.exec_driver_sql("SET TRANSACTION READ WRITE")
 
 
 def sqlite_path(url: URL) -> Path | None:
@@ -184,10 +189,14 @@ def _make_engine(url: URL, *, read_only: bool, engine_name: str) -> Engine:
         if path and path != ":memory:" and not Path(path).expanduser().is_file():
             raise ConnectionFailed(f"no DuckDB database at {path}: check the path")
         if read_only and path and path != ":memory:":
+            # read-only file, and no reading or writing of other files or URLs (COPY TO, read_text, httpfs)
             connect_args["read_only"] = True
+            connect_args["config"] = {"enable_external_access": False}
     elif backend == "postgresql":
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
         connect_args["application_name"] = "jupyter-nl2sql"
+        # every session starts read-only; a write (allowed per call) switches its own transaction to READ WRITE
+        connect_args["options"] = "-c default_transaction_read_only=on"
         kwargs.update(pool_size=5, max_overflow=10, pool_timeout=30, pool_recycle=1800)
     try:
         return sa.create_engine(url, connect_args=connect_args, **kwargs)

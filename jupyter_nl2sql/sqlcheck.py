@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import difflib
 import unicodedata
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Mapping
+from typing import Any
 
 import sqlglot
 from sqlglot import exp
@@ -120,7 +121,7 @@ DENIED_FUNCTIONS: dict[str, Denied] = {
 }
 
 # Statement types refused anywhere in the tree (a data-modifying CTE is an INSERT/UPDATE/DELETE inside a SELECT).
-DENIED_STATEMENTS: dict[type[exp.Expression], Denied] = {
+DENIED_STATEMENTS: dict[type[exp.Expr], Denied] = {
     exp.Insert: Denied("INSERT changes data"),
     exp.Update: Denied("UPDATE changes data"),
     exp.Delete: Denied("DELETE changes data"),
@@ -257,7 +258,7 @@ def _suspicious(text: str, index: int) -> bool:
     return unicodedata.normalize("NFKC", char) != char  # fullwidth letters, ligatures, superscripts...
 
 
-def _parse_one(text: str, dialect: str) -> exp.Expression:
+def _parse_one(text: str, dialect: str) -> exp.Expr:
     """Parse exactly one statement."""
     try:
         parsed = sqlglot.parse(text, read=dialect)
@@ -298,7 +299,7 @@ def _condense(text: str) -> str:
 # --- policy -----------------------------------------------------------------------------------------------------
 
 def _check_statement(text: str, tokens: list[Token], dialect: str,
-                     allow_writes: bool) -> tuple[str, bool, exp.Expression]:
+                     allow_writes: bool) -> tuple[str, bool, exp.Expr]:
     """Parse and apply the policy: return (kind, is_write, statement) or raise WriteRefused/SQLCheckError."""
     if tokens[0].text.lower() == "explain":  # sqlglot has no EXPLAIN: check the statement explained
         inner = _explained_text(text[tokens[0].end + 1:], dialect)
@@ -338,28 +339,28 @@ def _explained_text(options_and_statement: str, dialect: str) -> str:
     raise SQLCheckError("EXPLAIN needs a statement to explain")
 
 
-def _unwrap(statement: exp.Expression) -> exp.Expression:
+def _unwrap(statement: exp.Expr) -> exp.Expr:
     """``(SELECT ...)`` at the top level is the SELECT inside."""
     while isinstance(statement, (exp.Subquery, exp.Paren)) and isinstance(statement.this, exp.Expression):
         statement = statement.this
     return statement
 
 
-def _kind(root: exp.Expression) -> str:
+def _kind(root: exp.Expr) -> str:
     """The statement type: the sqlglot node key, or the keyword sqlglot fell back to a Command for."""
     if isinstance(root, exp.Command):
         return str(root.this).lower()
     return root.key
 
 
-def _refusals(root: exp.Expression, dialect: str) -> Iterator[tuple[str, Denied]]:
+def _refusals(root: exp.Expr, dialect: str) -> Iterator[tuple[str, Denied]]:
     """Every refused statement, function or file read anywhere in the tree, as (label, why)."""
     for node in root.walk():
         if isinstance(node, exp.Command):
             keyword = _kind(node)
             yield keyword.upper(), ESCAPE_COMMANDS.get(keyword, Denied("sqlglot does not understand this statement"))
-        elif type(node) in DENIED_STATEMENTS:
-            yield node.key.upper(), DENIED_STATEMENTS[type(node)]
+        elif (denied := _denied_statement(node)) is not None:
+            yield node.key.upper(), denied
         elif isinstance(node, exp.Func):
             for name in _function_names(node):
                 denied = _denied_function(name)
@@ -367,6 +368,11 @@ def _refusals(root: exp.Expression, dialect: str) -> Iterator[tuple[str, Denied]
                     yield f"function {name}()", denied
         elif dialect == "duckdb" and _is_path_table(node):
             yield f"FROM '{node.name}'", _DUCKDB_PATH
+
+
+def _denied_statement(node: exp.Expr) -> Denied | None:
+    """The DENIED_STATEMENTS entry for the node's class or a base class."""
+    return next((DENIED_STATEMENTS[cls] for cls in type(node).__mro__ if cls in DENIED_STATEMENTS), None)
 
 
 def _function_names(node: exp.Func) -> set[str]:
@@ -386,14 +392,14 @@ def _denied_function(name: str) -> Denied | None:
     return None
 
 
-def _is_path_table(node: exp.Expression) -> bool:
+def _is_path_table(node: exp.Expr) -> bool:
     """A DuckDB table reference that names a file, glob or URL rather than a table."""
     return (isinstance(node, exp.Table) and isinstance(node.this, exp.Identifier)
             and any(char in _DUCKDB_PATH_CHARS for char in node.name))
 
 
-def _tables(statement: exp.Expression) -> list[str]:
-    """Names of the tables a statement uses, in order of appearance, without CTE names or table functions."""
+def _tables(statement: exp.Expr) -> list[str]:
+    """Names of the tables a statement uses, each once, without CTE names or table functions."""
     ctes = {cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE)}
     names: dict[str, None] = {}
     for table in statement.find_all(exp.Table):
@@ -404,11 +410,19 @@ def _tables(statement: exp.Expression) -> list[str]:
 
 # --- schema -----------------------------------------------------------------------------------------------------
 
-def _check_schema(query: exp.Expression, schema: Schema, dialect: str) -> list[str]:
-    """Verify tables and columns against ``schema``; raise on an unknown name, warn on what sqlglot cannot verify."""
-    columns = {str(t).lower(): {str(c).lower(): "UNKNOWN" for c in cols} for t, cols in schema.items()}
+def _check_schema(query: exp.Expr, schema: Schema, dialect: str) -> list[str]:
+    """Verify tables and columns against ``schema``; raise on an unknown name, warn on what cannot be verified.
+
+    Two checks must agree before a query is refused: a column is refused only when no table, subquery, CTE or
+    alias within its scope provides it (``_unknown_column``, over sqlglot's scopes).  sqlglot's ``qualify`` with
+    ``validate_qualify_columns`` runs as well; where it fails on a query the scope check accepts (a sqlglot limit,
+    or an ambiguous name the database will report), the result is a warning, not a refusal.  (``qualify`` alone
+    misses names in HAVING, so the scope check also runs when ``qualify`` passes.)
+    """
+    columns: dict[str, Any] = {str(t).lower(): {str(c).lower(): "UNKNOWN" for c in cols}
+                               for t, cols in schema.items()}
     spelling = _spellings(schema, query)
-    tree, warnings = _normalized(query, columns, dialect, spelling)
+    tree, warnings = _normalized(query, columns, dialect)
     _check_tables(tree, columns, spelling)
     problem = _unknown_column(tree, columns, spelling)
     if problem is not None:
@@ -421,7 +435,7 @@ def _check_schema(query: exp.Expression, schema: Schema, dialect: str) -> list[s
     return warnings
 
 
-def _spellings(schema: Schema, query: exp.Expression) -> dict[str, str]:
+def _spellings(schema: Schema, query: exp.Expr) -> dict[str, str]:
     """Lower-case name -> spelling for messages: the query's spelling, else the schema's."""
     spelling: dict[str, str] = {}
     for table, cols in schema.items():
@@ -431,8 +445,8 @@ def _spellings(schema: Schema, query: exp.Expression) -> dict[str, str]:
     return spelling
 
 
-def _normalized(query: exp.Expression, columns: dict[str, dict[str, str]], dialect: str,
-                spelling: dict[str, str]) -> tuple[exp.Expression, list[str]]:
+def _normalized(query: exp.Expr, columns: dict[str, dict[str, str]],
+                dialect: str) -> tuple[exp.Expr, list[str]]:
     """A copy with lower-case names and no database qualifiers; SQLite's double-quoted strings become strings."""
     tree = query.copy()
     for table in tree.find_all(exp.Table):
@@ -452,13 +466,13 @@ def _normalized(query: exp.Expression, columns: dict[str, dict[str, str]], diale
     return tree, warnings
 
 
-def _aliases(tree: exp.Expression) -> Iterator[str]:
+def _aliases(tree: exp.Expr) -> Iterator[str]:
     """Every ``expr AS alias`` name in the tree (ORDER BY, GROUP BY and HAVING may refer to them)."""
     for alias in tree.find_all(exp.Alias):
         yield alias.alias
 
 
-def _check_tables(tree: exp.Expression, columns: dict[str, dict[str, str]], spelling: dict[str, str]) -> None:
+def _check_tables(tree: exp.Expr, columns: dict[str, dict[str, str]], spelling: dict[str, str]) -> None:
     """Raise ``no table X; did you mean Y?`` for a table that is neither in the schema nor a CTE."""
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     for table in tree.find_all(exp.Table):
@@ -467,7 +481,7 @@ def _check_tables(tree: exp.Expression, columns: dict[str, dict[str, str]], spel
             raise SQLCheckError(f"no table {spelling.get(name, name)}{_suggest(name, columns, spelling)}")
 
 
-def _unknown_column(tree: exp.Expression, columns: dict[str, dict[str, str]],
+def _unknown_column(tree: exp.Expr, columns: dict[str, dict[str, str]],
                     spelling: dict[str, str]) -> str | None:
     """Find a column reference that no table, subquery or alias in reach provides; its message, or None."""
     for scope in traverse_scope(tree.copy()):
@@ -491,7 +505,7 @@ def _unknown_column(tree: exp.Expression, columns: dict[str, dict[str, str]],
     return None
 
 
-def _find_source(scope: Scope, alias: str) -> exp.Expression | Scope | None:
+def _find_source(scope: Scope, alias: str) -> exp.Expr | Scope | None:
     """The table or subquery that ``alias`` names in this scope or an enclosing one it may correlate with."""
     for visible in _visible_scopes(scope):
         if alias in visible.sources:
@@ -499,7 +513,7 @@ def _find_source(scope: Scope, alias: str) -> exp.Expression | Scope | None:
     return None
 
 
-def _sources_in_reach(scope: Scope) -> Iterator[exp.Expression | Scope]:
+def _sources_in_reach(scope: Scope) -> Iterator[exp.Expr | Scope]:
     """Sources of this scope, then of the enclosing scopes it may correlate with."""
     for visible in _visible_scopes(scope):
         yield from visible.sources.values()
@@ -515,7 +529,7 @@ def _visible_scopes(scope: Scope | None) -> Iterator[Scope]:
         scope = scope.parent if sees_out else None
 
 
-def _source_columns(source: exp.Expression | Scope, columns: dict[str, dict[str, str]]) -> set[str] | None:
+def _source_columns(source: exp.Expr | Scope, columns: dict[str, dict[str, str]]) -> set[str] | None:
     """Column names a source provides, or None when they cannot be known (table functions, ``SELECT *``)."""
     if isinstance(source, exp.Table):
         if not isinstance(source.this, exp.Identifier) or source.name not in columns:
@@ -530,13 +544,13 @@ def _source_columns(source: exp.Expression | Scope, columns: dict[str, dict[str,
     return None
 
 
-def _has_star(query: exp.Expression) -> bool:
+def _has_star(query: exp.Expr) -> bool:
     """True when the query's output includes ``*`` or ``t.*`` (its columns come from elsewhere)."""
     selects = query.selects if isinstance(query, (exp.Select, exp.SetOperation)) else []
     return any(isinstance(s, exp.Star) or isinstance(s.this, exp.Star) for s in selects)
 
 
-def _source_label(source: exp.Expression | Scope) -> str:
+def _source_label(source: exp.Expr | Scope) -> str:
     """A source's name for messages."""
     if isinstance(source, exp.Table):
         return source.name
@@ -544,7 +558,7 @@ def _source_label(source: exp.Expression | Scope) -> str:
 
 
 def _column_message(name: str, tables: list[str], available: set[str], columns: dict[str, dict[str, str]],
-                    spelling: dict[str, str], source: exp.Expression | Scope | None) -> str:
+                    spelling: dict[str, str], source: exp.Expr | Scope | None) -> str:
     """``no column X in table T; did you mean Y?`` with spellings from the schema."""
     if isinstance(source, exp.Table):
         tables = [source.name]

@@ -23,13 +23,21 @@ import keyword
 import threading
 import time
 import weakref
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import ipywidgets as w
 
-from .errors import ConnectionFailed, ExecutionError, ModelError, Nl2SqlError, QuestionError, SQLCheckError
-from .errors import WriteRefused
+from .errors import (
+    ConnectionFailed,
+    ExecutionError,
+    ModelError,
+    Nl2SqlError,
+    QuestionError,
+    SQLCheckError,
+    WriteRefused,
+)
 
 #: Rows per page of the result table (choices offered in the page-size menu).
 PAGE_SIZES = (10, 20, 50, 100)
@@ -142,7 +150,7 @@ class Nl2SqlPanel:
     """
 
     def __init__(self, connection: Any = None, *, assistant: Any = None,
-                 page_size: int = DEFAULT_PAGE_SIZE, namespace: Mapping[str, Any] | None = None) -> None:
+                 page_size: int = DEFAULT_PAGE_SIZE, namespace: MutableMapping[str, Any] | None = None) -> None:
         from .connections import manager
 
         self._fixed_assistant = assistant
@@ -315,7 +323,7 @@ class Nl2SqlPanel:
         except Exception as exc:  # noqa: BLE001 - shown to the user, the panel stays usable
             self._show_error(plain_error(exc))
 
-    def _namespace_now(self) -> Mapping[str, Any] | None:
+    def _namespace_now(self) -> MutableMapping[str, Any] | None:
         if self._namespace is not None:
             return self._namespace
         shell = _user_shell()
@@ -330,16 +338,22 @@ class Nl2SqlPanel:
             self.error.layout.display = "none"
 
     def _set_status(self, text: str, *, kind: str = "info") -> None:
+        """Set the status line (``text`` is HTML); ``busy`` adds a spinner (Font Awesome, which ipywidgets loads)."""
         color = {"info": "#444", "busy": "#0b5cad", "ok": "#1b7f3b", "error": "#b00020"}[kind]
-        self.status.value = f"<span style='color:{color}'>{text}</span>"
+        spinner = "<i class='fa fa-spinner fa-spin' aria-hidden='true'></i> " if kind == "busy" else ""
+        self.status.value = f"<span class='nl2sql-{kind}' style='color:{color}'>{spinner}{text}</span>"
 
     def _set_busy(self, job: _Job, text: str) -> None:
-        """The visible reaction to a click: status, Cancel enabled, everything that starts work disabled."""
-        for button in (self.generate_button, self.run_button, self.add_connection_button, self.save_button,
-                       self.insert_button, self.use_candidate_button):
-            button.disabled = True
+        """The visible reaction to a click: status, Cancel enabled, everything that starts work disabled.
+
+        Each change is one message to the front end; the ones the user looks at go first.
+        """
+        self._set_status(_esc(text), kind="busy")
+        self.run_button.disabled = True
+        self.generate_button.disabled = True
         self.cancel_button.disabled = job.kind == "connect"
-        self._set_status(f"⏳ {_esc(text)}", kind="busy")
+        for button in (self.add_connection_button, self.save_button, self.insert_button, self.use_candidate_button):
+            button.disabled = True
         self._show_error(None)
 
     def _set_idle(self) -> None:
@@ -562,7 +576,7 @@ class Nl2SqlPanel:
         t0 = time.perf_counter()
         with self._lock:
             if self._job is not None:
-                self._set_status("⏳ Still working: wait, or press Cancel.", kind="busy")
+                self._set_status("Still working: wait, or press Cancel.", kind="busy")
                 return
             job = _Job(kind)
             self._job = job
@@ -645,7 +659,7 @@ class Nl2SqlPanel:
                 style = "font-weight:bold" if current else ("color:#1b7f3b" if mark == "✓" else "color:#999")
                 chips.append(f"<span style='{style}'>{label}{mark}</span>")
         steps = f" <span style='font-size:85%'>{' › '.join(chips)}</span>" if chips else ""
-        self._set_status(f"⏳ {_esc(text)} {elapsed:.1f} s{steps}", kind="busy")
+        self._set_status(f"{_esc(text)} {elapsed:.1f} s{steps}", kind="busy")
 
     # -- showing answers --------------------------------------------------------------------------------------
     def _show_answer(self, answer: Any, *, question: str | None, generated: bool) -> None:
@@ -759,7 +773,7 @@ class Nl2SqlPanel:
         """Show history entry ``index`` (0 = newest): its question, SQL, result and stats."""
         answer = self._history_answers[index]
         if self._job is not None:
-            self._set_status("⏳ Still working: wait, or press Cancel, before restoring.", kind="busy")
+            self._set_status("Still working: wait, or press Cancel, before restoring.", kind="busy")
             return
         if answer.question:
             self.question.value = answer.question
@@ -820,7 +834,7 @@ class Nl2SqlPanel:
 
 
 def panel(connection: Any = None, *, assistant: Any = None, page_size: int = DEFAULT_PAGE_SIZE,
-          namespace: Mapping[str, Any] | None = None) -> Nl2SqlPanel:
+          namespace: MutableMapping[str, Any] | None = None) -> Nl2SqlPanel:
     """Show the nl2sql panel (the last expression of a cell displays it).
 
     ``connection``: the database selected first (URL, alias, Engine or Connection; default: the current one,

