@@ -85,6 +85,10 @@ def compare(base_dir: Path, new_dir: Path) -> dict[str, Any]:
     for key in ("cpu", "gpu", "cpu_affinity"):
         if bm.get(key) != nm.get(key):
             warnings.append(f"machine {key} differs: {bm.get(key)} vs {nm.get(key)} (latency ratios not comparable)")
+    for label, summ in (("base", base_sum), ("new", new_sum)):
+        if summ.get("contended"):
+            warnings.append(f"the {label} run shared its CPUs with other work (mean load average "
+                            f"{(summ.get('load_avg_1m') or {}).get('mean', 0):.1f}): its latencies are skewed")
     if n < max(len(base_by), len(new_by)):
         warnings.append(f"only {n} questions are common to both runs ({len(base_by)} base, {len(new_by)} new); "
                         "paired numbers use those")
@@ -127,7 +131,7 @@ def markdown(c: Mapping[str, Any]) -> str:
         lines.append(f"On the {c['n_common']} questions both runs scored, the {c['new_label'].split(' (')[0]} is "
                      f"{'+' if gain >= 0 else ''}{gain:.1f} points of execution accuracy against the "
                      f"{c['base_label'].split(' (')[0]} ({_pct(acc['new'])} vs {_pct(acc['base'])}; "
-                     f"{acc['only_new']} questions only it answers, {acc['only_base']} only the baseline answers), "
+                     f"{acc['only_new']} only it answers, {acc['only_base']} only the baseline answers), "
                      f"at {_x(e2e['ratio'])} the median end-to-end latency "
                      f"and {_x(lat['generation_p50']['ratio'])} the median generation time.")
     else:

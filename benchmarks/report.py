@@ -112,6 +112,15 @@ def _accuracy(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"n": n, "correct": correct, "ex": correct / n if n else None}
 
 
+def _contended(records: Sequence[Mapping[str, Any]], machine: Mapping[str, Any]) -> bool | None:
+    """True when the mean 1-minute load average during the run exceeded the CPUs available (timings skewed)."""
+    loads = [r["load_avg_1m"] for r in records if r.get("load_avg_1m") is not None]
+    cpus = machine.get("cpu_affinity") or machine.get("cpu_count")
+    if not loads or not cpus:
+        return None
+    return sum(loads) / len(loads) > cpus
+
+
 def summarize(records: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> dict[str, Any]:
     """The summary of the records of the selected questions (extra records from other samples are ignored)."""
     wanted = meta.get("selected_indices")
@@ -160,6 +169,10 @@ def summarize(records: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> 
         "exec_failures": sum(1 for r in records if r.get("exec_failed")),
         "exec_failure_share": (sum(1 for r in records if r.get("exec_failed")) / n) if n else None,
         "pipeline_errors": sum(1 for r in records if r.get("pred") is None),
+        # SQL the pipeline flagged as failed (check or execution, after repair) that still matched the gold:
+        # candidates for an over-strict check
+        "flagged_by_pipeline": sum(1 for r in records if r.get("pipeline_error") and r.get("pred") is not None),
+        "flagged_but_correct": sum(1 for r in records if r.get("pipeline_error") and r.get("correct")),
         "gold_failures": sum(1 for r in records if r.get("gold_error")),
         "skipped": sum((meta.get("skipped") or {}).values()),
         "skipped_reasons": meta.get("skipped") or {},
@@ -177,6 +190,8 @@ def summarize(records: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> 
         "tokens_in": distribution(r.get("tokens_in") for r in records),
         "tokens_out": distribution(r.get("tokens_out") for r in records),
         "model_load_s": loads[-1] if loads else None,
+        "load_avg_1m": distribution(r.get("load_avg_1m") for r in records),
+        "contended": _contended(records, last.get("machine") or {}),
         "predictor": predictor,
         "machine": last.get("machine"),
         "command": last.get("command"),
@@ -228,7 +243,9 @@ def markdown(summary: Mapping[str, Any]) -> str:
         lines.append(f"| {level} | {acc['n']} | {acc['correct']} | {_pct(acc['ex'])} |")
     lines.append(f"| **all** | **{summary['n']}** | **{summary.get('correct', 0)}** | **{_pct(summary.get('ex'))}** |")
     lines += ["", f"Execution failures: {summary.get('exec_failures', 0)} ({_pct(summary.get('exec_failure_share'))});"
-              f" pipeline errors (no SQL): {summary.get('pipeline_errors', 0)}; gold failures: "
+              f" pipeline errors (no SQL): {summary.get('pipeline_errors', 0)}; SQL flagged as failed by the "
+              f"pipeline: {summary.get('flagged_by_pipeline', 0)} (of which correct: "
+              f"{summary.get('flagged_but_correct', 0)}); gold failures: "
               f"{summary.get('gold_failures', 0)}; skipped (not scorable): {summary.get('skipped', 0)}"
               + (f" ({', '.join(f'{k}: {v}' for k, v in summary['skipped_reasons'].items())})"
                  if summary.get("skipped_reasons") else "") + ".", ""]
@@ -246,6 +263,11 @@ def markdown(summary: Mapping[str, Any]) -> str:
               f" {_num((summary.get('tokens_in') or {}).get('mean'), '{:.0f}')} / "
               f"{_num((summary.get('tokens_out') or {}).get('mean'), '{:.0f}')}",
               f"- peak RSS: {_bytes(summary.get('peak_rss_bytes'))}; model load: {_sec(summary.get('model_load_s'))}",
+              f"- system load (1-min average) during the run: mean "
+              f"{_num((summary.get('load_avg_1m') or {}).get('mean'))}, max "
+              f"{_num((summary.get('load_avg_1m') or {}).get('max'))}"
+              + (" — **more than the CPUs available: latencies are skewed by other processes**"
+                 if summary.get("contended") else ""),
               f"- machine: {machine.get('cpu')} ({machine.get('cpu_affinity') or machine.get('cpu_count')} CPUs"
               f"{', ' + machine['gpu'] if machine.get('gpu') else ''}), {_bytes(machine.get('memory_total'))} RAM, "
               f"Python {machine.get('python')}, torch {machine.get('torch', 'n/a')}",
@@ -304,7 +326,9 @@ def plot(summary: Mapping[str, Any], records: Sequence[Mapping[str, Any]], out_d
     gen = [r["generation_s"] for r in records if r.get("generation_s") is not None]
     if e2e:
         fig, ax = plt.subplots(figsize=(6, 3.6))
-        bins = min(40, max(5, len(e2e) // 3))
+        import numpy as np
+
+        bins = np.histogram_bin_edges(e2e + gen, bins=min(40, max(5, len(e2e) // 3)))
         ax.hist(e2e, bins=bins, alpha=0.6, label="end to end")
         if gen:
             ax.hist(gen, bins=bins, alpha=0.6, label="generation")

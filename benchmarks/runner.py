@@ -224,6 +224,7 @@ def make_record(item: Item, pred: Prediction, score: Score, scoring_seconds: flo
         "pred": pred.sql,
         "correct": bool(score.correct),
         "error": error,
+        "pipeline_error": pred.error,
         "exec_failed": score.exec_failed,
         "gold_error": score.gold_error,
         "hardness": item.hardness,
@@ -239,9 +240,18 @@ def make_record(item: Item, pred: Prediction, score: Score, scoring_seconds: flo
         "cache_hit": st.get("cache_hit"),
         "warnings": pred.warnings,
         "scoring_s": scoring_seconds,
+        "load_avg_1m": _load_average(),
         "pred_rows": score.pred_rows,
         "gold_rows": score.gold_rows,
     }
+
+
+def _load_average() -> float | None:
+    """The 1-minute system load average (other processes competing for the CPUs skew latencies)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
 
 
 def load_records(path: Path, *, repair: bool = False) -> list[dict[str, Any]]:

@@ -121,7 +121,8 @@ def test_run_writes_records_and_reports(bench: TinyBenchmark, tmp_path: Path) ->
     records = load_records(out / "results.jsonl")
     assert [r["index"] for r in records] == list(range(len(QUESTIONS)))
     for field in ("index", "db_id", "question", "gold", "pred", "correct", "error", "hardness", "latency_s",
-                  "stages", "generation_s", "tokens_in", "tokens_out", "tokens_per_s", "peak_rss", "exec_failed"):
+                  "stages", "generation_s", "tokens_in", "tokens_out", "tokens_per_s", "peak_rss", "exec_failed",
+                  "load_avg_1m"):
         assert field in records[0]
     assert records[0]["latency_s"] == pytest.approx(1.0) and records[0]["stages"]["generate"] == pytest.approx(0.8)
     assert sum(r["correct"] for r in records) == 4
@@ -138,6 +139,7 @@ def test_run_writes_records_and_reports(bench: TinyBenchmark, tmp_path: Path) ->
     assert summary["throughput_qps"] == pytest.approx(1.0)
     assert summary["peak_rss_bytes"] == 500_000_000 and summary["tokens_per_second"] == pytest.approx(25.0)
     assert summary["model_load_s"] == 0.25
+    assert summary["flagged_by_pipeline"] == 0 and summary["flagged_but_correct"] == 0
     assert summary["command"].endswith("--no-progress") and summary["date"] and summary["machine"]["cpu_count"]
     md = (out / "summary.md").read_text()
     assert "| easy | 3 | 2 | 66.7% |" in md and "**66.7%**" in md
@@ -220,6 +222,15 @@ def test_report_command_rebuilds(bench: TinyBenchmark, tmp_path: Path) -> None:
     assert report.main([str(out), "--no-plots"]) == 0
     assert json.loads((out / "summary.json").read_text())["ex"] == 0.0
     assert report.main([str(tmp_path / "nothing")]) == 2
+
+
+def test_contention_is_flagged() -> None:
+    meta = {"sessions": [{"machine": {"cpu_affinity": 2}}]}
+    busy = [{"index": i, "correct": True, "load_avg_1m": 5.0} for i in range(3)]
+    calm = [{"index": i, "correct": True, "load_avg_1m": 0.5} for i in range(3)]
+    assert report.summarize(busy, meta)["contended"] is True
+    assert report.summarize(calm, meta)["contended"] is False
+    assert "skewed by other processes" in report.markdown(report.summarize(busy, meta))
 
 
 def test_percentiles() -> None:
