@@ -186,9 +186,13 @@ class Assistant:
             self.schemas.get(conn, sample_rows=self.sample_rows, refresh=True)
         return self._finish(answer)
 
-    def on_answer(self, callback: Callable[[Answer], None]) -> None:
-        """Call ``callback(answer)`` after every answer (the widget uses it to share the history)."""
+    def on_answer(self, callback: Callable[[Answer], None]) -> Callable[[], None]:
+        """Call ``callback(answer)`` after every answer (the widget uses it to share the history).
+
+        Returns a function that unsubscribes the callback.
+        """
         self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback) if callback in self._listeners else None
 
     # -- stages -----------------------------------------------------------------------------------------------
     def _solve(self, answer: Answer, backend: Any, conn: Connection, schema: Schema, messages: list[dict], *,

@@ -280,9 +280,20 @@ class ConnectionManager:
         token = token.strip()
         with self._lock:
             if token in self._aliases:
-                return self._by_key[self._aliases[token]]
-        if namespace is not None and token.isidentifier() and isinstance(namespace.get(token), Engine):
-            return self._from_engine(namespace[token])
+                conn = self._by_key.get(self._aliases[token])
+                if conn is None:
+                    raise ConnectionFailed(f"alias '{token}' has no connection any more: connect again with "
+                                           f"%nl2sql connect URL --alias {token}")
+                return conn
+        if namespace is not None and token.isidentifier() and token in namespace:
+            value = namespace[token]
+            if isinstance(value, Engine):
+                return self._from_engine(value)
+            if isinstance(value, Connection):
+                return value
+            if token != "demo":
+                raise ConnectionFailed(f"variable '{token}' is a {type(value).__name__}, not a SQLAlchemy Engine: "
+                                       "pass an Engine (sqlalchemy.create_engine(URL)), a URL or an alias")
         if token == "demo":
             from .demo import demo_url
 
@@ -318,11 +329,19 @@ class ConnectionManager:
             return conn
 
     def _forget(self, conn: Connection) -> None:
-        """Drop a connection that failed (so a corrected retry starts afresh)."""
+        """Drop a connection that failed (so a corrected retry starts afresh).
+
+        A connection an alias names stays registered, so the alias works again once the server is back: only its
+        pool is emptied of the dead sessions.
+        """
         with self._lock:
-            if self._by_key.get(conn.key) is conn and conn.owned:
-                del self._by_key[conn.key]
-                conn.close()
+            if self._by_key.get(conn.key) is not conn or not conn.owned:
+                return
+            if conn.key in self._aliases.values():
+                conn.engine.dispose()
+                return
+            del self._by_key[conn.key]
+        conn.close()
 
     @staticmethod
     def check(conn: Connection) -> float:

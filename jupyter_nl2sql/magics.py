@@ -236,7 +236,7 @@ class Nl2SqlMagics(Magics, Configurable):
     def _cmd_panel(self, argv: list[str], namespace: dict) -> Any:
         from .widget import panel
 
-        return panel()
+        return panel(argv[0] if argv else None)
 
     def _cmd_history(self, argv: list[str], namespace: dict) -> Any:
         import pandas as pd

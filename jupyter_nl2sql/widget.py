@@ -84,11 +84,12 @@ def _esc(text: Any) -> str:
 
 def plain_error(exc: BaseException) -> str:
     """A one-line, plain-words explanation of ``exc`` for the panel (no traceback)."""
-    message = str(exc).strip() or type(exc).__name__
+    message = str(exc).strip().rstrip(".") or type(exc).__name__
+    end = "" if message.endswith(("?", "!")) else "."
     if isinstance(exc, WriteRefused):
         return f"Not run, because it would change the database: {message}"
     if isinstance(exc, SQLCheckError):
-        return f"The SQL was not run: {message}. Fix the SQL and press Run."
+        return f"The SQL was not run: {message}{end} Fix the SQL and press Run."
     if isinstance(exc, ExecutionError):
         if message == "cancelled":
             return "Cancelled."
@@ -180,7 +181,7 @@ class Nl2SqlPanel:
                 panel._refresh_history()
 
         self._listener = listener
-        self.assistant.on_answer(listener)
+        self._unsubscribe = self.assistant.on_answer(listener)
 
     # -- construction -----------------------------------------------------------------------------------------
     def _build(self, page_size: int) -> None:
@@ -291,9 +292,7 @@ class Nl2SqlPanel:
         """Cancel any running job, stop listening to the assistant and close the widgets."""
         if self._job is not None:
             self._job.cancel.set()
-        listeners = getattr(self.assistant, "_listeners", None)
-        if isinstance(listeners, list) and self._listener in listeners:
-            listeners.remove(self._listener)
+        self._unsubscribe()
         _close_tree(self.widget)
 
     # -- state helpers ----------------------------------------------------------------------------------------
@@ -812,7 +811,9 @@ class Nl2SqlPanel:
             where = "None  # the panel's connection (its URL holds a password)"
         else:
             where = repr(token.display_url)
-        question = self.question.value.strip()
+        answer = self.answer
+        question = (answer.question if answer is not None and answer.question
+                    and (answer.sql or "").strip() == sql else None)  # the question this SQL answers, if any
         comment = f"# nl2sql panel: {' '.join(question.split())}\n" if question else "# nl2sql panel\n"
         quoted = sql.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
         return (f"{comment}from jupyter_nl2sql import get_assistant\n"

@@ -79,7 +79,7 @@ def test_run_click_to_busy_state(benchmark, gated_panel) -> None:
 
     def click() -> None:
         p.run_button.click()
-        assert p.run_button.disabled and not p.cancel_button.disabled and "⏳" in p.status.value
+        assert p.run_button.disabled and not p.cancel_button.disabled and "nl2sql-busy" in p.status.value
 
     def setup() -> None:
         _settle(p, backend)
@@ -94,7 +94,7 @@ def test_generate_click_to_busy_state(benchmark, gated_panel) -> None:
 
     def click() -> None:
         p.generate_button.click()
-        assert p.generate_button.disabled and "⏳" in p.status.value
+        assert p.generate_button.disabled and "nl2sql-busy" in p.status.value
 
     benchmark.pedantic(click, setup=lambda: _settle(p, backend), rounds=ROUNDS, iterations=1)
     _record(benchmark, "Generate click → status busy, buttons disabled")

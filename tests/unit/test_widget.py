@@ -367,7 +367,7 @@ def test_click_shows_busy_state_before_the_work_is_done(make_panel, gated, demo_
     p.run_button.click()
     # the visible reaction is synchronous in the click handler; the model is still blocked
     assert p.busy and p.run_button.disabled and p.generate_button.disabled and not p.cancel_button.disabled
-    assert "⏳" in p.status.value
+    assert "nl2sql-busy" in p.status.value
     assert gated.entered.wait(10)
     wait_for(lambda: "writing SQL" in p.status.value)
     assert "schema✓" in p.status.value  # the stage chips show progress
@@ -475,14 +475,15 @@ def test_save_dataframe_into_a_variable(make_panel, scripted, demo_sqlite_url) -
 
 
 def test_insert_sql_into_a_new_cell(make_panel, scripted, demo_sqlite_url, monkeypatch) -> None:
-    import jupyter_nl2sql.widget as widget
+    from jupyter_nl2sql import widget
 
     scripted("SELECT count(*) AS n FROM customers")
     p = ask(make_panel(demo_sqlite_url), "How many customers are there?")
     inserted: list[tuple[str, bool]] = []
 
     class Shell:
-        user_ns: dict = {}
+        def __init__(self) -> None:
+            self.user_ns: dict = {}
 
         def set_next_input(self, text: str, replace: bool = False) -> None:
             inserted.append((text, replace))
@@ -493,7 +494,7 @@ def test_insert_sql_into_a_new_cell(make_panel, scripted, demo_sqlite_url, monke
     code = inserted[0][0]
     assert "SELECT count(*) AS n FROM customers" in code and "How many customers" in code
     namespace: dict = {}
-    exec(compile(code, "<new cell>", "exec"), namespace)  # the new cell runs as it is
+    exec(compile(code, "<new cell>", "exec"), namespace)  # noqa: S102 - the new cell runs as it is
     assert int(namespace["df"]["n"].iat[0]) == 60
     assert "new cell" in p.status.value
 
