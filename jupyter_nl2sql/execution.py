@@ -32,12 +32,6 @@ class ExecutionResult:
     fetch_seconds: float
 
 
-def _raw(conn: sa.Connection) -> Any:
-    """The driver's own connection object under SQLAlchemy's wrappers."""
-    dbapi = conn.connection.dbapi_connection
-    return getattr(dbapi, "driver_connection", None) or getattr(dbapi, "_ConnectionWrapper__c", None) or dbapi
-
-
 @contextmanager
 def statement_timeout(conn: sa.Connection, seconds: float | None,
                       cancel: threading.Event | None = None) -> Iterator[None]:

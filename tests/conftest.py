@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -76,40 +75,15 @@ def demo_pg_url(pg_admin_url: str) -> Iterator[str]:
     admin.dispose()
 
 
-@dataclass
-class ScriptedBackend:
-    """A stand-in for the model that replies with prepared texts, in order (plumbing tests only: it claims
-    nothing about what a model would write)."""
-
-    replies: list[str]
-    calls: list[list[dict]] = field(default_factory=list)
-    model_id: str = "scripted-test-backend"
-    device: str = "cpu"
-    dtype: str = "float32"
-
-    @property
-    def provenance(self) -> dict:
-        return {"model_id": self.model_id, "source": "test", "dtype": self.dtype, "device": self.device}
-
-    def render_prompt(self, messages: list[dict]) -> str:
-        return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
-
-    def generate(self, messages: list[dict], max_new_tokens: int = 256):
-        from jupyter_nl2sql.models import Generation
-
-        self.calls.append(messages)
-        text = self.replies[min(len(self.calls), len(self.replies)) - 1]
-        return Generation(text=text, tokens_in=sum(len(m["content"].split()) for m in messages),
-                          tokens_out=len(text.split()), seconds=0.001)
-
-
 @pytest.fixture()
 def scripted(monkeypatch: pytest.MonkeyPatch):
-    """Make every Assistant use a ScriptedBackend: ``backend = scripted("SELECT 1", ...)``."""
+    """Make every Assistant use a ScriptedBackend (prepared replies; plumbing only):
+    ``backend = scripted("SELECT 1", ...)``."""
     from jupyter_nl2sql.assistant import Assistant
+    from jupyter_nl2sql.models.testing import ScriptedBackend
 
     def install(*replies: str) -> ScriptedBackend:
-        backend = ScriptedBackend(list(replies))
+        backend = ScriptedBackend(replies=list(replies))
         monkeypatch.setattr(Assistant, "backend", lambda self: (backend, None))
         return backend
 

@@ -206,3 +206,71 @@ def _add_gguf_tokenizer(writer: Any, tok: Any) -> None:
     writer.add_pad_token_id(vocab["<|endoftext|>"])
     writer.add_add_bos_token(False)
     writer.add_chat_template(CHATML_TEMPLATE)
+
+
+# -- stand-ins for a model in plumbing tests -------------------------------------------------------------------------
+from dataclasses import dataclass, field  # noqa: E402
+import threading  # noqa: E402
+
+
+@dataclass(kw_only=True)
+class StandInBackend:
+    """Base of the test doubles that take a model's place in plumbing tests (pipeline, magic, widget).
+
+    They claim nothing about what a model would write: subclasses decide the reply.  They accept the same
+    ``generate`` keywords as the real backends (``cancel``…) and ignore them.
+    """
+
+    model_id: str = "stand-in-test-backend"
+    device: str = "cpu"
+    dtype: str = "float32"
+    calls: list[list[dict]] = field(default_factory=list)
+
+    @property
+    def provenance(self) -> dict:
+        """What a real backend reports, marked as a test source."""
+        return {"model_id": self.model_id, "source": "test", "dtype": self.dtype, "device": self.device}
+
+    def render_prompt(self, messages: list[dict]) -> str:
+        """The messages, one block per role."""
+        return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
+
+    def reply(self, messages: list[dict]) -> str:
+        """The text to return for ``messages`` (subclasses)."""
+        raise NotImplementedError
+
+    def generate(self, messages: list[dict], max_new_tokens: int = 256, **_: Any) -> Any:
+        """Record the call and return :meth:`reply` as a Generation (token counts are word counts)."""
+        from .base import Generation
+
+        self.calls.append(messages)
+        text = self.reply(messages)
+        return Generation(text=text, tokens_in=sum(len(m["content"].split()) for m in messages),
+                          tokens_out=len(text.split()), seconds=0.001)
+
+
+@dataclass(kw_only=True)
+class ScriptedBackend(StandInBackend):
+    """Replies with prepared texts, in order (the last one repeats)."""
+
+    replies: list[str]
+    model_id: str = "scripted-test-backend"
+
+    def reply(self, messages: list[dict]) -> str:
+        return self.replies[min(len(self.calls), len(self.replies)) - 1]
+
+
+@dataclass(kw_only=True)
+class GatedBackend(StandInBackend):
+    """Blocks in ``generate`` until ``gate`` is set (like a model that takes long or ignores Cancel)."""
+
+    text: str = "SELECT count(*) AS n FROM customers"
+    gate: threading.Event = field(default_factory=threading.Event)
+    entered: threading.Event = field(default_factory=threading.Event)
+    model_id: str = "gated-test-backend"
+
+    def reply(self, messages: list[dict]) -> str:
+        self.entered.set()
+        if not self.gate.wait(30):
+            raise AssertionError("the test never opened the gate")
+        return self.text

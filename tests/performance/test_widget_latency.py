@@ -11,38 +11,15 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
 
 import pytest
 
 from jupyter_nl2sql.assistant import Assistant
 from jupyter_nl2sql.connections import ConnectionManager
+from jupyter_nl2sql.models.testing import GatedBackend
 from jupyter_nl2sql.widget import panel
 
 ROUNDS = 40
-
-
-@dataclass
-class GatedBackend:
-    """Stand-in model: ``generate`` blocks until ``gate`` is set."""
-
-    gate: threading.Event = field(default_factory=threading.Event)
-    model_id: str = "gated-test-backend"
-    device: str = "cpu"
-    dtype: str = "float32"
-
-    @property
-    def provenance(self) -> dict:
-        return {"model_id": self.model_id, "source": "test", "dtype": self.dtype, "device": self.device}
-
-    def render_prompt(self, messages: list[dict]) -> str:
-        return ""
-
-    def generate(self, messages: list[dict], max_new_tokens: int = 256):
-        from jupyter_nl2sql.models import Generation
-
-        self.gate.wait(30)
-        return Generation(text="SELECT count(*) AS n FROM customers", tokens_in=1, tokens_out=1, seconds=0.0)
 
 
 @pytest.fixture()

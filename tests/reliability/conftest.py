@@ -14,6 +14,7 @@ import shlex
 import sqlite3
 import subprocess
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -103,6 +104,30 @@ def manager() -> Iterator[ConnectionManager]:
     own = ConnectionManager()
     yield own
     own.close_all()
+
+
+@pytest.fixture()
+def restartable_pg_url(pg_admin_url: str) -> Iterator[str]:
+    """A PostgreSQL database of the test's own holding the demo data, dropped afterwards.
+
+    Unlike the session's ``demo_pg_url``, its administration connections are not pooled, so they survive the
+    server restarts the test causes.
+    """
+    from jupyter_nl2sql.demo import copy_demo
+
+    name = f"nl2sql_restart_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(pg_admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as c:
+        c.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sa.make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        copy_demo(url)
+        yield url
+    finally:
+        wait_for_postgres(pg_admin_url)
+        with admin.connect() as c:
+            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
 
 
 @pytest.fixture()

@@ -73,26 +73,26 @@ class SlowQuery(threading.Thread):
         self.ended_at = time.perf_counter()
 
 
-def test_server_restart(pg_ctl: Callable[[str], float], demo_pg_url: str, scripted: Any,
+def test_server_restart(pg_ctl: Callable[[str], float], restartable_pg_url: str, scripted: Any,
                         manager: ConnectionManager, probes: Any, cell: Callable[[str], Any],
                         caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
     scripted(COUNT_SQL)
-    password = sa.make_url(demo_pg_url).password or "<no password>"
+    password = sa.make_url(restartable_pg_url).password or "<no password>"
     assistant = Assistant(connections=manager, generation_cache=True)
-    manager.resolve(demo_pg_url, alias=ALIAS)
+    manager.resolve(restartable_pg_url, alias=ALIAS)
     routes: dict[str, Callable[[], Any]] = {
         "ask by alias": lambda: assistant.ask(QUESTION, ALIAS),
-        "ask by URL": lambda: assistant.ask(QUESTION, demo_pg_url),
-        "run_sql": lambda: assistant.run_sql(COUNT_SQL, demo_pg_url),
+        "ask by URL": lambda: assistant.ask(QUESTION, restartable_pg_url),
+        "run_sql": lambda: assistant.run_sql(COUNT_SQL, restartable_pg_url),
     }
-    magic = f"%%nl2sql -c {demo_pg_url} --no-stats\n{QUESTION}"
+    magic = f"%%nl2sql -c {restartable_pg_url} --no-stats\n{QUESTION}"
     for route in routes.values():
         assert route().dataframe["n"].iat[0] == 60
     assert cell(magic)["n"].iat[0] == 60
     capsys.readouterr()
     caplog.set_level(logging.WARNING)
 
-    slow = SlowQuery(assistant, demo_pg_url)
+    slow = SlowQuery(assistant, restartable_pg_url)
     slow.start()
     time.sleep(0.5)
     down: dict[str, float] = {}
@@ -115,7 +115,7 @@ def test_server_restart(pg_ctl: Callable[[str], float], demo_pg_url: str, script
         assert_clear(ConnectionFailed(str(usage.value)), password)
     finally:
         start_seconds = pg_ctl("start")
-        ready_seconds = probes.wait_for_postgres(demo_pg_url)
+        ready_seconds = probes.wait_for_postgres(restartable_pg_url)
 
     up: dict[str, float] = {}
     for name, route in routes.items():
@@ -125,15 +125,16 @@ def test_server_restart(pg_ctl: Callable[[str], float], demo_pg_url: str, script
     answer, up["cell magic"] = timed(lambda: cell(magic))
     assert answer["n"].iat[0] == 60
 
-    print(f"\nrestart: stop {stop_seconds:.2f} s, start {start_seconds:.2f} s, ready after {ready_seconds:.2f} s more")
-    print("restart: failing while down: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in down.items()))
-    print("restart: first call after start: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in up.items()))
-    print(f"restart: message: {slow.outcome} | {usage.value}")
-
     output = capsys.readouterr()
+    with capsys.disabled():
+        print(f"\nrestart: stop {stop_seconds:.2f} s, start {start_seconds:.2f} s, "
+              f"ready after {ready_seconds:.2f} s more")
+        print("restart: failing while down: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in down.items()))
+        print("restart: first call after start: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in up.items()))
+        print(f"restart: message: {slow.outcome} | {usage.value}")
     assert "Traceback" not in output.out + output.err
     assert [line for line in output.err.splitlines() if line.strip()] == [f"UsageError: {usage.value}"]
     assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert all(seconds < MAX_FAIL_SECONDS for seconds in down.values()), down
     assert all(n == 0 for n in probes.checked_out(manager).values())
-    assert set(probes.pg_session_states(demo_pg_url)) <= {"idle"}
+    assert set(probes.pg_session_states(restartable_pg_url)) <= {"idle"}

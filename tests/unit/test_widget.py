@@ -6,10 +6,8 @@ the SQL area, the table, the stats line, the status line, inline errors, the his
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
 import pandas as pd
@@ -17,37 +15,10 @@ import pytest
 
 from jupyter_nl2sql.assistant import Assistant
 from jupyter_nl2sql.connections import ConnectionManager
+from jupyter_nl2sql.models.testing import GatedBackend
 from jupyter_nl2sql.widget import Nl2SqlPanel, panel
 
 SLOW_SQL = ("SELECT count(*) AS n FROM order_items a, order_items b, order_items c, order_items d")
-
-
-@dataclass
-class GatedBackend:
-    """A stand-in model whose ``generate`` blocks until ``gate`` is set (like a model that ignores Cancel)."""
-
-    reply: str = "SELECT count(*) AS n FROM customers"
-    gate: threading.Event = field(default_factory=threading.Event)
-    entered: threading.Event = field(default_factory=threading.Event)
-    calls: int = 0
-    model_id: str = "gated-test-backend"
-    device: str = "cpu"
-    dtype: str = "float32"
-
-    @property
-    def provenance(self) -> dict:
-        return {"model_id": self.model_id, "source": "test", "dtype": self.dtype, "device": self.device}
-
-    def render_prompt(self, messages: list[dict]) -> str:
-        return "\n".join(m["content"] for m in messages)
-
-    def generate(self, messages: list[dict], max_new_tokens: int = 256):
-        from jupyter_nl2sql.models import Generation
-
-        self.calls += 1
-        self.entered.set()
-        assert self.gate.wait(30), "test forgot to open the gate"
-        return Generation(text=self.reply, tokens_in=10, tokens_out=5, seconds=0.01)
 
 
 @pytest.fixture()
@@ -390,7 +361,7 @@ def test_cancel_during_generation_recovers_at_once(make_panel, gated, demo_sqlit
     assert p.wait(30)
     assert p.table.value == "" and p.sql.value == "" and "Cancelled" in p.status.value
     # ... and the panel works again
-    gated.reply = "SELECT count(*) AS n FROM products"
+    gated.text = "SELECT count(*) AS n FROM products"
     ask(p, "How many products are there?")
     assert table_cells(p) == ["20"] and "✓" in p.status.value
 
@@ -434,7 +405,7 @@ def test_second_click_while_busy_does_not_start_another_job(make_panel, gated, d
     p._start("ask", "again", lambda job: (lambda: None))  # what a fast double click would reach
     assert "Still working" in p.status.value
     gated.gate.set()
-    assert p.wait(30) and gated.calls == 1
+    assert p.wait(30) and len(gated.calls) == 1
 
 
 # -- candidates, copy out, connections --------------------------------------------------------------------------
