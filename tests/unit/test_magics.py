@@ -90,8 +90,6 @@ def test_config_traits_are_registered_and_validated(ip) -> None:
 
 
 def test_stats_shown_after_the_cell(ip, scripted, demo_sqlite_url) -> None:
-    from jupyter_nl2sql.stats import Stats
-
     shown = []
     ip.display_pub.publish = lambda data, **kw: shown.append(data)
     scripted("SELECT 1 AS one")
