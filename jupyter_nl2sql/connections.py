@@ -159,6 +159,23 @@ def _guard_session(conn: sa.Connection, *, read_only: bool) -> None:
             conn.exec_driver_sql("SET TRANSACTION READ WRITE")
 
 
+_CONNECT_HINTS = [
+    (("password", "authentication", "access denied", "role"), "check the user name and password in the URL"),
+    (("does not exist", "unknown database"), "check the database name in the URL"),
+    (("refused", "timeout", "timed out", "translate host", "unreachable", "no route", "server closed"),
+     "check the host and port, and that the database server is running"),
+]
+
+
+def _connect_hint(message: str) -> str:
+    """What to do about a failed connection, from the driver's message."""
+    low = message.lower()
+    for needles, hint in _CONNECT_HINTS:
+        if any(n in low for n in needles):
+            return hint
+    return "check the URL, the credentials and that the database server is running"
+
+
 def sqlite_path(url: URL) -> Path | None:
     """The file behind a SQLite URL, or None for in-memory databases."""
     db = url.database
@@ -292,8 +309,8 @@ class ConnectionManager:
             if isinstance(value, Connection):
                 return value
             if token != "demo":
-                raise ConnectionFailed(f"variable '{token}' is a {type(value).__name__}, not a SQLAlchemy Engine: "
-                                       "pass an Engine (sqlalchemy.create_engine(URL)), a URL or an alias")
+                raise ConnectionFailed(f"variable '{token}' is of type {type(value).__name__}, not a SQLAlchemy "
+                                       "Engine: pass an Engine (sqlalchemy.create_engine(URL)), a URL or an alias")
         if token == "demo":
             from .demo import demo_url
 
@@ -351,7 +368,12 @@ class ConnectionManager:
             with conn.engine.connect() as c:
                 c.exec_driver_sql("SELECT 1")
         except Exception as exc:  # noqa: BLE001 - every driver has its own error types
-            raise ConnectionFailed(f"cannot connect to {conn.display_url}: {_one_line(exc)}") from None
+            message = _one_line(exc)
+            password = conn.engine.url.password
+            if password:  # should the driver echo its connection string
+                message = message.replace(str(password), "***")
+            raise ConnectionFailed(f"cannot connect to {conn.display_url}: {message}; {_connect_hint(message)}"
+                                   ) from None
         return time.perf_counter() - t0
 
     def close_all(self) -> None:

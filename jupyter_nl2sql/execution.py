@@ -18,7 +18,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from .connections import Connection, _one_line, redact
-from .errors import ExecutionError
+from .errors import ConnectionFailed, ExecutionError
 
 
 @dataclass
@@ -93,7 +93,9 @@ def execute(connection: Connection, sql: str, *, row_cap: int = 1000, timeout: f
     ``stream`` (for statements known to be queries) reads rows through a server-side cursor on PostgreSQL.
 
     Read-only unless ``allow_writes`` (then the transaction commits).  Database errors and timeouts raise
-    :class:`~jupyter_nl2sql.errors.ExecutionError` with the driver's first line, password-free.
+    :class:`~jupyter_nl2sql.errors.ExecutionError` with the driver's first line, password-free; a connection lost
+    while the statement ran (the server stopped or restarted) raises
+    :class:`~jupyter_nl2sql.errors.ConnectionFailed`, which the pipeline does not try to repair.
     """
     if row_cap < 1:
         raise ValueError("row_cap must be at least 1")
@@ -118,6 +120,10 @@ def execute(connection: Connection, sql: str, *, row_cap: int = 1000, timeout: f
             message = "cancelled"
         elif "interrupt" in message.lower() or "statement timeout" in message.lower() or "cancel" in message.lower():
             message = f"timed out after {timeout:g} s ({message}); raise the timeout or narrow the question"
+        elif getattr(exc, "connection_invalidated", False):  # the server went away: not the SQL's fault
+            raise ConnectionFailed(redact_message(
+                f"lost the connection to {connection.display_url} ({message}): check that the database server is "
+                "running, then run the question again", connection)) from None
         raise ExecutionError(redact_message(message, connection)) from None
     finally:
         if allow_writes:

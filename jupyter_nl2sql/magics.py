@@ -78,7 +78,13 @@ class Nl2SqlMagics(Magics, Configurable):
         return value
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
-        Configurable.__init__(self, config=shell.config if shell is not None else None)
+        config = shell.config if shell is not None else None
+        try:
+            Configurable.__init__(self, config=config)
+        except TraitError:
+            # A refused %config value stays in the shell's config; drop it so the extension still (re)loads.
+            _drop_invalid_settings(config)
+            Configurable.__init__(self, config=config)
         Magics.__init__(self, shell=shell, **kwargs)
 
     # -- the magic ------------------------------------------------------------------------------------------
@@ -244,6 +250,21 @@ class Nl2SqlMagics(Magics, Configurable):
 
         return pd.DataFrame([{"question": a.question, "sql": a.sql, "rows": a.rowcount, "error": a.error,
                               "seconds": round(a.stats.total_seconds, 3)} for a in get_assistant().history])
+
+
+def _drop_invalid_settings(config: Any) -> None:
+    """Remove the ``Nl2SqlMagics`` settings that its traits refuse, logging one line for each."""
+    import logging
+
+    section = config.get("Nl2SqlMagics") if config is not None else None
+    for name, value in list((section or {}).items()):
+        probe = Nl2SqlMagics.__new__(Nl2SqlMagics)
+        Configurable.__init__(probe)
+        try:
+            setattr(probe, name, value)
+        except (TraitError, AttributeError) as exc:
+            logging.getLogger("jupyter_nl2sql").warning("ignoring %%config Nl2SqlMagics.%s = %r: %s", name, value, exc)
+            del section[name]
 
 
 def _show(text: str, html_text: str) -> None:

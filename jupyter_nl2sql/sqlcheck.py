@@ -319,9 +319,10 @@ def _check_statement(text: str, tokens: list[Token], dialect: str,
         if refusals:
             label, denied = refusals[0]
             raise WriteRefused(f"{label} is refused: {denied.reason}; only read-only queries run unless writes "
-                               "are allowed")
+                               "are allowed (--allow-writes in the magic, allow_writes=True in Python)")
         raise WriteRefused(f"{kind.upper()} is refused: only read-only queries (SELECT, WITH ... SELECT, UNION, "
-                           "EXPLAIN) run unless writes are allowed")
+                           "EXPLAIN) run unless writes are allowed (--allow-writes in the magic, "
+                           "allow_writes=True in Python)")
     return kind, not read_only, root
 
 

@@ -35,7 +35,9 @@ cells = [
     new_markdown_cell("The same pipeline from Python, with the stats as an object:"),
     new_code_cell("from jupyter_nl2sql import get_assistant\n"
                   "answer = get_assistant().ask('How many orders were cancelled?', 'demo')\n"
-                  "answer.sql, answer.dataframe.iat[0, 0], sorted(answer.stats.stages)"),
+                  "print(answer.sql)\n"
+                  "print(answer.dataframe.iat[0, 0], 'cancelled orders')\n"
+                  "print({'generate', 'check', 'execute'} <= set(answer.stats.stages))"),
 ]
 nb = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                         "language": "python"}})

@@ -59,7 +59,7 @@ def demo_pg_url(pg_admin_url: str) -> Iterator[str]:
     from jupyter_nl2sql.demo import copy_demo
 
     name = f"nl2sql_test_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(pg_admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     with admin.connect() as c:
         c.exec_driver_sql(f'CREATE DATABASE "{name}"')
     url = sa.make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -146,10 +145,11 @@ def test_soak_thousand_questions(databases: list[SoakDatabase], scripted: Any, m
     pg_states = {db.label: probes.pg_session_states(db.url) for db in databases if db.label == "postgresql"}
     sqlite_free = probes.sqlite_unlocked(sqlite_path(sa.make_url(databases[0].url)))
     growth = rss_at[QUESTION_COUNT] / rss_at[MEASURE_AT] - 1
+    hits = assistant.cache.hits if assistant.cache is not None else 0
     mb = 1024 * 1024
     print(f"\nsoak: {QUESTION_COUNT} asks on {', '.join(db.label for db in databases)} + {run_sql_calls} run_sql "
           f"+ {failures} failing run_sql in {seconds:.1f} s ({seconds / QUESTION_COUNT * 1000:.1f} ms/ask)")
-    print(f"soak: model calls {len(backend.calls)}, cache hits {assistant.cache.hits}, "
+    print(f"soak: model calls {len(backend.calls)}, cache hits {hits}, "
           f"history {len(assistant.history)}")
     print(f"soak: RSS at question {MEASURE_AT}: {rss_at[MEASURE_AT] / mb:.1f} MB, at {QUESTION_COUNT}: "
           f"{rss_at[QUESTION_COUNT] / mb:.1f} MB, growth {growth * 100:+.2f} %")
