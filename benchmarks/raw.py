@@ -92,13 +92,13 @@ def strip_fence(reply: str) -> str:
 class RawPredictor:
     """Plain prompt -> one greedy generation -> SQL, timed with the pipeline's own :class:`Stats`.
 
-    ``model``, ``device`` and ``dtype`` go to ``get_backend``; ``max_new_tokens`` and ``sample_rows`` shape the
+    ``model``, ``device``, ``dtype`` and ``backend`` go to ``get_backend``; ``max_new_tokens`` and ``sample_rows`` shape the
     prompt and the generation.  The schema text of each database is built once and reused (stage ``schema``).
     """
 
     def __init__(self, model: str | None = None, *, device: str | None = None, dtype: str | None = None,
-                 max_new_tokens: int = 256, sample_rows: int = 3) -> None:
-        self.model, self.device, self.dtype = model, device, dtype
+                 max_new_tokens: int = 256, sample_rows: int = 3, backend: str | None = None) -> None:
+        self.model, self.device, self.dtype, self.backend = model, device, dtype, backend
         self.max_new_tokens = int(max_new_tokens)
         self.sample_rows = int(sample_rows)
         self._schemas: dict[str, tuple[str, str]] = {}
@@ -107,7 +107,8 @@ class RawPredictor:
     def _get_backend(self) -> tuple[Any, float | None]:
         from jupyter_nl2sql.models import get_backend
 
-        backend, seconds = get_backend(self.model, device=self.device, dtype=self.dtype, progress=False)
+        backend, seconds = get_backend(self.model, device=self.device, dtype=self.dtype, progress=False,
+                                       backend=self.backend)
         self._backend = backend
         return backend, seconds
 

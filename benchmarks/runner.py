@@ -99,6 +99,10 @@ class Benchmark(abc.ABC):
         """Apply this benchmark's options; return the scoring settings that results depend on (for run.json)."""
         return {}
 
+    def pipeline_options(self, args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
+        """``Assistant`` options this benchmark sets by default (``--set`` overrides them); none by default."""
+        return {}
+
     def connection_url(self, item: Item) -> str:
         """Read-only SQLAlchemy URL of the item's database."""
         return sqlite_readonly_url(self.database_path(item))
@@ -118,6 +122,8 @@ class Prediction:
     error: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    candidates: list[str] = field(default_factory=list)
+    """Every SQL the model wrote for the question, in order (first try, repairs, other candidates)."""
 
 
 class Predictor(Protocol):
@@ -174,7 +180,8 @@ class AssistantPredictor:
             return Prediction(None, f"{type(exc).__name__}: {exc}", _stats_dict(stats))
         if answer.provenance and not self._provenance:
             self._provenance = dict(answer.provenance)
-        return Prediction(answer.sql or None, answer.error, _stats_dict(answer.stats), list(answer.warnings or []))
+        return Prediction(answer.sql or None, answer.error, _stats_dict(answer.stats), list(answer.warnings or []),
+                          list(getattr(answer, "candidates", None) or []))
 
     def describe(self) -> dict[str, Any]:
         """Model provenance as reported by the backend / the answers, and the options."""
@@ -239,6 +246,7 @@ def make_record(item: Item, pred: Prediction, score: Score, scoring_seconds: flo
         "gpu_peak": st.get("gpu_peak"),
         "cache_hit": st.get("cache_hit"),
         "warnings": pred.warnings,
+        "candidates": pred.candidates,
         "scoring_s": scoring_seconds,
         "load_avg_1m": _load_average(),
         "pred_rows": score.pred_rows,
@@ -388,7 +396,7 @@ def run(benchmark: Benchmark, args: argparse.Namespace, argv: Sequence[str],
     if not args.raw:
         # replies must be generated, not remembered, for latencies to mean anything (``--set generation_cache=true``
         # turns the pipeline's cache back on)
-        options = {"generation_cache": False, **options}
+        options = {"generation_cache": False, **benchmark.pipeline_options(args, data_dir), **options}
     scoring = benchmark.configure(args)
     items = benchmark.load(data_dir, args.split)
     selected = select_items(items, args.limit, args.seed)

@@ -32,11 +32,35 @@ class SpiderBenchmark(Benchmark):
         """``--keep-distinct``: score without test-suite's DISTINCT removal."""
         parser.add_argument("--keep-distinct", action="store_true",
                             help="keep DISTINCT when scoring (test-suite-sql-eval removes it by default)")
+        parser.add_argument("--examples-pool", default=None, metavar="PATH|none",
+                            help="few-shot pool passed as Assistant(example_pool=PATH): a JSON list of "
+                                 "{question, query, db_id} (default: spider/train_spider_compact.json, Spider "
+                                 "train, whose databases are disjoint from dev; 'none' for no pool)")
 
     def configure(self, args: argparse.Namespace) -> dict[str, Any]:
         """Take ``--keep-distinct``; the scoring settings go into run.json."""
         self.keep_distinct = bool(getattr(args, "keep_distinct", False))
         return {"keep_distinct": self.keep_distinct, "order": "outermost ORDER BY of the gold (sqlglot)"}
+
+    def pipeline_options(self, args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
+        """``example_pool``: Spider train for the few-shot examples, after checking that none of its databases
+        is one the questions are asked on (train and dev databases are disjoint; the check makes sure)."""
+        choice = getattr(args, "examples_pool", None)
+        if choice is not None and str(choice).lower() == "none":
+            return {}
+        pool = Path(choice) if choice else data_dir / "spider" / "train_spider_compact.json"
+        if not pool.exists():
+            if choice:
+                raise SystemExit(f"error: --examples-pool {pool} does not exist")
+            return {}
+        pool_dbs = {ex.get("db_id") for ex in json.loads(pool.read_text(encoding="utf-8"))}
+        split_file = data_dir / "spider" / f"{args.split}.json"
+        asked = {ex["db_id"] for ex in json.loads(split_file.read_text(encoding="utf-8"))}
+        shared = sorted(pool_dbs & asked)
+        if shared:
+            raise SystemExit(f"error: the example pool {pool} holds examples of {len(shared)} database(s) the "
+                             f"{args.split} questions are asked on ({', '.join(shared[:5])}): they would leak answers")
+        return {"example_pool": str(pool.resolve())}
 
     def load(self, data_dir: Path, split: str) -> list[Item]:
         """Questions of ``spider/<split>.json``; hardness from the official parse when present, else from sqlglot."""

@@ -1,19 +1,35 @@
 """Caches: model replies keyed by everything that determines them.
 
 :class:`GenerationCache` maps ``(model identity, exact prompt, decoding settings)`` to the model's reply, in
-memory (LRU) and optionally on disk (one JSON file per key under the user cache directory), so a repeated
-question costs no model time, also after a kernel restart.
+memory (LRU) and on disk (one JSON file per key), so a repeated question costs no model time, also after a kernel
+restart.
+
+Where replies are kept (:func:`make_generation_cache`): ``NL2SQL_GENERATION_CACHE`` = ``disk`` (the default:
+memory plus ``default_cache_dir()/generations``), ``memory`` (this process only) or ``off``.  Only models with a
+content identity (a GGUF's sha256 or a Hub revision: :func:`model_identity`) are written to disk, so a model
+folder edited in place, or a test double, never gets a stale reply from an earlier process.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+logger = logging.getLogger("jupyter_nl2sql")
+
+GENERATION_CACHE_ENV = "NL2SQL_GENERATION_CACHE"
+CACHE_MODES = ("off", "memory", "disk")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+#: the model-provenance fields that decide what a model writes for a prompt under greedy decoding
+IDENTITY_FIELDS = ("model_id", "sha256", "revision", "backend", "dtype", "device")
 
 
 def cache_key(*parts: Any) -> str:
@@ -21,27 +37,106 @@ def cache_key(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-class GenerationCache:
-    """LRU memory cache with an optional on-disk store; thread-safe; counts hits and misses."""
+def model_identity(provenance: Mapping[str, Any]) -> dict[str, Any]:
+    """What identifies a model's replies: its files' content (GGUF sha256 or Hub revision), the backend that runs
+    it, dtype and device (path, thread counts, load times and library versions do not enter).
 
-    def __init__(self, max_items: int = 512, directory: str | os.PathLike | None = None) -> None:
+    >>> model_identity({"model_id": "m", "sha256": "ab", "backend": "llama.cpp", "dtype": "q4_k_m",
+    ...                 "device": "cpu", "path": "/x", "n_threads": 2})["backend"]
+    'llama.cpp'
+    """
+    ident = {k: provenance.get(k) for k in IDENTITY_FIELDS}
+    if ident["device"] and str(ident["device"]).startswith("cuda"):
+        ident["device"] = "cuda"  # cuda:0 and cuda:1 compute the same
+    return ident
+
+
+def persistent_identity(identity: Mapping[str, Any]) -> bool:
+    """Whether replies of this model may be kept on disk: its files have a content hash or a revision."""
+    return bool(identity.get("sha256") or identity.get("revision"))
+
+
+def parse_cache_mode(value: str) -> str:
+    """``"off"``, ``"memory"`` or ``"disk"`` from a setting (a few spellings accepted).
+
+    >>> parse_cache_mode("Memory"), parse_cache_mode("0"), parse_cache_mode("true")
+    ('memory', 'off', 'disk')
+    """
+    text = str(value).strip().lower()
+    aliases = {"0": "off", "false": "off", "no": "off", "none": "off", "mem": "memory", "1": "disk", "true": "disk",
+               "on": "disk", "yes": "disk"}
+    text = aliases.get(text, text)
+    if text not in CACHE_MODES:
+        raise ConfigError(f"the generation cache must be off, memory or disk (or a redis:// URL), not {value!r} "
+                          f"(setting or ${GENERATION_CACHE_ENV})")
+    return text
+
+
+def generation_cache_mode(default: str = "disk") -> str:
+    """``$NL2SQL_GENERATION_CACHE`` (off, memory or disk), else ``default``."""
+    return parse_cache_mode(os.environ.get(GENERATION_CACHE_ENV, "").strip() or default)
+
+
+def default_generation_dir() -> Path:
+    """``default_cache_dir()/generations`` (see :func:`jupyter_nl2sql.connections.default_cache_dir`)."""
+    from .connections import default_cache_dir
+
+    return default_cache_dir() / "generations"
+
+
+def make_generation_cache(enabled: bool | str | None = True, directory: str | os.PathLike | None = None
+                          ) -> GenerationCache | None:
+    """The generation cache an :class:`~jupyter_nl2sql.assistant.Assistant` uses.
+
+    ``enabled``: True → ``$NL2SQL_GENERATION_CACHE`` (default ``disk``); False/None → no cache; ``"off"``,
+    ``"memory"`` or ``"disk"`` → that, whatever the environment says; a Redis URL (``redis://host:6379/0#ttl=86400``)
+    → a :class:`~jupyter_nl2sql.redis_cache.RedisGenerationCache` shared by everyone using that Redis.
+    ``directory``: where the disk store lives (default :func:`default_generation_dir`); an explicit directory is used
+    unless the mode is off.
+    """
+    if enabled is False or enabled is None:
+        return None
+    setting = os.environ.get(GENERATION_CACHE_ENV, "").strip() if enabled is True else str(enabled).strip()
+    if setting.lower().startswith(REDIS_SCHEMES):  # shared by a team: jupyter_nl2sql.redis_cache
+        from .redis_cache import RedisGenerationCache
+
+        return RedisGenerationCache.from_setting(setting)
+    mode = generation_cache_mode() if enabled is True else parse_cache_mode(str(enabled))
+    if mode == "off":
+        return None
+    if directory is not None:
+        return GenerationCache(directory=directory)
+    return GenerationCache(directory=default_generation_dir() if mode == "disk" else None)
+
+
+class GenerationCache:
+    """LRU memory cache with an optional on-disk store; thread-safe; counts hits and misses.
+
+    The disk store holds at most ``max_disk_items`` files (the least recently written go first).  A disk that
+    cannot be written only costs the persistence: a warning once, and the cache goes on in memory.
+    """
+
+    def __init__(self, max_items: int = 512, directory: str | os.PathLike | None = None,
+                 max_disk_items: int = 20_000) -> None:
         self.max_items = max_items
-        self.directory = Path(directory) if directory else None
+        self.directory = Path(directory).expanduser() if directory else None
+        self.max_disk_items = max_disk_items
         self._items: OrderedDict[str, dict] = OrderedDict()
         self._lock = threading.Lock()
+        self._puts = 0
         self.hits = 0
         self.misses = 0
 
     def _path(self, key: str) -> Path | None:
         return self.directory / key[:2] / f"{key}.json" if self.directory else None
 
-    def get(self, key: str) -> dict | None:
-        """The stored value for ``key``, or None."""
+    def get(self, key: str, *, persist: bool = True) -> dict | None:
+        """The stored value for ``key``, or None (``persist=False``: memory only)."""
         with self._lock:
             value = self._items.get(key)
             if value is not None:
                 self._items.move_to_end(key)
-        path = self._path(key)
+        path = self._path(key) if persist else None
         if value is None and path is not None and path.is_file():
             try:
                 value = json.loads(path.read_text(encoding="utf-8"))
@@ -56,15 +151,43 @@ class GenerationCache:
                 self.hits += 1
         return value
 
-    def put(self, key: str, value: dict) -> None:
-        """Store ``value`` (a JSON-able dict) under ``key``."""
+    def put(self, key: str, value: dict, *, persist: bool = True) -> None:
+        """Store ``value`` (a JSON-able dict) under ``key``; on disk too unless ``persist=False``."""
         self._remember(key, value)
-        path = self._path(key)
-        if path is not None:
+        path = self._path(key) if persist else None
+        if path is None:
+            return
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(value), encoding="utf-8")
             os.replace(tmp, path)
+        except OSError as exc:
+            logger.warning("generation cache: cannot write %s (%s); keeping replies in memory only", path, exc)
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            self.directory = None
+            return
+        with self._lock:
+            self._puts += 1
+            prune = self._puts % 256 == 0
+        if prune:
+            self.prune()
+
+    def prune(self) -> int:
+        """Delete the oldest disk entries beyond ``max_disk_items``; return how many were deleted."""
+        if self.directory is None or not self.directory.is_dir():
+            return 0
+        files = list(self.directory.glob("*/*.json"))
+        extra = len(files) - self.max_disk_items
+        if extra <= 0:
+            return 0
+        files.sort(key=lambda p: p.stat().st_mtime if p.exists() else 0)
+        for p in files[:extra]:
+            p.unlink(missing_ok=True)
+        return extra
 
     def _remember(self, key: str, value: dict) -> None:
         with self._lock:

@@ -39,3 +39,7 @@ class ExecutionError(Nl2SqlError):
 
 class ConfigError(Nl2SqlError, ValueError):
     """An option or configuration value is invalid."""
+
+
+class Cancelled(Nl2SqlError):
+    """The user stopped the call (Stop button, ``cancel`` event) before it finished."""

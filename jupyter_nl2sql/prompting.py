@@ -1,8 +1,10 @@
 """Prompts for the model and getting the SQL back out of its reply.
 
 The prompt is a short chat: a system message that fixes the task and the SQL dialect, then one user message
-with the schema (``CREATE TABLE`` plus sample rows) and the question.  A repair round appends the model's
-previous SQL and the error it caused, and asks for a corrected query.
+with the schema (``CREATE TABLE`` plus sample rows), worked examples (few-shot, most similar last), the database
+values the question mentions, and the question.  A repair round appends the model's previous SQL and the error it
+caused (or, for a query that ran but found nothing although the question names values, a hint about those values),
+and asks for a corrected query.
 """
 
 from __future__ import annotations
@@ -34,13 +36,21 @@ def dialect_label(dialect: str) -> str:
     return DIALECT_NAMES.get(dialect.lower(), dialect)
 
 
-def build_messages(question: str, schema_text: str, dialect: str, examples: Sequence[Example] = ()) -> list[dict]:
-    """Chat messages asking for the SQL that answers ``question`` over ``schema_text``."""
+def build_messages(question: str, schema_text: str, dialect: str, examples: Sequence[Example] = (),
+                   hints: str = "") -> list[dict]:
+    """Chat messages asking for the SQL that answers ``question`` over ``schema_text``.
+
+    ``examples``: worked (question, SQL) pairs, shown in the given order; ``hints``: extra lines placed just
+    before the question (the values the question mentions, see :func:`jupyter_nl2sql.values.render_matches`).
+    """
     label = dialect_label(dialect)
     parts = [f"Database schema ({label}):\n\n{schema_text}"]
     if examples:
         shots = "\n\n".join(f"Question: {ex.question}\n```sql\n{ex.sql}\n```" for ex in examples)
-        parts.append(f"Examples of questions and their SQL:\n\n{shots}")
+        parts.append("Examples of questions and their SQL (some are about other databases; use them for the "
+                     f"form of the query, and only the schema above for names):\n\n{shots}")
+    if hints.strip():
+        parts.append(hints.strip())
     parts.append(f"Question: {question.strip()}")
     return [{"role": "system", "content": SYSTEM_PROMPT.format(dialect=label)},
             {"role": "user", "content": "\n\n".join(parts)}]
@@ -52,6 +62,16 @@ def repair_messages(messages: list[dict], previous_sql: str, error: str) -> list
             {"role": "assistant", "content": f"```sql\n{previous_sql}\n```"},
             {"role": "user", "content": f"That query failed: {error}\nWrite a corrected query that answers the "
                                         "question. Reply with the SQL in a single ```sql code block."}]
+
+
+def empty_result_messages(messages: list[dict], previous_sql: str, hints: str) -> list[dict]:
+    """``messages`` followed by a query that ran but returned no rows, with the values the question mentions."""
+    return [*messages,
+            {"role": "assistant", "content": f"```sql\n{previous_sql}\n```"},
+            {"role": "user", "content": "That query ran but returned no rows. "
+                                        f"{hints.strip()}\nCheck the values in the conditions (exact spelling and "
+                                        "case, the right column) and the joins, then write a corrected query that "
+                                        "answers the question. Reply with the SQL in a single ```sql code block."}]
 
 
 def extract_sql(reply: str) -> str:

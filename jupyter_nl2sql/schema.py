@@ -3,7 +3,9 @@
 :func:`introspect` reads tables, columns, types, primary and foreign keys and a few sample rows through
 SQLAlchemy's inspector (so it works the same on SQLite, DuckDB and PostgreSQL).  :class:`SchemaCache` keeps one
 :class:`Schema` per connection.  :func:`render_schema` writes compact ``CREATE TABLE`` statements with sample rows
-as comments; :func:`link_tables` keeps only the tables a question needs when the whole schema is too long.
+as comments (and, given a value source, a few values next to each text column); when the whole schema is too long
+for the prompt, :func:`fit_schema` shows the tables :func:`link_tables` links to the question in full — with every
+table on the foreign-key paths between them, so no join is cut — and the other tables as one line each.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 import threading
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import sqlalchemy as sa
 from sqlglot import exp
@@ -181,14 +183,27 @@ def _format_value(value: Any) -> str:
     return repr(text) if isinstance(value, str) else text
 
 
-def render_table(table: Table, *, dialect: str = "sqlite", sample_rows: int = 3) -> str:
-    """``CREATE TABLE`` with primary and foreign keys, followed by sample rows as a comment."""
+ValuesFor = Callable[[str, str], Sequence[str]]
+"""``values_for(table, column)`` → a few values of that column (from :class:`jupyter_nl2sql.values.ValueIndex`)."""
+
+
+def render_table(table: Table, *, dialect: str = "sqlite", sample_rows: int = 3,
+                 values_for: ValuesFor | None = None) -> str:
+    """``CREATE TABLE`` with primary and foreign keys, followed by sample rows as a comment.
+
+    With ``values_for``, each text column whose values are known gets a comment listing a few of them
+    (``Country TEXT  -- e.g. 'France', 'Netherlands'``), next to or instead of the sample rows.
+    """
     q = lambda n: _quote(n, dialect)  # noqa: E731
     lines = []
     for col in table.columns:
         line = f"  {q(col.name)} {col.type}"
-        if col.comment:
-            line += f"  -- {col.comment}"
+        notes = [col.comment] if col.comment else []
+        shown = list(values_for(table.name, col.name)) if values_for is not None else []
+        if shown:
+            notes.append("e.g. " + ", ".join(_format_value(v) for v in shown))
+        if notes:
+            line += f"  -- {'; '.join(notes)}"
         lines.append(line)
     pk = [c.name for c in table.columns if c.primary_key]
     if pk:
@@ -196,22 +211,47 @@ def render_table(table: Table, *, dialect: str = "sqlite", sample_rows: int = 3)
     for fk in table.foreign_keys:
         lines.append(f"  FOREIGN KEY ({', '.join(q(c) for c in fk.columns)}) REFERENCES "
                      f"{q(fk.ref_table)}({', '.join(q(c) for c in fk.ref_columns)})")
-    body = ",\n".join(lines)
+    # a comment's line break must not swallow the comma that separates it from the next line
+    body = "\n".join(_join_line(line, i < len(lines) - 1) for i, line in enumerate(lines))
     head = f"-- {table.comment}\n" if table.comment else ""
     text = f"{head}CREATE TABLE {q(table.name)} (\n{body}\n);"
     rows = table.sample_rows[:sample_rows]
     if rows:
         header = " | ".join(c.name for c in table.columns)
-        shown = "\n".join(" | ".join(_format_value(v) for v in row) for row in rows)
-        text += f"\n/* {len(rows)} example rows from {table.name}:\n{header}\n{shown}\n*/"
+        shown_rows = "\n".join(" | ".join(_format_value(v) for v in row) for row in rows)
+        text += f"\n/* {len(rows)} example rows from {table.name}:\n{header}\n{shown_rows}\n*/"
     return text
 
 
-def render_schema(schema: Schema, tables: Iterable[str] | None = None, *, sample_rows: int = 3) -> str:
-    """The prompt's schema part: every table (or those named in ``tables``) rendered by :func:`render_table`."""
+def _join_line(line: str, comma: bool) -> str:
+    if not comma:
+        return line
+    code, sep, note = line.partition("  -- ")
+    return f"{code},{sep}{note}" if sep else f"{line},"
+
+
+def render_compact(table: Table, *, dialect: str = "sqlite") -> str:
+    """One comment line naming a table, its columns and its foreign keys (for tables outside the linked set)."""
+    q = lambda n: _quote(n, dialect)  # noqa: E731
+    cols = ", ".join(q(c.name) + ("*" if c.primary_key else "") for c in table.columns)
+    refs = "; ".join(f"{', '.join(fk.columns)} -> {fk.ref_table}({', '.join(fk.ref_columns)})"
+                     for fk in table.foreign_keys)
+    return f"-- {q(table.name)}({cols})" + (f"  [{refs}]" if refs else "")
+
+
+def render_schema(schema: Schema, tables: Iterable[str] | None = None, *, sample_rows: int = 3,
+                  values_for: ValuesFor | None = None, compact: Iterable[str] = ()) -> str:
+    """The prompt's schema part: every table (or those named in ``tables``) rendered by :func:`render_table`;
+    the tables named in ``compact`` follow as one line each (columns and keys only)."""
     wanted = None if tables is None else {t.lower() for t in tables}
-    return "\n\n".join(render_table(t, dialect=_sqlglot_name(schema.dialect), sample_rows=sample_rows)
+    dialect = _sqlglot_name(schema.dialect)
+    text = "\n\n".join(render_table(t, dialect=dialect, sample_rows=sample_rows, values_for=values_for)
                        for t in schema.tables if wanted is None or t.name.lower() in wanted)
+    short = {t.lower() for t in compact} - (wanted or set())
+    lines = [render_compact(t, dialect=dialect) for t in schema.tables if t.name.lower() in short]
+    if lines:
+        text += "\n\n-- Other tables (columns only; * marks the primary key):\n" + "\n".join(lines)
+    return text
 
 
 def _sqlglot_name(dialect: str) -> str:
@@ -231,30 +271,113 @@ def _words(text: str) -> set[str]:
     return out
 
 
-def link_tables(schema: Schema, question: str, *, max_chars: int = 12_000, sample_rows: int = 3) -> list[str]:
-    """Tables to show the model: all of them when the rendering fits ``max_chars``, else the ones the question
-    mentions (by table, column or split-identifier words), plus every table a foreign key joins them to."""
-    names = [t.name for t in schema.tables]
-    if len(render_schema(schema, sample_rows=sample_rows)) <= max_chars:
-        return names
+def _link_scores(schema: Schema, question: str, must: Iterable[str] = ()) -> dict[str, int]:
     q = _words(question)
-
-    def score(t: Table) -> int:
+    forced = {m.lower() for m in must}
+    out = {}
+    for t in schema.tables:
         tw = _words(t.name.replace("_", " "))
         cw = set().union(*(_words(c.name.replace("_", " ")) for c in t.columns)) if t.columns else set()
-        return 3 * len(q & tw) + len(q & cw)
-
-    ranked = sorted(schema.tables, key=score, reverse=True)
-    chosen = [t for t in ranked if score(t) > 0] or ranked[:3]
-    keep = {t.name for t in chosen}
-    for t in chosen:  # never drop what a join needs: the tables the chosen ones reference
-        keep.update(fk.ref_table for fk in t.foreign_keys)
-    out: list[str] = []
-    for t in ranked:
-        if t.name not in keep:
-            continue
-        trial = out + [t.name]
-        if out and len(render_schema(schema, trial, sample_rows=sample_rows)) > max_chars:
-            break
-        out = trial
+        out[t.name] = 3 * len(q & tw) + len(q & cw) + (5 if t.name.lower() in forced else 0)
     return out
+
+
+def join_graph(schema: Schema) -> dict[str, set[str]]:
+    """Tables linked by a foreign key, in both directions (names as the schema spells them)."""
+    names = {t.name.lower(): t.name for t in schema.tables}
+    graph: dict[str, set[str]] = {t.name: set() for t in schema.tables}
+    for t in schema.tables:
+        for fk in t.foreign_keys:
+            ref = names.get(fk.ref_table.lower())
+            if ref and ref != t.name:
+                graph[t.name].add(ref)
+                graph[ref].add(t.name)
+    return graph
+
+
+def join_path(graph: dict[str, set[str]], start: str, goal: str) -> list[str]:
+    """The shortest chain of tables from ``start`` to ``goal`` along foreign keys ([] when none)."""
+    if start == goal:
+        return [start]
+    parents: dict[str, str | None] = {start: None}
+    frontier = [start]
+    while frontier:
+        nxt = []
+        for node in frontier:
+            for other in sorted(graph.get(node, ())):
+                if other in parents:
+                    continue
+                parents[other] = node
+                if other == goal:
+                    path = [goal]
+                    while parents[path[-1]] is not None:
+                        path.append(parents[path[-1]])  # type: ignore[arg-type]
+                    return path[::-1]
+                nxt.append(other)
+        frontier = nxt
+    return []
+
+
+def link_tables(schema: Schema, question: str, *, max_chars: int = 12_000, sample_rows: int = 3,
+                must: Iterable[str] = (), values_for: ValuesFor | None = None) -> list[str]:
+    """Tables to show the model in full: all of them when the rendering fits ``max_chars``, else the ones the
+    question mentions (by table, column or split-identifier words, or by a value in ``must``'s tables), plus
+    every table on a foreign-key path between them (a join needs the tables in between, too) and the tables the
+    chosen ones reference.  The order is the schema's."""
+    names = [t.name for t in schema.tables]
+    if len(render_schema(schema, sample_rows=sample_rows, values_for=values_for)) <= max_chars:
+        return names
+    scores = _link_scores(schema, question, must)
+    ranked = sorted(schema.tables, key=lambda t: -scores[t.name])
+    chosen = [t.name for t in ranked if scores[t.name] > 0] or [t.name for t in ranked[:3]]
+    graph = join_graph(schema)
+    by_name = {t.name: t for t in schema.tables}
+    # grow greedily from the best table: each next table comes with the path that joins it to what is kept
+    keep: list[str] = []
+    for name in chosen:
+        extra = [name]
+        if keep:
+            paths = [p for p in (join_path(graph, k, name) for k in keep) if p]
+            if paths:
+                extra = min(paths, key=len)
+        trial = keep + [n for n in extra if n not in keep]
+        for n in list(trial):  # the tables a kept table references (their keys explain its foreign keys)
+            trial += [r.ref_table for r in by_name[n].foreign_keys
+                      if r.ref_table in by_name and r.ref_table not in trial]
+        if keep and len(render_schema(schema, trial, sample_rows=sample_rows, values_for=values_for)) > max_chars:
+            continue
+        keep = trial
+    wanted = set(keep)
+    return [n for n in names if n in wanted]
+
+
+def fit_schema(schema: Schema, question: str, *, max_chars: int = 12_000, sample_rows: int = 3,
+               values_for: ValuesFor | None = None, must: Iterable[str] = (), linking: bool = True
+               ) -> tuple[str, list[str]]:
+    """The schema text for a question and the tables it shows in full.
+
+    Everything when it fits ``max_chars``.  Otherwise (unless ``linking`` is off) the linked tables of
+    :func:`link_tables` in full, with fewer sample rows if that is what makes them fit, and every other table as
+    one compact line while there is room — so the model still sees that the other tables exist.
+    """
+    names = [t.name for t in schema.tables]
+    full = render_schema(schema, sample_rows=sample_rows, values_for=values_for)
+    if len(full) <= max_chars or not linking:
+        return full, names
+    tables = link_tables(schema, question, max_chars=max_chars, sample_rows=sample_rows, must=must,
+                         values_for=values_for)
+    rows = sample_rows
+    text = render_schema(schema, tables, sample_rows=rows, values_for=values_for)
+    while len(text) > max_chars and rows > 0:
+        rows -= 1
+        text = render_schema(schema, tables, sample_rows=rows, values_for=values_for)
+    compact: list[str] = []
+    for name in names:
+        if name in tables:
+            continue
+        trial = render_schema(schema, tables, sample_rows=rows, values_for=values_for, compact=compact + [name])
+        if len(trial) > max_chars:
+            break
+        compact.append(name)
+        text = trial
+    return text, tables

@@ -4,19 +4,23 @@
 >>> backend, load_seconds = get_backend()          # doctest: +SKIP
 >>> backend.generate([{"role": "user", "content": "SQL for: how many users?"}]).text   # doctest: +SKIP
 
-Importing this package is cheap: torch and transformers are imported only when a model is loaded.
+Importing this package is cheap: torch and transformers (or llama_cpp) are imported only when a model is loaded.
+Two backends: llama.cpp (a GGUF on the CPU; the default there when ``llama-cpp-python`` is installed) and
+transformers (everything else); see :mod:`jupyter_nl2sql.models.registry`.
 """
 
 from __future__ import annotations
 
-from .base import Backend, Generation, Message
+from .base import Backend, Generation, Message, accepts_cancel
 from .device import Hardware, choose_device_dtype
 from .known import DEFAULT_MODEL, KNOWN_MODELS, KnownModel, lookup_known
-from .registry import clear_backends, get_backend, loaded_backends
+from .registry import BACKENDS, choose_backend, clear_backends, get_backend, llama_cpp_available, loaded_backends, \
+    normalize_backend
 from .resolve import ResolvedModel, resolve_model
 
 __all__ = [
     "Backend", "Generation", "Message", "DEFAULT_MODEL", "KNOWN_MODELS", "KnownModel", "lookup_known",
     "get_backend", "clear_backends", "loaded_backends", "resolve_model", "ResolvedModel", "Hardware",
-    "choose_device_dtype",
+    "choose_device_dtype", "accepts_cancel", "BACKENDS", "choose_backend", "normalize_backend",
+    "llama_cpp_available",
 ]

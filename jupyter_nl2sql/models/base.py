@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any, Protocol, TypedDict, runtime_checkable
 
@@ -17,7 +18,7 @@ FENCE = "```"
 
 
 def sql_block_end(text: str) -> int | None:
-    """Index just past the closing fence of the first fenced code block in ``text``, or None while none is closed.
+    r"""Index just past the closing fence of the first fenced code block in ``text``, or None while none is closed.
 
     The opening fence counts only with its line (``` or ```sql and a newline), so a reply that has just begun a
     block is not cut short.
@@ -49,6 +50,9 @@ class Generation:
     """Generated tokens."""
     seconds: float
     """Wall time of the generation."""
+    tokens_reused: int = 0
+    """Prompt tokens not evaluated again because the backend kept them from the previous call (llama.cpp's prefix
+    reuse); 0 when the whole prompt was evaluated."""
 
     @property
     def tokens_per_second(self) -> float | None:
@@ -69,10 +73,33 @@ class Backend(Protocol):
     dtype: str
     provenance: dict[str, Any]
 
-    def generate(self, messages: list[Message], max_new_tokens: int = 256) -> Generation:
-        """Greedy completion of ``messages`` (chat template applied inside)."""
+    def generate(self, messages: list[Message], max_new_tokens: int = 256,
+                 cancel: threading.Event | None = None) -> Generation:
+        """Greedy completion of ``messages`` (chat template applied inside).
+
+        ``cancel``: when set during the call, generation stops between tokens and
+        :class:`~jupyter_nl2sql.errors.Cancelled` is raised.  (Callers pass it only to backends whose ``generate``
+        accepts it: see :func:`accepts_cancel`.)
+        """
         ...
 
     def render_prompt(self, messages: list[Message]) -> str:
         """The exact text the model sees for ``messages``."""
         ...
+
+
+def accepts_cancel(generate: Any) -> bool:
+    """Whether a backend's ``generate`` takes a ``cancel`` keyword (test doubles and older backends may not).
+
+    >>> accepts_cancel(lambda messages, max_new_tokens=256, cancel=None: None)
+    True
+    >>> accepts_cancel(lambda messages, max_new_tokens=256: None)
+    False
+    """
+    import inspect
+
+    try:
+        params = inspect.signature(generate).parameters
+    except (TypeError, ValueError):
+        return False
+    return "cancel" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())

@@ -8,7 +8,9 @@ torch.  Automatic choice: CUDA (bfloat16 where the GPU supports it, else float16
 
 from __future__ import annotations
 
+import os
 import platform
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,8 +133,21 @@ def cpu_supports_bf16() -> bool:
     return bool(cpu_flags() & CPU_BF16_FLAGS)
 
 
+GPU_DEVICE_NODES = ("/dev/nvidia0", "/dev/nvidiactl", "/dev/kfd", "/dev/dxg", "/proc/driver/nvidia")
+
+
+def gpu_possible() -> bool:
+    """Whether a GPU could be visible to torch: a macOS machine (MPS), a torch already imported, or a GPU driver's
+    device node (NVIDIA, AMD ROCm, WSL).  False means CPU for sure, without paying for ``import torch``."""
+    if platform.system() == "Darwin" or "torch" in sys.modules:
+        return True
+    return any(os.path.exists(node) for node in GPU_DEVICE_NODES)
+
+
 def detect_hardware() -> Hardware:
-    """Describe this machine (imports torch)."""
+    """Describe this machine (imports torch, unless no GPU driver is present at all)."""
+    if not gpu_possible():
+        return Hardware(cpu_bf16=cpu_supports_bf16())
     import torch
 
     cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0

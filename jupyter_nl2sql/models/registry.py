@@ -1,62 +1,198 @@
-"""One loaded model per (files, device, dtype) per process, shared by every caller.
+"""One loaded model per (files, device, dtype, backend) per process, shared by every caller.
 
 A kernel loads the model once; every later ``%%nl2sql`` cell, widget click or ``Assistant`` reuses it.  A lock
 serialises loads, so two threads asking at once load once (and two different models never load side by side,
 which would double the memory needed).
+
+Which backend runs the model (:func:`choose_backend`; the ``backend`` setting): ``"llama.cpp"`` runs a GGUF file
+as it is on the CPU (memory-mapped, 4-bit, fastest on a CPU); ``"transformers"`` runs anything on any device
+(Hugging Face folders, GPUs, a chosen dtype).  ``"auto"`` (the default) takes llama.cpp when the model is a GGUF,
+the device is the CPU, no dtype was asked for (llama.cpp runs the file's own quantisation) and ``llama_cpp`` is
+installed; otherwise transformers.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
+import importlib.util
+import logging
 import os
 import threading
 import time
 from typing import Any
 
+from ..errors import ConfigError, ModelError
 from .base import Backend
-from .device import choose_device_dtype
+from .http_backend import is_http_model, redact_http_setting
+from .device import choose_device_dtype, normalize_dtype
+from .files import first_line
 from .known import DEFAULT_MODEL
-from .resolve import resolve_model
+from .resolve import ResolvedModel, resolve_model
+
+logger = logging.getLogger("jupyter_nl2sql")
 
 _LOCK = threading.RLock()
-_BY_REQUEST: dict[tuple[str, str, str], Backend] = {}
-_BY_FILES: dict[tuple[str, str, str], Backend] = {}
+_BY_REQUEST: dict[tuple[str, str, str, str], Backend] = {}
+_BY_FILES: dict[tuple[str, str, str, str], Backend] = {}
+
+BACKENDS = ("auto", "transformers", "llama.cpp")
+BACKEND_ALIASES = {"": "auto", "auto": "auto", "transformers": "transformers", "hf": "transformers",
+                   "torch": "transformers", "llama.cpp": "llama.cpp", "llamacpp": "llama.cpp",
+                   "llama_cpp": "llama.cpp", "llama-cpp": "llama.cpp", "gguf": "llama.cpp"}
+LLAMA_INSTALL_HINT = "pip install 'jupyter-nl2sql[llama]'"
 
 
-def _request_key(model: Any, device: Any, dtype: Any) -> tuple[str, str, str]:
+def normalize_backend(backend: Any) -> str:
+    """``None``/``"auto"`` → ``"auto"``; ``"llamacpp"``, ``"llama_cpp"`` → ``"llama.cpp"``; ``"hf"`` →
+    ``"transformers"``; anything else raises :class:`ConfigError`.
+
+    >>> normalize_backend(None), normalize_backend("LlamaCpp"), normalize_backend("hf")
+    ('auto', 'llama.cpp', 'transformers')
+    """
+    text = str(backend if backend is not None else "auto").strip().lower()
+    if text not in BACKEND_ALIASES:
+        raise ConfigError(f"unknown backend {backend!r}: use auto, transformers or llama.cpp")
+    return BACKEND_ALIASES[text]
+
+
+#: llama.cpp's feature names (``llama_print_system_info``) → the Linux ``/proc/cpuinfo`` flag they need.
+LLAMA_CPU_FEATURES = {"SSSE3": "ssse3", "AVX": "avx", "AVX2": "avx2", "F16C": "f16c", "FMA": "fma", "BMI2": "bmi2",
+                      "AVX_VNNI": "avx_vnni", "AVX512": "avx512f", "AVX512_VBMI": "avx512vbmi",
+                      "AVX512_VNNI": "avx512_vnni", "AVX512_BF16": "avx512_bf16", "AMX_INT8": "amx_int8"}
+
+
+def missing_cpu_features(system_info: str, cpu_flags: set[str]) -> list[str]:
+    """The instruction sets a llama.cpp build uses (``"AVX512 = 1 | ..."``) that this CPU lacks.
+
+    Unknown when ``cpu_flags`` is empty (not Linux x86): nothing is reported missing.
+
+    >>> missing_cpu_features("CPU : AVX = 1 | AVX2 = 1 | AVX512 = 1 | AVX512_BF16 = 0 |", {"avx", "avx2"})
+    ['AVX512']
+    """
+    if not cpu_flags:
+        return []
+    missing = []
+    for part in system_info.replace("CPU :", "|").split("|"):
+        name, _, value = part.partition("=")
+        name = name.strip()
+        if value.strip() == "1" and name in LLAMA_CPU_FEATURES and LLAMA_CPU_FEATURES[name] not in cpu_flags:
+            missing.append(name)
+    return missing
+
+
+@functools.lru_cache(maxsize=1)
+def llama_cpp_problem() -> str | None:
+    """Why the llama.cpp backend cannot run here (not installed, does not load, built for instructions this CPU
+    lacks — which would crash the kernel at the first token), or None when it can."""
+    try:
+        if importlib.util.find_spec("llama_cpp") is None:
+            return f"llama-cpp-python is not installed: run {LLAMA_INSTALL_HINT}"
+    except (ImportError, ValueError):
+        return f"llama-cpp-python is not installed: run {LLAMA_INSTALL_HINT}"
+    try:
+        from .llamacpp_backend import llama_cpp  # imported there, with its OpenMP settings
+
+        info = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace")
+    except Exception as exc:  # a broken shared library, a missing system dependency
+        return f"llama-cpp-python does not load ({type(exc).__name__}: {first_line(exc)}): reinstall it"
+    from .device import cpu_flags
+
+    missing = missing_cpu_features(info, cpu_flags())
+    if missing:
+        return (f"this llama-cpp-python build uses {', '.join(missing)}, which this CPU lacks: rebuild it for this "
+                f"machine (CMAKE_ARGS=-DGGML_NATIVE=ON pip install --force-reinstall --no-binary llama-cpp-python "
+                f"llama-cpp-python)")
+    return None
+
+
+def llama_cpp_available() -> bool:
+    """Whether the llama.cpp backend can run here (see :func:`llama_cpp_problem`)."""
+    return llama_cpp_problem() is None
+
+
+def choose_backend(backend: Any, resolved: ResolvedModel, device: str, dtype_requested: Any) -> str:
+    """``"llama.cpp"`` or ``"transformers"`` for these files on ``device``; see the module docstring.
+
+    An explicit ``backend`` that cannot work here raises a one-line :class:`ModelError` / :class:`ConfigError`.
+    """
+    wanted = normalize_backend(backend)
+    if wanted == "transformers":
+        return wanted
+    if wanted == "llama.cpp":
+        if not resolved.is_gguf:
+            raise ModelError(f"backend llama.cpp needs a .gguf model, but {resolved.model_id} resolved to the "
+                             f"Hugging Face folder {resolved.path}: pass a .gguf file, or use backend auto")
+        if device != "cpu":
+            raise ConfigError(f"backend llama.cpp runs on the CPU here, not {device}: use device cpu (or auto "
+                              f"on a machine without a GPU), or backend transformers for the GPU")
+        problem = llama_cpp_problem()
+        if problem is not None:
+            raise ModelError(f"backend llama.cpp cannot run: {problem}; or use backend transformers")
+        return wanted
+    if resolved.is_gguf and device == "cpu" and normalize_dtype(dtype_requested) is None:
+        problem = llama_cpp_problem()
+        if problem is None:
+            return "llama.cpp"
+        if not problem.startswith("llama-cpp-python is not installed"):
+            logger.warning("using transformers instead of llama.cpp: %s", problem)
+    return "transformers"
+
+
+def _request_key(model: Any, device: Any, dtype: Any, backend: Any) -> tuple[str, str, str, str]:
     """The settings as given, normalised just enough that repeated identical calls hit the cache."""
     name = (os.fspath(model).strip() if model is not None else "") or DEFAULT_MODEL
-    return name, str(device or "auto").strip().lower(), str(dtype or "auto").strip().lower()
+    return (name, str(device or "auto").strip().lower(), str(dtype or "auto").strip().lower(),
+            normalize_backend(backend))
 
 
-def get_backend(model: Any = None, device: Any = None, dtype: Any = None, progress: bool = True
-                ) -> tuple[Backend, float | None]:
+def get_backend(model: Any = None, device: Any = None, dtype: Any = None, progress: bool = True,
+                backend: Any = None) -> tuple[Backend, float | None]:
     """The backend for ``model`` on ``device`` in ``dtype``, loading it on first use.
 
-    ``model``: None (the default model), a Hub id or known alias, a local folder, or a ``.gguf`` file.
+    ``model``: None (the default model), a Hub id or known alias, a local folder, a ``.gguf`` file, or a model
+    server (``openai+http://127.0.0.1:8000/v1#model-name``: :mod:`~jupyter_nl2sql.models.http_backend`).
     ``device``/``dtype``: None or ``"auto"`` to choose automatically, else e.g. ``"cpu"``, ``"cuda:0"``,
-    ``"bfloat16"``.  Returns ``(backend, load_seconds)`` where ``load_seconds`` is None when the backend was
-    already loaded.  Raises :class:`~jupyter_nl2sql.errors.ModelError` or
-    :class:`~jupyter_nl2sql.errors.ConfigError` with a one-line message.
+    ``"bfloat16"``.  ``backend``: None/``"auto"``, ``"transformers"`` or ``"llama.cpp"`` (see the module
+    docstring); the choice is in ``backend.provenance["backend"]``.  Returns ``(backend, load_seconds)`` where
+    ``load_seconds`` is None when the backend was already loaded.  Raises
+    :class:`~jupyter_nl2sql.errors.ModelError` or :class:`~jupyter_nl2sql.errors.ConfigError` with a one-line
+    message.
     """
-    request = _request_key(model, device, dtype)
+    request = _request_key(model, device, dtype, backend)
     with _LOCK:
         if request in _BY_REQUEST:
             return _BY_REQUEST[request], None
         t0 = time.perf_counter()
+        if is_http_model(request[0]):  # a model server (openai+http://host:port/v1#name): nothing to load here
+            if request[3] != "auto":
+                raise ConfigError(f"backend {request[3]} runs a model in this process; {redact_http_setting(model)} "
+                                  "is served over HTTP: use backend auto")
+            from .http_backend import OpenAICompatibleBackend
+
+            remote = OpenAICompatibleBackend.from_setting(request[0], progress=progress)
+            _BY_FILES[(remote.model_id, remote.device, remote.dtype, "openai-http")] = remote
+            _BY_REQUEST[request] = remote
+            return remote, time.perf_counter() - t0
         chosen_device, chosen_dtype = choose_device_dtype(device, dtype)
         resolved = resolve_model(model, progress=progress)
-        files = (str(resolved.path), chosen_device, chosen_dtype)
-        backend = _BY_FILES.get(files)
+        kind = choose_backend(request[3], resolved, chosen_device, dtype)
+        files = (str(resolved.path), chosen_device, chosen_dtype if kind == "transformers" else "gguf", kind)
+        loaded = _BY_FILES.get(files)
         load_seconds = None
-        if backend is None:
-            from .transformers_backend import TransformersBackend
+        if loaded is None:
+            if kind == "llama.cpp":
+                from .llamacpp_backend import LlamaCppBackend
 
-            backend = TransformersBackend.load(resolved, chosen_device, chosen_dtype, progress=progress)
-            _BY_FILES[files] = backend
+                loaded = LlamaCppBackend.load(resolved, progress=progress)
+            else:
+                from .transformers_backend import TransformersBackend
+
+                loaded = TransformersBackend.load(resolved, chosen_device, chosen_dtype, progress=progress)
+            _BY_FILES[files] = loaded
             load_seconds = time.perf_counter() - t0
-        _BY_REQUEST[request] = backend
-        return backend, load_seconds
+        _BY_REQUEST[request] = loaded
+        return loaded, load_seconds
 
 
 def loaded_backends() -> list[Backend]:

@@ -26,7 +26,7 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
-from ..errors import ModelError
+from ..errors import Cancelled, ModelError
 from .base import Generation, Message, sql_block_end
 from .files import cache_dir, first_line, temp_sibling
 from .resolve import ResolvedModel
@@ -210,6 +210,16 @@ class SqlBlockStop(StoppingCriteria):
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
+class CancelStop(StoppingCriteria):
+    """Stop as soon as ``event`` is set (checked after every generated token)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor | None, **kwargs: Any) -> torch.Tensor:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
 def end_token_ids(model: Any, tokenizer: Any) -> list[int]:
     """Every token id that ends a reply: the model's and tokenizer's EOS plus the usual chat end tokens."""
     ids: set[int] = set()
@@ -239,6 +249,9 @@ class TransformersBackend:
         self._eos = end_token_ids(model, tokenizer)
         self._pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self._eos[0]
         self._lock = threading.Lock()
+        self.decoding_options: dict[str, Any] = {}
+        """Extra ``GenerationConfig`` settings that keep decoding greedy, e.g. ``{"prompt_lookup_num_tokens": 10}``
+        (prompt-lookup decoding: drafts copied from the prompt, verified in one forward pass; same output)."""
 
     @classmethod
     def load(cls, resolved: ResolvedModel, device: str, dtype: str, *, progress: bool = True
@@ -261,18 +274,30 @@ class TransformersBackend:
             raise ModelError(f"model {self.model_id} has no chat template: use an instruct (chat) model")
         return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
 
-    def generate(self, messages: list[Message], max_new_tokens: int = 256) -> Generation:
-        """Greedy reply to ``messages``; stops at EOS or at the end of a fenced SQL block."""
+    def generate(self, messages: list[Message], max_new_tokens: int = 256,
+                 cancel: threading.Event | None = None) -> Generation:
+        """Greedy reply to ``messages``; stops at EOS or at the end of a fenced SQL block.
+
+        Raises :class:`~jupyter_nl2sql.errors.Cancelled` when ``cancel`` is set before the reply is complete (it is
+        checked after every token; the prompt's own forward pass is not interrupted).
+        """
         prompt = self.render_prompt(messages)
         encoded = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
         n_in = int(encoded["input_ids"].shape[1])
         config = GenerationConfig(do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=self._eos,
-                                  pad_token_id=self._pad)
+                                  pad_token_id=self._pad, **self.decoding_options)
+        stops: list[StoppingCriteria] = [SqlBlockStop(self.tokenizer, n_in)]
+        if cancel is not None:
+            stops.append(CancelStop(cancel))
         with self._lock, torch.inference_mode():
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("cancelled")
             t0 = time.perf_counter()
             out = self.model.generate(**encoded, generation_config=config,
-                                      stopping_criteria=StoppingCriteriaList([SqlBlockStop(self.tokenizer, n_in)]))
+                                      stopping_criteria=StoppingCriteriaList(stops))
             seconds = time.perf_counter() - t0
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("cancelled")
         new_tokens = out[0, n_in:]
         text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
         end = sql_block_end(text)
