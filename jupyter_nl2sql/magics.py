@@ -39,6 +39,9 @@ class Nl2SqlMagics(Magics, Configurable):
                     help="Model: a Hugging Face id, a local directory or a .gguf file. None: the default "
                          "(Qwen/Qwen2.5-Coder-1.5B-Instruct, from the offline packages when installed).")
     device = Unicode(None, allow_none=True, config=True, help="'cpu', 'cuda', 'cuda:1'… None: CUDA if available.")
+    backend = Unicode("auto", config=True,
+                      help="'auto' (llama.cpp on the CPU when installed, else transformers), 'transformers' or "
+                           "'llama.cpp'.")
     dtype = Unicode(None, allow_none=True, config=True,
                     help="'bfloat16', 'float16' or 'float32'. None: automatic for the device.")
     row_cap = Int(1000, config=True, help="Most rows fetched per query; the rest are not read.")
@@ -62,6 +65,12 @@ class Nl2SqlMagics(Magics, Configurable):
     def _non_negative(self, proposal: dict) -> int:
         if proposal["value"] < 0:
             raise TraitError(f"{proposal['trait'].name} must be ≥ 0, not {proposal['value']}")
+        return proposal["value"]
+
+    @validate("backend")
+    def _backend(self, proposal: dict) -> str:
+        if proposal["value"] not in ("auto", "transformers", "llama.cpp"):
+            raise TraitError(f"backend must be auto, transformers or llama.cpp, not {proposal['value']!r}")
         return proposal["value"]
 
     @validate("timeout")
@@ -137,6 +146,7 @@ class Nl2SqlMagics(Magics, Configurable):
                      "row_cap"):
             value = getattr(self, name)
             setattr(assistant, name, (value or None) if name == "timeout" else value)
+        assistant.backend_name = self.backend
         return assistant
 
     def _connection_token(self, token: str | None) -> str | None:

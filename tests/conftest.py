@@ -14,6 +14,9 @@ from typing import Iterator
 import pytest
 
 os.environ.setdefault("NL2SQL_CACHE_DIR", str(Path.home() / ".cache" / "jupyter_nl2sql"))
+# Tests that claim model behaviour must see the model run, not replies remembered on disk by an earlier run
+# (kernels started by nbval inherit this too).
+os.environ.setdefault("NL2SQL_GENERATION_CACHE", "memory")
 
 
 @pytest.fixture(scope="session")
