@@ -196,6 +196,10 @@ class Assistant:
         if len(tables) < len(schema.tables):
             answer.warnings.append(f"schema too large for the prompt: showed the model {len(tables)} of "
                                    f"{len(schema.tables)} tables in full ({', '.join(tables)})")
+        if ctx.schema_chars > self.max_schema_chars:
+            answer.warnings.append(f"the schema shown to the model is {ctx.schema_chars:,} characters, over "
+                                   f"max_schema_chars={self.max_schema_chars:,}: raise max_schema_chars, lower "
+                                   "sample_rows, or ask about fewer tables")
         progress("load", {})
         t0 = time.perf_counter()
         backend, load_seconds = self.backend()
@@ -501,7 +505,7 @@ class Assistant:
                     prompts.append(build_messages(question, alt_text, conn.dialect, (), hints))
                 else:
                     break
-        return _Context(prompts, tables, matches, hints, examples, plain)
+        return _Context(prompts, tables, matches, hints, examples, plain, len(schema_text))
 
     # -- helpers ----------------------------------------------------------------------------------------------
     def _provenance(self, backend: Any, schema: Schema, conn: Connection) -> dict[str, Any]:
@@ -530,6 +534,8 @@ class _Context:
     examples: list[StoredExample]
     plain: list[dict] | None = None
     """The main prompt without examples (repairs start from it), or None when no examples were shown."""
+    schema_chars: int = 0
+    """Length of the schema part of the main prompt."""
 
 
 def _as_prompt(examples: list[StoredExample]) -> list[Example]:

@@ -3,8 +3,7 @@
 The whole schema renders to far more than the Assistant's ``max_schema_chars``; linking must keep the prompt's
 schema part under that bound, keep the table the question names, say in a warning that it showed only part of the
 schema, and do it in bounded time.  When even the linked schema cannot fit (one table alone is longer than the
-bound), the user must be told so; today they are not (strict xfail, see its reason).  Run with ``-s`` to see sizes
-and timings.
+bound), the user is told so in a warning naming ``max_schema_chars``.  Run with ``-s`` to see sizes and timings.
 """
 
 from __future__ import annotations
@@ -122,11 +121,6 @@ def test_linking_keeps_the_prompt_under_the_bound(huge_url: str, huge_manager: C
     assert first_seconds < MAX_FIRST_ASK_SECONDS and seconds < MAX_ASK_SECONDS, (first_seconds, seconds)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "when even the best-matching table does not fit max_schema_chars, the prompt exceeds the bound silently "
-    "(only the usual 'showed the model N of 400 tables in full' warning); needed in Assistant.ask: a warning such as "
-    "'the schema shown to the model is N characters, over max_schema_chars=M: raise max_schema_chars, lower "
-    "sample_rows, or ask about fewer tables'"))
 def test_schema_that_cannot_fit_is_reported(huge_url: str, huge_assistant: tuple[Assistant, float], scripted: Any,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     scripted("SELECT count(*) AS n FROM warehouse_120")
