@@ -22,14 +22,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
-import transformers
-from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, StoppingCriteria, StoppingCriteriaList
-
 from ..errors import Cancelled, ModelError
 from .base import Generation, Message, sql_block_end
+from .device import brief_openmp_spin
 from .files import cache_dir, first_line, temp_sibling
 from .resolve import ResolvedModel
+
+with brief_openmp_spin():  # see there: keeps generation fast when other processes compete for the cores
+    import torch
+import transformers  # noqa: E402
+from transformers import (AutoModelForCausalLM, AutoTokenizer, GenerationConfig, StoppingCriteria,  # noqa: E402
+                          StoppingCriteriaList)
 
 logger = logging.getLogger("jupyter_nl2sql")
 
