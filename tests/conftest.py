@@ -7,11 +7,15 @@ each test session creates its own database there and drops it afterwards.  Witho
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+# The loopback servers (chat completions, Redis) of tests/service serve the unit tests too.
+sys.path.insert(0, str(Path(__file__).with_name("service")))
 
 os.environ.setdefault("NL2SQL_CACHE_DIR", str(Path.home() / ".cache" / "jupyter_nl2sql"))
 # Tests that claim model behaviour must see the model run, not replies remembered on disk by an earlier run

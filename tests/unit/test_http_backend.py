@@ -7,12 +7,9 @@ chunked keep-alive HTTP/1.1); nothing of the backend is replaced.
 from __future__ import annotations
 
 import doctest
-import importlib.util
 import logging
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -21,18 +18,7 @@ from jupyter_nl2sql.models import Backend, accepts_cancel, http_backend
 from jupyter_nl2sql.models.http_backend import OpenAICompatibleBackend, is_http_model, parse_http_model
 
 
-def _load_servers():
-    name = "nl2sql_loopback_servers"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "service" / "loopback_servers.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-servers = _load_servers()
+import loopback_servers as servers  # tests/service, put on sys.path by tests/conftest.py  # noqa: E402
 
 MESSAGES = [{"role": "system", "content": "You write SQLite."}, {"role": "user", "content": "How many users?"}]
 REPLY = "Here is the query:\n```sql\nSELECT count(*) FROM users\n```\nThis counts every row of the users table."

@@ -7,11 +7,8 @@ The server is started by the fixture (tests/service/loopback_servers.py) in a te
 from __future__ import annotations
 
 import doctest
-import importlib.util
 import logging
-import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -27,18 +24,7 @@ from jupyter_nl2sql.errors import ConfigError  # noqa: E402
 from jupyter_nl2sql.redis_cache import RedisGenerationCache, ResultCache, cached_execute  # noqa: E402
 
 
-def _load_servers():
-    name = "nl2sql_loopback_servers"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "service" / "loopback_servers.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-servers = _load_servers()
+import loopback_servers as servers  # tests/service, put on sys.path by tests/conftest.py  # noqa: E402
 
 
 @pytest.fixture(scope="module")
