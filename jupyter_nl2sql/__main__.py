@@ -1,4 +1,4 @@
-"""Command line: ``python -m jupyter_nl2sql ask "question" --db URL``.
+"""Command line: ``python -m jupyter_nl2sql ask "question" --db URL`` (and ``demo``, ``serve``).
 
 Prints the SQL, the result table and the stats line.  ``--db`` defaults to the bundled demo database.
 Exit status: 0 on an answer, 2 when something must be fixed (the message says what), 1 when the model's SQL
@@ -30,11 +30,23 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--max-rows", type=int, default=30, help="rows to print (default 30)")
     demo = sub.add_parser("demo", help="build the demo database and print its URL")
     demo.set_defaults()
+    sub.add_parser("serve", add_help=False,
+                   help="serve the model to a team on Ray Serve (see: python -m jupyter_nl2sql serve --help)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:  # its own options: jupyter_nl2sql.ray_serve
+        from .errors import Nl2SqlError
+        from .ray_serve import main as serve_main
+
+        try:
+            return serve_main(argv[1:])
+        except Nl2SqlError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     from .errors import Nl2SqlError

@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 import pandas as pd
 
 from . import __version__
-from .cache import cache_key, make_generation_cache, model_identity, persistent_identity
+from .cache import InFlight, cache_key, make_generation_cache, model_identity, persistent_identity
 from .connections import Connection, ConnectionManager, manager as default_manager
 from .errors import ConfigError, ExecutionError, QuestionError, SQLCheckError, WriteRefused
 from .examples import (ExamplePool, StoredExample, TaughtStore, mask_question, schema_vocabulary, select_examples,
@@ -148,6 +148,7 @@ class Assistant:
         self.max_schema_chars = _positive_int("max_schema_chars", max_schema_chars)
         self.backend_name = backend  # "auto" | "transformers" | "llama.cpp" (models.registry.choose_backend)
         self.cache = make_generation_cache(generation_cache, cache_dir)
+        self._in_flight = InFlight()
         self.column_values = _non_negative_int("column_values", column_values)
         self.schema_linking = bool(schema_linking)
         self.value_retrieval = bool(value_retrieval)
@@ -404,18 +405,28 @@ class Assistant:
         key = cache_key(identity, messages, {"greedy": True, "max_new_tokens": self.max_new_tokens})
         persist = persistent_identity(identity)  # only content-addressed models go to the disk store
         cached = self.cache.get(key, persist=persist) if self.cache is not None else None
+        lead = False
         with answer.stats.stage("generate"):
-            if cached is not None:
-                answer.stats.cache_hit = True
-                text = cached["text"]
-            else:
-                extra = {"cancel": cancel} if cancel is not None and accepts_cancel(backend.generate) else {}
-                gen = backend.generate(messages, max_new_tokens=self.max_new_tokens, **extra)  # may raise Cancelled
-                answer.stats.add_generation(gen.tokens_in, gen.tokens_out, gen.seconds)
-                text = gen.text
-                if self.cache is not None:
-                    self.cache.put(key, {"text": text, "tokens_in": gen.tokens_in, "tokens_out": gen.tokens_out},
-                                   persist=persist)
+            if cached is None and self.cache is not None:
+                # the same prompt already being generated for another caller: wait for that reply
+                lead = self._in_flight.claim(key, cancel)
+                if not lead:
+                    cached = self.cache.get(key, persist=persist)  # None if that caller failed: generate here
+            try:
+                if cached is not None:
+                    answer.stats.cache_hit = True
+                    text = cached["text"]
+                else:
+                    extra = {"cancel": cancel} if cancel is not None and accepts_cancel(backend.generate) else {}
+                    gen = backend.generate(messages, max_new_tokens=self.max_new_tokens, **extra)  # may raise
+                    answer.stats.add_generation(gen.tokens_in, gen.tokens_out, gen.seconds)
+                    text = gen.text
+                    if self.cache is not None:
+                        self.cache.put(key, {"text": text, "tokens_in": gen.tokens_in,
+                                             "tokens_out": gen.tokens_out}, persist=persist)
+            finally:
+                if lead:
+                    self._in_flight.release(key)
         return extract_sql(text)
 
     def _execute(self, answer: Answer, conn: Connection, sql: str, *, allow_writes: bool, row_cap: int,

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import ConfigError
+from .errors import Cancelled, ConfigError
 
 logger = logging.getLogger("jupyter_nl2sql")
 
@@ -107,6 +107,48 @@ def make_generation_cache(enabled: bool | str | None = True, directory: str | os
     if directory is not None:
         return GenerationCache(directory=directory)
     return GenerationCache(directory=default_generation_dir() if mode == "disk" else None)
+
+
+class InFlight:
+    """Prompts being generated right now, so that concurrent callers with the same prompt wait for one reply.
+
+    With a generation cache, a hundred users asking the same new question at once would otherwise all miss the
+    cache and all generate; with this, the first generates and the others wait, then read its reply from the cache
+    (a cache hit).  The caller that :meth:`claim` returned True to must :meth:`release` the key when done (also on
+    failure: the waiters then generate themselves).
+    """
+
+    POLL_SECONDS = 0.05
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: dict[str, threading.Event] = {}
+
+    def claim(self, key: str, cancel: threading.Event | None = None) -> bool:
+        """True: the caller generates ``key``; False: another caller did meanwhile (look in the cache again).
+
+        Raises :class:`~jupyter_nl2sql.errors.Cancelled` when ``cancel`` is set while waiting.
+        """
+        with self._lock:
+            done = self._keys.get(key)
+            if done is None:
+                self._keys[key] = threading.Event()
+                return True
+        while not done.wait(self.POLL_SECONDS):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("cancelled")
+        return False
+
+    def release(self, key: str) -> None:
+        """The claimed generation of ``key`` is over (its reply, if any, is in the cache)."""
+        with self._lock:
+            done = self._keys.pop(key, None)
+        if done is not None:
+            done.set()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._keys)
 
 
 class GenerationCache:

@@ -125,3 +125,15 @@ def run(shell, cell: str):
 def cell(ip):
     """``cell("%%nl2sql ...\\nquestion")`` runs a cell in the test shell and returns its result (errors raise)."""
     return lambda source: run(ip, source)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private redis-server on a free loopback port (skips when the binary is missing)."""
+    pytest.importorskip("redis", reason="the redis client is not installed (pip install redis)")
+    from loopback_servers import redis_server, redis_server_binary
+
+    if redis_server_binary() is None:
+        pytest.skip("redis-server is not installed (Debian: apt-get install -y redis-server)")
+    with redis_server(tmp_path_factory.mktemp("redis-service")) as url:
+        yield url

@@ -284,24 +284,52 @@ class TransformersBackend:
         Raises :class:`~jupyter_nl2sql.errors.Cancelled` when ``cancel`` is set before the reply is complete (it is
         checked after every token; the prompt's own forward pass is not interrupted).
         """
-        prompt = self.render_prompt(messages)
-        encoded = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
-        n_in = int(encoded["input_ids"].shape[1])
-        config = GenerationConfig(do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=self._eos,
-                                  pad_token_id=self._pad, **self.decoding_options)
-        stops: list[StoppingCriteria] = [SqlBlockStop(self.tokenizer, n_in)]
-        if cancel is not None:
-            stops.append(CancelStop(cancel))
+        return self.generate_batch([messages], max_new_tokens, cancel)[0]
+
+    def generate_batch(self, conversations: list[list[Message]], max_new_tokens: int = 256,
+                       cancel: threading.Event | None = None) -> list[Generation]:
+        """Greedy replies to several conversations in one batched ``generate`` (what a model server does with
+        concurrent requests); one :class:`Generation` per conversation, in order.
+
+        Identical prompts are computed once.  Prompts of different lengths are padded on the left and masked; a
+        reply ends at EOS or at the close of its SQL block while the others go on.  A batch of one is exactly
+        :meth:`generate` (no padding).  ``seconds`` of each result is the batch's wall time.
+        """
+        prompts = [self.render_prompt(m) for m in conversations]
+        unique = list(dict.fromkeys(prompts))
+        tokenizer = self.tokenizer
         with self._lock, torch.inference_mode():
             if cancel is not None and cancel.is_set():
                 raise Cancelled("cancelled")
+            saved = tokenizer.padding_side, tokenizer.pad_token
+            tokenizer.padding_side = "left"
+            if tokenizer.pad_token is None:
+                tokenizer.pad_token = tokenizer.convert_ids_to_tokens(self._pad)
+            try:
+                encoded = tokenizer(unique, return_tensors="pt", padding=True,
+                                    add_special_tokens=False).to(self.device)
+            finally:
+                tokenizer.padding_side, tokenizer.pad_token = saved
+            width = int(encoded["input_ids"].shape[1])
+            config = GenerationConfig(do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=self._eos,
+                                      pad_token_id=self._pad, **self.decoding_options)
+            stops: list[StoppingCriteria] = [SqlBlockStop(tokenizer, width)]
+            if cancel is not None:
+                stops.append(CancelStop(cancel))
             t0 = time.perf_counter()
             out = self.model.generate(**encoded, generation_config=config,
                                       stopping_criteria=StoppingCriteriaList(stops))
             seconds = time.perf_counter() - t0
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled")
-        new_tokens = out[0, n_in:]
-        text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
-        end = sql_block_end(text)
-        return Generation(text[:end] if end is not None else text, n_in, int(new_tokens.shape[0]), seconds)
+        replies: dict[str, Generation] = {}
+        for row, prompt in enumerate(unique):
+            n_in = int(encoded["attention_mask"][row].sum())
+            new_tokens = out[row, width:].tolist()
+            if len(unique) > 1:  # a row that finished early is filled with padding up to the longest reply
+                while new_tokens and new_tokens[-1] == self._pad:
+                    new_tokens.pop()
+            text = tokenizer.decode(new_tokens, skip_special_tokens=True)
+            end = sql_block_end(text)
+            replies[prompt] = Generation(text[:end] if end is not None else text, n_in, len(new_tokens), seconds)
+        return [replies[p] for p in prompts]

@@ -285,3 +285,20 @@ def test_default_model_through_llamacpp_reuses_the_schema():
     second = backend.generate(ask2)
     assert "avg(" in second.text.lower()
     assert second.tokens_reused >= len(backend.tokenize(backend.render_prompt([ask[0]]))) + 20
+
+
+def test_openmp_spin_is_short_only_while_loading(monkeypatch):
+    """Busy machines: the OpenMP runtimes of llama.cpp and torch are loaded with a short spin; nothing lingers."""
+    import os
+
+    from jupyter_nl2sql.models.device import brief_openmp_spin
+
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    with brief_openmp_spin():
+        assert os.environ["GOMP_SPINCOUNT"] == "1000"
+    assert "GOMP_SPINCOUNT" not in os.environ
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice wins
+    with brief_openmp_spin():
+        assert "GOMP_SPINCOUNT" not in os.environ
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"

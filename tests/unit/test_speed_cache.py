@@ -192,3 +192,45 @@ def test_transformers_generate_raises_cancelled(tmp_path, monkeypatch):
     finally:
         clear_backends()
 
+
+
+# -- concurrent identical prompts: one generation --------------------------------------------------------------
+def test_concurrent_identical_questions_generate_once(monkeypatch, demo_sqlite_url):
+    """Eight callers ask the same new question at once: one generation, seven waiters served from the cache."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from jupyter_nl2sql.models.testing import GatedBackend
+
+    backend = GatedBackend()
+    assistant = _assistant(backend, monkeypatch, generation_cache="memory")
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(assistant.ask, QUESTION, demo_sqlite_url) for _ in range(8)]
+        assert backend.entered.wait(10)
+        backend.gate.set()
+        answers = [f.result(timeout=30) for f in futures]
+    assert len(backend.calls) == 1
+    assert [a.error for a in answers] == [None] * 8
+    assert sorted(a.stats.cache_hit for a in answers) == [False] + [True] * 7
+    assert len({tuple(a.dataframe.itertuples()) for a in answers}) == 1
+    assert len(assistant._in_flight) == 0
+
+
+def test_a_failed_generation_lets_the_waiters_generate(monkeypatch, demo_sqlite_url):
+    from jupyter_nl2sql.cache import InFlight
+
+    flights = InFlight()
+    assert flights.claim("k") is True
+    waiter: list[bool] = []
+    t = threading.Thread(target=lambda: waiter.append(flights.claim("k")))
+    t.start()
+    t.join(0.2)
+    assert t.is_alive()  # waits while the first caller generates
+    flights.release("k")  # ... which failed: nothing in the cache
+    t.join(5)
+    assert waiter == [False] and len(flights) == 0
+    assert flights.claim("k") is True  # the waiter, finding no reply, may claim it itself
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        flights.claim("k", cancel)
+    flights.release("k")
