@@ -124,7 +124,9 @@ class Assistant:
     most similar of ``example_pool``, a JSON file of ``{"question", "query", "db_id"}``), ``repair_empty`` (one
     more round when a query returns no rows although the question names values), ``candidates`` (write that many
     queries from varied prompts, run them and keep the result most of them agree on), ``examples_dir`` (where
-    taught examples are kept; default: the user cache directory).
+    taught examples are kept; default: the user cache directory), ``result_cache`` (opt-in: a Redis URL,
+    ``redis://host:6379/0#ttl=60``, where results of read-only queries are kept for the TTL and shared; the key is
+    the connection, the schema fingerprint, the row cap and the SQL; off by default because data can change).
     """
 
     def __init__(self, model: str | None = None, *, device: str | None = None, dtype: str | None = None,
@@ -134,7 +136,7 @@ class Assistant:
                  cache_dir: str | None = None, backend: str | None = None, column_values: int = 0,
                  schema_linking: bool = True, value_retrieval: bool = True, few_shot: int = 3,
                  example_pool: str | None = None, repair_empty: bool = True, candidates: int = 1,
-                 examples_dir: str | None = None) -> None:
+                 examples_dir: str | None = None, result_cache: str | None = None) -> None:
         self.model = model
         self.device = device
         self.dtype = dtype
@@ -158,6 +160,11 @@ class Assistant:
         self.candidates = _positive_int("candidates", candidates)
         self.value_indexes = ValueIndexCache()
         self.taught = TaughtStore(examples_dir)
+        self.result_cache = None
+        if result_cache:  # opt-in: results of read-only queries shared through Redis for a TTL
+            from .redis_cache import ResultCache
+
+            self.result_cache = ResultCache.from_setting(result_cache)
         self._pool: tuple[str, ExamplePool] | None = None
         self.history: deque[Answer] = deque(maxlen=200)
         self._listeners: list[Callable[[Answer], None]] = []
@@ -236,7 +243,7 @@ class Assistant:
         answer.sql = checked.sql
         answer.warnings.extend(checked.warnings)
         self._execute(answer, conn, checked.sql, allow_writes=checked.is_write, row_cap=row_cap or self.row_cap,
-                      cancel=cancel, stream=checked.kind != "explain")
+                      cancel=cancel, fingerprint=schema.fingerprint, stream=checked.kind != "explain")
         if checked.is_write:
             self.schemas.get(conn, sample_rows=self.sample_rows, refresh=True)
         return self._finish(answer)
@@ -352,7 +359,7 @@ class Assistant:
                     return
                 progress("execute", {})
                 self._execute(answer, conn, checked.sql, allow_writes=checked.is_write, row_cap=row_cap,
-                              cancel=cancel, stream=checked.kind != "explain")
+                              cancel=cancel, fingerprint=schema.fingerprint, stream=checked.kind != "explain")
                 answer.error = None
                 if (self.repair_empty and ctx.hints and not checked.is_write and checked.kind != "explain"
                         and _found_nothing(answer.dataframe) and not (cancel is not None and cancel.is_set())):
@@ -386,7 +393,8 @@ class Assistant:
                 checked = check_sql(new_sql, dialect=conn.sqlglot_dialect, schema=schema.mapping())
             if checked.kind == "explain":
                 return
-            self._execute(trial, conn, checked.sql, allow_writes=False, row_cap=row_cap, cancel=cancel)
+            self._execute(trial, conn, checked.sql, allow_writes=False, row_cap=row_cap, cancel=cancel,
+                          fingerprint=schema.fingerprint)
         except (SQLCheckError, ExecutionError, WriteRefused):
             return
         if _found_nothing(trial.dataframe):
@@ -430,10 +438,17 @@ class Assistant:
         return extract_sql(text)
 
     def _execute(self, answer: Answer, conn: Connection, sql: str, *, allow_writes: bool, row_cap: int,
-                 cancel: threading.Event | None, stream: bool = True) -> None:
+                 cancel: threading.Event | None, fingerprint: str, stream: bool = True) -> None:
         with answer.stats.stage("execute"):
-            result = execute(conn, sql, row_cap=row_cap, timeout=self.timeout, allow_writes=allow_writes,
-                             cancel=cancel, stream=stream and not allow_writes)
+            if self.result_cache is not None and not allow_writes:
+                from .redis_cache import cached_execute
+
+                result = cached_execute(self.result_cache, conn, sql, fingerprint=fingerprint, row_cap=row_cap,
+                                        timeout=self.timeout, cancel=cancel, stream=stream)
+                answer.stats.result_cache_hit = bool(getattr(result, "cached", False))
+            else:
+                result = execute(conn, sql, row_cap=row_cap, timeout=self.timeout, allow_writes=allow_writes,
+                                 cancel=cancel, stream=stream and not allow_writes)
         answer.stats.stages["execute"].seconds -= result.fetch_seconds
         answer.stats.record("fetch", result.fetch_seconds)
         answer.dataframe = result.dataframe

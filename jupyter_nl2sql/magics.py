@@ -54,6 +54,9 @@ class Nl2SqlMagics(Magics, Configurable):
     default_connection = Unicode(None, allow_none=True, config=True,
                                  help="Connection used when a cell names none and none was used yet "
                                       "(URL, alias or Engine variable).")
+    result_cache = Unicode(None, allow_none=True, config=True,
+                           help="Opt-in: a Redis URL (redis://host:6379/0#ttl=60) where results of read-only "
+                                "queries are shared for the TTL. None: every query runs.")
 
     @validate("row_cap", "max_new_tokens")
     def _positive(self, proposal: dict) -> int:
@@ -147,6 +150,10 @@ class Nl2SqlMagics(Magics, Configurable):
             value = getattr(self, name)
             setattr(assistant, name, (value or None) if name == "timeout" else value)
         assistant.backend_name = self.backend
+        if (self.result_cache or None) != getattr(assistant.result_cache, "setting", None):
+            from .redis_cache import ResultCache
+
+            assistant.result_cache = ResultCache.from_setting(self.result_cache) if self.result_cache else None
         return assistant
 
     def _connection_token(self, token: str | None) -> str | None:

@@ -262,6 +262,31 @@ class ResultCache:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        self.setting: str | None = None
+        """The setting this cache was built from (:meth:`from_setting`), if any."""
+
+    @classmethod
+    def from_setting(cls, setting: str) -> ResultCache:
+        """The cache a setting names: ``redis://127.0.0.1:6379/0#ttl=60&namespace=team-a`` (TTL default 300 s).
+
+        This is what ``Assistant(result_cache="redis://...")`` and ``%config Nl2SqlMagics.result_cache`` build.
+        """
+        import urllib.parse
+
+        url, _, fragment = str(setting).strip().partition("#")
+        options = dict(urllib.parse.parse_qsl(fragment, keep_blank_values=True))
+        unknown = set(options) - {"ttl", "namespace", "timeout"}
+        if unknown:
+            raise ConfigError(f"unknown result cache option(s) {', '.join(sorted(unknown))}: use ttl, namespace or "
+                              "timeout after '#'")
+        try:
+            ttl = float(options.get("ttl") or 300.0)
+            timeout = float(options.get("timeout") or 0.5)
+        except ValueError:
+            raise ConfigError(f"ttl and timeout of the result cache are seconds, not {fragment!r}") from None
+        cache = cls(url, ttl=ttl, timeout=timeout, namespace=options.get("namespace") or DEFAULT_RESULT_NAMESPACE)
+        cache.setting = str(setting).strip()
+        return cache
 
     def key(self, connection_key: str, fingerprint: str, sql: str, row_cap: int) -> str:
         """The Redis key for one result."""

@@ -112,6 +112,8 @@ class Stats:
     generation_seconds: float = 0.0
     model_load_seconds: float | None = None
     cache_hit: bool = False
+    result_cache_hit: bool | None = None
+    """True/False when the opt-in result cache was asked (``Assistant(result_cache=...)``), None when it is off."""
     rss_start: int = 0
     rss_end: int = 0
     rss_peak: int = 0
@@ -195,6 +197,7 @@ class Stats:
             "tokens_per_second": self.tokens_per_second,
             "model_load_seconds": self.model_load_seconds,
             "cache_hit": self.cache_hit,
+            "result_cache_hit": self.result_cache_hit,
             "rss_start": self.rss_start,
             "rss_end": self.rss_end,
             "rss_peak": self.rss_peak,
@@ -215,6 +218,8 @@ class Stats:
                     tps = self.tokens_per_second
                     text += f" ({self.tokens_in}→{self.tokens_out} tok"
                     text += f", {tps:.1f} tok/s)" if tps else ")"
+            elif st.name == "execute" and self.result_cache_hit:
+                text += " (cached result)"
             parts.append(text)
         parts.append(f"RSS {format_bytes(self.rss_end)} (peak {format_bytes(self.rss_peak)}, "
                      f"Δ {format_bytes(self.rss_delta)})")

@@ -233,3 +233,22 @@ def test_result_cache_without_redis_runs_the_query(demo_conn):
     cache = ResultCache(f"redis://127.0.0.1:{servers.free_port()}/0")
     result = cached_execute(cache, demo_conn, "SELECT 1 AS one", fingerprint="fp")
     assert result.dataframe["one"].tolist() == [1] and not result.cached
+
+
+def test_the_pipeline_uses_the_opt_in_result_cache(redis_url, raw, scripted, demo_copy_url):
+    """Assistant(result_cache=...): the second asker's query is answered from Redis; writes never are."""
+    scripted("```sql\nSELECT count(*) AS n FROM customers\n```")
+    first = Assistant(few_shot=0, generation_cache=False, connections=ConnectionManager(),
+                      result_cache=f"{redis_url}#ttl=60&namespace=t-results")
+    second = Assistant(few_shot=0, generation_cache=False, connections=ConnectionManager(),
+                       result_cache=f"{redis_url}#ttl=60&namespace=t-results")
+    a1 = first.ask("How many customers?", demo_copy_url)
+    a2 = second.ask("How many customers?", demo_copy_url)
+    assert (a1.stats.result_cache_hit, a2.stats.result_cache_hit) == (False, True)
+    assert a1.dataframe.equals(a2.dataframe) and "(cached result)" in str(a2.stats)
+    assert second.result_cache.hit_rate == 1.0 and 0 < raw.ttl(next(iter(raw.scan_iter("t-results:*")))) <= 60
+    w = second.run_sql("UPDATE customers SET country = country WHERE 1 = 0", demo_copy_url, allow_writes=True)
+    assert w.stats.result_cache_hit is None and second.result_cache.hits == 1
+    assert Assistant(generation_cache=False).result_cache is None  # off by default
+    with pytest.raises(ConfigError, match="unknown result cache option"):
+        Assistant(result_cache=f"{redis_url}#tll=60")
