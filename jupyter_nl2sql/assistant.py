@@ -126,7 +126,9 @@ class Assistant:
     queries from varied prompts, run them and keep the result most of them agree on), ``examples_dir`` (where
     taught examples are kept; default: the user cache directory), ``result_cache`` (opt-in: a Redis URL,
     ``redis://host:6379/0#ttl=60``, where results of read-only queries are kept for the TTL and shared; the key is
-    the connection, the schema fingerprint, the row cap and the SQL; off by default because data can change).
+    the connection, the schema fingerprint, the row cap and the SQL; off by default because data can change),
+    ``schema_cache`` (a Redis URL, ``redis://host:6379/0#ttl=600``, where introspected schemas are shared, so other
+    kernels and restarts skip introspection; None: this process only).
     """
 
     def __init__(self, model: str | None = None, *, device: str | None = None, dtype: str | None = None,
@@ -136,12 +138,17 @@ class Assistant:
                  cache_dir: str | None = None, backend: str | None = None, column_values: int = 0,
                  schema_linking: bool = True, value_retrieval: bool = True, few_shot: int = 3,
                  example_pool: str | None = None, repair_empty: bool = True, candidates: int = 1,
-                 examples_dir: str | None = None, result_cache: str | None = None) -> None:
+                 examples_dir: str | None = None, result_cache: str | None = None,
+                 schema_cache: str | None = None) -> None:
         self.model = model
         self.device = device
         self.dtype = dtype
         self.connections = connections or default_manager
         self.schemas = SchemaCache()
+        if schema_cache:  # introspected schemas shared through Redis for a TTL
+            from .redis_cache import RedisSchemaCache
+
+            self.schemas.shared = RedisSchemaCache.from_setting(schema_cache)
         self.row_cap = _positive_int("row_cap", row_cap)
         self.timeout = timeout
         self.repair_rounds = _non_negative_int("repair_rounds", repair_rounds)

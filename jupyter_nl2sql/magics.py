@@ -57,6 +57,9 @@ class Nl2SqlMagics(Magics, Configurable):
     result_cache = Unicode(None, allow_none=True, config=True,
                            help="Opt-in: a Redis URL (redis://host:6379/0#ttl=60) where results of read-only "
                                 "queries are shared for the TTL. None: every query runs.")
+    schema_cache = Unicode(None, allow_none=True, config=True,
+                           help="A Redis URL (redis://host:6379/0#ttl=600) where introspected schemas are shared "
+                                "by kernels. None: each kernel introspects.")
 
     @validate("row_cap", "max_new_tokens")
     def _positive(self, proposal: dict) -> int:
@@ -150,11 +153,22 @@ class Nl2SqlMagics(Magics, Configurable):
             value = getattr(self, name)
             setattr(assistant, name, (value or None) if name == "timeout" else value)
         assistant.backend_name = self.backend
-        if (self.result_cache or None) != getattr(assistant.result_cache, "setting", None):
-            from .redis_cache import ResultCache
-
-            assistant.result_cache = ResultCache.from_setting(self.result_cache) if self.result_cache else None
+        self._share_caches(assistant)
         return assistant
+
+    def _share_caches(self, assistant: Any) -> None:
+        """Apply the ``result_cache`` and ``schema_cache`` settings when they changed."""
+        wanted = {"result": self.result_cache or None, "schema": self.schema_cache or None}
+        current = {"result": getattr(assistant.result_cache, "setting", None),
+                   "schema": getattr(assistant.schemas.shared, "setting", None)}
+        if wanted == current:
+            return
+        from .redis_cache import RedisSchemaCache, ResultCache
+
+        if wanted["result"] != current["result"]:
+            assistant.result_cache = ResultCache.from_setting(wanted["result"]) if wanted["result"] else None
+        if wanted["schema"] != current["schema"]:
+            assistant.schemas.shared = RedisSchemaCache.from_setting(wanted["schema"]) if wanted["schema"] else None
 
     def _connection_token(self, token: str | None) -> str | None:
         from .connections import manager

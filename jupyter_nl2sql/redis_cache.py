@@ -35,6 +35,7 @@ logger = logging.getLogger("jupyter_nl2sql")
 REDIS_URL_ENV = "NL2SQL_REDIS_URL"
 DEFAULT_NAMESPACE = "nl2sql:gen"
 DEFAULT_RESULT_NAMESPACE = "nl2sql:result"
+DEFAULT_SCHEMA_NAMESPACE = "nl2sql:schema"
 
 
 def _client(url_or_client: Any, timeout: float) -> Any:
@@ -108,7 +109,61 @@ class _Guard:
         return result
 
 
-class RedisGenerationCache:
+class _Counted:
+    """Hit and miss counters of a cache (thread-safe)."""
+
+    def _init_counts(self) -> None:
+        self._count_lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def _counted(self, value: Any) -> Any:
+        """Count a lookup that found ``value`` (None: a miss) and return it."""
+        with self._count_lock:
+            if value is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+        return value
+
+    def _reset_counts(self) -> None:
+        with self._count_lock:
+            self.hits = self.misses = 0
+
+    @property
+    def hit_rate(self) -> float | None:
+        """Hits over lookups, None before the first lookup."""
+        total = self.hits + self.misses
+        return self.hits / total if total else None
+
+
+def _parse_setting(setting: str, what: str, allowed: tuple[str, ...]) -> tuple[str, dict[str, str]]:
+    """``(url, options)`` of ``redis://host:6379/0#ttl=60&namespace=x``; unknown options are a ConfigError.
+
+    >>> _parse_setting("redis://h:6379/0#ttl=60", "cache", ("ttl",))
+    ('redis://h:6379/0', {'ttl': '60'})
+    """
+    import urllib.parse
+
+    url, _, fragment = str(setting).strip().partition("#")
+    options = dict(urllib.parse.parse_qsl(fragment, keep_blank_values=True))
+    unknown = set(options) - set(allowed)
+    if unknown:
+        raise ConfigError(f"unknown {what} option(s) {', '.join(sorted(unknown))}: use "
+                          f"{', '.join(allowed[:-1])} or {allowed[-1]} after '#'")
+    return url, options
+
+
+def _seconds(options: dict[str, str], what: str, **defaults: float | None) -> list[float | None]:
+    """The options named in ``defaults`` as seconds (their default when absent)."""
+    try:
+        return [float(options[k]) if options.get(k) else d for k, d in defaults.items()]
+    except ValueError:
+        raise ConfigError(f"{' and '.join(defaults)} of the {what} are seconds, not "
+                          f"{[options.get(k) for k in defaults]!r}") from None
+
+
+class RedisGenerationCache(_Counted):
     """Model replies in Redis, shared by every process that uses the same server and namespace.
 
     ``url``: a Redis URL (default ``$NL2SQL_REDIS_URL``) or a ``redis.Redis`` client.  ``namespace``: key prefix
@@ -128,9 +183,7 @@ class RedisGenerationCache:
         self.share_unversioned = share_unversioned
         self.local = GenerationCache(max_items=local_items)
         self._guard = _Guard("generation cache", retry_after)
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
+        self._init_counts()
 
     @classmethod
     def from_setting(cls, setting: str) -> RedisGenerationCache:
@@ -139,19 +192,8 @@ class RedisGenerationCache:
         ``redis://127.0.0.1:6379/0#ttl=86400&namespace=team-a&share=1`` (``share``: ``share_unversioned``).  This is
         what ``NL2SQL_GENERATION_CACHE=redis://...`` and ``Assistant(generation_cache="redis://...")`` build.
         """
-        import urllib.parse
-
-        url, _, fragment = str(setting).strip().partition("#")
-        options = dict(urllib.parse.parse_qsl(fragment, keep_blank_values=True))
-        unknown = set(options) - {"ttl", "namespace", "share", "timeout"}
-        if unknown:
-            raise ConfigError(f"unknown Redis cache option(s) {', '.join(sorted(unknown))}: use ttl, namespace, "
-                              "share or timeout after '#'")
-        try:
-            ttl = float(options["ttl"]) if options.get("ttl") else None
-            timeout = float(options["timeout"]) if options.get("timeout") else 0.5
-        except ValueError:
-            raise ConfigError(f"ttl and timeout of the Redis cache are seconds, not {fragment!r}") from None
+        url, options = _parse_setting(setting, "Redis cache", ("ttl", "namespace", "share", "timeout"))
+        ttl, timeout = _seconds(options, "Redis cache", ttl=None, timeout=0.5)
         share = options.get("share", "0").strip().lower() in ("1", "true", "yes", "on")
         return cls(url, namespace=options.get("namespace") or DEFAULT_NAMESPACE, ttl=ttl, timeout=timeout,
                    share_unversioned=share)
@@ -180,12 +222,7 @@ class RedisGenerationCache:
                     value = None
         else:
             value = self.local.get(key, persist=False)
-        with self._lock:
-            if value is None:
-                self.misses += 1
-            else:
-                self.hits += 1
-        return value
+        return self._counted(value)
 
     def put(self, key: str, value: dict, *, persist: bool = True) -> None:
         """Store ``value`` (a JSON-able dict) under ``key``, with the TTL (dropped when Redis is unavailable)."""
@@ -201,18 +238,11 @@ class RedisGenerationCache:
     def clear(self) -> None:
         """Reset this process's counters and in-process store; the shared entries stay (see :meth:`purge`)."""
         self.local.clear()
-        with self._lock:
-            self.hits = self.misses = 0
+        self._reset_counts()
 
     def purge(self) -> int:
         """Delete every shared entry of this namespace (for everyone); return how many were deleted."""
         return _purge(self.client, self.namespace, self._guard)
-
-    @property
-    def hit_rate(self) -> float | None:
-        """Hits over lookups, None before the first lookup."""
-        total = self.hits + self.misses
-        return self.hits / total if total else None
 
     @property
     def available(self) -> bool:
@@ -241,7 +271,7 @@ def _purge(client: Any, namespace: str, guard: _Guard) -> int:
 
 
 # -- query results -------------------------------------------------------------------------------------------------
-class ResultCache:
+class ResultCache(_Counted):
     """Opt-in cache of query results, for dashboards and teams that ask the same thing of a slow database.
 
     The key is the connection's key (password-free URL; a digest when the URL carries a password), the schema
@@ -259,9 +289,7 @@ class ResultCache:
         self.namespace = namespace.rstrip(":")
         self.max_bytes = max_bytes
         self._guard = _Guard("result cache", retry_after)
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
+        self._init_counts()
         self.setting: str | None = None
         """The setting this cache was built from (:meth:`from_setting`), if any."""
 
@@ -271,19 +299,8 @@ class ResultCache:
 
         This is what ``Assistant(result_cache="redis://...")`` and ``%config Nl2SqlMagics.result_cache`` build.
         """
-        import urllib.parse
-
-        url, _, fragment = str(setting).strip().partition("#")
-        options = dict(urllib.parse.parse_qsl(fragment, keep_blank_values=True))
-        unknown = set(options) - {"ttl", "namespace", "timeout"}
-        if unknown:
-            raise ConfigError(f"unknown result cache option(s) {', '.join(sorted(unknown))}: use ttl, namespace or "
-                              "timeout after '#'")
-        try:
-            ttl = float(options.get("ttl") or 300.0)
-            timeout = float(options.get("timeout") or 0.5)
-        except ValueError:
-            raise ConfigError(f"ttl and timeout of the result cache are seconds, not {fragment!r}") from None
+        url, options = _parse_setting(setting, "result cache", ("ttl", "namespace", "timeout"))
+        ttl, timeout = _seconds(options, "result cache", ttl=300.0, timeout=0.5)
         cache = cls(url, ttl=ttl, timeout=timeout, namespace=options.get("namespace") or DEFAULT_RESULT_NAMESPACE)
         cache.setting = str(setting).strip()
         return cache
@@ -301,12 +318,7 @@ class ResultCache:
                 value = _loads_result(raw)
             except (ValueError, KeyError, TypeError):
                 value = None
-        with self._lock:
-            if value is None:
-                self.misses += 1
-            else:
-                self.hits += 1
-        return value
+        return self._counted(value)
 
     def put(self, connection_key: str, fingerprint: str, sql: str, row_cap: int, dataframe: Any,
             truncated: bool, rowcount: int) -> bool:
@@ -325,11 +337,6 @@ class ResultCache:
     def purge(self) -> int:
         """Delete every stored result of this namespace."""
         return _purge(self.client, self.namespace, self._guard)
-
-    @property
-    def hit_rate(self) -> float | None:
-        total = self.hits + self.misses
-        return self.hits / total if total else None
 
 
 def _dumps_result(frame: Any, truncated: bool, rowcount: int) -> bytes:
@@ -443,3 +450,94 @@ def cached_execute(cache: ResultCache | None, connection: Any, sql: str, *, fing
         cache.put(connection.key, fingerprint, sql, row_cap, result.dataframe, result.truncated, result.rowcount)
     result.cached = False  # type: ignore[attr-defined]
     return result
+
+
+# -- introspected schemas ------------------------------------------------------------------------------------------
+class RedisSchemaCache(_Counted):
+    """Introspected schemas shared through Redis: a team's kernels, and a restarted one, skip reading a big
+    database's catalogue (and its sample rows) again.
+
+    The key is the connection's key (password-free URL, or a digest of it) and the number of sample rows.  Entries
+    expire after ``ttl`` seconds (default 600): a schema change is seen within the TTL, or at once by whoever asks
+    for a refresh (``%nl2sql connect ... --refresh``/``SchemaCache.get(refresh=True)``), which overwrites the shared
+    entry.  An entry whose stored fingerprint does not match its content is ignored.  Values are JSON (never
+    pickle); sample values of types JSON lacks are tagged like cached results, others kept as text.
+    """
+
+    def __init__(self, url: Any = None, *, ttl: float = 600.0, namespace: str = DEFAULT_SCHEMA_NAMESPACE,
+                 timeout: float = 0.5, retry_after: float = 30.0) -> None:
+        if not ttl or ttl <= 0:
+            raise ConfigError(f"the schema cache needs a TTL in seconds > 0, not {ttl!r}")
+        self.client = _client(url, timeout)
+        self.ttl = ttl
+        self.namespace = namespace.rstrip(":")
+        self._guard = _Guard("schema cache", retry_after)
+        self._init_counts()
+        self.setting: str | None = None
+
+    @classmethod
+    def from_setting(cls, setting: str) -> RedisSchemaCache:
+        """``redis://127.0.0.1:6379/0#ttl=600&namespace=team-a`` (what ``Assistant(schema_cache=...)`` builds)."""
+        url, options = _parse_setting(setting, "schema cache", ("ttl", "namespace", "timeout"))
+        ttl, timeout = _seconds(options, "schema cache", ttl=600.0, timeout=0.5)
+        cache = cls(url, ttl=ttl, timeout=timeout, namespace=options.get("namespace") or DEFAULT_SCHEMA_NAMESPACE)
+        cache.setting = str(setting).strip()
+        return cache
+
+    def key(self, connection_key: str, sample_rows: int) -> str:
+        return f"{self.namespace}:{cache_key(connection_key, int(sample_rows))}"
+
+    def get(self, connection_key: str, sample_rows: int) -> Any:
+        """The shared :class:`~jupyter_nl2sql.schema.Schema`, or None."""
+        raw = self._guard.call(self.client.get, self.key(connection_key, sample_rows))
+        value = None
+        if raw is not None:
+            try:
+                value = _loads_schema(raw)
+            except (ValueError, KeyError, TypeError):
+                value = None
+        return self._counted(value)
+
+    def put(self, connection_key: str, sample_rows: int, schema: Any) -> bool:
+        """Share ``schema`` for the TTL; False when Redis is unavailable."""
+        return bool(self._guard.call(self.client.set, self.key(connection_key, sample_rows), _dumps_schema(schema),
+                                     ex=max(1, round(self.ttl))))
+
+    def purge(self) -> int:
+        """Delete every shared schema of this namespace."""
+        return _purge(self.client, self.namespace, self._guard)
+
+
+def _tag_or_text(v: Any) -> Any:
+    try:
+        return _tag(v)
+    except TypeError:
+        return str(v)
+
+
+def _dumps_schema(schema: Any) -> bytes:
+    from dataclasses import asdict
+
+    tables = []
+    for t in schema.tables:
+        d = asdict(t)
+        d["sample_rows"] = [[_tag_or_text(v) for v in row] for row in t.sample_rows]
+        tables.append(d)
+    return json.dumps({"v": 1, "dialect": schema.dialect, "fingerprint": schema.fingerprint, "tables": tables},
+                      allow_nan=True).encode()
+
+
+def _loads_schema(raw: bytes) -> Any:
+    from .schema import Column, ForeignKey, Schema, Table
+
+    obj = json.loads(raw, object_hook=_untag)
+    if obj.get("v") != 1:
+        raise ValueError("unknown schema format")
+    tables = [Table(name=t["name"], columns=[Column(**c) for c in t["columns"]],
+                    foreign_keys=[ForeignKey(**fk) for fk in t["foreign_keys"]],
+                    sample_rows=[tuple(r) for r in t["sample_rows"]], comment=t["comment"], schema=t["schema"])
+              for t in obj["tables"]]
+    schema = Schema(dialect=obj["dialect"], tables=tables)
+    if schema.fingerprint != obj["fingerprint"]:
+        raise ValueError("schema entry does not match its fingerprint")
+    return schema

@@ -144,22 +144,34 @@ def introspect(connection: Connection, *, sample_rows: int = 3, schema: str | No
 
 
 class SchemaCache:
-    """One introspected :class:`Schema` per connection, refreshed on demand."""
+    """One introspected :class:`Schema` per connection, refreshed on demand.
 
-    def __init__(self) -> None:
+    ``shared``: a second level shared with other processes (:class:`~jupyter_nl2sql.redis_cache.RedisSchemaCache`),
+    asked before introspecting and updated after; None: this process only.
+    """
+
+    def __init__(self, shared: Any = None) -> None:
         self._schemas: dict[tuple[str, int], Schema] = {}
         self._lock = threading.Lock()
+        self.shared = shared
 
     def get(self, connection: Connection, *, sample_rows: int = 3, refresh: bool = False) -> Schema:
         """The cached schema of ``connection`` (introspected on first use or when ``refresh``)."""
         key = (connection.key, sample_rows)
         with self._lock:
             cached = None if refresh else self._schemas.get(key)
+        if cached is None and self.shared is not None and not refresh:
+            cached = self.shared.get(connection.key, sample_rows)
+            if cached is not None:
+                with self._lock:
+                    self._schemas[key] = cached
         if cached is not None:
             return cached
         fresh = introspect(connection, sample_rows=sample_rows)
         with self._lock:
             self._schemas[key] = fresh
+        if self.shared is not None:
+            self.shared.put(connection.key, sample_rows, fresh)
         return fresh
 
     def clear(self) -> None:

@@ -98,3 +98,23 @@ def test_stats_shown_after_the_cell(ip, scripted, demo_sqlite_url) -> None:
     assert any(t.startswith("total ") for t in texts), texts
     assert texts[0] == "SELECT 1 AS one"  # the SQL comes first, the stats last
     assert texts[-1].startswith("total ")
+
+
+def test_shared_cache_settings_reach_the_assistant(ip, scripted, demo_sqlite_url, redis_url) -> None:
+    """%config Nl2SqlMagics.result_cache / schema_cache: applied at the next cell, removed when set back to None."""
+    from jupyter_nl2sql.assistant import get_assistant
+
+    scripted("SELECT count(*) AS n FROM customers")
+    ip.run_line_magic("config", f"Nl2SqlMagics.result_cache = '{redis_url}#ttl=30&namespace=m-results'")
+    ip.run_line_magic("config", f"Nl2SqlMagics.schema_cache = '{redis_url}#namespace=m-schema'")
+    try:
+        ip.run_cell(f"%%nl2sql -c {demo_sqlite_url}\nHow many customers?")
+        ip.run_cell(f"%%nl2sql -c {demo_sqlite_url}\nHow many customers?")
+        assistant = get_assistant()
+        assert assistant.result_cache.ttl == 30 and assistant.result_cache.hits >= 1
+        assert assistant.schemas.shared.namespace == "m-schema"
+    finally:
+        ip.run_line_magic("config", "Nl2SqlMagics.result_cache = None")
+        ip.run_line_magic("config", "Nl2SqlMagics.schema_cache = None")
+        ip.run_cell(f"%%nl2sql -c {demo_sqlite_url}\nHow many customers?")
+    assert get_assistant().result_cache is None and get_assistant().schemas.shared is None

@@ -252,3 +252,30 @@ def test_the_pipeline_uses_the_opt_in_result_cache(redis_url, raw, scripted, dem
     assert Assistant(generation_cache=False).result_cache is None  # off by default
     with pytest.raises(ConfigError, match="unknown result cache option"):
         Assistant(result_cache=f"{redis_url}#tll=60")
+
+
+def test_introspected_schemas_are_shared_through_redis(redis_url, raw, scripted, demo_sqlite_url):
+    """A second kernel takes the schema from Redis (same tables, keys, sample rows, fingerprint); refresh overwrites."""
+    from jupyter_nl2sql.redis_cache import RedisSchemaCache, _dumps_schema
+    from jupyter_nl2sql.schema import introspect
+
+    scripted("```sql\nSELECT count(*) AS n FROM customers\n```")
+    setting = f"{redis_url}#ttl=120&namespace=t-schema"
+    first = Assistant(few_shot=0, generation_cache=False, schema_cache=setting, connections=ConnectionManager())
+    second = Assistant(few_shot=0, generation_cache=False, schema_cache=setting, connections=ConnectionManager())
+    a1 = first.ask("How many customers?", demo_sqlite_url)
+    assert (first.schemas.shared.hits, first.schemas.shared.misses) == (0, 1)
+    a2 = second.ask("How many customers?", demo_sqlite_url)
+    assert (second.schemas.shared.hits, second.schemas.shared.misses) == (1, 0)
+    assert a1.provenance["schema_fingerprint"] == a2.provenance["schema_fingerprint"]
+    conn = second.connections.resolve(demo_sqlite_url)
+    shared = second.schemas.get(conn)
+    local = introspect(conn)
+    assert shared == local  # dataclass equality: tables, columns, keys, sample rows (dates and decimals too)
+    key = next(iter(raw.scan_iter("t-schema:*")))
+    assert 0 < raw.ttl(key) <= 120
+    raw.set(key, _dumps_schema(local).replace(b'"customers"', b'"clients"', 1))  # tampered: fingerprint differs
+    assert RedisSchemaCache(redis_url, namespace="t-schema").get(conn.key, 3) is None
+    assert Assistant(generation_cache=False).schemas.shared is None  # off by default
+    with pytest.raises(ConfigError, match="unknown schema cache option"):
+        Assistant(schema_cache=f"{redis_url}#tl=1")
