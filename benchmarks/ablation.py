@@ -10,7 +10,6 @@ Runs over different question samples are refused.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path

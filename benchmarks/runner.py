@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
+from benchmarks.scoring import Score
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_FILE = "results.jsonl"
 META_FILE = "run.json"
@@ -51,24 +53,6 @@ class Item:
     hardness: str | None = None
     skip_reason: str | None = None
     payload: Any = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class Score:
-    """How one prediction fared: correct?, why not (prediction or gold failure), execution sizes and times."""
-
-    correct: bool
-    pred_error: str | None = None
-    gold_error: str | None = None
-    pred_rows: int | None = None
-    gold_rows: int | None = None
-    pred_seconds: float = 0.0
-    gold_seconds: float = 0.0
-
-    @property
-    def exec_failed(self) -> bool:
-        """The prediction was missing, did not run, or timed out."""
-        return self.pred_error is not None
 
 
 class Benchmark(abc.ABC):

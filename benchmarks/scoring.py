@@ -262,11 +262,10 @@ def results_equal(gold: Sequence[Row], pred: Sequence[Row], *, ordered: bool, fl
 
 
 @dataclass(frozen=True)
-class MatchResult:
-    """Outcome of scoring one prediction against its gold query."""
+class Score:
+    """How one prediction fared: correct?, why not (prediction or gold failure), execution sizes and times."""
 
     correct: bool
-    ordered: bool
     pred_error: str | None = None
     gold_error: str | None = None
     pred_rows: int | None = None
@@ -276,8 +275,15 @@ class MatchResult:
 
     @property
     def exec_failed(self) -> bool:
-        """The prediction did not execute (error or timeout)."""
+        """The prediction was missing, did not run, or timed out."""
         return self.pred_error is not None
+
+
+@dataclass(frozen=True)
+class MatchResult(Score):
+    """A :class:`Score` from :func:`execution_match`, which also says whether rows were compared in order."""
+
+    ordered: bool = False
 
 
 def execution_match(db_path: str | Path, pred_sql: str | None, gold_sql: str, *, timeout: float = DEFAULT_TIMEOUT,
@@ -294,18 +300,18 @@ def execution_match(db_path: str | Path, pred_sql: str | None, gold_sql: str, *,
         gold_result = execute_sqlite(db_path, gold_sql if keep_distinct else remove_distinct(gold_sql),
                                      timeout=timeout)
     if not gold_result.ok:
-        return MatchResult(False, ordered, gold_error=gold_result.error, gold_seconds=gold_result.seconds)
+        return MatchResult(False, ordered=ordered, gold_error=gold_result.error, gold_seconds=gold_result.seconds)
     assert gold_result.rows is not None
     if pred_sql is None or not pred_sql.strip():
-        return MatchResult(False, ordered, pred_error="no SQL predicted", gold_rows=len(gold_result.rows),
+        return MatchResult(False, ordered=ordered, pred_error="no SQL predicted", gold_rows=len(gold_result.rows),
                            gold_seconds=gold_result.seconds)
     pred_result = execute_sqlite(db_path, pred_sql if keep_distinct else remove_distinct(pred_sql), timeout=timeout)
     if not pred_result.ok:
-        return MatchResult(False, ordered, pred_error=pred_result.error, gold_rows=len(gold_result.rows),
+        return MatchResult(False, ordered=ordered, pred_error=pred_result.error, gold_rows=len(gold_result.rows),
                            pred_seconds=pred_result.seconds, gold_seconds=gold_result.seconds)
     assert pred_result.rows is not None
     correct = results_equal(gold_result.rows, pred_result.rows, ordered=ordered, float_digits=float_digits)
-    return MatchResult(correct, ordered, gold_rows=len(gold_result.rows), pred_rows=len(pred_result.rows),
+    return MatchResult(correct, ordered=ordered, gold_rows=len(gold_result.rows), pred_rows=len(pred_result.rows),
                        pred_seconds=pred_result.seconds, gold_seconds=gold_result.seconds)
 
 

@@ -84,10 +84,8 @@ class SpiderBenchmark(Benchmark):
 
     def score(self, item: Item, pred_sql: str | None, *, timeout: float = DEFAULT_TIMEOUT) -> Score:
         """Execution match of the prediction against the gold query on the item's database."""
-        m = execution_match(self.database_path(item), pred_sql, item.gold, timeout=timeout,
-                            keep_distinct=self.keep_distinct)
-        return Score(correct=m.correct, pred_error=m.pred_error, gold_error=m.gold_error, pred_rows=m.pred_rows,
-                     gold_rows=m.gold_rows, pred_seconds=m.pred_seconds, gold_seconds=m.gold_seconds)
+        return execution_match(self.database_path(item), pred_sql, item.gold, timeout=timeout,
+                               keep_distinct=self.keep_distinct)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
