@@ -129,8 +129,22 @@ def cell(ip):
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A private redis-server on a free loopback port (skips when the binary is missing)."""
+    """The redis-server named by ``NL2SQL_TEST_REDIS_URL`` (``.ci/run`` starts one), else a private one on a free
+    loopback port (skips when the binary is missing).  Tests keep to namespaces of their own."""
     pytest.importorskip("redis", reason="the redis client is not installed (pip install redis)")
+    given = os.environ.get("NL2SQL_TEST_REDIS_URL", "").strip()
+    if given:
+        import redis
+
+        client = redis.Redis.from_url(given, socket_connect_timeout=2)
+        try:
+            client.ping()
+        except redis.RedisError as exc:
+            pytest.fail(f"NL2SQL_TEST_REDIS_URL={given} does not answer: {exc}")
+        finally:
+            client.close()
+        yield given
+        return
     from loopback_servers import redis_server, redis_server_binary
 
     if redis_server_binary() is None:

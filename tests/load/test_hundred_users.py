@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -240,7 +241,8 @@ def _phase(name: str, report: dict, assistant: Any, url: str, plans: list[list[s
 
 def test_hundred_users_with_the_shared_cache(service, demo_pg_url, redis_url, alone, report):
     """Each user asks one question, then one others asked: zero errors, the answers asked alone, pool in bounds."""
-    assistant = _assistant(service["setting"], f"{redis_url}#share=1")  # a served model has no content hash
+    namespace = f"load-{uuid.uuid4().hex[:8]}"  # a fresh namespace: every question is new at first
+    assistant = _assistant(service["setting"], f"{redis_url}#share=1&namespace={namespace}")  # share: no sha256
     n = len(QUESTIONS)
     plans = [[QUESTIONS[i % n], QUESTIONS[(3 * i + 1) % n]] for i in range(USERS)]
     before = _get(service["base"] + "/stats")["requests"]
