@@ -38,20 +38,15 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["serve"]:  # its own options: jupyter_nl2sql.ray_serve
-        from .errors import Nl2SqlError
-        from .ray_serve import main as serve_main
-
-        try:
-            return serve_main(argv[1:])
-        except Nl2SqlError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     from .errors import Nl2SqlError
 
     try:
+        if argv[:1] == ["serve"]:  # its own options: jupyter_nl2sql.ray_serve
+            from .ray_serve import main as serve_main
+
+            return serve_main(argv[1:])
+        args = _parser().parse_args(argv)
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
         if args.command == "demo":
             from .demo import demo_url
 

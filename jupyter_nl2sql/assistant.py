@@ -25,6 +25,7 @@ from .errors import ConfigError, ExecutionError, QuestionError, SQLCheckError, W
 from .examples import (ExamplePool, StoredExample, TaughtStore, mask_question, schema_vocabulary, select_examples,
                        sql_literals)
 from .execution import execute
+from .redis_cache import cached_execute
 from .prompting import Example, build_messages, empty_result_messages, extract_sql, repair_messages
 from .schema import Schema, SchemaCache, fit_schema
 from .sqlcheck import check_sql
@@ -447,15 +448,11 @@ class Assistant:
     def _execute(self, answer: Answer, conn: Connection, sql: str, *, allow_writes: bool, row_cap: int,
                  cancel: threading.Event | None, fingerprint: str, stream: bool = True) -> None:
         with answer.stats.stage("execute"):
-            if self.result_cache is not None and not allow_writes:
-                from .redis_cache import cached_execute
-
-                result = cached_execute(self.result_cache, conn, sql, fingerprint=fingerprint, row_cap=row_cap,
-                                        timeout=self.timeout, cancel=cancel, stream=stream)
-                answer.stats.result_cache_hit = bool(getattr(result, "cached", False))
-            else:
-                result = execute(conn, sql, row_cap=row_cap, timeout=self.timeout, allow_writes=allow_writes,
-                                 cancel=cancel, stream=stream and not allow_writes)
+            # through the opt-in result cache, which passes writes (and everything when it is off) straight through
+            result = cached_execute(self.result_cache, conn, sql, fingerprint=fingerprint, row_cap=row_cap,
+                                    timeout=self.timeout, allow_writes=allow_writes, cancel=cancel,
+                                    stream=stream and not allow_writes)
+            answer.stats.result_cache_hit = getattr(result, "cached", None)
         answer.stats.stages["execute"].seconds -= result.fetch_seconds
         answer.stats.record("fetch", result.fetch_seconds)
         answer.dataframe = result.dataframe

@@ -126,6 +126,16 @@ class _Counted:
                 self.hits += 1
         return value
 
+    def _counted_get(self, key: str, loads: Any) -> Any:
+        """Read ``key`` from Redis (``self.client`` through ``self._guard``), decode it with ``loads`` (an entry that
+        does not decode is a miss) and count the lookup."""
+        raw = self._guard.call(self.client.get, key)
+        try:
+            value = None if raw is None else loads(raw)
+        except (ValueError, KeyError, TypeError):
+            value = None
+        return self._counted(value)
+
     def _reset_counts(self) -> None:
         with self._count_lock:
             self.hits = self.misses = 0
@@ -311,14 +321,7 @@ class ResultCache(_Counted):
 
     def get(self, connection_key: str, fingerprint: str, sql: str, row_cap: int) -> dict | None:
         """``{"dataframe", "truncated", "rowcount"}`` stored for this query, or None."""
-        raw = self._guard.call(self.client.get, self.key(connection_key, fingerprint, sql, row_cap))
-        value = None
-        if raw is not None:
-            try:
-                value = _loads_result(raw)
-            except (ValueError, KeyError, TypeError):
-                value = None
-        return self._counted(value)
+        return self._counted_get(self.key(connection_key, fingerprint, sql, row_cap), _loads_result)
 
     def put(self, connection_key: str, fingerprint: str, sql: str, row_cap: int, dataframe: Any,
             truncated: bool, rowcount: int) -> bool:
@@ -489,14 +492,7 @@ class RedisSchemaCache(_Counted):
 
     def get(self, connection_key: str, sample_rows: int) -> Any:
         """The shared :class:`~jupyter_nl2sql.schema.Schema`, or None."""
-        raw = self._guard.call(self.client.get, self.key(connection_key, sample_rows))
-        value = None
-        if raw is not None:
-            try:
-                value = _loads_schema(raw)
-            except (ValueError, KeyError, TypeError):
-                value = None
-        return self._counted(value)
+        return self._counted_get(self.key(connection_key, sample_rows), _loads_schema)
 
     def put(self, connection_key: str, sample_rows: int, schema: Any) -> bool:
         """Share ``schema`` for the TTL; False when Redis is unavailable."""
