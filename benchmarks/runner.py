@@ -188,9 +188,17 @@ def _stats_dict(stats: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------------------
 # Sampling, records, resume
 # ---------------------------------------------------------------------------------------------------------------
-def select_items(items: Sequence[Item], limit: int | None, seed: int) -> list[Item]:
-    """The scorable items, or ``random.Random(seed).sample`` of ``limit`` of them, sorted by index."""
+def select_items(items: Sequence[Item], limit: int | None, seed: int, databases: int | None = None) -> list[Item]:
+    """The scorable items, or ``random.Random(seed).sample`` of ``limit`` of them, sorted by index.
+
+    ``databases``: first keep the questions of that many databases drawn at random (same seed), as a user asks
+    several questions of one database (the model backends reuse the schema part of the prompt between them;
+    a sample spread over a hundred databases would measure only cold prompts)."""
     scorable = [it for it in items if it.skip_reason is None]
+    if databases is not None:
+        names = sorted({it.db_id for it in scorable})
+        chosen = set(random.Random(seed).sample(names, min(databases, len(names))))
+        scorable = [it for it in scorable if it.db_id in chosen]
     if limit is None or limit >= len(scorable):
         return sorted(scorable, key=lambda it: it.index)
     return sorted(random.Random(seed).sample(scorable, limit), key=lambda it: it.index)
@@ -313,6 +321,8 @@ def build_parser(name: str) -> argparse.ArgumentParser:
     p.add_argument("--split", default="dev", help="dataset split (default: dev)")
     p.add_argument("--limit", type=int, default=None, help="score a random sample of N scorable questions")
     p.add_argument("--seed", type=int, default=0, help="seed of the --limit sample (default 0)")
+    p.add_argument("--databases", type=int, default=None, metavar="N",
+                   help="only the questions of N databases drawn at random (--seed), then the --limit sample")
     p.add_argument("--model", default=None, help="model id, local directory or .gguf file (default: the pipeline's)")
     p.add_argument("--out", type=Path, default=None, help=f"output directory (default: benchmarks/results/{name})")
     p.add_argument("--raw", action="store_true",
@@ -383,7 +393,7 @@ def run(benchmark: Benchmark, args: argparse.Namespace, argv: Sequence[str],
         options = {"generation_cache": False, **benchmark.pipeline_options(args, data_dir), **options}
     scoring = benchmark.configure(args)
     items = benchmark.load(data_dir, args.split)
-    selected = select_items(items, args.limit, args.seed)
+    selected = select_items(items, args.limit, args.seed, getattr(args, "databases", None))
     skipped: dict[str, int] = {}
     for it in items:
         if it.skip_reason:
@@ -401,7 +411,7 @@ def run(benchmark: Benchmark, args: argparse.Namespace, argv: Sequence[str],
     meta: dict[str, Any] = {
         **config,
         "data_dir": str(data_dir),
-        "limit": args.limit, "seed": args.seed,
+        "limit": args.limit, "seed": args.seed, "databases": getattr(args, "databases", None),
         "breakdown": benchmark.breakdown, "breakdown_levels": list(benchmark.breakdown_levels),
         "n_items": len(items), "n_scorable": len(items) - sum(skipped.values()), "skipped": skipped,
         "selected_indices": [it.index for it in selected],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -32,10 +33,12 @@ class SpiderBenchmark(Benchmark):
         """``--keep-distinct``: score without test-suite's DISTINCT removal."""
         parser.add_argument("--keep-distinct", action="store_true",
                             help="keep DISTINCT when scoring (test-suite-sql-eval removes it by default)")
-        parser.add_argument("--examples-pool", default=None, metavar="PATH|none",
-                            help="few-shot pool passed as Assistant(example_pool=PATH): a JSON list of "
-                                 "{question, query, db_id} (default: spider/train_spider_compact.json, Spider "
-                                 "train, whose databases are disjoint from dev; 'none' for no pool)")
+        parser.add_argument("--examples-pool", default=None, metavar="train|PATH|none",
+                            help="few-shot pool passed as Assistant(example_pool=PATH): 'train' for "
+                                 "spider/train_spider_compact.json (Spider train, whose databases are disjoint "
+                                 "from dev), or a JSON list of {question, query, db_id}; default none, like "
+                                 "Assistant() (examples from other databases cost accuracy on Spider: see "
+                                 "benchmarks/results/ablation-train)")
 
     def configure(self, args: argparse.Namespace) -> dict[str, Any]:
         """Take ``--keep-distinct``; the scoring settings go into run.json."""
@@ -43,21 +46,27 @@ class SpiderBenchmark(Benchmark):
         return {"keep_distinct": self.keep_distinct, "order": "outermost ORDER BY of the gold (sqlglot)"}
 
     def pipeline_options(self, args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
-        """``example_pool``: Spider train for the few-shot examples, after checking that none of its databases
-        is one the questions are asked on (train and dev databases are disjoint; the check makes sure)."""
+        """``example_pool``, only with ``--examples-pool``: Spider train (``train``) or a file, after checking that
+        none of its databases is one the questions are asked on (train and dev databases are disjoint; the check
+        makes sure).  For a
+        ``train*`` split (``--split train_spider_compact``: choosing settings without looking at dev) the overlap is
+        expected and allowed, because the pipeline excludes examples of the asked question's own database."""
         choice = getattr(args, "examples_pool", None)
-        if choice is not None and str(choice).lower() == "none":
+        if choice is None or str(choice).lower() == "none":
             return {}
-        pool = Path(choice) if choice else data_dir / "spider" / "train_spider_compact.json"
+        pool = data_dir / "spider" / "train_spider_compact.json" if choice == "train" else Path(choice)
         if not pool.exists():
-            if choice:
-                raise SystemExit(f"error: --examples-pool {pool} does not exist")
-            return {}
+            raise SystemExit(f"error: --examples-pool {pool} does not exist")
         pool_dbs = {ex.get("db_id") for ex in json.loads(pool.read_text(encoding="utf-8"))}
         split_file = data_dir / "spider" / f"{args.split}.json"
         asked = {ex["db_id"] for ex in json.loads(split_file.read_text(encoding="utf-8"))}
         shared = sorted(pool_dbs & asked)
-        if shared:
+        if shared and args.split.startswith("train"):
+            # questions from the pool's own split (an ablation that must not look at dev): the pipeline never
+            # shows a question examples of its own database (``exclude_db``), so its own pair is never among them
+            print(f"note: the example pool shares {len(shared)} databases with the {args.split} questions; each "
+                  "question sees only examples of other databases", file=sys.stderr)
+        elif shared:
             raise SystemExit(f"error: the example pool {pool} holds examples of {len(shared)} database(s) the "
                              f"{args.split} questions are asked on ({', '.join(shared[:5])}): they would leak answers")
         return {"example_pool": str(pool.resolve())}

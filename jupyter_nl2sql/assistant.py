@@ -28,7 +28,8 @@ from .execution import execute
 from .redis_cache import cached_execute
 from .prompting import Example, build_messages, empty_result_messages, extract_sql, repair_messages
 from .schema import Schema, SchemaCache, fit_schema
-from .sqlcheck import check_sql
+from .namefix import fix_names
+from .sqlcheck import CheckedSQL, check_sql
 from .stats import Stats
 from .values import ValueIndexCache, ValueMatch, render_matches
 
@@ -117,14 +118,18 @@ class Assistant:
     ``$NL2SQL_GENERATION_CACHE``, default disk; "memory"; "off"), ``cache_dir`` (where the disk store lives),
     ``backend`` ("auto", "transformers" or "llama.cpp").
 
-    Accuracy options (each measured on Spider dev, see ``benchmarks/results/ablation/README.md``):
+    Accuracy options (each measured with the others on and off, on Spider train questions, see
+    ``benchmarks/results/ablation-train/README.md``):
     ``column_values`` (a few distinct values shown next to each text column; 0: none), ``schema_linking`` (for
     schemas over ``max_schema_chars``: the linked tables and their join paths in full, the others as one line;
     False: always everything), ``value_retrieval`` (tell the model how the database spells the values the
     question mentions), ``few_shot`` (worked examples shown: the ones taught for this database first, then the
-    most similar of ``example_pool``, a JSON file of ``{"question", "query", "db_id"}``), ``repair_empty`` (one
+    most similar of ``example_pool``, a JSON file of ``{"question", "query", "db_id"}``; no pool by default:
+    examples about other databases cost 5 points on Spider), ``repair_empty`` (one
     more round when a query returns no rows although the question names values), ``candidates`` (write that many
-    queries from varied prompts, run them and keep the result most of them agree on), ``examples_dir`` (where
+    queries from varied prompts, run them and keep the result most of them agree on), ``fix_names`` (when the
+    checker refuses a name that matches exactly one name of the schema up to case, spaces and punctuation, or a
+    column sits on the wrong alias of a join, correct it without asking the model again), ``examples_dir`` (where
     taught examples are kept; default: the user cache directory), ``result_cache`` (opt-in: a Redis URL,
     ``redis://host:6379/0#ttl=60``, where results of read-only queries are kept for the TTL and shared; the key is
     the connection, the schema fingerprint, the row cap and the SQL; off by default because data can change),
@@ -140,7 +145,7 @@ class Assistant:
                  schema_linking: bool = True, value_retrieval: bool = True, few_shot: int = 3,
                  example_pool: str | None = None, repair_empty: bool = True, candidates: int = 1,
                  examples_dir: str | None = None, result_cache: str | None = None,
-                 schema_cache: str | None = None) -> None:
+                 schema_cache: str | None = None, fix_names: bool = True) -> None:
         self.model = model
         self.device = device
         self.dtype = dtype
@@ -166,6 +171,7 @@ class Assistant:
         self.example_pool = example_pool
         self.repair_empty = bool(repair_empty)
         self.candidates = _positive_int("candidates", candidates)
+        self.fix_names = bool(fix_names)
         self.value_indexes = ValueIndexCache()
         self.taught = TaughtStore(examples_dir)
         self.result_cache = None
@@ -355,9 +361,7 @@ class Assistant:
             answer.sql = sql
             answer.candidates.append(sql)
             try:
-                with answer.stats.stage("check"):
-                    checked = check_sql(sql, dialect=conn.sqlglot_dialect, schema=schema.mapping(),
-                                        allow_writes=allow_writes)
+                checked = self._check(answer, sql, conn, schema, allow_writes=allow_writes)
                 answer.sql = checked.sql
                 answer.warnings.extend(checked.warnings)
                 if checked.is_write:
@@ -397,8 +401,7 @@ class Assistant:
         answer.candidates.append(new_sql)
         trial = Answer(question=answer.question, sql=None, stats=answer.stats)
         try:
-            with answer.stats.stage("check"):
-                checked = check_sql(new_sql, dialect=conn.sqlglot_dialect, schema=schema.mapping())
+            checked = self._check(trial, new_sql, conn, schema, allow_writes=False)
             if checked.kind == "explain":
                 return
             self._execute(trial, conn, checked.sql, allow_writes=False, row_cap=row_cap, cancel=cancel,
@@ -412,6 +415,26 @@ class Assistant:
         answer.warnings.extend(checked.warnings + trial.warnings)
         answer.warnings.append("the first query returned no rows; the model rewrote it with the database's "
                                "spelling of the values the question mentions")
+
+    def _check(self, answer: Answer, sql: str, conn: Connection, schema: Schema, *,
+               allow_writes: bool) -> CheckedSQL:
+        """:func:`check_sql`; when it refuses a name and ``fix_names`` finds the one the model meant, the corrected
+        SQL (with a warning saying what changed).  A correction that still fails the check raises the first error,
+        which is what the model's repair round is told."""
+        with answer.stats.stage("check"):
+            try:
+                return check_sql(sql, dialect=conn.sqlglot_dialect, schema=schema.mapping(), allow_writes=allow_writes)
+            except SQLCheckError as first:
+                fixed = fix_names(sql, schema.mapping(), conn.sqlglot_dialect) if self.fix_names else None
+                if fixed is None or not fixed.changed:
+                    raise
+                try:
+                    checked = check_sql(fixed.sql, dialect=conn.sqlglot_dialect, schema=schema.mapping(),
+                                        allow_writes=allow_writes)
+                except SQLCheckError:
+                    raise first from None
+        answer.warnings.append("corrected names in the model's SQL: " + "; ".join(dict.fromkeys(fixed.changes)))
+        return checked
 
     def _generate(self, answer: Answer, backend: Any, messages: list[dict],
                   cancel: threading.Event | None = None) -> str:

@@ -21,11 +21,13 @@ What it prints (one JSON object):
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository: benchmarks/
+from benchmarks.harness_memory import emit, rss_mb  # noqa: E402
 
 DB = "concert_singer"
 QUESTIONS = ["How many singers do we have?",
@@ -36,16 +38,6 @@ DEMO_QUESTIONS = ["How many customers are there?",
                   "Which 3 customers placed the most orders?"]
 
 
-def _status_mb() -> dict[str, float]:
-    out = {}
-    with open("/proc/self/status", encoding="ascii") as fh:
-        for line in fh:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
-                out[key] = int(value.split()[0]) / 1024
-    return out
-
-
 def measure(backend_name: str, data_dir: Path | None, prompt_lookup: int | None = None) -> dict:
     """See the module docstring; ``data_dir`` None: the bundled demo database and its questions."""
     os.environ.setdefault("NL2SQL_GENERATION_CACHE", "memory")
@@ -54,14 +46,14 @@ def measure(backend_name: str, data_dir: Path | None, prompt_lookup: int | None 
     from jupyter_nl2sql.connections import ConnectionManager
 
     import_s = time.perf_counter() - t0
-    rss_import = _status_mb()
+    rss_import = rss_mb()
     a = Assistant(backend=backend_name, connections=ConnectionManager(), generation_cache="memory")
     t0 = time.perf_counter()
     backend, _ = a.backend()
     load_s = time.perf_counter() - t0
     if prompt_lookup:
         backend.decoding_options["prompt_lookup_num_tokens"] = prompt_lookup
-    rss_loaded = _status_mb()
+    rss_loaded = rss_mb()
     if data_dir is None:
         from jupyter_nl2sql.demo import demo_url
 
@@ -80,7 +72,7 @@ def measure(backend_name: str, data_dir: Path | None, prompt_lookup: int | None 
     again = a.ask(questions[0], url)
     repeat_ms = (time.perf_counter() - t0) * 1000
     assert again.stats.cache_hit
-    rss_end = _status_mb()
+    rss_end = rss_mb()
     weights_mb = None
     if backend.provenance.get("backend") == "transformers":
         weights_mb = sum(p.numel() * p.element_size() for p in backend.model.parameters()) / 2**20
@@ -112,12 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="transformers only: prompt_lookup_num_tokens (prompt-lookup decoding)")
     p.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = p.parse_args(argv)
-    result = measure(args.backend, None if args.demo else args.data_dir, args.prompt_lookup)
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n", encoding="utf-8")
+    emit(measure(args.backend, None if args.demo else args.data_dir, args.prompt_lookup), args.json)
     return 0
 
 

@@ -230,14 +230,19 @@ def test_spider_runner_passes_train_pool_and_refuses_overlap(tmp_path: Path) -> 
     spider.mkdir()
     (spider / "dev.json").write_text(json.dumps([{"db_id": "concert_singer", "question": "q", "query": "SELECT 1"}]))
     (spider / "train_spider_compact.json").write_text(json.dumps(POOL))
-    args = argparse.Namespace(examples_pool=None, split="dev")
+    args = argparse.Namespace(examples_pool="train", split="dev")
     opts = SpiderBenchmark().pipeline_options(args, tmp_path)
     assert opts == {"example_pool": str((spider / "train_spider_compact.json").resolve())}
     assert SpiderBenchmark().pipeline_options(argparse.Namespace(examples_pool="none", split="dev"), tmp_path) == {}
+    # the default is Assistant()'s: no pool
+    assert SpiderBenchmark().pipeline_options(argparse.Namespace(examples_pool=None, split="dev"), tmp_path) == {}
     (spider / "leak.json").write_text(json.dumps([{"db_id": "concert_singer", "question": "q", "query": "x"}]))
     with pytest.raises(SystemExit, match="leak"):
         SpiderBenchmark().pipeline_options(argparse.Namespace(examples_pool=str(spider / "leak.json"),
                                                               split="dev"), tmp_path)
+    # questions from train itself (settings chosen without dev): allowed, each question's own database excluded
+    train = argparse.Namespace(examples_pool="train", split="train_spider_compact")
+    assert SpiderBenchmark().pipeline_options(train, tmp_path) == opts
 
 
 def test_shared_spider_pool_is_disjoint_from_dev() -> None:

@@ -113,6 +113,16 @@ def test_sample_is_reproducible_sorted_and_scorable(bench: TinyBenchmark) -> Non
     assert len(select_items(items, 100, 0)) == len(QUESTIONS)
 
 
+def test_sample_can_be_drawn_from_a_few_databases() -> None:
+    items = [Item(index=i, db_id=f"db{i % 5}", question=f"q{i}", gold="SELECT 1") for i in range(50)]
+    few = select_items(items, 6, seed=3, databases=2)
+    assert len(few) == 6 and len({it.db_id for it in few}) <= 2
+    every = select_items(items, None, seed=3, databases=2)
+    assert len(every) == 20 and {it.db_id for it in every} == {it.db_id for it in select_items(items, 40, 3, 2)}
+    assert [it.index for it in few] == [it.index for it in select_items(items, 6, seed=3, databases=2)]
+    assert build_parser("tiny").parse_args(["--databases", "2"]).databases == 2
+
+
 def test_run_writes_records_and_reports(bench: TinyBenchmark, tmp_path: Path) -> None:
     out = tmp_path / "out"
     pred = FakePredictor(right={q for q, _, _ in QUESTIONS[:4]})

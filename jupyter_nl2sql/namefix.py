@@ -1,0 +1,216 @@
+"""Deterministic repair of table and column names a model got almost right.
+
+Small models write ``pet_type`` for ``PetType``, ``Original_artist`` for the header ``Original artist``, put a
+column on the wrong alias of a join (``T2.name`` where ``T1`` is the table with ``name``), or leave a header with
+spaces unquoted (``WHERE School/Club Team = 'x'``).  Each of these is an unambiguous slip once the schema is known,
+and fixing it costs microseconds where a repair round costs a model generation.
+
+:func:`fix_names` is called only for SQL the checker refused (:func:`jupyter_nl2sql.sqlcheck.check_sql`), and it
+rewrites a name only when exactly one name of the schema fits; everything else is left to the checker's message and
+the model's repair round.  All SQL handling is sqlglot's: its tokenizer for unquoted multi-word headers, its parser,
+scopes and generator for the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import SqlglotError
+from sqlglot.optimizer.scope import Scope, traverse_scope
+from sqlglot.tokens import TokenType
+
+Schema = Mapping[str, Mapping[str, str]]
+
+#: Most tokens one unquoted header may span (``U.S. viewers (in millions)`` is 9).
+_MAX_SPAN = 12
+#: Token types that may be part of an unquoted header; strings, quoted names and statement keywords may not.
+_NEVER_IN_NAME = frozenset({TokenType.STRING, TokenType.IDENTIFIER, TokenType.SELECT, TokenType.FROM,
+                            TokenType.WHERE, TokenType.AND, TokenType.OR, TokenType.EQ, TokenType.NEQ,
+                            TokenType.GT, TokenType.GTE, TokenType.LT, TokenType.LTE, TokenType.COMMA,
+                            TokenType.JOIN, TokenType.ON, TokenType.GROUP_BY, TokenType.ORDER_BY,
+                            TokenType.LIMIT, TokenType.HAVING, TokenType.ALIAS, TokenType.SEMICOLON})
+
+
+@dataclass
+class NameFix:
+    """The SQL after :func:`fix_names` and what was changed, one line per change (empty: nothing changed)."""
+
+    sql: str
+    changes: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        """True when at least one name was rewritten."""
+        return bool(self.changes)
+
+
+def squash(name: str) -> str:
+    """A name reduced to lower-case letters and digits: ``Original_artist``, ``original artist`` and
+    ``OriginalArtist`` all become ``originalartist``."""
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def fix_names(sql: str, schema: Schema, dialect: str = "sqlite") -> NameFix:
+    """Rewrite names that match exactly one name of ``schema`` up to case, spaces and punctuation.
+
+    In order: unquoted multi-word headers are quoted (``Winning Driver`` would otherwise parse as a column with an
+    alias, ``School/Club Team`` as a division, or not at all); unknown tables and columns are renamed to their
+    unique squashed match (:func:`squash`) among the tables in reach; a column on a join alias whose table lacks it
+    moves to the one other table of that query that has it.  Returns the input unchanged when nothing applies or
+    the SQL cannot be parsed.
+    """
+    tables = {str(t).lower(): {str(c).lower(): str(c) for c in cols} for t, cols in schema.items()}
+    spelled = {str(t).lower(): str(t) for t in schema}
+    changes: list[str] = []
+    quoted = _quote_headers(sql, [c for cols in tables.values() for c in cols.values()], dialect, changes)
+    try:
+        tree = sqlglot.parse_one(quoted, read=dialect)
+    except SqlglotError:
+        return NameFix(sql)
+    if tree is None:
+        return NameFix(sql)
+    _fix_tables(tree, spelled, changes)
+    _fix_columns(tree, tables, changes)
+    if not changes:
+        return NameFix(sql)
+    return NameFix(tree.sql(dialect=dialect), changes)
+
+
+# --- unquoted headers -------------------------------------------------------------------------------------------
+
+def _quote_headers(sql: str, names: Iterable[str], dialect: str, changes: list[str]) -> str:
+    """Quote runs of tokens that spell a column name needing quotes (``School/Club Team``), longest run first."""
+    exact: dict[str, set[str]] = {}
+    loose: dict[str, set[str]] = {}
+    for name in names:
+        if exp.to_identifier(name).quoted:  # only names that cannot be written bare
+            exact.setdefault("".join(name.lower().split()), set()).add(name)
+            loose.setdefault(squash(name), set()).add(name)
+    if not exact:
+        return sql
+    try:
+        tokens = Dialect.get_or_raise(dialect).tokenize(sql)
+    except SqlglotError:
+        return sql
+    pieces: list[str] = []
+    at, i = 0, 0
+    while i < len(tokens):
+        match = _longest_header(sql, tokens, i, exact, loose)
+        if match is None:
+            i += 1
+            continue
+        j, name = match
+        start, end = tokens[i].start, tokens[j].end + 1
+        pieces += [sql[at:start], exp.to_identifier(name).sql(dialect=dialect)]
+        changes.append(f"quoted {sql[start:end]} as {exp.to_identifier(name).sql(dialect=dialect)}")
+        at, i = end, j + 1
+    return "".join(pieces) + sql[at:]
+
+
+def _longest_header(sql: str, tokens: list, i: int, exact: dict[str, set[str]],
+                    loose: dict[str, set[str]]) -> tuple[int, str] | None:
+    """(last token index, column name) of the longest run from token ``i`` (two tokens or more) that spells
+    exactly one column name, ignoring spaces (or, failing that, everything but letters and digits)."""
+    best = None
+    for j in range(i + 1, min(len(tokens), i + _MAX_SPAN)):
+        if any(t.token_type in _NEVER_IN_NAME for t in tokens[i:j + 1]):
+            break
+        text = sql[tokens[i].start:tokens[j].end + 1]
+        found = exact.get("".join(text.lower().split())) or loose.get(squash(text))
+        if found and len(found) == 1 and _bounded(next(iter(found)), tokens[i].text, tokens[j].text):
+            best = (j, next(iter(found)))
+    return best
+
+
+def _bounded(name: str, first: str, last: str) -> bool:
+    """The run starts where the name starts and ends where it ends: ``(Performed_by)`` is the header
+    ``Performed by`` inside parentheses, not a header that includes them."""
+    name = name.strip().lower()
+    head = name.startswith(first.lower()) if not squash(first) else squash(name).startswith(squash(first))
+    tail = name.endswith(last.lower()) if not squash(last) else squash(name).endswith(squash(last))
+    return head and tail
+
+
+# --- tables and columns -----------------------------------------------------------------------------------------
+
+def _fix_tables(tree: exp.Expr, spelled: dict[str, str], changes: list[str]) -> None:
+    """Rename a table that is not in the schema (nor a CTE) to its unique squashed match."""
+    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    for table in tree.find_all(exp.Table):
+        name = table.name.lower()
+        if not isinstance(table.this, exp.Identifier) or name in spelled or name in ctes:
+            continue
+        match = _unique(name, spelled.values())
+        if match is not None:
+            changes.append(f"table {table.name} → {match}")
+            table.set("this", exp.to_identifier(match))
+
+
+def _fix_columns(tree: exp.Expr, tables: dict[str, dict[str, str]], changes: list[str]) -> None:
+    """Rename or re-qualify column references that no source in their scope provides."""
+    for scope in traverse_scope(tree):
+        aliases = {a.alias.lower() for a in scope.expression.find_all(exp.Alias)}
+        sources = _table_sources(scope, tables)
+        for column in list(scope.walk()):
+            if type(column) is not exp.Column or isinstance(column.this, exp.Star) or column.find_ancestor(exp.Lambda):
+                continue
+            name = column.name.lower()
+            if column.table:
+                qualifier = column.table.lower()
+                if qualifier not in sources or name in sources[qualifier]:
+                    continue
+                own = _unique(name, sources[qualifier].values())
+                if own is not None:
+                    _rename(column, own, changes)
+                    continue
+                others = [a for a, cols in sources.items() if a != qualifier and name in cols]
+                if len(others) == 1 and len(sources) == len(scope.sources):
+                    alias = _alias_spelling(scope, others[0])
+                    changes.append(f"{column.table}.{column.name} → {alias}.{column.name}")
+                    column.set("table", exp.to_identifier(alias))
+            elif name not in aliases and sources and len(sources) == len(scope.sources):
+                if any(name in cols for cols in sources.values()) or _outer_has(scope, name, tables):
+                    continue
+                match = _unique(name, {c for cols in sources.values() for c in cols.values()})
+                if match is not None:
+                    _rename(column, match, changes)
+
+
+def _table_sources(scope: Scope, tables: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """Lower-case alias -> the schema columns of that source, for the sources of ``scope`` that are schema tables."""
+    out: dict[str, dict[str, str]] = {}
+    for alias, source in scope.sources.items():
+        if isinstance(source, exp.Table) and source.name.lower() in tables:
+            out[alias.lower()] = tables[source.name.lower()]
+    return out
+
+
+def _outer_has(scope: Scope, name: str, tables: dict[str, dict[str, str]]) -> bool:
+    """True when an enclosing query has a table with column ``name`` (a correlated reference, not a slip)."""
+    outer = scope.parent
+    while outer is not None:
+        if any(name in cols for cols in _table_sources(outer, tables).values()):
+            return True
+        outer = outer.parent
+    return False
+
+
+def _alias_spelling(scope: Scope, lowered: str) -> str:
+    """The alias as the query writes it."""
+    return next(a for a in scope.sources if a.lower() == lowered)
+
+
+def _unique(name: str, candidates: Iterable[str]) -> str | None:
+    """The one candidate whose :func:`squash` equals ``name``'s, else None."""
+    key = squash(name)
+    found = {c for c in candidates if squash(c) == key} if key else set()
+    return next(iter(found)) if len(found) == 1 else None
+
+
+def _rename(column: exp.Column, name: str, changes: list[str]) -> None:
+    changes.append(f"{column.name} → {name}")
+    column.set("this", exp.to_identifier(name))
