@@ -1,7 +1,8 @@
 """Memory of the harness without a model: ``python -m benchmarks.harness_memory [--questions 1000]``.
 
-Everything of :meth:`Assistant.ask` except the model runs for real, in a fresh process, with the default settings:
-schema introspection and rendering, the value index, few-shot retrieval from the Spider train pool, checking,
+Everything of :meth:`Assistant.ask` except the model runs for real, in a fresh process, with the default settings
+plus the Spider train pool for few-shot retrieval (not a default: loaded here so that its index counts too):
+schema introspection and rendering, the value index, few-shot retrieval, checking,
 name repair, execution through the pooled engine into a DataFrame, the in-memory generation cache and the history.
 The model's place is taken by a stand-in that replays each question's *gold* SQL (plumbing only: it says nothing
 about accuracy), so that the queries and DataFrames are the real ones.  Questions are Spider dev's scorable ones in

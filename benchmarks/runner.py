@@ -311,6 +311,17 @@ def default_data_dir() -> Path:
     return Path(env) if env else (REPO_ROOT / ".." / "shared" / "data").resolve()
 
 
+def _positive(text: str) -> int:
+    """An argparse type: an integer ≥ 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def build_parser(name: str) -> argparse.ArgumentParser:
     """The options every benchmark runner accepts."""
     p = argparse.ArgumentParser(
@@ -321,7 +332,7 @@ def build_parser(name: str) -> argparse.ArgumentParser:
     p.add_argument("--split", default="dev", help="dataset split (default: dev)")
     p.add_argument("--limit", type=int, default=None, help="score a random sample of N scorable questions")
     p.add_argument("--seed", type=int, default=0, help="seed of the --limit sample (default 0)")
-    p.add_argument("--databases", type=int, default=None, metavar="N",
+    p.add_argument("--databases", type=_positive, default=None, metavar="N",
                    help="only the questions of N databases drawn at random (--seed), then the --limit sample")
     p.add_argument("--model", default=None, help="model id, local directory or .gguf file (default: the pipeline's)")
     p.add_argument("--out", type=Path, default=None, help=f"output directory (default: benchmarks/results/{name})")

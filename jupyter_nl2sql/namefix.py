@@ -105,8 +105,9 @@ def _quote_headers(sql: str, names: Iterable[str], dialect: str, changes: list[s
             continue
         j, name = match
         start, end = tokens[i].start, tokens[j].end + 1
-        pieces += [sql[at:start], exp.to_identifier(name).sql(dialect=dialect)]
-        changes.append(f"quoted {sql[start:end]} as {exp.to_identifier(name).sql(dialect=dialect)}")
+        quoted = exp.to_identifier(name).sql(dialect=dialect)
+        pieces += [sql[at:start], quoted]
+        changes.append(f"quoted {sql[start:end]} as {quoted}")
         at, i = end, j + 1
     return "".join(pieces) + sql[at:]
 

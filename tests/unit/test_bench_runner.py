@@ -121,6 +121,9 @@ def test_sample_can_be_drawn_from_a_few_databases() -> None:
     assert len(every) == 20 and {it.db_id for it in every} == {it.db_id for it in select_items(items, 40, 3, 2)}
     assert [it.index for it in few] == [it.index for it in select_items(items, 6, seed=3, databases=2)]
     assert build_parser("tiny").parse_args(["--databases", "2"]).databases == 2
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(SystemExit):
+            build_parser("tiny").parse_args(["--databases", bad])
 
 
 def test_run_writes_records_and_reports(bench: TinyBenchmark, tmp_path: Path) -> None:
