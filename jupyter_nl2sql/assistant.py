@@ -26,7 +26,7 @@ from .examples import (ExamplePool, StoredExample, TaughtStore, mask_question, s
                        sql_literals)
 from .execution import execute
 from .redis_cache import cached_execute
-from .prompting import Example, build_messages, empty_result_messages, extract_sql, repair_messages
+from .prompting import LAYOUTS, Example, build_messages, empty_result_messages, extract_sql, repair_messages
 from .schema import Schema, SchemaCache, fit_schema
 from .namefix import fix_names
 from .sqlcheck import CheckedSQL, check_sql
@@ -127,14 +127,19 @@ class Assistant:
     most similar of ``example_pool``, a JSON file of ``{"question", "query", "db_id"}``; no pool by default:
     examples about other databases cost 5 points on Spider), ``repair_empty`` (one
     more round when a query returns no rows although the question names values), ``candidates`` (write that many
-    queries from varied prompts, run them and keep the result most of them agree on), ``fix_names`` (when the
-    checker refuses a name that matches exactly one name of the schema up to case, spaces and punctuation, or a
-    column sits on the wrong alias of a join, correct it without asking the model again), ``examples_dir`` (where
+    queries from varied prompts, run them and keep the result most of them agree on; the variants are the next-best
+    examples, or without examples a values listing in place of sample rows and then the other prompt layout, so at
+    most 3), ``fix_names`` (when the
+    checker refuses a name that matches exactly one name of the schema up to case, spaces and punctuation, a
+    column sits on the wrong alias of a join, or a column is on a table the query does not join but the foreign
+    keys lead to, correct it without asking the model again), ``examples_dir`` (where
     taught examples are kept; default: the user cache directory), ``result_cache`` (opt-in: a Redis URL,
     ``redis://host:6379/0#ttl=60``, where results of read-only queries are kept for the TTL and shared; the key is
     the connection, the schema fingerprint, the row cap and the SQL; off by default because data can change),
     ``schema_cache`` (a Redis URL, ``redis://host:6379/0#ttl=600``, where introspected schemas are shared, so other
-    kernels and restarts skip introspection; None: this process only).
+    kernels and restarts skip introspection; None: this process only), ``prompt_layout`` (``"sql"``: the prompt is
+    a SQL script, schema and sample rows then ``-- Question:``, the layout Qwen2.5-Coder was evaluated with;
+    ``"chat"``: a system message with the task and labelled sections).
     """
 
     def __init__(self, model: str | None = None, *, device: str | None = None, dtype: str | None = None,
@@ -145,7 +150,7 @@ class Assistant:
                  schema_linking: bool = True, value_retrieval: bool = True, few_shot: int = 3,
                  example_pool: str | None = None, repair_empty: bool = True, candidates: int = 1,
                  examples_dir: str | None = None, result_cache: str | None = None,
-                 schema_cache: str | None = None, fix_names: bool = True) -> None:
+                 schema_cache: str | None = None, fix_names: bool = True, prompt_layout: str = "sql") -> None:
         self.model = model
         self.device = device
         self.dtype = dtype
@@ -172,6 +177,9 @@ class Assistant:
         self.repair_empty = bool(repair_empty)
         self.candidates = _positive_int("candidates", candidates)
         self.fix_names = bool(fix_names)
+        if prompt_layout not in LAYOUTS:
+            raise ConfigError(f"prompt_layout must be one of {', '.join(LAYOUTS)}, not {prompt_layout!r}")
+        self.prompt_layout = prompt_layout
         self.value_indexes = ValueIndexCache()
         self.taught = TaughtStore(examples_dir)
         self.result_cache = None
@@ -425,7 +433,8 @@ class Assistant:
             try:
                 return check_sql(sql, dialect=conn.sqlglot_dialect, schema=schema.mapping(), allow_writes=allow_writes)
             except SQLCheckError as first:
-                fixed = fix_names(sql, schema.mapping(), conn.sqlglot_dialect) if self.fix_names else None
+                fixed = (fix_names(sql, schema.mapping(), conn.sqlglot_dialect, schema.links()) if self.fix_names
+                         else None)
                 if fixed is None or not fixed.changed:
                     raise
                 try:
@@ -535,29 +544,36 @@ class Assistant:
                 k = self.column_values
                 values_for = lambda table, column: index.column_values(table, column, k)  # noqa: E731
             must = [m.table for m in matches]
+            layout = self.prompt_layout
             schema_text, tables = fit_schema(schema, question, max_chars=self.max_schema_chars,
                                              sample_rows=self.sample_rows, values_for=values_for, must=must,
-                                             linking=self.schema_linking)
+                                             linking=self.schema_linking, layout=layout)
             examples = shots(0)
-            prompts = [build_messages(question, schema_text, conn.dialect, _as_prompt(examples), hints)]
-            plain = build_messages(question, schema_text, conn.dialect, (), hints) if examples else None
-            # more candidates: the next-best examples; without examples, the other way of showing values
+            prompts = [build_messages(question, schema_text, conn.dialect, _as_prompt(examples), hints, layout)]
+            plain = build_messages(question, schema_text, conn.dialect, (), hints, layout) if examples else None
+            # more candidates: the next-best examples; without examples, the other way of showing values, then
+            # the other prompt layout
             for i in range(1, self.candidates):
                 if examples:
                     more = shots(i * self.few_shot)
                     if not more:
                         break
-                    prompts.append(build_messages(question, schema_text, conn.dialect, _as_prompt(more), hints))
-                elif i == 1:
+                    prompts.append(build_messages(question, schema_text, conn.dialect, _as_prompt(more), hints,
+                                                  layout))
+                    continue
+                if i > 2:
+                    break
+                shown, style = values_for, layout
+                if i == 1:
                     if index is None:
                         index = self.value_indexes.get(conn, schema)
-                    alt = None if values_for else (lambda table, column: index.column_values(table, column, 3))
-                    alt_text, _ = fit_schema(schema, question, max_chars=self.max_schema_chars,
-                                             sample_rows=self.sample_rows, values_for=alt, must=must,
-                                             linking=self.schema_linking)
-                    prompts.append(build_messages(question, alt_text, conn.dialect, (), hints))
+                    shown = None if values_for else (lambda table, column: index.column_values(table, column, 3))
                 else:
-                    break
+                    style = next(other for other in LAYOUTS if other != layout)
+                alt_text, _ = fit_schema(schema, question, max_chars=self.max_schema_chars,
+                                         sample_rows=self.sample_rows, values_for=shown, must=must,
+                                         linking=self.schema_linking, layout=style)
+                prompts.append(build_messages(question, alt_text, conn.dialect, (), hints, style))
         return _Context(prompts, tables, matches, hints, examples, plain, len(schema_text))
 
     # -- helpers ----------------------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ scopes and generator for the rest.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import pairwise
 from dataclasses import dataclass, field
 
 import sqlglot
@@ -24,7 +26,11 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.tokens import TokenType
 
 Schema = Mapping[str, Mapping[str, str]]
+#: A foreign key: (table, its columns, referenced table, referenced columns).
+Link = tuple[str, Sequence[str], str, Sequence[str]]
 
+#: Most foreign-key hops a missing join may take (``Characteristics → Product_Characteristics → Products``).
+_MAX_HOPS = 2
 #: Most tokens one unquoted header may span (``U.S. viewers (in millions)`` is 9).
 _MAX_SPAN = 12
 #: Token types that may be part of an unquoted header; strings, quoted names and statement keywords may not.
@@ -54,14 +60,16 @@ def squash(name: str) -> str:
     return "".join(ch for ch in name.lower() if ch.isalnum())
 
 
-def fix_names(sql: str, schema: Schema, dialect: str = "sqlite") -> NameFix:
+def fix_names(sql: str, schema: Schema, dialect: str = "sqlite", links: Iterable[Link] = ()) -> NameFix:
     """Rewrite names that match exactly one name of ``schema`` up to case, spaces and punctuation.
 
     In order: unquoted multi-word headers are quoted (``Winning Driver`` would otherwise parse as a column with an
     alias, ``School/Club Team`` as a division, or not at all); unknown tables and columns are renamed to their
     unique squashed match (:func:`squash`) among the tables in reach; a column on a join alias whose table lacks it
-    moves to the one other table of that query that has it.  Returns the input unchanged when nothing applies or
-    the SQL cannot be parsed.
+    moves to the one other table of that query that has it; with the schema's foreign keys (``links``), a column
+    that no table of the query has but exactly one nearest table of the schema has is reached by joining that
+    table along the foreign keys (at most two hops, each over exactly one key).  Returns the input unchanged when
+    nothing applies or the SQL cannot be parsed.
     """
     tables = {str(t).lower(): {str(c).lower(): str(c) for c in cols} for t, cols in schema.items()}
     spelled = {str(t).lower(): str(t) for t in schema}
@@ -75,6 +83,9 @@ def fix_names(sql: str, schema: Schema, dialect: str = "sqlite") -> NameFix:
         return NameFix(sql)
     _fix_tables(tree, spelled, changes)
     _fix_columns(tree, tables, changes)
+    graph = _link_graph(links, spelled)
+    if graph:
+        _add_joins(tree, tables, spelled, graph, changes)
     if not changes:
         return NameFix(sql)
     return NameFix(tree.sql(dialect=dialect), changes)
@@ -179,6 +190,145 @@ def _fix_columns(tree: exp.Expr, tables: dict[str, dict[str, str]], changes: lis
                 match = _unique(name, {c for cols in sources.values() for c in cols.values()})
                 if match is not None:
                     _rename(column, match, changes)
+
+
+# --- missing joins ----------------------------------------------------------------------------------------------
+
+def _link_graph(links: Iterable[Link], spelled: dict[str, str]) -> dict[str, dict[str, tuple[list[str], list[str]]]]:
+    """Lower-case table -> lower-case neighbour -> (columns here, columns there), for table pairs joined by exactly
+    one foreign key (a pair with two keys, like home and away team, is left out: which one is meant is a guess)."""
+    edges: dict[tuple[str, str], list[tuple[list[str], list[str]]]] = {}
+    for table, cols, ref, ref_cols in links:
+        a, b = table.lower(), ref.lower()
+        if a == b or a not in spelled or b not in spelled or len(cols) != len(ref_cols) or not cols:
+            continue
+        edges.setdefault((a, b), []).append((list(cols), list(ref_cols)))
+        edges.setdefault((b, a), []).append((list(ref_cols), list(cols)))
+    graph: dict[str, dict[str, tuple[list[str], list[str]]]] = {}
+    for (a, b), keys in edges.items():
+        if len({(tuple(x), tuple(y)) for x, y in keys}) == 1:
+            graph.setdefault(a, {})[b] = keys[0]
+    return graph
+
+
+def _add_joins(tree: exp.Expr, tables: dict[str, dict[str, str]], spelled: dict[str, str],
+               graph: dict[str, dict[str, tuple[list[str], list[str]]]], changes: list[str]) -> None:
+    """Join the table that holds a column no table of its query has, along the foreign keys."""
+    for scope in traverse_scope(tree):
+        select = scope.expression
+        sources = _table_sources(scope, tables)
+        if (not isinstance(select, exp.Select) or not sources or len(sources) != len(scope.sources)
+                or any(isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
+                       for e in select.expressions)):
+            continue  # a derived table, or SELECT * (which a join would widen)
+        aliases = {a.alias.lower() for a in select.find_all(exp.Alias)}
+        columns = [c for c in scope.walk() if type(c) is exp.Column and not isinstance(c.this, exp.Star)
+                   and not c.find_ancestor(exp.Lambda)]
+        missing = [c for c in columns
+                   if _is_missing(c, sources, aliases) and not _outer_has(scope, c.name.lower(), tables)]
+        in_query = {alias: scope.sources[_alias_spelling(scope, alias)].name.lower() for alias in sources}
+        if not missing or len(set(in_query.values())) != len(in_query):
+            continue  # nothing missing, or a self-join (which of its aliases to join from is a guess)
+        owners, hops = _join_plan({c.name.lower() for c in missing}, set(in_query.values()), tables, graph)
+        missing = [c for c in missing if c.name.lower() in owners]
+        if not missing:
+            continue
+        _qualify(columns, missing, sources, scope)
+        alias_of = {table: _alias_spelling(scope, alias) for alias, table in in_query.items()}
+        taken = {a.lower() for a in scope.sources}
+        for here, there in hops:
+            alias = _fresh_alias(spelled[there], taken)
+            cols_here, cols_there = graph[here][there]
+            on = exp.and_(*(exp.EQ(this=exp.column(exp.to_identifier(x), table=exp.to_identifier(alias_of[here])),
+                                   expression=exp.column(exp.to_identifier(y), table=exp.to_identifier(alias)))
+                            for x, y in zip(cols_here, cols_there)))
+            table_node = exp.Table(this=exp.to_identifier(spelled[there]))
+            if alias.lower() != there:
+                table_node.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
+            select.join(table_node, on=on, copy=False)
+            alias_of[there] = alias
+            changes.append(f"joined {spelled[there]} on {on.sql()}")
+        for column in missing:
+            owner = owners[column.name.lower()]
+            column.set("this", exp.to_identifier(tables[owner][column.name.lower()]))
+            column.set("table", exp.to_identifier(alias_of[owner]))
+
+
+def _is_missing(column: exp.Column, sources: dict[str, dict[str, str]], aliases: set[str]) -> bool:
+    """No table of the query has the column (a qualified column: not the table its qualifier names, nor another)."""
+    name = column.name.lower()
+    if column.table:
+        qualifier = column.table.lower()
+        return qualifier in sources and not any(name in cols for cols in sources.values())
+    return name not in aliases and not any(name in cols for cols in sources.values())
+
+
+def _join_plan(names: set[str], present: set[str], tables: dict[str, dict[str, str]],
+               graph: dict[str, dict[str, tuple[list[str], list[str]]]]
+               ) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """For each missing column name that has one nearest table within :data:`_MAX_HOPS` holding it, that table;
+    and the hops (from, to) that join those tables to the query.  Names with no such table, or two at the same
+    distance, are left out (the checker's message goes to the model for those)."""
+    parents = _nearest(present, graph)
+    owners: dict[str, str] = {}
+    for name in sorted(names):
+        holders = [t for t, cols in tables.items() if name in cols and t in parents and t not in present]
+        depth = {t: _depth(t, parents) for t in holders}
+        nearest = [t for t in holders if depth[t] == min(depth.values())]
+        if len(nearest) == 1 and depth[nearest[0]] <= _MAX_HOPS:
+            owners[name] = nearest[0]
+    hops: list[tuple[str, str]] = []  # (from, to), each from a table already in the query or joined before
+    for owner in dict.fromkeys(owners.values()):
+        path = [owner]
+        while parents[path[-1]] is not None:
+            path.append(parents[path[-1]])  # type: ignore[arg-type]
+        path.reverse()
+        hops += [hop for hop in pairwise(path) if hop not in hops]
+    return owners, hops
+
+
+def _nearest(present: set[str], graph: dict[str, dict[str, tuple[list[str], list[str]]]]) -> dict[str, str | None]:
+    """Breadth-first parents from the query's tables (sorted, so the result does not depend on set order)."""
+    parents: dict[str, str | None] = {t: None for t in present}
+    frontier = deque(sorted(present))
+    while frontier:
+        node = frontier.popleft()
+        for other in sorted(graph.get(node, {})):
+            if other not in parents:
+                parents[other] = node
+                frontier.append(other)
+    return parents
+
+
+def _depth(table: str, parents: dict[str, str | None]) -> int:
+    hops = 0
+    while parents[table] is not None:
+        table, hops = parents[table], hops + 1  # type: ignore[assignment]
+    return hops
+
+
+def _qualify(columns: list[exp.Column], missing: list[exp.Column], sources: dict[str, dict[str, str]],
+             scope: Scope) -> None:
+    """Qualify the query's bare columns with their table, so that a joined table cannot make them ambiguous."""
+    skip = {id(c) for c in missing}
+    for column in columns:
+        if column.table or id(column) in skip:
+            continue
+        owners = [a for a, cols in sources.items() if column.name.lower() in cols]
+        if len(owners) == 1:
+            column.set("table", exp.to_identifier(_alias_spelling(scope, owners[0])))
+
+
+def _fresh_alias(table: str, taken: set[str]) -> str:
+    """The table's own name when no source of the query uses it, else the first free ``T<n>``."""
+    if table.lower() not in taken:
+        taken.add(table.lower())
+        return table
+    n = 1
+    while f"t{n}" in taken:
+        n += 1
+    taken.add(f"t{n}")
+    return f"T{n}"
 
 
 def _table_sources(scope: Scope, tables: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:

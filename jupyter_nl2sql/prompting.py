@@ -1,8 +1,9 @@
 """Prompts for the model and getting the SQL back out of its reply.
 
-The prompt is a short chat: a system message that fixes the task and the SQL dialect, then one user message
-with the schema (``CREATE TABLE`` plus sample rows), worked examples (few-shot, most similar last), the database
-values the question mentions, and the question.  A repair round appends the model's previous SQL and the error it
+The prompt (layout ``"sql"``, the default) is one user message written as a SQL script: the schema (``CREATE TABLE``
+plus sample rows in a comment), worked examples (few-shot, most similar last), the database values the question
+mentions as comments, and ``-- Question: ...``; layout ``"chat"`` puts the task in a system message and the same
+parts in labelled sections.  A repair round appends the model's previous SQL and the error it
 caused (or, for a query that ran but found nothing although the question names values, a hint about those values),
 and asks for a corrected query.
 """
@@ -36,14 +37,24 @@ def dialect_label(dialect: str) -> str:
     return DIALECT_NAMES.get(dialect.lower(), dialect)
 
 
+#: Prompt layouts: ``"sql"`` is one user message written as a SQL script (the schema, then ``-- Using valid SQLite,
+#: answer the following question for the tables provided above.`` and ``-- Question: ...``), the layout of
+#: Qwen2.5-Coder's own text-to-SQL evaluation; ``"chat"`` is a system message with the task and a user message in
+#: labelled sections.
+LAYOUTS = ("sql", "chat")
+
+
 def build_messages(question: str, schema_text: str, dialect: str, examples: Sequence[Example] = (),
-                   hints: str = "") -> list[dict]:
+                   hints: str = "", layout: str = "sql") -> list[dict]:
     """Chat messages asking for the SQL that answers ``question`` over ``schema_text``.
 
     ``examples``: worked (question, SQL) pairs, shown in the given order; ``hints``: extra lines placed just
-    before the question (the values the question mentions, see :func:`jupyter_nl2sql.values.render_matches`).
+    before the question (the values the question mentions, see :func:`jupyter_nl2sql.values.render_matches`);
+    ``layout``: one of :data:`LAYOUTS`.
     """
     label = dialect_label(dialect)
+    if layout == "sql":
+        return _sql_layout(question, schema_text, label, examples, hints)
     parts = [f"Database schema ({label}):\n\n{schema_text}"]
     if examples:
         shots = "\n\n".join(f"Question: {ex.question}\n```sql\n{ex.sql}\n```" for ex in examples)
@@ -54,6 +65,21 @@ def build_messages(question: str, schema_text: str, dialect: str, examples: Sequ
     parts.append(f"Question: {question.strip()}")
     return [{"role": "system", "content": SYSTEM_PROMPT.format(dialect=label)},
             {"role": "user", "content": "\n\n".join(parts)}]
+
+
+def _sql_layout(question: str, schema_text: str, label: str, examples: Sequence[Example], hints: str) -> list[dict]:
+    """The ``"sql"`` layout: everything is SQL text or a SQL comment, in one user message."""
+    parts = [schema_text]
+    if examples:
+        shots = "\n\n".join(f"-- Question: {ex.question}\n{ex.sql.strip().rstrip(';')};" for ex in examples)
+        parts.append("-- Examples of questions and their SQL (some are about other databases: use them for the form "
+                     f"of the query, and only the tables above for names).\n{shots}")
+    if hints.strip():
+        parts.append("\n".join(line if line.startswith("--") else f"-- {line}" for line in hints.strip().splitlines()))
+    parts.append(f"-- Using valid {label}, answer the following question for the tables provided above.\n"
+                 f"-- Question: {question.strip()}")
+    parts.append("Output only the SQL query, nothing else.")
+    return [{"role": "user", "content": "\n\n".join(parts)}]
 
 
 def repair_messages(messages: list[dict], previous_sql: str, error: str) -> list[dict]:

@@ -83,6 +83,10 @@ class Schema:
         low = name.lower()
         return next((t for t in self.tables if t.name.lower() == low), None)
 
+    def links(self) -> list[tuple[str, list[str], str, list[str]]]:
+        """Every foreign key as (table, columns, referenced table, referenced columns)."""
+        return [(t.name, fk.columns, fk.ref_table, fk.ref_columns) for t in self.tables for fk in t.foreign_keys]
+
     def mapping(self) -> dict[str, dict[str, str]]:
         """``{"table": {"column": "TYPE"}}`` for sqlglot's qualify (the checker)."""
         return {t.name: {c.name: c.type for c in t.columns} for t in self.tables}
@@ -184,24 +188,30 @@ def _quote(name: str, dialect: str) -> str:
     return exp.to_identifier(name).sql(dialect=dialect) if name else name
 
 
-def _format_value(value: Any) -> str:
+def _format_value(value: Any, quote: bool = True) -> str:
     if value is None:
         return "NULL"
     if isinstance(value, (bytes, bytearray, memoryview)):
         return "<binary>"
-    text = str(value).replace("\n", " ")
+    text = " ".join(str(value).split())
     if len(text) > MAX_SAMPLE_CHARS:
         text = text[: MAX_SAMPLE_CHARS - 1] + "…"
-    return repr(text) if isinstance(value, str) else text
+    return repr(text) if quote and isinstance(value, str) else text
 
 
 ValuesFor = Callable[[str, str], Sequence[str]]
 """``values_for(table, column)`` → a few values of that column (from :class:`jupyter_nl2sql.values.ValueIndex`)."""
 
 
+#: How sample rows are shown: ``"sql"`` as ``SELECT * FROM t LIMIT 3;`` and tab-separated rows in a comment (the
+#: layout Qwen2.5-Coder's text-to-SQL evaluation uses), ``"chat"`` as ``|``-separated rows with quoted strings.
+ROW_LAYOUTS = ("sql", "chat")
+
+
 def render_table(table: Table, *, dialect: str = "sqlite", sample_rows: int = 3,
-                 values_for: ValuesFor | None = None) -> str:
-    """``CREATE TABLE`` with primary and foreign keys, followed by sample rows as a comment.
+                 values_for: ValuesFor | None = None, layout: str = "sql") -> str:
+    """``CREATE TABLE`` with primary and foreign keys, followed by sample rows as a comment (see
+    :data:`ROW_LAYOUTS` for ``layout``).
 
     With ``values_for``, each text column whose values are known gets a comment listing a few of them
     (``Country TEXT  -- e.g. 'France', 'Netherlands'``), next to or instead of the sample rows.
@@ -228,7 +238,12 @@ def render_table(table: Table, *, dialect: str = "sqlite", sample_rows: int = 3,
     head = f"-- {table.comment}\n" if table.comment else ""
     text = f"{head}CREATE TABLE {q(table.name)} (\n{body}\n);"
     rows = table.sample_rows[:sample_rows]
-    if rows:
+    if rows and layout == "sql":
+        header = "\t".join(c.name for c in table.columns)
+        shown_rows = "\n".join("\t".join(_format_value(v, quote=False) for v in row) for row in rows)
+        text += (f"\n/*\n{len(rows)} example rows:\nSELECT * FROM {q(table.name)} LIMIT {len(rows)};\n"
+                 f"{header}\n{shown_rows}\n*/")
+    elif rows:
         header = " | ".join(c.name for c in table.columns)
         shown_rows = "\n".join(" | ".join(_format_value(v) for v in row) for row in rows)
         text += f"\n/* {len(rows)} example rows from {table.name}:\n{header}\n{shown_rows}\n*/"
@@ -252,12 +267,13 @@ def render_compact(table: Table, *, dialect: str = "sqlite") -> str:
 
 
 def render_schema(schema: Schema, tables: Iterable[str] | None = None, *, sample_rows: int = 3,
-                  values_for: ValuesFor | None = None, compact: Iterable[str] = ()) -> str:
+                  values_for: ValuesFor | None = None, compact: Iterable[str] = (), layout: str = "sql") -> str:
     """The prompt's schema part: every table (or those named in ``tables``) rendered by :func:`render_table`;
     the tables named in ``compact`` follow as one line each (columns and keys only)."""
     wanted = None if tables is None else {t.lower() for t in tables}
     dialect = _sqlglot_name(schema.dialect)
-    text = "\n\n".join(render_table(t, dialect=dialect, sample_rows=sample_rows, values_for=values_for)
+    text = "\n\n".join(render_table(t, dialect=dialect, sample_rows=sample_rows, values_for=values_for,
+                                    layout=layout)
                        for t in schema.tables if wanted is None or t.name.lower() in wanted)
     short = {t.lower() for t in compact} - (wanted or set())
     lines = [render_compact(t, dialect=dialect) for t in schema.tables if t.name.lower() in short]
@@ -331,13 +347,13 @@ def join_path(graph: dict[str, set[str]], start: str, goal: str) -> list[str]:
 
 
 def link_tables(schema: Schema, question: str, *, max_chars: int = 12_000, sample_rows: int = 3,
-                must: Iterable[str] = (), values_for: ValuesFor | None = None) -> list[str]:
+                must: Iterable[str] = (), values_for: ValuesFor | None = None, layout: str = "sql") -> list[str]:
     """Tables to show the model in full: all of them when the rendering fits ``max_chars``, else the ones the
     question mentions (by table, column or split-identifier words, or by a value in ``must``'s tables), plus
     every table on a foreign-key path between them (a join needs the tables in between, too) and the tables the
     chosen ones reference.  The order is the schema's."""
     names = [t.name for t in schema.tables]
-    if len(render_schema(schema, sample_rows=sample_rows, values_for=values_for)) <= max_chars:
+    if len(render_schema(schema, sample_rows=sample_rows, values_for=values_for, layout=layout)) <= max_chars:
         return names
     scores = _link_scores(schema, question, must)
     ranked = sorted(schema.tables, key=lambda t: -scores[t.name])
@@ -356,7 +372,8 @@ def link_tables(schema: Schema, question: str, *, max_chars: int = 12_000, sampl
         for n in list(trial):  # the tables a kept table references (their keys explain its foreign keys)
             trial += [r.ref_table for r in by_name[n].foreign_keys
                       if r.ref_table in by_name and r.ref_table not in trial]
-        if keep and len(render_schema(schema, trial, sample_rows=sample_rows, values_for=values_for)) > max_chars:
+        trial_text = render_schema(schema, trial, sample_rows=sample_rows, values_for=values_for, layout=layout)
+        if keep and len(trial_text) > max_chars:
             continue
         keep = trial
     wanted = set(keep)
@@ -364,8 +381,8 @@ def link_tables(schema: Schema, question: str, *, max_chars: int = 12_000, sampl
 
 
 def fit_schema(schema: Schema, question: str, *, max_chars: int = 12_000, sample_rows: int = 3,
-               values_for: ValuesFor | None = None, must: Iterable[str] = (), linking: bool = True
-               ) -> tuple[str, list[str]]:
+               values_for: ValuesFor | None = None, must: Iterable[str] = (), linking: bool = True,
+               layout: str = "sql") -> tuple[str, list[str]]:
     """The schema text for a question and the tables it shows in full.
 
     Everything when it fits ``max_chars``.  Otherwise (unless ``linking`` is off) the linked tables of
@@ -373,21 +390,22 @@ def fit_schema(schema: Schema, question: str, *, max_chars: int = 12_000, sample
     one compact line while there is room — so the model still sees that the other tables exist.
     """
     names = [t.name for t in schema.tables]
-    full = render_schema(schema, sample_rows=sample_rows, values_for=values_for)
+    full = render_schema(schema, sample_rows=sample_rows, values_for=values_for, layout=layout)
     if len(full) <= max_chars or not linking:
         return full, names
     tables = link_tables(schema, question, max_chars=max_chars, sample_rows=sample_rows, must=must,
-                         values_for=values_for)
+                         values_for=values_for, layout=layout)
     rows = sample_rows
-    text = render_schema(schema, tables, sample_rows=rows, values_for=values_for)
+    text = render_schema(schema, tables, sample_rows=rows, values_for=values_for, layout=layout)
     while len(text) > max_chars and rows > 0:
         rows -= 1
-        text = render_schema(schema, tables, sample_rows=rows, values_for=values_for)
+        text = render_schema(schema, tables, sample_rows=rows, values_for=values_for, layout=layout)
     compact: list[str] = []
     for name in names:
         if name in tables:
             continue
-        trial = render_schema(schema, tables, sample_rows=rows, values_for=values_for, compact=compact + [name])
+        trial = render_schema(schema, tables, sample_rows=rows, values_for=values_for, compact=compact + [name],
+                              layout=layout)
         if len(trial) > max_chars:
             break
         compact.append(name)

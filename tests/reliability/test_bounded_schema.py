@@ -87,14 +87,17 @@ def stage_times(answer: Answer) -> str:
                      if stage.seconds >= 0.1) or "all stages under 0.1 s"
 
 
-#: Where the parts that follow the schema in the user message begin (see ``prompting.build_messages``).
-AFTER_SCHEMA = ("\n\nExamples of questions", "\n\nValues in the database that", "\n\nQuestion: ")
+#: Where the parts that follow the schema in the user message begin, in either layout (``prompting.build_messages``).
+AFTER_SCHEMA = ("\n\nExamples of questions", "\n\nValues in the database that", "\n\nQuestion: ",
+                "\n\n-- Examples of questions", "\n\n-- Values in the database that", "\n\n-- Using valid ")
 
 
 def schema_part(answer: Answer) -> str:
-    """The schema text the model was shown (between the prompt's header and what follows it)."""
+    """The schema text the model was shown (after the chat layout's header line, up to what follows it)."""
     assert answer.messages
-    body = answer.messages[-1]["content"].split("\n\n", 1)[1]
+    body = answer.messages[-1]["content"]
+    if answer.messages[0]["role"] == "system":
+        body = body.split("\n\n", 1)[1]
     return body[:min(i for i in (body.find(marker) for marker in AFTER_SCHEMA) if i >= 0)]
 
 

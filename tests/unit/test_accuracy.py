@@ -41,7 +41,8 @@ def assistant(tmp_path: Path):
 
 
 def _prompt(backend, call: int = 0) -> str:
-    return backend.calls[call][1]["content"]
+    """The first user message of a model call."""
+    return next(m["content"] for m in backend.calls[call] if m["role"] == "user")
 
 
 def test_value_hints_give_the_database_spelling(scripted, assistant, demo_sqlite_url: str) -> None:
@@ -59,9 +60,9 @@ def test_pool_examples_are_shown_most_similar_last(scripted, assistant, pool_pat
     backend = scripted("SELECT city FROM customers GROUP BY city ORDER BY count(*) DESC LIMIT 1")
     ans = assistant(example_pool=pool_path, few_shot=2).ask("Which city has the most customers?", demo_sqlite_url)
     prompt = _prompt(backend)
-    assert prompt.count("```sql") == 2
-    assert prompt.rindex("Which city has the most customers?\n```sql") > prompt.index("Examples of questions")
-    last_example = prompt.split("Question: ")[-2]
+    assert prompt.count("-- Question: ") == 3  # two examples, then the question
+    assert prompt.rindex("Which city has the most customers?\nSELECT") > prompt.index("Examples of questions")
+    last_example = prompt.split("-- Question: ")[-2]
     assert last_example.startswith("Which city has the most customers?")  # the nearest example sits last
     assert len(ans.provenance["context"]["examples"]) == 2
     backend = scripted("SELECT 1")
@@ -101,7 +102,7 @@ def test_teach_checks_runs_saves_and_takes_priority(scripted, assistant, pool_pa
     backend = scripted("SELECT 1")
     a.ask("Who are the big spenders among our customers?", demo_sqlite_url)
     shots = _prompt(backend).split("Examples of questions")[1]
-    assert shots.rindex("big spenders?\n```sql") > shots.index("```sql")  # taught: nearest the question
+    assert shots.rindex("big spenders?\nSELECT") > shots.index("-- Question: ")  # taught: nearest the question
     assert a.forget(ex.id[:5], demo_sqlite_url) and a.examples(demo_sqlite_url) == []
     assert not a.forget(ex.id, demo_sqlite_url)
 
@@ -197,9 +198,10 @@ def test_candidates_come_from_other_examples_and_are_voted(scripted, assistant, 
 
 def test_candidates_without_examples_vary_the_schema(scripted, assistant, demo_sqlite_url: str) -> None:
     backend = scripted("SELECT count(*) FROM customers")
-    assistant(few_shot=0, candidates=3).ask("How many customers?", demo_sqlite_url)
-    assert len(backend.calls) == 2  # one variant: the values listing instead of rows
+    assistant(few_shot=0, candidates=4).ask("How many customers?", demo_sqlite_url)
+    assert len(backend.calls) == 3  # two variants: the values listing instead of rows, the other layout
     assert "-- e.g." not in _prompt(backend, 0) and "-- e.g." in _prompt(backend, 1)
+    assert [m["role"] for m in backend.calls[2]] == ["system", "user"] and "-- e.g." not in _prompt(backend, 2)
 
 
 def test_generate_only_writes_one_candidate(scripted, assistant, demo_sqlite_url: str) -> None:
@@ -258,13 +260,14 @@ def test_repair_round_drops_the_examples(scripted, assistant, pool_path, demo_sq
     backend = scripted("SELECT city FROM client", "SELECT city FROM customers")
     ans = assistant(example_pool=pool_path, few_shot=2).ask("Which city has the most customers?", demo_sqlite_url)
     assert ans.ok and len(backend.calls) == 2
-    assert "Examples of questions" in backend.calls[0][1]["content"]
-    assert "Examples of questions" not in backend.calls[1][1]["content"]  # names copied from examples: not again
+    assert "Examples of questions" in _prompt(backend, 0)
+    assert "Examples of questions" not in _prompt(backend, 1)  # names copied from examples: not again
     assert "no table client" in backend.calls[1][-1]["content"]
 
 
 def test_repair_names_the_tables_that_have_the_missing_column(scripted, assistant, demo_sqlite_url: str) -> None:
-    backend = scripted("SELECT last_name FROM customers", "SELECT last_name FROM employees")
+    # employees is three foreign-key hops from products: too far for the join repair, so the model is asked
+    backend = scripted("SELECT last_name FROM products", "SELECT last_name FROM employees")
     assistant().ask("Last names?", demo_sqlite_url)
     repair = backend.calls[1][-1]["content"]
     assert "did you mean name?" in repair and "a column of that name is in employees.last_name" in repair

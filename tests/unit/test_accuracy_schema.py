@@ -61,7 +61,7 @@ def test_fit_schema_drops_sample_rows_before_tables() -> None:
     schema = Schema("sqlite", [table, Table("other", [Column("id", "INTEGER")])])
     full = render_schema(schema)
     text, tables = fit_schema(schema, "people bios", max_chars=len(full) - 60)
-    assert "people" in tables and "/* 2 example rows from people" in text
+    assert "people" in tables and "/*\n2 example rows:\nSELECT * FROM people LIMIT 2;" in text
 
 
 def test_values_listing_and_compact_line() -> None:

@@ -102,3 +102,70 @@ def test_a_fix_that_still_fails_reports_the_first_error(scripted, demo_sqlite_ur
     scripted("SELECT lastname, shoe_size FROM employees")
     ans = Assistant(generation_cache=False, repair_rounds=0).ask("Last names?", demo_sqlite_url)
     assert not ans.ok and "no column lastname" in ans.error and ans.sql == "SELECT lastname, shoe_size FROM employees"
+
+
+# --- missing joins along foreign keys -----------------------------------------------------------------------------
+
+SHOP = {
+    "orders": {"order_id": "INTEGER", "customer_id": "INTEGER", "employee_id": "INTEGER", "status": "TEXT"},
+    "customers": {"customer_id": "INTEGER", "name": "TEXT", "country": "TEXT"},
+    "employees": {"employee_id": "INTEGER", "last_name": "TEXT", "department_id": "INTEGER"},
+    "departments": {"department_id": "INTEGER", "city": "TEXT"},
+    "matches": {"home_id": "INTEGER", "away_id": "INTEGER", "score": "INTEGER"},
+    "teams": {"team_id": "INTEGER", "nickname": "TEXT"},
+}
+SHOP_LINKS = [("orders", ["customer_id"], "customers", ["customer_id"]),
+              ("orders", ["employee_id"], "employees", ["employee_id"]),
+              ("employees", ["department_id"], "departments", ["department_id"]),
+              ("matches", ["home_id"], "teams", ["team_id"]), ("matches", ["away_id"], "teams", ["team_id"])]
+
+
+@pytest.mark.parametrize("sql, fixed", [
+    # a column of a table the query does not join: joined along the one foreign key, bare columns qualified
+    ("SELECT order_id FROM orders WHERE country = 'France'",
+     ("SELECT orders.order_id FROM orders JOIN customers ON orders.customer_id = customers.customer_id "
+      "WHERE customers.country = 'France'")),
+    # on the wrong alias of a join: the missing table joins from the table that references it
+    ("SELECT T1.order_id, T2.city FROM orders AS T1 JOIN employees AS T2 ON T1.employee_id = T2.employee_id",
+     ("SELECT T1.order_id, departments.city FROM orders AS T1 JOIN employees AS T2 "
+      "ON T1.employee_id = T2.employee_id JOIN departments ON T2.department_id = departments.department_id")),
+    # a double-quoted string (SQLite reads it as one) does not stop the join
+    ("SELECT order_id FROM orders WHERE country = \"France\"",
+     ("SELECT orders.order_id FROM orders JOIN customers ON orders.customer_id = customers.customer_id "
+      "WHERE customers.country = \"France\"")),
+    # two hops, and an aggregate over the joined rows
+    ("SELECT count(*) FROM orders WHERE city = 'Lyon'",
+     ("SELECT COUNT(*) FROM orders JOIN employees ON orders.employee_id = employees.employee_id "
+      "JOIN departments ON employees.department_id = departments.department_id WHERE departments.city = 'Lyon'")),
+])
+def test_missing_join_is_added_along_the_foreign_keys(sql: str, fixed: str) -> None:
+    result = fix_names(sql, SHOP, links=SHOP_LINKS)
+    assert result.sql == fixed and any(c.startswith("joined ") for c in result.changes)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM orders WHERE country = 'France'",  # a join would widen SELECT *
+    "SELECT score FROM matches WHERE nickname = 'Lions'",  # home or away: two keys to teams
+    "SELECT order_id FROM orders WHERE shoe_size = 3",  # no table has it
+    "SELECT a.order_id FROM orders AS a JOIN orders AS b ON a.order_id = b.order_id WHERE country = 'x'",  # self-join
+])
+def test_missing_join_is_not_guessed(sql: str) -> None:
+    assert not fix_names(sql, SHOP, links=SHOP_LINKS).changed
+
+
+def test_without_links_no_join_is_added() -> None:
+    assert not fix_names("SELECT order_id FROM orders WHERE country = 'France'", SHOP).changed
+
+
+def test_assistant_joins_the_missing_table(scripted, demo_sqlite_url: str) -> None:
+    from jupyter_nl2sql.assistant import Assistant
+
+    backend = scripted("SELECT count(*) FROM orders WHERE country = 'Germany'")
+    ans = Assistant(generation_cache=False).ask("How many orders from Germany?", demo_sqlite_url)
+    assert ans.ok and len(backend.calls) == 1
+    assert "JOIN customers ON orders.customer_id = customers.customer_id" in ans.sql
+    want = Assistant(generation_cache=False).run_sql(
+        "SELECT count(*) FROM orders o JOIN customers c USING (customer_id) WHERE c.country = 'Germany'",
+        demo_sqlite_url).dataframe.iloc[0, 0]
+    assert int(ans.dataframe.iloc[0, 0]) == want > 0
+    assert any("joined customers" in w for w in ans.warnings)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from jupyter_nl2sql.connections import ConnectionManager
 from jupyter_nl2sql.prompting import build_messages, extract_sql, repair_messages
 from jupyter_nl2sql.schema import Column, ForeignKey, Schema, SchemaCache, Table, introspect, link_tables, render_schema
@@ -43,7 +45,7 @@ def test_render_has_keys_and_quoted_odd_names() -> None:
     assert 'CREATE TABLE "order items"' in text
     assert '"unit price" REAL' in text
     assert "PRIMARY KEY (id)" in text and "REFERENCES orders(id)" in text
-    assert "1 | 9.5" in text
+    assert "id\tunit price\n1\t9.5" in text
 
 
 def _wide_schema(n: int) -> Schema:
@@ -66,8 +68,36 @@ def test_linking_picks_mentioned_tables_and_their_join_partners() -> None:
     assert len(render_schema(schema, chosen)) <= 4000
 
 
+def test_sql_layout_is_one_sql_script() -> None:
+    msgs = build_messages("How many?", "CREATE TABLE t (a INT);", "postgresql",
+                          hints="Values in the database that the question mentions:\n-- t.a = 'x'")
+    assert [m["role"] for m in msgs] == ["user"]
+    text = msgs[0]["content"]
+    assert text.startswith("CREATE TABLE t") and "-- Values in the database" in text and "-- t.a = 'x'" in text
+    assert "-- Using valid PostgreSQL, answer the following question" in text and "-- Question: How many?" in text
+    assert text.index("-- t.a") < text.index("-- Question:")
+    fixed = repair_messages(msgs, "SELECT b FROM t", "no column b")
+    assert [m["role"] for m in fixed] == ["user", "assistant", "user"] and "no column b" in fixed[-1]["content"]
+
+
+def test_sql_layout_shows_sample_rows_as_a_query_and_its_rows() -> None:
+    table = Table("t", [Column("id", "INTEGER", primary_key=True), Column("name", "TEXT")],
+                  sample_rows=[(1, "Ann  Lee"), (2, None)])
+    text = render_schema(Schema("sqlite", [table]))
+    assert "/*\n2 example rows:\nSELECT * FROM t LIMIT 2;\nid\tname\n1\tAnn Lee\n2\tNULL\n*/" in text
+    assert "1 | 'Ann Lee'" in render_schema(Schema("sqlite", [table]), layout="chat")
+
+
+def test_unknown_layout_is_refused() -> None:
+    from jupyter_nl2sql.assistant import Assistant
+    from jupyter_nl2sql.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="prompt_layout must be one of sql, chat"):
+        Assistant(prompt_layout="xml")
+
+
 def test_messages_carry_dialect_schema_and_question() -> None:
-    msgs = build_messages("How many?", "CREATE TABLE t (a INT);", "postgresql")
+    msgs = build_messages("How many?", "CREATE TABLE t (a INT);", "postgresql", layout="chat")
     assert msgs[0]["role"] == "system" and "PostgreSQL" in msgs[0]["content"]
     assert "CREATE TABLE t" in msgs[1]["content"] and msgs[1]["content"].endswith("Question: How many?")
     fixed = repair_messages(msgs, "SELECT b FROM t", "no column b")
