@@ -28,7 +28,7 @@ from .execution import execute
 from .redis_cache import cached_execute
 from .prompting import LAYOUTS, Example, build_messages, empty_result_messages, extract_sql, repair_messages
 from .schema import Schema, SchemaCache, fit_schema
-from .namefix import fix_names
+from .namefix import fix_names, fix_values
 from .sqlcheck import CheckedSQL, check_sql
 from .stats import Stats
 from .values import ValueIndexCache, ValueMatch, render_matches
@@ -132,7 +132,9 @@ class Assistant:
     most 3), ``fix_names`` (when the
     checker refuses a name that matches exactly one name of the schema up to case, spaces and punctuation, a
     column sits on the wrong alias of a join, or a column is on a table the query does not join but the foreign
-    keys lead to, correct it without asking the model again), ``examples_dir`` (where
+    keys lead to, correct it without asking the model again), ``fix_values`` (when a query finds nothing, use the
+    column's own spelling of a string it compares with, where exactly one value of that column is the same up to
+    case, accents, dashes and spacing: ``'QF'`` → ``'qf'``; no model call), ``examples_dir`` (where
     taught examples are kept; default: the user cache directory), ``result_cache`` (opt-in: a Redis URL,
     ``redis://host:6379/0#ttl=60``, where results of read-only queries are kept for the TTL and shared; the key is
     the connection, the schema fingerprint, the row cap and the SQL; off by default because data can change),
@@ -150,7 +152,8 @@ class Assistant:
                  schema_linking: bool = True, value_retrieval: bool = True, few_shot: int = 3,
                  example_pool: str | None = None, repair_empty: bool = True, candidates: int = 1,
                  examples_dir: str | None = None, result_cache: str | None = None,
-                 schema_cache: str | None = None, fix_names: bool = True, prompt_layout: str = "sql") -> None:
+                 schema_cache: str | None = None, fix_names: bool = True, prompt_layout: str = "sql",
+                 fix_values: bool = True) -> None:
         self.model = model
         self.device = device
         self.dtype = dtype
@@ -177,6 +180,7 @@ class Assistant:
         self.repair_empty = bool(repair_empty)
         self.candidates = _positive_int("candidates", candidates)
         self.fix_names = bool(fix_names)
+        self.fix_values = bool(fix_values)
         if prompt_layout not in LAYOUTS:
             raise ConfigError(f"prompt_layout must be one of {', '.join(LAYOUTS)}, not {prompt_layout!r}")
         self.prompt_layout = prompt_layout
@@ -381,10 +385,14 @@ class Assistant:
                 self._execute(answer, conn, checked.sql, allow_writes=checked.is_write, row_cap=row_cap,
                               cancel=cancel, fingerprint=schema.fingerprint, stream=checked.kind != "explain")
                 answer.error = None
-                if (self.repair_empty and ctx.hints and not checked.is_write and checked.kind != "explain"
-                        and _found_nothing(answer.dataframe) and not (cancel is not None and cancel.is_set())):
-                    self._repair_empty(answer, backend, conn, schema, messages, checked.sql, ctx.hints,
-                                       row_cap=row_cap, cancel=cancel, progress=progress)
+                if (not checked.is_write and checked.kind != "explain" and _found_nothing(answer.dataframe)
+                        and not (cancel is not None and cancel.is_set())):
+                    if self.fix_values and self._respell(answer, conn, schema, checked.sql, row_cap=row_cap,
+                                                         cancel=cancel):
+                        return
+                    if self.repair_empty and ctx.hints:
+                        self._repair_empty(answer, backend, conn, schema, messages, checked.sql, ctx.hints,
+                                           row_cap=row_cap, cancel=cancel, progress=progress)
                 return
             except WriteRefused as exc:
                 answer.error = str(exc)
@@ -407,22 +415,42 @@ class Assistant:
         progress("generate", {"round": "empty result"})
         new_sql = self._generate(answer, backend, empty_result_messages(messages, sql, hints), cancel)
         answer.candidates.append(new_sql)
+        self._instead(answer, new_sql, conn, schema, row_cap=row_cap, cancel=cancel,
+                      note="the first query returned no rows; the model rewrote it with the database's spelling of "
+                           "the values the question mentions")
+
+    def _respell(self, answer: Answer, conn: Connection, schema: Schema, sql: str, *, row_cap: int,
+                 cancel: threading.Event | None) -> bool:
+        """The query found nothing: compare its string literals with the column's own values and, where exactly
+        one is the same up to case, accents, dashes and spacing, use it (no model call); True when that finds rows."""
+        with answer.stats.stage("values"):
+            index = self.value_indexes.get(conn, schema)
+            fixed = fix_values(sql, schema.mapping(), index.spelling, conn.sqlglot_dialect)
+        if not fixed.changed:
+            return False
+        return self._instead(answer, fixed.sql, conn, schema, row_cap=row_cap, cancel=cancel,
+                             note="the query found nothing; used the database's spelling of its values: "
+                                  + "; ".join(fixed.changes))
+
+    def _instead(self, answer: Answer, sql: str, conn: Connection, schema: Schema, *, row_cap: int,
+                 cancel: threading.Event | None, note: str) -> bool:
+        """Check and run ``sql`` in place of a query that found nothing; keep it (with ``note`` among the answer's
+        warnings) only if it returns rows.  True when kept."""
         trial = Answer(question=answer.question, sql=None, stats=answer.stats)
         try:
-            checked = self._check(trial, new_sql, conn, schema, allow_writes=False)
+            checked = self._check(trial, sql, conn, schema, allow_writes=False)
             if checked.kind == "explain":
-                return
+                return False
             self._execute(trial, conn, checked.sql, allow_writes=False, row_cap=row_cap, cancel=cancel,
                           fingerprint=schema.fingerprint)
         except (SQLCheckError, ExecutionError, WriteRefused):
-            return
+            return False
         if _found_nothing(trial.dataframe):
-            return
+            return False
         answer.sql, answer.dataframe = checked.sql, trial.dataframe
         answer.rowcount, answer.truncated = trial.rowcount, trial.truncated
-        answer.warnings.extend(checked.warnings + trial.warnings)
-        answer.warnings.append("the first query returned no rows; the model rewrote it with the database's "
-                               "spelling of the values the question mentions")
+        answer.warnings.extend(checked.warnings + trial.warnings + [note])
+        return True
 
     def _check(self, answer: Answer, sql: str, conn: Connection, schema: Schema, *,
                allow_writes: bool) -> CheckedSQL:

@@ -3,7 +3,9 @@
 Small models write ``pet_type`` for ``PetType``, ``Original_artist`` for the header ``Original artist``, put a
 column on the wrong alias of a join (``T2.name`` where ``T1`` is the table with ``name``), or leave a header with
 spaces unquoted (``WHERE School/Club Team = 'x'``).  Each of these is an unambiguous slip once the schema is known,
-and fixing it costs microseconds where a repair round costs a model generation.
+and fixing it costs microseconds where a repair round costs a model generation.  :func:`fix_values` does the same for
+a literal the database spells differently (``'QF'`` for ``'qf'``, ``'1-6'`` for ``'1–6'``) in a query that found
+nothing.
 
 :func:`fix_names` is called only for SQL the checker refused (:func:`jupyter_nl2sql.sqlcheck.check_sql`), and it
 rewrites a name only when exactly one name of the schema fits; everything else is left to the checker's message and
@@ -14,7 +16,7 @@ scopes and generator for the rest.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import pairwise
 from dataclasses import dataclass, field
 
@@ -89,6 +91,62 @@ def fix_names(sql: str, schema: Schema, dialect: str = "sqlite", links: Iterable
     if not changes:
         return NameFix(sql)
     return NameFix(tree.sql(dialect=dialect), changes)
+
+
+Spelling = Callable[[str, str, str], "str | None"]
+"""``spelling(table, column, text)`` → the column's own spelling of ``text`` or None
+(:meth:`jupyter_nl2sql.values.ValueIndex.spelling`)."""
+
+
+def fix_values(sql: str, schema: Schema, spelling: Spelling, dialect: str = "sqlite") -> NameFix:
+    """Rewrite string literals compared with a column (``=``, ``<>``, ``IN``) to the column's own spelling of them,
+    where ``spelling`` knows exactly one (``Call sign = 'K218DZ'`` → ``'k218dz'``).  Meant for a query that ran and
+    found nothing; returns the input unchanged when nothing applies or the SQL cannot be parsed."""
+    tables = {str(t).lower(): {str(c).lower(): str(c) for c in cols} for t, cols in schema.items()}
+    spelled = {str(t).lower(): str(t) for t in schema}
+    try:
+        tree = sqlglot.parse_one(sql, read=dialect)
+    except SqlglotError:
+        return NameFix(sql)
+    if tree is None:
+        return NameFix(sql)
+    changes: list[str] = []
+    for scope in traverse_scope(tree):
+        sources = {alias.lower(): source.name.lower() for alias, source in scope.sources.items()
+                   if isinstance(source, exp.Table) and source.name.lower() in tables}
+        for node in scope.walk():
+            for column, literal in _compared(node):
+                table = _owner(column, sources, tables)
+                if table is None:
+                    continue
+                better = spelling(spelled[table], tables[table][column.name.lower()], literal.this)
+                if better is not None and better != literal.this:
+                    changes.append(f"'{literal.this}' → '{better}'")
+                    literal.replace(exp.Literal.string(better))
+    if not changes:
+        return NameFix(sql)
+    return NameFix(tree.sql(dialect=dialect), changes)
+
+
+def _compared(node: exp.Expr) -> list[tuple[exp.Column, exp.Literal]]:
+    """(column, string literal) pairs that ``node`` compares for (in)equality or membership."""
+    if isinstance(node, (exp.EQ, exp.NEQ)):
+        pairs = [(node.this, node.expression), (node.expression, node.this)]
+    elif isinstance(node, exp.In) and not node.args.get("query"):
+        pairs = [(node.this, item) for item in node.expressions]
+    else:
+        return []
+    return [(c, v) for c, v in pairs if type(c) is exp.Column and isinstance(v, exp.Literal) and v.is_string]
+
+
+def _owner(column: exp.Column, sources: dict[str, str], tables: dict[str, dict[str, str]]) -> str | None:
+    """The lower-case table a column reads from, when that is certain."""
+    name = column.name.lower()
+    if column.table:
+        table = sources.get(column.table.lower())
+        return table if table is not None and name in tables[table] else None
+    owners = {t for t in sources.values() if name in tables[t]}
+    return owners.pop() if len(owners) == 1 else None
 
 
 # --- unquoted headers -------------------------------------------------------------------------------------------

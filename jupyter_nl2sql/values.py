@@ -57,6 +57,21 @@ def normalize(text: str) -> str:
     return " ".join(re.findall(r"[^\W_]+", stripped.casefold()))
 
 
+_DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"), "-")
+_QUOTES = dict.fromkeys(map(ord, "\u2018\u2019\u201a\u201b\u2032\u00b4\u0060"), "'")
+
+
+def fold(text: str) -> str:
+    """Case-folded, accents stripped, dash and quote look-alikes made ASCII, spacing collapsed; punctuation and
+    signs are kept (unlike :func:`normalize`), so ``'-16'`` and ``'16'`` stay apart.
+
+    >>> fold(" Zürich–Nord ")
+    'zurich-nord'
+    """
+    decomposed = unicodedata.normalize("NFKD", str(text).translate(_DASHES).translate(_QUOTES))
+    return " ".join("".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold().split())
+
+
 def _is_text_column(type_name: str) -> bool:
     upper = (type_name or "").upper()
     if any(t in upper for t in _TEXT_TYPES):
@@ -169,6 +184,17 @@ class ValueIndex:
     def column_values(self, table: str, column: str, k: int) -> list[str]:
         """Up to ``k`` values of ``table.column`` (most frequent first when built from a database)."""
         return self._columns.get((table, column), [])[:k]
+
+    def spelling(self, table: str, column: str, text: str) -> str | None:
+        """How ``table.column`` spells ``text`` when they differ only in case, accents, dash or quote characters and
+        spacing (``'QF'`` → ``'qf'``, ``'1-6'`` → ``'1–6'``, ``'-16'`` → ``'−16'``): the one indexed value of the
+        column with the same :func:`fold` form, else None (no such value, several, or ``text`` itself is one)."""
+        values = self._columns.get((table, column), [])
+        if text in values:
+            return None
+        key = fold(text)
+        found = {v for v in values if fold(v) == key}
+        return next(iter(found)) if len(found) == 1 else None
 
     def has_column(self, table: str, column: str) -> bool:
         """Whether the column's values were indexed (it is a text column with short values)."""

@@ -169,3 +169,51 @@ def test_assistant_joins_the_missing_table(scripted, demo_sqlite_url: str) -> No
         demo_sqlite_url).dataframe.iloc[0, 0]
     assert int(ans.dataframe.iloc[0, 0]) == want > 0
     assert any("joined customers" in w for w in ans.warnings)
+
+
+# --- literal values in the database's spelling ---------------------------------------------------------------------
+
+def _spelling():
+    from jupyter_nl2sql.values import ValueIndex
+
+    index = ValueIndex.from_values([("wiki", "Season", "qf"), ("wiki", "Title", "1–6, 4–6"),
+                                    ("wiki", "Title", "−16"), ("wiki", "Title", "16"),
+                                    ("singer", "Name", "Joe Sharp"), ("stadium", "Name", "Joe sharp")])
+    return index.spelling
+
+
+@pytest.mark.parametrize("sql, fixed", [
+    ("SELECT Pick FROM wiki WHERE Season = 'QF'", "SELECT Pick FROM wiki WHERE Season = 'qf'"),
+    ("SELECT Pick FROM wiki WHERE Title IN ('1-6, 4-6', '-16')",
+     "SELECT Pick FROM wiki WHERE Title IN ('1–6, 4–6', '−16')"),
+    ("SELECT T1.Age FROM singer AS T1 JOIN stadium AS T2 ON 1 = 1 WHERE 'joe sharp' = T1.Name",
+     "SELECT T1.Age FROM singer AS T1 JOIN stadium AS T2 ON 1 = 1 WHERE 'Joe Sharp' = T1.Name"),
+])
+def test_literal_is_respelled_as_the_column_spells_it(sql: str, fixed: str) -> None:
+    from jupyter_nl2sql.namefix import fix_values
+
+    assert fix_values(sql, SCHEMA, _spelling()).sql == fixed
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT Pick FROM wiki WHERE Season = 'qf'",  # already the database's spelling
+    "SELECT Pick FROM wiki WHERE Title = 'sixteen'",  # no such value
+    "SELECT Age FROM singer JOIN stadium ON 1 = 1 WHERE Name = 'joe sharp'",  # Name of which table?
+    "SELECT Pick FROM wiki WHERE Season LIKE 'QF%'",  # only equality and IN
+])
+def test_literal_is_not_guessed(sql: str) -> None:
+    from jupyter_nl2sql.namefix import fix_values
+
+    assert not fix_values(sql, SCHEMA, _spelling()).changed
+
+
+def test_assistant_respells_a_value_when_the_query_finds_nothing(scripted, demo_sqlite_url: str) -> None:
+    from jupyter_nl2sql.assistant import Assistant
+
+    backend = scripted("SELECT count(*) AS n FROM customers WHERE country = 'united kingdom'")
+    ans = Assistant(generation_cache=False).ask("How many customers in the UK?", demo_sqlite_url)
+    assert ans.ok and len(backend.calls) == 1 and ans.sql.endswith("country = 'United Kingdom'")
+    assert ans.dataframe["n"].iat[0] > 0 and any("'united kingdom' → 'United Kingdom'" in w for w in ans.warnings)
+    backend = scripted("SELECT count(*) AS n FROM customers WHERE country = 'united kingdom'")
+    ans = Assistant(generation_cache=False, fix_values=False, repair_empty=False).ask("How many?", demo_sqlite_url)
+    assert ans.dataframe["n"].iat[0] == 0  # off: the query's own (empty) answer
