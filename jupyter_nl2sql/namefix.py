@@ -73,14 +73,10 @@ def fix_names(sql: str, schema: Schema, dialect: str = "sqlite", links: Iterable
     table along the foreign keys (at most two hops, each over exactly one key).  Returns the input unchanged when
     nothing applies or the SQL cannot be parsed.
     """
-    tables = {str(t).lower(): {str(c).lower(): str(c) for c in cols} for t, cols in schema.items()}
-    spelled = {str(t).lower(): str(t) for t in schema}
+    tables, spelled = _lowered(schema)
     changes: list[str] = []
     quoted = _quote_headers(sql, [c for cols in tables.values() for c in cols.values()], dialect, changes)
-    try:
-        tree = sqlglot.parse_one(quoted, read=dialect)
-    except SqlglotError:
-        return NameFix(sql)
+    tree = _parse(quoted, dialect)
     if tree is None:
         return NameFix(sql)
     _fix_tables(tree, spelled, changes)
@@ -93,6 +89,20 @@ def fix_names(sql: str, schema: Schema, dialect: str = "sqlite", links: Iterable
     return NameFix(tree.sql(dialect=dialect), changes)
 
 
+def _lowered(schema: Schema) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """Lower-case table -> lower-case column -> spelling; lower-case table -> spelling."""
+    tables = {str(t).lower(): {str(c).lower(): str(c) for c in cols} for t, cols in schema.items()}
+    return tables, {str(t).lower(): str(t) for t in schema}
+
+
+def _parse(sql: str, dialect: str) -> exp.Expr | None:
+    """The parsed statement, or None when sqlglot cannot read it."""
+    try:
+        return sqlglot.parse_one(sql, read=dialect)
+    except SqlglotError:
+        return None
+
+
 Spelling = Callable[[str, str, str], "str | None"]
 """``spelling(table, column, text)`` → the column's own spelling of ``text`` or None
 (:meth:`jupyter_nl2sql.values.ValueIndex.spelling`)."""
@@ -102,12 +112,8 @@ def fix_values(sql: str, schema: Schema, spelling: Spelling, dialect: str = "sql
     """Rewrite string literals compared with a column (``=``, ``<>``, ``IN``) to the column's own spelling of them,
     where ``spelling`` knows exactly one (``Call sign = 'K218DZ'`` → ``'k218dz'``).  Meant for a query that ran and
     found nothing; returns the input unchanged when nothing applies or the SQL cannot be parsed."""
-    tables = {str(t).lower(): {str(c).lower(): str(c) for c in cols} for t, cols in schema.items()}
-    spelled = {str(t).lower(): str(t) for t in schema}
-    try:
-        tree = sqlglot.parse_one(sql, read=dialect)
-    except SqlglotError:
-        return NameFix(sql)
+    tables, spelled = _lowered(schema)
+    tree = _parse(sql, dialect)
     if tree is None:
         return NameFix(sql)
     changes: list[str] = []
