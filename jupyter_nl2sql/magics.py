@@ -49,6 +49,20 @@ class Nl2SqlMagics(Magics, Configurable):
     repair_rounds = Int(1, config=True, help="How many times the model may fix SQL that failed a check or run.")
     sample_rows = Int(3, config=True, help="Sample rows per table shown to the model.")
     max_new_tokens = Int(256, config=True, help="Most tokens the model may generate per answer.")
+    prompt_layout = Unicode("sql", config=True,
+                            help="'sql': the prompt is a SQL script (schema, sample rows, -- Question:); 'chat': a "
+                                 "system message and labelled sections.")
+    fix_names = Bool(True, config=True,
+                     help="Correct a table or column name the schema has exactly once, or join the table a column "
+                          "belongs to along the foreign keys, without asking the model again.")
+    fix_values = Bool(True, config=True,
+                      help="When a query finds nothing, use the database's spelling of a value that differs only in "
+                           "case, accents or dashes.")
+    value_retrieval = Bool(True, config=True,
+                           help="Tell the model how the database spells the values the question mentions.")
+    candidates = Int(1, config=True,
+                     help="Queries written from varied prompts; the result most of them agree on is kept (at most "
+                          "3 without taught examples).")
     show_sql = Bool(True, config=True, help="Show the SQL above the result.")
     show_stats = Bool(True, config=True, help="Show timing and memory stats below the result.")
     default_connection = Unicode(None, allow_none=True, config=True,
@@ -61,7 +75,7 @@ class Nl2SqlMagics(Magics, Configurable):
                            help="A Redis URL (redis://host:6379/0#ttl=600) where introspected schemas are shared "
                                 "by kernels. None: each kernel introspects.")
 
-    @validate("row_cap", "max_new_tokens")
+    @validate("row_cap", "max_new_tokens", "candidates")
     def _positive(self, proposal: dict) -> int:
         if proposal["value"] < 1:
             raise TraitError(f"{proposal['trait'].name} must be ≥ 1, not {proposal['value']}")
@@ -71,6 +85,14 @@ class Nl2SqlMagics(Magics, Configurable):
     def _non_negative(self, proposal: dict) -> int:
         if proposal["value"] < 0:
             raise TraitError(f"{proposal['trait'].name} must be ≥ 0, not {proposal['value']}")
+        return proposal["value"]
+
+    @validate("prompt_layout")
+    def _layout(self, proposal: dict) -> str:
+        from .prompting import LAYOUTS
+
+        if proposal["value"] not in LAYOUTS:
+            raise TraitError(f"prompt_layout must be one of {', '.join(LAYOUTS)}, not {proposal['value']!r}")
         return proposal["value"]
 
     @validate("backend")
@@ -149,7 +171,7 @@ class Nl2SqlMagics(Magics, Configurable):
 
         assistant = get_assistant()
         for name in ("model", "device", "dtype", "timeout", "repair_rounds", "sample_rows", "max_new_tokens",
-                     "row_cap"):
+                     "row_cap", "prompt_layout", "fix_names", "fix_values", "value_retrieval", "candidates"):
             value = getattr(self, name)
             setattr(assistant, name, (value or None) if name == "timeout" else value)
         assistant.backend_name = self.backend

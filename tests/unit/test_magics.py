@@ -86,7 +86,28 @@ def test_config_traits_are_registered_and_validated(ip) -> None:
         magics.row_cap = 0
     with pytest.raises(TraitError):
         magics.dtype = "int3"
+    with pytest.raises(TraitError, match="prompt_layout must be one of sql, chat"):
+        magics.prompt_layout = "xml"
+    with pytest.raises(TraitError):
+        magics.candidates = 0
     assert Nl2SqlMagics.class_traits()["model"].help
+
+
+def test_accuracy_switches_reach_the_pipeline(ip, scripted, demo_sqlite_url) -> None:
+    from jupyter_nl2sql.assistant import get_assistant
+
+    backend = scripted("SELECT count(*) AS n FROM customers")
+    for line in ("prompt_layout = 'chat'", "fix_names = False", "fix_values = False", "candidates = 2"):
+        ip.run_line_magic("config", f"Nl2SqlMagics.{line}")
+    try:
+        ip.run_cell(f"%%nl2sql -c {demo_sqlite_url}\nHow many customers?")
+        a = get_assistant()
+        assert (a.prompt_layout, a.fix_names, a.fix_values, a.candidates) == ("chat", False, False, 2)
+        assert backend.calls[0][0]["role"] == "system" and len(backend.calls) == 2
+    finally:
+        for line in ("prompt_layout = 'sql'", "fix_names = True", "fix_values = True", "candidates = 1"):
+            ip.run_line_magic("config", f"Nl2SqlMagics.{line}")
+        ip.run_cell(f"%%nl2sql -c {demo_sqlite_url}\nHow many customers?")  # the shared assistant back as it was
 
 
 def test_stats_shown_after_the_cell(ip, scripted, demo_sqlite_url) -> None:
