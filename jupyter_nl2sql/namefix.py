@@ -239,7 +239,7 @@ def _fix_columns(tree: exp.Expr, tables: dict[str, dict[str, str]], changes: lis
                 qualifier = column.table.lower()
                 if qualifier not in sources or name in sources[qualifier]:
                     continue
-                own = _unique(name, sources[qualifier].values())
+                own = _unique(name, sources[qualifier].values()) or _prefixed(name, scope, qualifier, sources)
                 if own is not None:
                     _rename(column, own, changes)
                     continue
@@ -254,6 +254,12 @@ def _fix_columns(tree: exp.Expr, tables: dict[str, dict[str, str]], changes: lis
                 match = _unique(name, {c for cols in sources.values() for c in cols.values()})
                 if match is not None:
                     _rename(column, match, changes)
+                    continue
+                hits = {(a, c) for a in sources if (c := _prefixed(name, scope, a, sources)) is not None}
+                if len(hits) == 1:
+                    alias, match = hits.pop()
+                    _rename(column, match, changes)
+                    column.set("table", exp.to_identifier(_alias_spelling(scope, alias)))
 
 
 # --- missing joins ----------------------------------------------------------------------------------------------
@@ -393,6 +399,16 @@ def _fresh_alias(table: str, taken: set[str]) -> str:
         n += 1
     taken.add(f"t{n}")
     return f"T{n}"
+
+
+def _prefixed(name: str, scope: Scope, alias: str, sources: dict[str, dict[str, str]]) -> str | None:
+    """The column of source ``alias`` that ``name`` spells with the table's name in front (``department_name`` for
+    ``departments.name``, ``productid`` for ``product.id``), when exactly one does."""
+    table = squash(scope.sources[_alias_spelling(scope, alias)].name)
+    stems = {table, table[:-1] if table.endswith("s") else table, table[:-3] + "y" if table.endswith("ies") else table}
+    key = squash(name)
+    found = {col for col in sources[alias].values() if any(key == stem + squash(col) for stem in stems)}
+    return found.pop() if len(found) == 1 else None
 
 
 def _table_sources(scope: Scope, tables: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:

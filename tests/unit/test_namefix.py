@@ -37,6 +37,10 @@ def test_squash_ignores_case_spaces_and_punctuation() -> None:
     ("SELECT Season # FROM wiki WHERE U.S. viewers (million) = 3.35",
      "SELECT \"Season #\" FROM wiki WHERE \"U.S. viewers (million)\" = 3.35"),
     ("SELECT language FROM country_language", "SELECT language FROM CountryLanguage"),
+    # a column written with its table's name in front (singular or plural)
+    ("SELECT stadium_name FROM stadium", "SELECT stadium.Name FROM stadium"),
+    ("SELECT T1.singer_name FROM singer AS T1", "SELECT T1.Name FROM singer AS T1"),
+    ("SELECT pet_weight FROM pets", "SELECT pets.weight FROM pets"),
     ("SELECT COUNT(DISTINCT Original_artist) FROM wiki", "SELECT COUNT(DISTINCT \"Original artist\") FROM wiki"),
     ("SELECT MIN(Season #) FROM wiki", "SELECT MIN(\"Season #\") FROM wiki"),
     # parses, as a column with an alias, yet the header has a space
