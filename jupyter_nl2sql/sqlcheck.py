@@ -493,6 +493,10 @@ def _unknown_column(tree: exp.Expr, columns: dict[str, dict[str, str]],
             name = column.name
             if column.table:
                 source = _find_source(scope, column.table)
+                if source is None and column.table.lower() in columns and not column.args.get("db"):
+                    table = spelling.get(column.table.lower(), column.table)
+                    return (f"table {table} is used in {column.table}.{name} but is not in the query's FROM or "
+                            f"JOIN; join it")
                 available = _source_columns(source, columns) if source is not None else None
                 if available is not None and name not in available:
                     return _column_message(name, [column.table], available, columns, spelling, source)

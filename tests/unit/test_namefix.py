@@ -221,3 +221,15 @@ def test_assistant_respells_a_value_when_the_query_finds_nothing(scripted, demo_
     backend = scripted("SELECT count(*) AS n FROM customers WHERE country = 'united kingdom'")
     ans = Assistant(generation_cache=False, fix_values=False, repair_empty=False).ask("How many?", demo_sqlite_url)
     assert ans.dataframe["n"].iat[0] == 0  # off: the query's own (empty) answer
+
+
+def test_checker_refuses_a_column_of_a_table_the_query_does_not_join() -> None:
+    from jupyter_nl2sql.errors import SQLCheckError
+    from jupyter_nl2sql.sqlcheck import check_sql
+
+    with pytest.raises(SQLCheckError, match="table order_items is used in order_items.quantity but is not in the "
+                                            "query's FROM or JOIN"):
+        check_sql("SELECT name FROM customers ORDER BY SUM(order_items.quantity) DESC",
+                  schema={"customers": {"name": "TEXT"}, "order_items": {"quantity": "INTEGER"}})
+    check_sql("SELECT name FROM customers AS c WHERE EXISTS (SELECT 1 FROM orders WHERE orders.cid = c.id)",
+              schema={"customers": {"name": "TEXT", "id": "INTEGER"}, "orders": {"cid": "INTEGER"}})
