@@ -458,15 +458,15 @@ class Assistant:
         SQL (with a warning saying what changed).  A correction that still fails the check raises the first error,
         which is what the model's repair round is told."""
         with answer.stats.stage("check"):
+            mapping = schema.mapping()
             try:
-                return check_sql(sql, dialect=conn.sqlglot_dialect, schema=schema.mapping(), allow_writes=allow_writes)
+                return check_sql(sql, dialect=conn.sqlglot_dialect, schema=mapping, allow_writes=allow_writes)
             except SQLCheckError as first:
-                fixed = (fix_names(sql, schema.mapping(), conn.sqlglot_dialect, schema.links()) if self.fix_names
-                         else None)
+                fixed = fix_names(sql, mapping, conn.sqlglot_dialect, schema.links()) if self.fix_names else None
                 if fixed is None or not fixed.changed:
                     raise
                 try:
-                    checked = check_sql(fixed.sql, dialect=conn.sqlglot_dialect, schema=schema.mapping(),
+                    checked = check_sql(fixed.sql, dialect=conn.sqlglot_dialect, schema=mapping,
                                         allow_writes=allow_writes)
                 except SQLCheckError:
                     raise first from None
