@@ -108,6 +108,8 @@ class Prediction:
     warnings: list[str] = field(default_factory=list)
     candidates: list[str] = field(default_factory=list)
     """Every SQL the model wrote for the question, in order (first try, repairs, other candidates)."""
+    score: float | None = None
+    """The model's score of the reply behind ``sql`` (mean token log-probability), when the backend reports it."""
 
 
 class Predictor(Protocol):
@@ -165,7 +167,7 @@ class AssistantPredictor:
         if answer.provenance and not self._provenance:
             self._provenance = dict(answer.provenance)
         return Prediction(answer.sql or None, answer.error, _stats_dict(answer.stats), list(answer.warnings or []),
-                          list(getattr(answer, "candidates", None) or []))
+                          list(getattr(answer, "candidates", None) or []), getattr(answer, "score", None))
 
     def describe(self) -> dict[str, Any]:
         """Model provenance as reported by the backend / the answers, and the options."""
@@ -239,6 +241,7 @@ def make_record(item: Item, pred: Prediction, score: Score, scoring_seconds: flo
         "cache_hit": st.get("cache_hit"),
         "warnings": pred.warnings,
         "candidates": pred.candidates,
+        "score": pred.score,
         "scoring_s": scoring_seconds,
         "load_avg_1m": _load_average(),
         "pred_rows": score.pred_rows,

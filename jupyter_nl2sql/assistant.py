@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
+import math
 import re
 import threading
 import time
@@ -72,6 +73,9 @@ class Answer:
     executed: bool = False
     messages: list[dict] | None = None
     prompt: str | None = None
+    score: float | None = None
+    """The model's score of the reply that wrote ``sql``: its mean token log-probability (None when the backend
+    cannot tell); breaks ties between candidates."""
 
     @property
     def ok(self) -> bool:
@@ -337,7 +341,7 @@ class Assistant:
                generate_only: bool, allow_writes: bool, row_cap: int, cancel: threading.Event | None,
                progress: ProgressCallback) -> None:
         """One attempt (:meth:`_attempt`); with ``candidates`` > 1, one attempt per prompt variant, keeping the
-        result most of them agree on (ties: the earlier prompt)."""
+        result most of them agree on (ties: the model's score, then the earlier prompt)."""
         variants = ctx.messages[:1] if generate_only else ctx.messages[:self.candidates]
         if len(variants) <= 1:
             self._attempt(answer, backend, conn, schema, ctx, answer.messages or variants[0],
@@ -353,14 +357,16 @@ class Assistant:
             self._attempt(attempt, backend, conn, schema, ctx, messages, generate_only=False,
                           allow_writes=allow_writes, row_cap=row_cap, cancel=cancel, progress=progress)
             tries.append(attempt)
-        best, votes = vote(tries)
+        best, votes, by_score = vote(tries)
         answer.sql, answer.dataframe, answer.error = best.sql, best.dataframe, best.error
+        answer.score = best.score
         answer.rowcount, answer.truncated, answer.executed = best.rowcount, best.truncated, best.executed
         answer.messages = best.messages
         answer.warnings.extend(best.warnings)
         answer.candidates = [sql for t in tries for sql in t.candidates]
         if len(tries) > 1:
-            answer.warnings.append(f"wrote {len(tries)} candidate queries; {votes} of them agree on this result")
+            tie = "; a tie, decided by the model's score" if by_score else ""
+            answer.warnings.append(f"wrote {len(tries)} candidate queries; {votes} of them agree on this result{tie}")
 
     def _attempt(self, answer: Answer, backend: Any, conn: Connection, schema: Schema, ctx: _Context,
                  messages: list[dict], *, generate_only: bool, allow_writes: bool, row_cap: int,
@@ -492,14 +498,16 @@ class Assistant:
                 if cached is not None:
                     answer.stats.cache_hit = True
                     text = cached["text"]
+                    answer.score = cached.get("logprob")
                 else:
                     extra = {"cancel": cancel} if cancel is not None and accepts_cancel(backend.generate) else {}
                     gen = backend.generate(messages, max_new_tokens=self.max_new_tokens, **extra)  # may raise
                     answer.stats.add_generation(gen.tokens_in, gen.tokens_out, gen.seconds)
                     text = gen.text
+                    answer.score = gen.logprob
                     if self.cache is not None:
-                        self.cache.put(key, {"text": text, "tokens_in": gen.tokens_in,
-                                             "tokens_out": gen.tokens_out}, persist=persist)
+                        self.cache.put(key, {"text": text, "tokens_in": gen.tokens_in, "tokens_out": gen.tokens_out,
+                                             "logprob": gen.logprob}, persist=persist)
             finally:
                 if lead:
                     self._in_flight.release(key)
@@ -684,11 +692,13 @@ def _result_key(answer: Answer) -> tuple | None:
     return (answer.dataframe.shape[1], tuple(sorted(rows)))
 
 
-def vote(tries: list[Answer]) -> tuple[Answer, int]:
-    """The attempt whose result most attempts share, and how many share it.
+def vote(tries: list[Answer]) -> tuple[Answer, int, bool]:
+    """The attempt whose result most attempts share (the earliest of them), how many share it, and whether the
+    model's score decided a tie.
 
-    Failed attempts have no vote; an empty result counts half (wrong filters agree on nothing); ties go to the
-    earlier attempt (the main prompt first).
+    Failed attempts have no vote; an empty result counts half (wrong filters agree on nothing).  Ties go to the
+    group whose best reply the model scored highest (mean token log-probability), then to the earlier attempt
+    (the main prompt first) when scores are missing or equal.
     """
     groups: dict[tuple, list[int]] = {}
     for i, t in enumerate(tries):
@@ -696,14 +706,19 @@ def vote(tries: list[Answer]) -> tuple[Answer, int]:
         if key is not None:
             groups.setdefault(key, []).append(i)
     if not groups:
-        return tries[0], 0
+        return tries[0], 0, False
 
-    def weight(item: tuple[tuple, list[int]]) -> tuple[float, int]:
-        key, members = item
-        return (len(members) * (1.0 if key[1] else 0.5), -members[0])
+    def weight(members: list[int], key: tuple) -> float:
+        return len(members) * (1.0 if key[1] else 0.5)
 
-    _, members = max(groups.items(), key=weight)
-    return tries[members[0]], len(members)
+    def score(members: list[int]) -> float:
+        known = [tries[i].score for i in members if tries[i].score is not None]
+        return max(known) if known else -math.inf
+
+    top = max(weight(m, k) for k, m in groups.items())
+    tied = [m for k, m in groups.items() if weight(m, k) == top]
+    members = max(tied, key=lambda m: (score(m), -m[0]))
+    return tries[members[0]], len(members), len(tied) > 1 and score(members) > -math.inf
 
 
 def _clean_question(question: Any) -> str:

@@ -53,6 +53,9 @@ class Generation:
     tokens_reused: int = 0
     """Prompt tokens not evaluated again because the backend kept them from the previous call (llama.cpp's prefix
     reuse); 0 when the whole prompt was evaluated."""
+    logprob: float | None = None
+    """The model's score of its reply: the mean log-probability of the generated tokens (the closer to 0, the surer
+    the model was); None when the backend cannot tell (an HTTP server, assisted decoding)."""
 
     @property
     def tokens_per_second(self) -> float | None:

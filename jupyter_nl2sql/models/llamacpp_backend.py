@@ -27,6 +27,7 @@ This module imports ``llama_cpp`` at import time: import it only when a model is
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -40,6 +41,7 @@ from .resolve import ResolvedModel
 
 with brief_openmp_spin():  # see there: keeps decoding fast when other processes compete for the cores
     import llama_cpp
+import numpy as np  # noqa: E402  (llama_cpp's own dependency)
 from llama_cpp import Llama  # noqa: E402
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter  # noqa: E402
 
@@ -212,6 +214,7 @@ class LlamaCppBackend:
                              f"lower max_schema_chars (fewer tables shown) or raise NL2SQL_LLAMA_N_CTX")
         budget = max(1, min(max_new_tokens, self.n_ctx - n_in))
         out: list[int] = []
+        logprobs: list[float] = []
         text = ""
         with self._lock:
             t0 = time.perf_counter()
@@ -222,6 +225,7 @@ class LlamaCppBackend:
                 # the prompt is fully evaluated, so generate() samples at once (no re-evaluation)
                 for token in self.llm.generate(tokens, temp=0.0, top_k=1, top_p=1.0, min_p=0.0,
                                                repeat_penalty=1.0, reset=True):
+                    logprobs.append(self._logprob(token))
                     if token in self._eos:
                         break
                     out.append(token)
@@ -237,7 +241,15 @@ class LlamaCppBackend:
                 raise ModelError(f"llama.cpp generation failed ({type(exc).__name__}: {first_line(exc)})") from None
             seconds = time.perf_counter() - t0
         end = sql_block_end(text)
-        return Generation(text[:end] if end is not None else text, n_in, len(out), seconds, tokens_reused=reused)
+        return Generation(text[:end] if end is not None else text, n_in, len(out), seconds, tokens_reused=reused,
+                          logprob=sum(logprobs) / len(logprobs) if logprobs else None)
+
+    def _logprob(self, token: int) -> float:
+        """Log-probability of ``token`` under the logits it was just sampled from (the context's last output row:
+        llama.cpp keeps it until the next evaluation, so no ``logits_all`` is needed)."""
+        logits = np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(self.llm.n_vocab(),))
+        top = float(logits.max())
+        return float(logits[token]) - top - math.log(float(np.exp(logits - top).sum()))
 
 
 def _report(message: str, progress: bool) -> None:

@@ -246,18 +246,27 @@ class StandInBackend:
         self.calls.append(messages)
         text = self.reply(messages)
         return Generation(text=text, tokens_in=sum(len(m["content"].split()) for m in messages),
-                          tokens_out=len(text.split()), seconds=0.001)
+                          tokens_out=len(text.split()), seconds=0.001, logprob=self.score(len(self.calls) - 1))
+
+    def score(self, call: int) -> float | None:
+        """The score reported with reply number ``call`` (none by default)."""
+        return None
 
 
 @dataclass(kw_only=True)
 class ScriptedBackend(StandInBackend):
-    """Replies with prepared texts, in order (the last one repeats)."""
+    """Replies with prepared texts, in order (the last one repeats), each with its prepared score when ``scores``
+    is given."""
 
     replies: list[str]
+    scores: list[float] | None = None
     model_id: str = "scripted-test-backend"
 
     def reply(self, messages: list[dict]) -> str:
         return self.replies[min(len(self.calls), len(self.replies)) - 1]
+
+    def score(self, call: int) -> float | None:
+        return None if self.scores is None else self.scores[min(call, len(self.scores) - 1)]
 
 
 @dataclass(kw_only=True)

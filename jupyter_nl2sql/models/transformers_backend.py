@@ -31,8 +31,8 @@ from .resolve import ResolvedModel
 with brief_openmp_spin():  # see there: keeps generation fast when other processes compete for the cores
     import torch
 import transformers  # noqa: E402
-from transformers import (AutoModelForCausalLM, AutoTokenizer, GenerationConfig, StoppingCriteria,  # noqa: E402
-                          StoppingCriteriaList)
+from transformers import (AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LogitsProcessor,  # noqa: E402
+                          LogitsProcessorList, StoppingCriteria, StoppingCriteriaList)
 
 logger = logging.getLogger("jupyter_nl2sql")
 
@@ -213,6 +213,23 @@ class SqlBlockStop(StoppingCriteria):
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
+class GreedyScore(LogitsProcessor):
+    """Leaves the scores alone and records, step by step and per row, the log-probability of the token greedy
+    decoding takes (the most likely one): the reply's score without ``output_scores`` keeping every step's logits."""
+
+    def __init__(self) -> None:
+        self.steps: list[torch.Tensor] = []
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        self.steps.append(torch.log_softmax(scores.float(), dim=-1).max(dim=-1).values.cpu())
+        return scores
+
+    def mean(self, row: int, n_tokens: int) -> float | None:
+        """Mean log-probability of the first ``n_tokens`` tokens of ``row`` (None when nothing was recorded)."""
+        steps = self.steps[:n_tokens]
+        return float(torch.stack(steps)[:, row].mean()) if steps else None
+
+
 class CancelStop(StoppingCriteria):
     """Stop as soon as ``event`` is set (checked after every generated token)."""
 
@@ -316,9 +333,13 @@ class TransformersBackend:
             stops: list[StoppingCriteria] = [SqlBlockStop(tokenizer, width)]
             if cancel is not None:
                 stops.append(CancelStop(cancel))
+            # the score is greedy's own pick; assisted decoding (prompt lookup) checks several tokens per step
+            score = None if config.do_sample or self.decoding_options.get("prompt_lookup_num_tokens") \
+                else GreedyScore()
             t0 = time.perf_counter()
             out = self.model.generate(**encoded, generation_config=config,
-                                      stopping_criteria=StoppingCriteriaList(stops))
+                                      stopping_criteria=StoppingCriteriaList(stops),
+                                      logits_processor=LogitsProcessorList([score] if score else []))
             seconds = time.perf_counter() - t0
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled")
@@ -331,5 +352,6 @@ class TransformersBackend:
                     new_tokens.pop()
             text = tokenizer.decode(new_tokens, skip_special_tokens=True)
             end = sql_block_end(text)
-            replies[prompt] = Generation(text[:end] if end is not None else text, n_in, len(new_tokens), seconds)
+            replies[prompt] = Generation(text[:end] if end is not None else text, n_in, len(new_tokens), seconds,
+                                         logprob=score.mean(row, len(new_tokens)) if score else None)
         return [replies[p] for p in prompts]

@@ -163,16 +163,17 @@ def test_found_nothing() -> None:
     assert not _found_nothing(None)
 
 
-def _answer(rows: list[tuple] | None, error: str | None = None) -> Answer:
+def _answer(rows: list[tuple] | None, error: str | None = None, score: float | None = None) -> Answer:
     frame = None if rows is None else pd.DataFrame(rows, columns=["a", "b"][:len(rows[0]) if rows else 1])
-    return Answer(question="q", sql="s", dataframe=frame, error=error)
+    return Answer(question="q", sql="s", dataframe=frame, error=error, score=score)
 
 
 def test_vote_takes_the_majority_result_ties_to_the_first() -> None:
     first, second, third = _answer([(1, "x")]), _answer([("x", 1)]), _answer([(2, "y")])
 
     def pick(*tries: Answer) -> tuple[int, int]:
-        best, votes = vote(list(tries))
+        best, votes, by_score = vote(list(tries))
+        assert not by_score  # no scores here
         return next(i for i, t in enumerate(tries) if t is best), votes
 
     assert pick(third, first, second) == (1, 2)  # column order does not split a vote
@@ -185,6 +186,25 @@ def test_vote_takes_the_majority_result_ties_to_the_first() -> None:
     assert pick(empty1, empty2, empty2, third) == (0, 3)
 
 
+def test_vote_ties_go_to_the_higher_model_score() -> None:
+    def pick(*tries: Answer) -> tuple[int, int, bool]:
+        best, votes, by_score = vote(list(tries))
+        return next(i for i, t in enumerate(tries) if t is best), votes, by_score
+
+    sure, unsure = _answer([(2, "y")], score=-0.05), _answer([(1, "x")], score=-0.9)
+    assert pick(unsure, sure) == (1, 1, True)
+    assert pick(sure, unsure) == (0, 1, True)
+    assert pick(unsure, _answer([(2, "y")], score=-2.0), sure) == (1, 2, False)  # a majority is never overruled
+    assert pick(_answer([(1, "x")]), _answer([(2, "y")], score=-3.0)) == (1, 1, True)  # a score beats none
+    assert pick(_answer([(1, "x")]), _answer([(2, "y")])) == (0, 1, False)  # no scores: the earlier prompt
+    # two empty results tie one real one: the score decides
+    assert pick(_answer([], score=-0.01), _answer([], score=-0.02), unsure) == (0, 2, True)
+    assert pick(_answer([], score=-0.5), _answer([], score=-0.6), sure) == (2, 1, True)
+    # a group's score is its best member's
+    assert pick(_answer([(1, "x")], score=-1.0), _answer([(2, "y")], score=-0.5), _answer(None, "boom"),
+                ) == (1, 1, True)
+
+
 def test_candidates_come_from_other_examples_and_are_voted(scripted, assistant, pool_path, demo_sqlite_url) -> None:
     backend = scripted("SELECT count(*) FROM customers WHERE 1 = 0", "SELECT count(*) FROM customers",
                        "SELECT count(*) AS total FROM customers")
@@ -194,6 +214,14 @@ def test_candidates_come_from_other_examples_and_are_voted(scripted, assistant, 
     assert len(set(shots)) == 3  # each candidate saw another example
     assert ans.sql == "SELECT count(*) FROM customers" and ans.dataframe.iloc[0, 0] == 60
     assert len(ans.candidates) == 3 and any("2 of them agree" in w for w in ans.warnings)
+
+
+def test_candidates_that_all_disagree_go_to_the_surest_reply(scripted, assistant, demo_sqlite_url) -> None:
+    backend = scripted("SELECT count(*) FROM customers", "SELECT count(*) FROM orders", "SELECT count(*) FROM products")
+    backend.scores = [-0.9, -0.2, -0.6]
+    ans = assistant(few_shot=0, candidates=3).ask("How many orders?", demo_sqlite_url)
+    assert len(backend.calls) == 3 and ans.sql == "SELECT count(*) FROM orders" and ans.score == -0.2
+    assert any("1 of them agree on this result; a tie, decided by the model's score" in w for w in ans.warnings)
 
 
 def test_candidates_without_examples_vary_the_schema(scripted, assistant, demo_sqlite_url: str) -> None:

@@ -180,6 +180,32 @@ def test_greedy_is_deterministic_and_prefix_is_reused(tiny_llama):
     assert back.text == first.text  # reuse never changes the answer
 
 
+def test_reply_score_is_the_mean_token_log_probability(tiny_llama, monkeypatch):
+    """The score read from llama.cpp's last-row logits during generation equals the log-probabilities of the same
+    tokens recomputed by a second context that keeps the logits of every position (``logits_all``)."""
+    import numpy as np
+    from llama_cpp import Llama
+
+    b = tiny_llama
+    seen: list[tuple[int, float]] = []
+    real = b._logprob
+    monkeypatch.setattr(b, "_logprob", lambda token: seen.append((token, real(token))) or seen[-1][1])
+    gen = b.generate(MESSAGES, max_new_tokens=8)
+    assert seen and gen.logprob == pytest.approx(sum(v for _, v in seen) / len(seen))
+    assert all(v <= 0 for _, v in seen)
+    prompt = b.tokenize(b.render_prompt(MESSAGES))
+    check = Llama(b.provenance["path"], n_ctx=512, n_threads=1, logits_all=True, verbose=False)
+    try:
+        check.eval(prompt + [t for t, _ in seen[:-1]])
+        logits = np.array(check.scores[len(prompt) - 1:len(prompt) - 1 + len(seen)], dtype=np.float64)
+    finally:
+        check.close()
+    top = logits.max(axis=1, keepdims=True)
+    logsm = logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
+    expected = [logsm[i, t] for i, (t, _) in enumerate(seen)]
+    assert [v for _, v in seen] == pytest.approx(expected, abs=1e-3)
+
+
 class _CancelAfter:
     """An Event-like flag that turns on after ``n`` checks (cancels mid-generation, deterministically)."""
 

@@ -411,6 +411,31 @@ def test_greedy_generation_is_deterministic(cache, tiny_dir):
     assert (first.text, first.tokens_out) == (second.text, second.tokens_out)
 
 
+def test_reply_score_is_the_mean_token_log_probability(cache, tiny_dir):
+    """The score recorded during generation equals the log-probabilities of the reply's tokens recomputed from one
+    forward pass over prompt + reply; a batch scores each row like a batch of one."""
+    import torch
+
+    backend, _ = get_backend(str(tiny_dir), device="cpu", dtype="float32", progress=False)
+    gen = backend.generate(MESSAGES, 6)
+    tok = backend.tokenizer
+    prompt = tok(backend.render_prompt(MESSAGES), add_special_tokens=False)["input_ids"]
+    with torch.inference_mode():
+        # greedy's reply is the argmax chain: rebuild it token by token from the same forward passes
+        ids = list(prompt)
+        expected = []
+        for _ in range(gen.tokens_out):
+            logsm = torch.log_softmax(backend.model(torch.tensor([ids])).logits[0, -1].float(), dim=-1)
+            expected.append(float(logsm.max()))
+            ids.append(int(logsm.argmax()))
+    assert gen.logprob is not None and gen.logprob < 0
+    assert gen.logprob == pytest.approx(sum(expected) / len(expected), abs=1e-4)
+    other = [MESSAGES[0], {"role": "user", "content": "Count the orders, please, grouped by customer"}]
+    batch = backend.generate_batch([MESSAGES, other], 6)
+    assert batch[0].logprob == pytest.approx(gen.logprob, abs=1e-3)
+    assert batch[1].logprob == pytest.approx(backend.generate(other, 6).logprob, abs=1e-3)
+
+
 def test_gguf_load_writes_converted_cache_and_reuses_it(cache, tiny_gguf):
     from jupyter_nl2sql.models.transformers_backend import CONVERTED_MARKER, converted_dir
 
