@@ -131,7 +131,8 @@ class Assistant:
     most similar of ``example_pool``, a JSON file of ``{"question", "query", "db_id"}``; no pool by default:
     examples about other databases cost 5 points on Spider), ``repair_empty`` (one
     more round when a query returns no rows although the question names values), ``candidates`` (write that many
-    queries from varied prompts, run them and keep the result most of them agree on; the variants are the next-best
+    queries from varied prompts, run them and keep the result most of them agree on, a tie going to the reply the
+    model scored highest (``Answer.score``); the variants are the next-best
     examples, or without examples a values listing in place of sample rows and then the other prompt layout, so at
     most 3), ``fix_names`` (when the
     checker refuses a name that matches exactly one name of the schema up to case, spaces and punctuation, a

@@ -61,8 +61,8 @@ class Nl2SqlMagics(Magics, Configurable):
     value_retrieval = Bool(True, config=True,
                            help="Tell the model how the database spells the values the question mentions.")
     candidates = Int(1, config=True,
-                     help="Queries written from varied prompts; the result most of them agree on is kept (at most "
-                          "3 without taught examples).")
+                     help="Queries written from varied prompts; the result most of them agree on is kept, a tie "
+                          "going to the reply the model scored highest (at most 3 without taught examples).")
     show_sql = Bool(True, config=True, help="Show the SQL above the result.")
     show_stats = Bool(True, config=True, help="Show timing and memory stats below the result.")
     default_connection = Unicode(None, allow_none=True, config=True,
