@@ -52,7 +52,7 @@ def emit(result: dict[str, Any], json_path: Path | None) -> None:
 def measure(data_dir: Path, questions: int) -> dict[str, Any]:
     """See the module docstring."""
     t0 = time.perf_counter()
-    from jupyter_nl2sql.assistant import Assistant
+    from jupyter_nl2sql.pipeline.assistant import Assistant
     from jupyter_nl2sql.connections import ConnectionManager
     from jupyter_nl2sql.models.testing import StandInBackend
 

@@ -118,7 +118,7 @@ class RawPredictor:
 
     def predict(self, question: str, url: str) -> Prediction:
         """One plain-prompt generation."""
-        from jupyter_nl2sql.stats import Stats
+        from jupyter_nl2sql.pipeline.stats import Stats
 
         stats = Stats().start()
         try:

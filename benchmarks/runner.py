@@ -100,7 +100,7 @@ def sqlite_readonly_url(path: Path) -> str:
 @dataclass
 class Prediction:
     """A predictor's answer: the SQL (None when it produced none), an error message, the call's stats as a dict
-    shaped like :meth:`jupyter_nl2sql.stats.Stats.to_dict`, and warnings."""
+    shaped like :meth:`jupyter_nl2sql.pipeline.stats.Stats.to_dict`, and warnings."""
 
     sql: str | None
     error: str | None = None
@@ -132,7 +132,7 @@ class AssistantPredictor:
     """The product pipeline: ``Assistant(model=..., **options).ask(question, url)``."""
 
     def __init__(self, model: str | None, options: Mapping[str, Any]) -> None:
-        from jupyter_nl2sql.assistant import Assistant  # the pipeline; imported late so --help stays fast
+        from jupyter_nl2sql.pipeline.assistant import Assistant  # the pipeline; imported late so --help stays fast
         from jupyter_nl2sql.connections import ConnectionManager
         from jupyter_nl2sql.errors import Nl2SqlError
 

@@ -22,11 +22,11 @@ from .errors import Nl2SqlError  # noqa: E402
 def __getattr__(name: str) -> Any:
     # Lazy re-exports keep ``import jupyter_nl2sql`` and ``%load_ext`` light.
     if name in ("Assistant", "Answer", "get_assistant"):
-        from . import assistant
+        from .pipeline import assistant
 
         return getattr(assistant, name)
     if name == "panel":
-        from .widget import panel
+        from .frontends.widget import panel
 
         return panel
     raise AttributeError(f"module 'jupyter_nl2sql' has no attribute {name!r}")
@@ -34,7 +34,7 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics (``%load_ext jupyter_nl2sql``)."""
-    from .magics import Nl2SqlMagics
+    from .frontends.magics import Nl2SqlMagics
 
     magics = Nl2SqlMagics(shell=ipython)
     ipython.register_magics(magics)

@@ -7,7 +7,7 @@ built in), or the name of an existing :class:`sqlalchemy.engine.Engine` in the n
 reused by every cell, the widget and the benchmarks.
 
 Read-only is enforced by the database session as a second layer behind the SQL policy of
-:mod:`jupyter_nl2sql.sqlcheck`: SQLite runs with ``PRAGMA query_only`` (and files opened by URL with
+:mod:`jupyter_nl2sql.pipeline.sqlcheck`: SQLite runs with ``PRAGMA query_only`` (and files opened by URL with
 ``mode=ro``), PostgreSQL in a ``READ ONLY`` transaction, DuckDB files opened with ``read_only``.
 """
 

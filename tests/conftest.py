@@ -86,7 +86,7 @@ def demo_pg_url(pg_admin_url: str) -> Iterator[str]:
 def scripted(monkeypatch: pytest.MonkeyPatch):
     """Make every Assistant use a ScriptedBackend (prepared replies; plumbing only):
     ``backend = scripted("SELECT 1", ...)``."""
-    from jupyter_nl2sql.assistant import Assistant
+    from jupyter_nl2sql.pipeline.assistant import Assistant
     from jupyter_nl2sql.models.testing import ScriptedBackend
 
     def install(*replies: str) -> ScriptedBackend:

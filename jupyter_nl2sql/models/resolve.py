@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ..errors import ModelError
-from ..stats import env_flag
+from ..pipeline.stats import env_flag
 from .files import assemble_parts, cache_dir, cached_sha256, check_gguf, first_line
 from .known import DEFAULT_MODEL, KNOWN_MODELS, KnownModel, lookup_known
 

@@ -34,7 +34,7 @@ QUESTIONS = [
 @pytest.fixture(scope="module")
 def warm_model():
     """Load the default model once (the first load in a fresh cache also joins and converts the GGUF)."""
-    from jupyter_nl2sql.assistant import get_assistant
+    from jupyter_nl2sql.pipeline.assistant import get_assistant
 
     backend, load_seconds = get_assistant().backend()
     print(f"\nmodel {backend.model_id} on {backend.device} {backend.dtype}; load {load_seconds}")
@@ -89,7 +89,7 @@ def test_question_about_missing_tables_is_a_clear_error(warm_model, ip, cell, de
 
 
 def test_stats_report_real_generation(warm_model, demo_sqlite_url) -> None:
-    from jupyter_nl2sql.assistant import get_assistant
+    from jupyter_nl2sql.pipeline.assistant import get_assistant
 
     ans = get_assistant().ask("How many products are there?", demo_sqlite_url)
     st = ans.stats

@@ -2,7 +2,7 @@
 
 The service (``python -m jupyter_nl2sql serve``: Ray Serve, dynamic batching, the transformers backend) runs the
 real Qwen2.5-Coder-0.5B-Instruct (``$NL2SQL_LOAD_MODEL`` to change it) on 127.0.0.1.  Simulated users are threads
-sharing one :class:`~jupyter_nl2sql.assistant.Assistant` (one pool of PostgreSQL connections, as a team service
+sharing one :class:`~jupyter_nl2sql.pipeline.assistant.Assistant` (one pool of PostgreSQL connections, as a team service
 would) and asking the demo questions below.  Phases, all in the same run:
 
 1. **alone**: each question asked on its own, one after the other, generation cache off: the reference answers and
@@ -145,7 +145,7 @@ class PoolWatch:
 
 
 def _assistant(setting: str, cache: Any) -> Any:
-    from jupyter_nl2sql.assistant import Assistant
+    from jupyter_nl2sql.pipeline.assistant import Assistant
     from jupyter_nl2sql.connections import ConnectionManager
 
     return Assistant(setting, connections=ConnectionManager(), generation_cache=cache)

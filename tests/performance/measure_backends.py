@@ -42,7 +42,7 @@ def measure(backend_name: str, data_dir: Path | None, prompt_lookup: int | None 
     """See the module docstring; ``data_dir`` None: the bundled demo database and its questions."""
     os.environ.setdefault("NL2SQL_GENERATION_CACHE", "memory")
     t0 = time.perf_counter()
-    from jupyter_nl2sql.assistant import Assistant
+    from jupyter_nl2sql.pipeline.assistant import Assistant
     from jupyter_nl2sql.connections import ConnectionManager
 
     import_s = time.perf_counter() - t0

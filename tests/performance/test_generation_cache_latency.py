@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from jupyter_nl2sql.assistant import Assistant
+from jupyter_nl2sql.pipeline.assistant import Assistant
 from jupyter_nl2sql.connections import ConnectionManager
 from jupyter_nl2sql.models.testing import ScriptedBackend
 

@@ -14,10 +14,10 @@ import time
 
 import pytest
 
-from jupyter_nl2sql.assistant import Assistant
+from jupyter_nl2sql.pipeline.assistant import Assistant
 from jupyter_nl2sql.connections import ConnectionManager
 from jupyter_nl2sql.models.testing import GatedBackend
-from jupyter_nl2sql.widget import panel
+from jupyter_nl2sql.frontends.widget import panel
 
 ROUNDS = 40
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from jupyter_nl2sql.assistant import Answer, Assistant
+from jupyter_nl2sql.pipeline.assistant import Answer, Assistant
 from jupyter_nl2sql.connections import ConnectionManager
-from jupyter_nl2sql.schema import render_schema
+from jupyter_nl2sql.pipeline.schema import render_schema
 
 TABLES = 400
 COLUMNS = 30

@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 from IPython.core.error import UsageError
 
-from jupyter_nl2sql.assistant import Assistant
+from jupyter_nl2sql.pipeline.assistant import Assistant
 from jupyter_nl2sql.connections import ConnectionManager
 from jupyter_nl2sql.errors import ConnectionFailed, Nl2SqlError
 

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from jupyter_nl2sql.assistant import Assistant
+from jupyter_nl2sql.pipeline.assistant import Assistant
 from jupyter_nl2sql.connections import ConnectionManager, sqlite_path
 from jupyter_nl2sql.errors import ExecutionError
 

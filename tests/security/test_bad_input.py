@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
-from jupyter_nl2sql.assistant import MAX_QUESTION_CHARS, Assistant
+from jupyter_nl2sql.pipeline.assistant import MAX_QUESTION_CHARS, Assistant
 from jupyter_nl2sql.connections import ConnectionManager, manager as shared_manager
 from jupyter_nl2sql.errors import ConfigError, SQLCheckError, WriteRefused
 
@@ -179,7 +179,7 @@ CONFIG: dict[str, tuple[str, Any, tuple[str, ...]]] = {
 @pytest.fixture()
 def magics(ip: Any) -> Any:
     """The shell's Nl2SqlMagics configurable."""
-    from jupyter_nl2sql.magics import Nl2SqlMagics
+    from jupyter_nl2sql.frontends.magics import Nl2SqlMagics
 
     return next(c for c in ip.configurables if isinstance(c, Nl2SqlMagics))
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from jupyter_nl2sql.assistant import Assistant
+from jupyter_nl2sql.pipeline.assistant import Assistant
 from jupyter_nl2sql.connections import ConnectionManager
 from jupyter_nl2sql.errors import ExecutionError, Nl2SqlError, SQLCheckError
 

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
-from jupyter_nl2sql.assistant import Answer, Assistant
+from jupyter_nl2sql.pipeline.assistant import Answer, Assistant
 from jupyter_nl2sql.connections import ConnectionManager
 from jupyter_nl2sql.errors import ConnectionFailed, ExecutionError, Nl2SqlError, SQLCheckError
 

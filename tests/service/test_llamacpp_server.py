@@ -67,7 +67,7 @@ def llama_server(tmp_path_factory) -> Iterator[str]:
 def test_kernels_answer_through_llama_cpp_server(llama_server, demo_sqlite_url):
     import sqlalchemy as sa
 
-    from jupyter_nl2sql.assistant import Assistant
+    from jupyter_nl2sql.pipeline.assistant import Assistant
     from jupyter_nl2sql.connections import ConnectionManager
 
     assistant = Assistant(llama_server, generation_cache=False, connections=ConnectionManager())

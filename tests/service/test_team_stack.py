@@ -19,13 +19,13 @@ import pytest
 pytest.importorskip("prometheus_client")
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-from jupyter_nl2sql.aio import ask_async  # noqa: E402
-from jupyter_nl2sql.assistant import Assistant  # noqa: E402
+from jupyter_nl2sql.pipeline.aio import ask_async  # noqa: E402
+from jupyter_nl2sql.pipeline.assistant import Assistant  # noqa: E402
 from jupyter_nl2sql.errors import ModelError  # noqa: E402
-from jupyter_nl2sql.metrics import Metrics, instrument, serve_metrics  # noqa: E402
+from jupyter_nl2sql.serving.metrics import Metrics, instrument, serve_metrics  # noqa: E402
 from jupyter_nl2sql.models import registry  # noqa: E402
 from jupyter_nl2sql.models.http_backend import OpenAICompatibleBackend  # noqa: E402
-from jupyter_nl2sql.redis_cache import RedisGenerationCache  # noqa: E402
+from jupyter_nl2sql.caches.redis_store import RedisGenerationCache  # noqa: E402
 
 QUESTIONS = ["How many customers?", "Count the customers", "Number of customers?", "How many clients are there?",
              "Total customers"]

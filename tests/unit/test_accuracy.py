@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from jupyter_nl2sql.assistant import Answer, Assistant, _found_nothing, vote
+from jupyter_nl2sql.pipeline.assistant import Answer, Assistant, _found_nothing, vote
 from jupyter_nl2sql.errors import ConfigError, ExecutionError, SQLCheckError, WriteRefused
-from jupyter_nl2sql.examples import magic_examples, magic_forget, magic_teach, parse_teach
+from jupyter_nl2sql.pipeline.examples import magic_examples, magic_forget, magic_teach, parse_teach
 
 POOL = [
     {"question": "How many pilots are from \"Spain\"?", "query": "SELECT count(*) FROM pilot WHERE country = 'Spain'",

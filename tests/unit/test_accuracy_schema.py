@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jupyter_nl2sql.schema import (Column, ForeignKey, Schema, Table, fit_schema, join_graph, join_path, link_tables,
+from jupyter_nl2sql.pipeline.schema import (Column, ForeignKey, Schema, Table, fit_schema, join_graph, join_path, link_tables,
                                    render_compact, render_schema, render_table)
 
 

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from jupyter_nl2sql import aio
-from jupyter_nl2sql.assistant import Assistant
+from jupyter_nl2sql.pipeline import aio
+from jupyter_nl2sql.pipeline.assistant import Assistant
 from jupyter_nl2sql.errors import Cancelled, QuestionError
 from jupyter_nl2sql.models.testing import ScriptedBackend
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from jupyter_nl2sql.connections import ConnectionManager, redact
 from jupyter_nl2sql.errors import ConnectionFailed, ExecutionError
-from jupyter_nl2sql.execution import execute
+from jupyter_nl2sql.pipeline.execution import execute
 
 
 def test_redact_hides_password() -> None:

@@ -1,4 +1,4 @@
-"""Few-shot examples (jupyter_nl2sql.examples): masking, BM25 retrieval, the pool, taught examples."""
+"""Few-shot examples (jupyter_nl2sql.pipeline.examples): masking, BM25 retrieval, the pool, taught examples."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_nl2sql.examples import (BM25, ExamplePool, StoredExample, TaughtStore, identifier_words,
+from jupyter_nl2sql.pipeline.examples import (BM25, ExamplePool, StoredExample, TaughtStore, identifier_words,
                                      mask_question, schema_vocabulary, select_examples, single_quoted,
                                      sql_literals)
 

@@ -9,7 +9,7 @@ import pytest
 
 from jupyter_nl2sql.connections import ConnectionManager
 from jupyter_nl2sql.errors import ExecutionError
-from jupyter_nl2sql.execution import execute, explain
+from jupyter_nl2sql.pipeline.execution import execute, explain
 
 RUNAWAY = "WITH RECURSIVE x(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM x) SELECT count(*) FROM x"
 

@@ -120,7 +120,7 @@ def test_get_backend_without_llama_falls_back_to_transformers(monkeypatch, gguf_
 
 
 def test_assistant_passes_backend_setting(monkeypatch):
-    from jupyter_nl2sql.assistant import Assistant
+    from jupyter_nl2sql.pipeline.assistant import Assistant
     from jupyter_nl2sql.models import registry as reg
 
     seen = {}
@@ -272,7 +272,7 @@ def test_get_backend_auto_uses_llamacpp_for_gguf_on_cpu(tmp_path, monkeypatch):
 def test_assistant_end_to_end_through_llamacpp(tmp_path, monkeypatch, demo_sqlite_url):
     """The pipeline on the tiny GGUF: provenance says llama.cpp, stats count tokens (the SQL is gibberish)."""
     pytest.importorskip("llama_cpp")
-    from jupyter_nl2sql.assistant import Assistant
+    from jupyter_nl2sql.pipeline.assistant import Assistant
     from jupyter_nl2sql.connections import ConnectionManager
     from jupyter_nl2sql.models.testing import make_tiny_random_gguf
 

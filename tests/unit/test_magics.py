@@ -74,7 +74,7 @@ def test_model_sql_that_writes_is_a_usage_error(ip, cell, scripted, demo_copy_ur
 
 
 def test_config_traits_are_registered_and_validated(ip) -> None:
-    from jupyter_nl2sql.magics import Nl2SqlMagics
+    from jupyter_nl2sql.frontends.magics import Nl2SqlMagics
 
     assert any(isinstance(c, Nl2SqlMagics) for c in ip.configurables)
     magics = next(c for c in ip.configurables if isinstance(c, Nl2SqlMagics))
@@ -94,7 +94,7 @@ def test_config_traits_are_registered_and_validated(ip) -> None:
 
 
 def test_accuracy_switches_reach_the_pipeline(ip, scripted, demo_sqlite_url) -> None:
-    from jupyter_nl2sql.assistant import get_assistant
+    from jupyter_nl2sql.pipeline.assistant import get_assistant
 
     backend = scripted("SELECT count(*) AS n FROM customers")
     for line in ("prompt_layout = 'chat'", "fix_names = False", "fix_values = False", "candidates = 2"):
@@ -123,7 +123,7 @@ def test_stats_shown_after_the_cell(ip, scripted, demo_sqlite_url) -> None:
 
 def test_shared_cache_settings_reach_the_assistant(ip, scripted, demo_sqlite_url, redis_url) -> None:
     """%config Nl2SqlMagics.result_cache / schema_cache: applied at the next cell, removed when set back to None."""
-    from jupyter_nl2sql.assistant import get_assistant
+    from jupyter_nl2sql.pipeline.assistant import get_assistant
 
     scripted("SELECT count(*) AS n FROM customers")
     ip.run_line_magic("config", f"Nl2SqlMagics.result_cache = '{redis_url}#ttl=30&namespace=m-results'")

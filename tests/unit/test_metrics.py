@@ -15,10 +15,10 @@ import pytest
 pytest.importorskip("prometheus_client")
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-from jupyter_nl2sql import metrics as metrics_module  # noqa: E402
-from jupyter_nl2sql.assistant import Assistant  # noqa: E402
+from jupyter_nl2sql.serving import metrics as metrics_module  # noqa: E402
+from jupyter_nl2sql.pipeline.assistant import Assistant  # noqa: E402
 from jupyter_nl2sql.errors import ConnectionFailed, QuestionError  # noqa: E402
-from jupyter_nl2sql.metrics import Metrics, SlowQueryLog, instrument, serve_metrics  # noqa: E402
+from jupyter_nl2sql.serving.metrics import Metrics, SlowQueryLog, instrument, serve_metrics  # noqa: E402
 
 GOOD = "```sql\nSELECT count(*) AS n FROM customers\n```"
 ALERTS = Path(__file__).resolve().parents[2] / "docs" / "alerts.yml"

@@ -1,11 +1,11 @@
-"""Deterministic name repair (``jupyter_nl2sql.namefix``) and its use in ``Assistant.ask`` (ScriptedBackend:
+"""Deterministic name repair (``jupyter_nl2sql.pipeline.namefix``) and its use in ``Assistant.ask`` (ScriptedBackend:
 prepared replies, plumbing only)."""
 
 from __future__ import annotations
 
 import pytest
 
-from jupyter_nl2sql.namefix import fix_names, squash
+from jupyter_nl2sql.pipeline.namefix import fix_names, squash
 
 SCHEMA = {
     "pets": {"PetID": "INTEGER", "PetType": "TEXT", "weight": "REAL"},
@@ -73,7 +73,7 @@ def test_correlated_outer_column_is_not_renamed() -> None:
 
 
 def test_assistant_fixes_names_without_another_model_call(scripted, demo_sqlite_url: str) -> None:
-    from jupyter_nl2sql.assistant import Assistant
+    from jupyter_nl2sql.pipeline.assistant import Assistant
 
     backend = scripted("SELECT lastname FROM employees ORDER BY lastname LIMIT 3")
     ans = Assistant(generation_cache=False).ask("Three last names?", demo_sqlite_url)
@@ -84,7 +84,7 @@ def test_assistant_fixes_names_without_another_model_call(scripted, demo_sqlite_
 
 
 def test_wrong_alias_is_moved_to_the_table_that_has_the_column(scripted, demo_sqlite_url: str) -> None:
-    from jupyter_nl2sql.assistant import Assistant
+    from jupyter_nl2sql.pipeline.assistant import Assistant
 
     backend = scripted("SELECT o.name, o.order_id FROM customers AS c JOIN orders AS o "
                        "ON c.customer_id = o.customer_id ORDER BY o.order_id LIMIT 2")
@@ -93,7 +93,7 @@ def test_wrong_alias_is_moved_to_the_table_that_has_the_column(scripted, demo_sq
 
 
 def test_fix_names_off_asks_the_model_to_repair(scripted, demo_sqlite_url: str) -> None:
-    from jupyter_nl2sql.assistant import Assistant
+    from jupyter_nl2sql.pipeline.assistant import Assistant
 
     backend = scripted("SELECT lastname FROM employees", "SELECT last_name FROM employees")
     ans = Assistant(generation_cache=False, fix_names=False).ask("Last names?", demo_sqlite_url)
@@ -101,7 +101,7 @@ def test_fix_names_off_asks_the_model_to_repair(scripted, demo_sqlite_url: str) 
 
 
 def test_a_fix_that_still_fails_reports_the_first_error(scripted, demo_sqlite_url: str) -> None:
-    from jupyter_nl2sql.assistant import Assistant
+    from jupyter_nl2sql.pipeline.assistant import Assistant
 
     scripted("SELECT lastname, shoe_size FROM employees")
     ans = Assistant(generation_cache=False, repair_rounds=0).ask("Last names?", demo_sqlite_url)
@@ -162,7 +162,7 @@ def test_without_links_no_join_is_added() -> None:
 
 
 def test_assistant_joins_the_missing_table(scripted, demo_sqlite_url: str) -> None:
-    from jupyter_nl2sql.assistant import Assistant
+    from jupyter_nl2sql.pipeline.assistant import Assistant
 
     backend = scripted("SELECT count(*) FROM orders WHERE country = 'Germany'")
     ans = Assistant(generation_cache=False).ask("How many orders from Germany?", demo_sqlite_url)
@@ -178,7 +178,7 @@ def test_assistant_joins_the_missing_table(scripted, demo_sqlite_url: str) -> No
 # --- literal values in the database's spelling ---------------------------------------------------------------------
 
 def _spelling():
-    from jupyter_nl2sql.values import ValueIndex
+    from jupyter_nl2sql.pipeline.values import ValueIndex
 
     index = ValueIndex.from_values([("wiki", "Season", "qf"), ("wiki", "Title", "1–6, 4–6"),
                                     ("wiki", "Title", "−16"), ("wiki", "Title", "16"),
@@ -194,7 +194,7 @@ def _spelling():
      "SELECT T1.Age FROM singer AS T1 JOIN stadium AS T2 ON 1 = 1 WHERE 'Joe Sharp' = T1.Name"),
 ])
 def test_literal_is_respelled_as_the_column_spells_it(sql: str, fixed: str) -> None:
-    from jupyter_nl2sql.namefix import fix_values
+    from jupyter_nl2sql.pipeline.namefix import fix_values
 
     assert fix_values(sql, SCHEMA, _spelling()).sql == fixed
 
@@ -206,13 +206,13 @@ def test_literal_is_respelled_as_the_column_spells_it(sql: str, fixed: str) -> N
     "SELECT Pick FROM wiki WHERE Season LIKE 'QF%'",  # only equality and IN
 ])
 def test_literal_is_not_guessed(sql: str) -> None:
-    from jupyter_nl2sql.namefix import fix_values
+    from jupyter_nl2sql.pipeline.namefix import fix_values
 
     assert not fix_values(sql, SCHEMA, _spelling()).changed
 
 
 def test_assistant_respells_a_value_when_the_query_finds_nothing(scripted, demo_sqlite_url: str) -> None:
-    from jupyter_nl2sql.assistant import Assistant
+    from jupyter_nl2sql.pipeline.assistant import Assistant
 
     backend = scripted("SELECT count(*) AS n FROM customers WHERE country = 'united kingdom'")
     ans = Assistant(generation_cache=False).ask("How many customers in the UK?", demo_sqlite_url)
@@ -225,7 +225,7 @@ def test_assistant_respells_a_value_when_the_query_finds_nothing(scripted, demo_
 
 def test_checker_refuses_a_column_of_a_table_the_query_does_not_join() -> None:
     from jupyter_nl2sql.errors import SQLCheckError
-    from jupyter_nl2sql.sqlcheck import check_sql
+    from jupyter_nl2sql.pipeline.sqlcheck import check_sql
 
     with pytest.raises(SQLCheckError, match="table order_items is used in order_items.quantity but is not in the "
                                             "query's FROM or JOIN"):

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from jupyter_nl2sql.errors import ConfigError
-from jupyter_nl2sql.ray_serve import BadRequest, BatchedModel, ChatRequest, parse_options
+from jupyter_nl2sql.serving.ray_serve import BadRequest, BatchedModel, ChatRequest, parse_options
 
 USER = [{"role": "user", "content": "How many rows?"}]
 

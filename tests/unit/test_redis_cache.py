@@ -15,13 +15,13 @@ import pytest
 
 redis = pytest.importorskip("redis", reason="the redis client is not installed (pip install redis)")
 
-from jupyter_nl2sql import cache as cache_module  # noqa: E402
-from jupyter_nl2sql import redis_cache  # noqa: E402
-from jupyter_nl2sql.assistant import Assistant  # noqa: E402
-from jupyter_nl2sql.cache import GenerationCache  # noqa: E402
+from jupyter_nl2sql.caches import generation as cache_module  # noqa: E402
+from jupyter_nl2sql.caches import redis_store as redis_cache  # noqa: E402
+from jupyter_nl2sql.pipeline.assistant import Assistant  # noqa: E402
+from jupyter_nl2sql.caches.generation import GenerationCache  # noqa: E402
 from jupyter_nl2sql.connections import ConnectionManager  # noqa: E402
 from jupyter_nl2sql.errors import ConfigError  # noqa: E402
-from jupyter_nl2sql.redis_cache import RedisGenerationCache, ResultCache, cached_execute  # noqa: E402
+from jupyter_nl2sql.caches.redis_store import RedisGenerationCache, ResultCache, cached_execute  # noqa: E402
 
 
 import loopback_servers as servers  # tests/service, put on sys.path by tests/conftest.py  # noqa: E402
@@ -256,8 +256,8 @@ def test_the_pipeline_uses_the_opt_in_result_cache(redis_url, raw, scripted, dem
 
 def test_introspected_schemas_are_shared_through_redis(redis_url, raw, scripted, demo_sqlite_url):
     """A second kernel takes the schema from Redis (same tables, keys, sample rows, fingerprint); refresh overwrites."""
-    from jupyter_nl2sql.redis_cache import RedisSchemaCache, _dumps_schema
-    from jupyter_nl2sql.schema import introspect
+    from jupyter_nl2sql.caches.redis_store import RedisSchemaCache, _dumps_schema
+    from jupyter_nl2sql.pipeline.schema import introspect
 
     scripted("```sql\nSELECT count(*) AS n FROM customers\n```")
     setting = f"{redis_url}#ttl=120&namespace=t-schema"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from jupyter_nl2sql.connections import ConnectionManager
-from jupyter_nl2sql.prompting import build_messages, extract_sql, repair_messages
-from jupyter_nl2sql.schema import Column, ForeignKey, Schema, SchemaCache, Table, introspect, link_tables, render_schema
+from jupyter_nl2sql.pipeline.prompting import build_messages, extract_sql, repair_messages
+from jupyter_nl2sql.pipeline.schema import Column, ForeignKey, Schema, SchemaCache, Table, introspect, link_tables, render_schema
 
 
 def test_introspect_demo_keys_and_samples(demo_sqlite_url: str) -> None:
@@ -89,7 +89,7 @@ def test_sql_layout_shows_sample_rows_as_a_query_and_its_rows() -> None:
 
 
 def test_unknown_layout_is_refused() -> None:
-    from jupyter_nl2sql.assistant import Assistant
+    from jupyter_nl2sql.pipeline.assistant import Assistant
     from jupyter_nl2sql.errors import ConfigError
 
     with pytest.raises(ConfigError, match="prompt_layout must be one of sql, chat"):

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from jupyter_nl2sql.assistant import Assistant
-from jupyter_nl2sql.cache import (GenerationCache, cache_key, default_generation_dir, make_generation_cache,
+from jupyter_nl2sql.pipeline.assistant import Assistant
+from jupyter_nl2sql.caches.generation import (GenerationCache, cache_key, default_generation_dir, make_generation_cache,
                                   model_identity, persistent_identity)
 from jupyter_nl2sql.connections import ConnectionManager
 from jupyter_nl2sql.errors import Cancelled, ConfigError
@@ -216,7 +216,7 @@ def test_concurrent_identical_questions_generate_once(monkeypatch, demo_sqlite_u
 
 
 def test_a_failed_generation_lets_the_waiters_generate(monkeypatch, demo_sqlite_url):
-    from jupyter_nl2sql.cache import InFlight
+    from jupyter_nl2sql.caches.generation import InFlight
 
     flights = InFlight()
     assert flights.claim("k") is True

@@ -1,4 +1,4 @@
-"""Unit tests for :mod:`jupyter_nl2sql.sqlcheck`: policy, parsing, single statement, names, Spider gold SQL."""
+"""Unit tests for :mod:`jupyter_nl2sql.pipeline.sqlcheck`: policy, parsing, single statement, names, Spider gold SQL."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from jupyter_nl2sql.errors import ConfigError, Nl2SqlError, SQLCheckError, WriteRefused
-from jupyter_nl2sql.sqlcheck import DENIED_FUNCTIONS, DENIED_STATEMENTS, check_sql
+from jupyter_nl2sql.pipeline.sqlcheck import DENIED_FUNCTIONS, DENIED_STATEMENTS, check_sql
 
 SPIDER = Path("/work/shared/data/spider")
 SCHEMA = {

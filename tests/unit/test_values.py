@@ -1,12 +1,12 @@
-"""Value retrieval (jupyter_nl2sql.values): normalisation, exact and fuzzy matches, the index over a database."""
+"""Value retrieval (jupyter_nl2sql.pipeline.values): normalisation, exact and fuzzy matches, the index over a database."""
 
 from __future__ import annotations
 
 import time
 
 from jupyter_nl2sql.connections import ConnectionManager
-from jupyter_nl2sql.schema import Column, Schema, Table, introspect
-from jupyter_nl2sql.values import ValueIndex, ValueIndexCache, normalize, render_matches
+from jupyter_nl2sql.pipeline.schema import Column, Schema, Table, introspect
+from jupyter_nl2sql.pipeline.values import ValueIndex, ValueIndexCache, normalize, render_matches
 
 
 def _index() -> ValueIndex:

@@ -13,10 +13,10 @@ from html.parser import HTMLParser
 import pandas as pd
 import pytest
 
-from jupyter_nl2sql.assistant import Assistant
+from jupyter_nl2sql.pipeline.assistant import Assistant
 from jupyter_nl2sql.connections import ConnectionManager
 from jupyter_nl2sql.models.testing import GatedBackend
-from jupyter_nl2sql.widget import Nl2SqlPanel, panel
+from jupyter_nl2sql.frontends.widget import Nl2SqlPanel, panel
 
 SLOW_SQL = ("SELECT count(*) AS n FROM order_items a, order_items b, order_items c, order_items d")
 
@@ -216,7 +216,7 @@ def test_history_click_restores_question_sql_and_result(make_panel, scripted, de
 
 
 def test_history_is_shared_with_the_magic(ip, cell, scripted, demo_sqlite_url) -> None:
-    from jupyter_nl2sql.assistant import get_assistant
+    from jupyter_nl2sql.pipeline.assistant import get_assistant
 
     question = f"How many customers are there ({uuid.uuid4().hex[:6]})?"
     scripted("SELECT count(*) AS n FROM customers")
@@ -239,7 +239,7 @@ def test_history_is_shared_with_the_magic(ip, cell, scripted, demo_sqlite_url) -
 
 
 def test_panel_honours_magic_config(ip, cell) -> None:
-    from jupyter_nl2sql.assistant import get_assistant
+    from jupyter_nl2sql.pipeline.assistant import get_assistant
 
     assistant = get_assistant()
     old = assistant.model
@@ -446,7 +446,7 @@ def test_save_dataframe_into_a_variable(make_panel, scripted, demo_sqlite_url) -
 
 
 def test_insert_sql_into_a_new_cell(make_panel, scripted, demo_sqlite_url, monkeypatch) -> None:
-    from jupyter_nl2sql import widget
+    from jupyter_nl2sql.frontends import widget
 
     scripted("SELECT count(*) AS n FROM customers")
     p = ask(make_panel(demo_sqlite_url), "How many customers are there?")

@@ -1,8 +1,8 @@
 """Caches shared by a team through Redis: model replies (:class:`RedisGenerationCache`) and, opt-in, query results
 (:class:`ResultCache`).
 
-:class:`RedisGenerationCache` has the interface of :class:`jupyter_nl2sql.cache.GenerationCache` (``get``,
-``put``, ``hits``, ``misses``, ``hit_rate``, ``clear``), so an :class:`~jupyter_nl2sql.assistant.Assistant` can use
+:class:`RedisGenerationCache` has the interface of :class:`jupyter_nl2sql.caches.generation.GenerationCache` (``get``,
+``put``, ``hits``, ``misses``, ``hit_rate``, ``clear``), so an :class:`~jupyter_nl2sql.pipeline.assistant.Assistant` can use
 it in its place: one user's question answers the same question for everyone on the same model and schema.  Keys are
 the pipeline's own (sha256 of model identity, exact prompt and decoding settings) under a namespace prefix
 (``nl2sql:gen:``); values are JSON; ``ttl`` (seconds) lets entries expire.
@@ -27,8 +27,8 @@ import threading
 import time
 from typing import Any
 
-from .cache import GenerationCache, cache_key
-from .errors import ConfigError
+from .generation import GenerationCache, cache_key
+from ..errors import ConfigError
 
 logger = logging.getLogger("jupyter_nl2sql")
 
@@ -344,7 +344,7 @@ class ResultCache(_Counted):
 
 def _dumps_result(frame: Any, truncated: bool, rowcount: int) -> bytes:
     """The rows as JSON, values tagged where JSON has no type of its own (dates, times, decimals, bytes, UUIDs), so
-    that :func:`_loads_result` rebuilds the frame exactly as :func:`~jupyter_nl2sql.execution.execute` built it.
+    that :func:`_loads_result` rebuilds the frame exactly as :func:`~jupyter_nl2sql.pipeline.execution.execute` built it.
     Never pickle: a shared server would turn it into a way to run code in every kernel.  A value of another type
     raises TypeError (the result is then not cached)."""
     payload: dict[str, Any] = {"v": 2, "truncated": bool(truncated), "rowcount": int(rowcount)}
@@ -430,13 +430,13 @@ def _loads_result(raw: bytes) -> dict:
 def cached_execute(cache: ResultCache | None, connection: Any, sql: str, *, fingerprint: str,
                    row_cap: int = 1000, timeout: float | None = 30.0, allow_writes: bool = False,
                    cancel: threading.Event | None = None, stream: bool = False) -> Any:
-    """:func:`jupyter_nl2sql.execution.execute` through ``cache`` (None: straight through).
+    """:func:`jupyter_nl2sql.pipeline.execution.execute` through ``cache`` (None: straight through).
 
     Writes are never cached nor answered from the cache.  A cached result comes back as an
-    :class:`~jupyter_nl2sql.execution.ExecutionResult` whose ``execute_seconds`` is the Redis round trip and whose
+    :class:`~jupyter_nl2sql.pipeline.execution.ExecutionResult` whose ``execute_seconds`` is the Redis round trip and whose
     ``cached`` attribute is True.
     """
-    from .execution import ExecutionResult, execute
+    from ..pipeline.execution import ExecutionResult, execute
 
     if cache is None or allow_writes:
         return execute(connection, sql, row_cap=row_cap, timeout=timeout, allow_writes=allow_writes, cancel=cancel,
@@ -491,7 +491,7 @@ class RedisSchemaCache(_Counted):
         return f"{self.namespace}:{cache_key(connection_key, int(sample_rows))}"
 
     def get(self, connection_key: str, sample_rows: int) -> Any:
-        """The shared :class:`~jupyter_nl2sql.schema.Schema`, or None."""
+        """The shared :class:`~jupyter_nl2sql.pipeline.schema.Schema`, or None."""
         return self._counted_get(self.key(connection_key, sample_rows), _loads_schema)
 
     def put(self, connection_key: str, sample_rows: int, schema: Any) -> bool:
@@ -524,7 +524,7 @@ def _dumps_schema(schema: Any) -> bytes:
 
 
 def _loads_schema(raw: bytes) -> Any:
-    from .schema import Column, ForeignKey, Schema, Table
+    from ..pipeline.schema import Column, ForeignKey, Schema, Table
 
     obj = json.loads(raw, object_hook=_untag)
     if obj.get("v") != 1:

@@ -29,7 +29,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from .errors import (
+from ..errors import (
     ConnectionFailed,
     ExecutionError,
     ModelError,
@@ -127,7 +127,7 @@ def _configured_assistant() -> Any:
         for configurable in getattr(shell, "configurables", []):
             if type(configurable).__name__ == "Nl2SqlMagics" and hasattr(configurable, "_assistant"):
                 return configurable._assistant()
-    from .assistant import get_assistant
+    from ..pipeline.assistant import get_assistant
 
     return get_assistant()
 
@@ -152,7 +152,7 @@ class Nl2SqlPanel:
 
     def __init__(self, connection: Any = None, *, assistant: Any = None,
                  page_size: int = DEFAULT_PAGE_SIZE, namespace: MutableMapping[str, Any] | None = None) -> None:
-        from .connections import manager
+        from ..connections import manager
 
         self._fixed_assistant = assistant
         self._namespace = namespace
@@ -429,7 +429,7 @@ class Nl2SqlPanel:
 
     def _key_for(self, token: Any) -> str | None:
         """The dropdown key of a token (alias, URL, Connection), when the dropdown lists it."""
-        from .connections import Connection
+        from ..connections import Connection
 
         if token is None:
             return None
@@ -477,7 +477,7 @@ class Nl2SqlPanel:
 
     # -- model ------------------------------------------------------------------------------------------------
     def _update_model_label(self, provenance: Mapping[str, Any] | None = None) -> None:
-        from .models import DEFAULT_MODEL, loaded_backends
+        from ..models import DEFAULT_MODEL, loaded_backends
 
         assistant = self.assistant
         if provenance and provenance.get("model_id"):
@@ -643,7 +643,7 @@ class Nl2SqlPanel:
         if stage == "repair":
             text = "The first SQL failed; the model is repairing it…"
         elif stage == "load":
-            from .models import loaded_backends
+            from ..models import loaded_backends
 
             text = STAGE_TEXT["load"] if loaded_backends() else "Loading the model (once per kernel)…"
         else:
@@ -843,10 +843,10 @@ def panel(connection: Any = None, *, assistant: Any = None, page_size: int = DEF
     ``%config Nl2SqlMagics`` settings).  ``namespace``: where Engine variables are found and Save stores the
     DataFrame (default: the notebook's).
     """
-    from .connections import Connection
+    from ..connections import Connection
 
     if connection is not None and not isinstance(connection, (str, Connection)):
-        from .connections import manager
+        from ..connections import manager
 
         connection = (getattr(assistant, "connections", None) or manager).resolve(connection, namespace)
     return Nl2SqlPanel(connection, assistant=assistant, page_size=page_size, namespace=namespace)

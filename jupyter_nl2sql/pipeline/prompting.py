@@ -49,7 +49,7 @@ def build_messages(question: str, schema_text: str, dialect: str, examples: Sequ
     """Chat messages asking for the SQL that answers ``question`` over ``schema_text``.
 
     ``examples``: worked (question, SQL) pairs, shown in the given order; ``hints``: extra lines placed just
-    before the question (the values the question mentions, see :func:`jupyter_nl2sql.values.render_matches`);
+    before the question (the values the question mentions, see :func:`jupyter_nl2sql.pipeline.values.render_matches`);
     ``layout``: one of :data:`LAYOUTS`.
     """
     label = dialect_label(dialect)
@@ -103,7 +103,7 @@ def empty_result_messages(messages: list[dict], previous_sql: str, hints: str) -
 def extract_sql(reply: str) -> str:
     """The SQL in a model reply: the first fenced code block if there is one, else the whole reply.
 
-    Only the markdown around the SQL is removed here; the SQL itself is parsed by :mod:`jupyter_nl2sql.sqlcheck`.
+    Only the markdown around the SQL is removed here; the SQL itself is parsed by :mod:`jupyter_nl2sql.pipeline.sqlcheck`.
     """
     text = reply.strip()
     start = text.find("```")

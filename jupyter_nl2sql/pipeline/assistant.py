@@ -19,14 +19,14 @@ from typing import Any, Callable, Mapping
 
 import pandas as pd
 
-from . import __version__
-from .cache import InFlight, cache_key, make_generation_cache, model_identity, persistent_identity
-from .connections import Connection, ConnectionManager, manager as default_manager
-from .errors import ConfigError, ExecutionError, QuestionError, SQLCheckError, WriteRefused
+from .. import __version__
+from ..caches.generation import InFlight, cache_key, make_generation_cache, model_identity, persistent_identity
+from ..connections import Connection, ConnectionManager, manager as default_manager
+from ..errors import ConfigError, ExecutionError, QuestionError, SQLCheckError, WriteRefused
 from .examples import (ExamplePool, StoredExample, TaughtStore, mask_question, schema_vocabulary, select_examples,
                        sql_literals)
 from .execution import execute
-from .redis_cache import cached_execute
+from ..caches.redis_store import cached_execute
 from .prompting import LAYOUTS, Example, build_messages, empty_result_messages, extract_sql, repair_messages
 from .schema import Schema, SchemaCache, fit_schema
 from .namefix import fix_names, fix_values
@@ -165,7 +165,7 @@ class Assistant:
         self.connections = connections or default_manager
         self.schemas = SchemaCache()
         if schema_cache:  # introspected schemas shared through Redis for a TTL
-            from .redis_cache import RedisSchemaCache
+            from ..caches.redis_store import RedisSchemaCache
 
             self.schemas.shared = RedisSchemaCache.from_setting(schema_cache)
         self.row_cap = _positive_int("row_cap", row_cap)
@@ -193,7 +193,7 @@ class Assistant:
         self.taught = TaughtStore(examples_dir)
         self.result_cache = None
         if result_cache:  # opt-in: results of read-only queries shared through Redis for a TTL
-            from .redis_cache import ResultCache
+            from ..caches.redis_store import ResultCache
 
             self.result_cache = ResultCache.from_setting(result_cache)
         self._pool: tuple[str, ExamplePool] | None = None
@@ -204,7 +204,7 @@ class Assistant:
     # -- model ------------------------------------------------------------------------------------------------
     def backend(self) -> tuple[Any, float | None]:
         """The loaded model backend (loading it on first use) and the seconds this call spent loading it."""
-        from .models import get_backend
+        from ..models import get_backend
 
         return get_backend(self.model, device=self.device, dtype=self.dtype, backend=self.backend_name)
 
@@ -332,7 +332,7 @@ class Assistant:
 
     async def ask_async(self, question: str, connection: Any = None, **kwargs: Any) -> Answer:
         """``await``-able :meth:`ask`: the pipeline runs in a thread pool, the event loop stays free; cancelling the
-        awaiting task cancels the call (see :mod:`jupyter_nl2sql.aio`)."""
+        awaiting task cancels the call (see :mod:`jupyter_nl2sql.pipeline.aio`)."""
         from .aio import ask_async
 
         return await ask_async(self, question, connection, **kwargs)
@@ -482,7 +482,7 @@ class Assistant:
 
     def _generate(self, answer: Answer, backend: Any, messages: list[dict],
                   cancel: threading.Event | None = None) -> str:
-        from .models.base import accepts_cancel
+        from ..models.base import accepts_cancel
 
         identity = model_identity(backend.provenance)
         key = cache_key(identity, messages, {"greedy": True, "max_new_tokens": self.max_new_tokens})

@@ -26,7 +26,7 @@ from IPython.display import display
 from traitlets import Bool, Float, Int, Unicode, TraitError, validate
 from traitlets.config.configurable import Configurable
 
-from .errors import Nl2SqlError
+from ..errors import Nl2SqlError
 
 SUBCOMMANDS = ("connect", "connections", "models", "load", "panel", "history")
 
@@ -89,7 +89,7 @@ class Nl2SqlMagics(Magics, Configurable):
 
     @validate("prompt_layout")
     def _layout(self, proposal: dict) -> str:
-        from .prompting import LAYOUTS
+        from ..pipeline.prompting import LAYOUTS
 
         if proposal["value"] not in LAYOUTS:
             raise TraitError(f"prompt_layout must be one of {', '.join(LAYOUTS)}, not {proposal['value']!r}")
@@ -167,7 +167,7 @@ class Nl2SqlMagics(Magics, Configurable):
             raise UsageError(str(exc)) from None
 
     def _assistant(self) -> Any:
-        from .assistant import get_assistant
+        from ..pipeline.assistant import get_assistant
 
         assistant = get_assistant()
         for name in ("model", "device", "dtype", "timeout", "repair_rounds", "sample_rows", "max_new_tokens",
@@ -185,7 +185,7 @@ class Nl2SqlMagics(Magics, Configurable):
                    "schema": getattr(assistant.schemas.shared, "setting", None)}
         if wanted == current:
             return
-        from .redis_cache import RedisSchemaCache, ResultCache
+        from ..caches.redis_store import RedisSchemaCache, ResultCache
 
         if wanted["result"] != current["result"]:
             assistant.result_cache = ResultCache.from_setting(wanted["result"]) if wanted["result"] else None
@@ -193,14 +193,14 @@ class Nl2SqlMagics(Magics, Configurable):
             assistant.schemas.shared = RedisSchemaCache.from_setting(wanted["schema"]) if wanted["schema"] else None
 
     def _connection_token(self, token: str | None) -> str | None:
-        from .connections import manager
+        from ..connections import manager
 
         if token is None and manager.current is None:
             return self.default_connection
         return token
 
     def _ask(self, question: str, args: Any, namespace: dict) -> Any:
-        from .connections import manager
+        from ..connections import manager
 
         assistant = self._assistant()
         if args.model:
@@ -246,7 +246,7 @@ class Nl2SqlMagics(Magics, Configurable):
             raise UsageError(f"{name}: {exc}") from None
 
     def _cmd_connect(self, argv: list[str], namespace: dict) -> None:
-        from .connections import manager
+        from ..connections import manager
 
         alias = None
         if "--alias" in argv:
@@ -261,7 +261,7 @@ class Nl2SqlMagics(Magics, Configurable):
         print(f"Connected: {conn.display_url}" + (f" (alias {alias})" if alias else ""))
 
     def _cmd_connections(self, argv: list[str], namespace: dict) -> Any:
-        from .connections import manager
+        from ..connections import manager
         import pandas as pd
 
         rows = [{"alias": a, "url": u, "current": bool(manager.current and manager.current.display_url == u)}
@@ -273,9 +273,9 @@ class Nl2SqlMagics(Magics, Configurable):
 
     def _cmd_models(self, argv: list[str], namespace: dict) -> Any:
         import pandas as pd
-        from .models import DEFAULT_MODEL, KNOWN_MODELS
+        from ..models import DEFAULT_MODEL, KNOWN_MODELS
 
-        from .models import loaded_backends
+        from ..models import loaded_backends
 
         loaded = {b.model_id for b in loaded_backends()}
         rows = [{"model": mid, "default": mid == DEFAULT_MODEL, "loaded": mid in loaded,
@@ -299,7 +299,7 @@ class Nl2SqlMagics(Magics, Configurable):
 
     def _cmd_history(self, argv: list[str], namespace: dict) -> Any:
         import pandas as pd
-        from .assistant import get_assistant
+        from ..pipeline.assistant import get_assistant
 
         return pd.DataFrame([{"question": a.question, "sql": a.sql, "rows": a.rowcount, "error": a.error,
                               "seconds": round(a.stats.total_seconds, 3)} for a in get_assistant().history])

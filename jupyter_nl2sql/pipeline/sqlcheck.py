@@ -27,7 +27,7 @@ from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.tokens import Token, TokenType
 
-from .errors import ConfigError, SQLCheckError, WriteRefused
+from ..errors import ConfigError, SQLCheckError, WriteRefused
 
 Schema = Mapping[str, Mapping[str, str]]
 """``{"table": {"column": "TYPE"}}``; names are compared case-insensitively."""

@@ -1,7 +1,7 @@
-"""Prometheus metrics and a slow-query log for an :class:`~jupyter_nl2sql.assistant.Assistant` that serves a team.
+"""Prometheus metrics and a slow-query log for an :class:`~jupyter_nl2sql.pipeline.assistant.Assistant` that serves a team.
 
->>> from jupyter_nl2sql.assistant import Assistant
->>> from jupyter_nl2sql.metrics import instrument, serve_metrics
+>>> from jupyter_nl2sql.pipeline.assistant import Assistant
+>>> from jupyter_nl2sql.serving.metrics import instrument, serve_metrics
 >>> assistant = Assistant()                               # doctest: +SKIP
 >>> handle = instrument(assistant, slow_seconds=2.0)      # doctest: +SKIP
 >>> server = serve_metrics(9464)  # http://127.0.0.1:9464/metrics   # doctest: +SKIP
@@ -27,7 +27,7 @@ Errors that ``ask`` raises reach the metrics through ``assistant.on_error`` wher
 :func:`instrument` wraps the instance's ``ask`` and ``run_sql`` (and unwraps them on ``close``).
 
 Slow-query log: answers slower than a threshold (database time by default) are logged on the
-``jupyter_nl2sql.slow`` logger, with the database's plan (:func:`jupyter_nl2sql.execution.explain`) fetched in a
+``jupyter_nl2sql.slow`` logger, with the database's plan (:func:`jupyter_nl2sql.pipeline.execution.explain`) fetched in a
 background thread so the user's call is not delayed.
 
 Needs ``prometheus_client`` (``pip install 'jupyter-nl2sql[serve]'``).
@@ -51,11 +51,11 @@ try:
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
     from prometheus_client.exposition import choose_encoder
 except ImportError as _exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError("jupyter_nl2sql.metrics needs prometheus_client: pip install 'jupyter-nl2sql[serve]'"
+    raise ImportError("jupyter_nl2sql.serving.metrics needs prometheus_client: pip install 'jupyter-nl2sql[serve]'"
                       ) from _exc
 
-from . import __version__
-from .errors import Nl2SqlError
+from .. import __version__
+from ..errors import Nl2SqlError
 
 logger = logging.getLogger("jupyter_nl2sql")
 slow_logger = logging.getLogger("jupyter_nl2sql.slow")
@@ -101,7 +101,7 @@ class Metrics:
 
     # -- recording -------------------------------------------------------------------------------------------
     def observe(self, answer: Any) -> None:
-        """Record one :class:`~jupyter_nl2sql.assistant.Answer`."""
+        """Record one :class:`~jupyter_nl2sql.pipeline.assistant.Answer`."""
         stats = answer.stats
         call = "ask" if answer.question is not None else "run_sql"
         outcome = "ok" if answer.error is None else "error"
@@ -269,7 +269,7 @@ class SlowQueryLog:
     """Log answers slower than ``threshold`` seconds on ``jupyter_nl2sql.slow``, with the database's plan.
 
     ``measure``: ``"database"`` (execute + fetch stages, the default: what a plan can explain) or ``"total"``
-    (end to end).  ``explain``: fetch the plan with :func:`jupyter_nl2sql.execution.explain` (``analyze``: EXPLAIN
+    (end to end).  ``explain``: fetch the plan with :func:`jupyter_nl2sql.pipeline.execution.explain` (``analyze``: EXPLAIN
     ANALYZE on PostgreSQL, which runs the query again).  Plans are fetched on a background thread; ``flush()`` waits
     for them.  Each record carries the entry as ``record.slow_query`` (a dict) for structured log handlers.
     """
@@ -313,7 +313,7 @@ class SlowQueryLog:
     def _log(self, answer: Any, seconds: float, conn: Any) -> None:
         plan = None
         if self.explain and conn is not None and answer.sql and answer.executed:
-            from .execution import explain
+            from ..pipeline.execution import explain
 
             try:
                 plan = explain(conn, answer.sql, analyze=self.analyze, timeout=self.explain_timeout)

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import Cancelled, ConfigError
+from ..errors import Cancelled, ConfigError
 
 logger = logging.getLogger("jupyter_nl2sql")
 
@@ -79,26 +79,26 @@ def generation_cache_mode(default: str = "disk") -> str:
 
 def default_generation_dir() -> Path:
     """``default_cache_dir()/generations`` (see :func:`jupyter_nl2sql.connections.default_cache_dir`)."""
-    from .connections import default_cache_dir
+    from ..connections import default_cache_dir
 
     return default_cache_dir() / "generations"
 
 
 def make_generation_cache(enabled: bool | str | None = True, directory: str | os.PathLike | None = None
                           ) -> GenerationCache | None:
-    """The generation cache an :class:`~jupyter_nl2sql.assistant.Assistant` uses.
+    """The generation cache an :class:`~jupyter_nl2sql.pipeline.assistant.Assistant` uses.
 
     ``enabled``: True → ``$NL2SQL_GENERATION_CACHE`` (default ``disk``); False/None → no cache; ``"off"``,
     ``"memory"`` or ``"disk"`` → that, whatever the environment says; a Redis URL (``redis://host:6379/0#ttl=86400``)
-    → a :class:`~jupyter_nl2sql.redis_cache.RedisGenerationCache` shared by everyone using that Redis.
+    → a :class:`~jupyter_nl2sql.caches.redis_store.RedisGenerationCache` shared by everyone using that Redis.
     ``directory``: where the disk store lives (default :func:`default_generation_dir`); an explicit directory is used
     unless the mode is off.
     """
     if enabled is False or enabled is None:
         return None
     setting = os.environ.get(GENERATION_CACHE_ENV, "").strip() if enabled is True else str(enabled).strip()
-    if setting.lower().startswith(REDIS_SCHEMES):  # shared by a team: jupyter_nl2sql.redis_cache
-        from .redis_cache import RedisGenerationCache
+    if setting.lower().startswith(REDIS_SCHEMES):  # shared by a team: jupyter_nl2sql.caches.redis_store
+        from .redis_store import RedisGenerationCache
 
         return RedisGenerationCache.from_setting(setting)
     mode = generation_cache_mode() if enabled is True else parse_cache_mode(str(enabled))

@@ -3,7 +3,7 @@
 Two sources feed the prompt:
 
 * **taught examples** — pairs a person saved for *their* database with :meth:`Assistant.teach
-  <jupyter_nl2sql.assistant.Assistant.teach>` (checked and run once before saving).  :class:`TaughtStore` keeps
+  <jupyter_nl2sql.pipeline.assistant.Assistant.teach>` (checked and run once before saving).  :class:`TaughtStore` keeps
   them as JSON in the user cache directory, one file per database, keyed by the schema fingerprint and the URL
   without its password.  They take priority over the pool.
 * **a pool** — a JSON list of ``{"question", "query" | "sql", "db_id"}`` pairs from *other* databases
@@ -327,7 +327,7 @@ class TaughtStore:
 
     def __init__(self, directory: str | os.PathLike | None = None) -> None:
         if directory is None:
-            from .connections import default_cache_dir
+            from ..connections import default_cache_dir
 
             directory = default_cache_dir() / "examples"
         self.directory = Path(directory)

@@ -1,7 +1,7 @@
 """``await``-able pipeline calls for servers and async notebooks: the pipeline runs in a thread pool, so the event
 loop goes on serving other requests while a question is being answered.
 
->>> from jupyter_nl2sql.aio import ask_async
+>>> from jupyter_nl2sql.pipeline.aio import ask_async
 >>> answer = await ask_async(assistant, "How many customers?", "demo")     # doctest: +SKIP
 
 Cancelling the awaiting task (``task.cancel()``, a client that disconnects from an ASGI server, ``asyncio.timeout``)
@@ -73,7 +73,7 @@ def _consume(future: asyncio.Future) -> None:
 
 async def ask_async(assistant: Any, question: str, connection: Any = None, *, cancel: threading.Event | None = None,
                     executor: Executor | None = None, **kwargs: Any) -> Any:
-    """``await`` :meth:`~jupyter_nl2sql.assistant.Assistant.ask` without blocking the event loop.
+    """``await`` :meth:`~jupyter_nl2sql.pipeline.assistant.Assistant.ask` without blocking the event loop.
 
     Same arguments and result as ``assistant.ask``; ``cancel`` (optional) is passed through and also set when the
     awaiting task is cancelled.  ``executor``: run in this pool instead of :func:`executor`.
@@ -83,5 +83,5 @@ async def ask_async(assistant: Any, question: str, connection: Any = None, *, ca
 
 async def run_sql_async(assistant: Any, sql: str, connection: Any = None, *, cancel: threading.Event | None = None,
                         executor: Executor | None = None, **kwargs: Any) -> Any:
-    """``await`` :meth:`~jupyter_nl2sql.assistant.Assistant.run_sql` without blocking the event loop."""
+    """``await`` :meth:`~jupyter_nl2sql.pipeline.assistant.Assistant.run_sql` without blocking the event loop."""
     return await _run(assistant.run_sql, sql, connection, cancel=cancel, pool=executor, **kwargs)

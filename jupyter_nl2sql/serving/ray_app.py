@@ -1,7 +1,7 @@
-"""The Ray Serve deployment of :class:`~jupyter_nl2sql.ray_serve.BatchedModel` (imports Ray and FastAPI).
+"""The Ray Serve deployment of :class:`~jupyter_nl2sql.serving.ray_serve.BatchedModel` (imports Ray and FastAPI).
 
-``serve run jupyter_nl2sql.ray_app:build_app model=qwen2.5-coder-0.5b max_batch_size=16`` or
-``python -m jupyter_nl2sql serve``; see :mod:`jupyter_nl2sql.ray_serve` for what it serves.
+``serve run jupyter_nl2sql.serving.ray_app:build_app model=qwen2.5-coder-0.5b max_batch_size=16`` or
+``python -m jupyter_nl2sql serve``; see :mod:`jupyter_nl2sql.serving.ray_serve` for what it serves.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the route signatures' annotations at runtime.
@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from ray import serve
 
-from .models.base import Generation
+from ..models.base import Generation
 from .ray_serve import BatchedModel, BadRequest, ChatRequest, parse_options
 
 api = FastAPI(title="jupyter-nl2sql model service")
@@ -68,7 +68,7 @@ class ServedModel:
 
 
 def build_app(args: dict | None = None) -> Any:
-    """The Serve application; ``args``: the keys of :func:`~jupyter_nl2sql.ray_serve.parse_options`."""
+    """The Serve application; ``args``: the keys of :func:`~jupyter_nl2sql.serving.ray_serve.parse_options`."""
     opts = parse_options(args)
     max_ongoing = max(4 * opts.max_batch_size, 64)
     return ServedModel.options(max_ongoing_requests=max_ongoing, ray_actor_options={"num_cpus": opts.num_cpus},

@@ -7,7 +7,7 @@ and fixing it costs microseconds where a repair round costs a model generation. 
 a literal the database spells differently (``'QF'`` for ``'qf'``, ``'1-6'`` for ``'1–6'``) in a query that found
 nothing.
 
-:func:`fix_names` is called only for SQL the checker refused (:func:`jupyter_nl2sql.sqlcheck.check_sql`), and it
+:func:`fix_names` is called only for SQL the checker refused (:func:`jupyter_nl2sql.pipeline.sqlcheck.check_sql`), and it
 rewrites a name only when exactly one name of the schema fits; everything else is left to the checker's message and
 the model's repair round.  All SQL handling is sqlglot's: its tokenizer for unquoted multi-word headers, its parser,
 scopes and generator for the rest.
@@ -105,7 +105,7 @@ def _parse(sql: str, dialect: str) -> exp.Expr | None:
 
 Spelling = Callable[[str, str, str], "str | None"]
 """``spelling(table, column, text)`` → the column's own spelling of ``text`` or None
-(:meth:`jupyter_nl2sql.values.ValueIndex.spelling`)."""
+(:meth:`jupyter_nl2sql.pipeline.values.ValueIndex.spelling`)."""
 
 
 def fix_values(sql: str, schema: Schema, spelling: Spelling, dialect: str = "sqlite") -> NameFix:

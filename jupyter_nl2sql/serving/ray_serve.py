@@ -7,7 +7,7 @@ One command starts it (Ray, the Serve HTTP proxy and the model replicas)::
 
 and kernels use it with the model setting it prints, ``openai+http://HOST:8000/v1#<model id>`` (the
 :mod:`~jupyter_nl2sql.models.http_backend`).  The same application starts with Ray's own CLI:
-``serve run jupyter_nl2sql.ray_app:build_app model=qwen2.5-coder-0.5b max_batch_size=16``.
+``serve run jupyter_nl2sql.serving.ray_app:build_app model=qwen2.5-coder-0.5b max_batch_size=16``.
 
 What the deployment does:
 
@@ -21,7 +21,7 @@ What the deployment does:
   batch is done; false: one JSON reply), ``GET /healthz`` and ``GET /stats`` (requests, batches and their sizes per
   replica).  Decoding is greedy whatever ``temperature`` asks: answers are reproducible.
 
-Ray and FastAPI are imported only by :mod:`jupyter_nl2sql.ray_app` (the deployment) and :func:`main`
+Ray and FastAPI are imported only by :mod:`jupyter_nl2sql.serving.ray_app` (the deployment) and :func:`main`
 (``pip install "ray[serve]"``); :class:`BatchedModel`, the part that turns request bodies into replies, works
 without them.
 """
@@ -39,8 +39,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError
-from .models.base import Generation, Message
+from ..errors import ConfigError
+from ..models.base import Generation, Message
 
 DEFAULT_PORT = 8000
 DEFAULT_MAX_BATCH_SIZE = 16
@@ -98,7 +98,7 @@ class BatchedModel:
 
     def __init__(self, model: str | None = None, device: str | None = None, dtype: str | None = None,
                  threads: int | None = None) -> None:
-        from .models import get_backend
+        from ..models import get_backend
 
         self.backend, self.load_seconds = get_backend(model, device, dtype, progress=False, backend="transformers")
         import torch

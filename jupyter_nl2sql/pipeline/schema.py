@@ -20,8 +20,8 @@ from typing import Any, Callable, Iterable, Sequence
 import sqlalchemy as sa
 from sqlglot import exp
 
-from .connections import Connection, _one_line
-from .errors import ConnectionFailed
+from ..connections import Connection, _one_line
+from ..errors import ConnectionFailed
 
 #: Longest value shown in a sample row; longer ones are cut with an ellipsis.
 MAX_SAMPLE_CHARS = 40
@@ -150,7 +150,7 @@ def introspect(connection: Connection, *, sample_rows: int = 3, schema: str | No
 class SchemaCache:
     """One introspected :class:`Schema` per connection, refreshed on demand.
 
-    ``shared``: a second level shared with other processes (:class:`~jupyter_nl2sql.redis_cache.RedisSchemaCache`),
+    ``shared``: a second level shared with other processes (:class:`~jupyter_nl2sql.caches.redis_store.RedisSchemaCache`),
     asked before introspecting and updated after; None: this process only.
     """
 
@@ -200,7 +200,7 @@ def _format_value(value: Any, quote: bool = True) -> str:
 
 
 ValuesFor = Callable[[str, str], Sequence[str]]
-"""``values_for(table, column)`` → a few values of that column (from :class:`jupyter_nl2sql.values.ValueIndex`)."""
+"""``values_for(table, column)`` → a few values of that column (from :class:`jupyter_nl2sql.pipeline.values.ValueIndex`)."""
 
 
 #: How sample rows are shown: ``"sql"`` as ``SELECT * FROM t LIMIT 3;`` and tab-separated rows in a comment (the

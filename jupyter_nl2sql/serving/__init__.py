@@ -1,0 +1,1 @@
+"""Serving a team: the Ray Serve model service and Prometheus metrics."""
