@@ -56,11 +56,25 @@ class Generation:
     logprob: float | None = None
     """The model's score of its reply: the mean log-probability of the generated tokens (the closer to 0, the surer
     the model was); None when the backend cannot tell (an HTTP server, assisted decoding)."""
+    prefill_seconds: float | None = None
+    """Time spent evaluating the prompt tokens that were not reused (None when the backend cannot tell)."""
+    decode_seconds: float | None = None
+    """Time spent generating the reply's tokens (None when the backend cannot tell)."""
+    prefix_source: str | None = None
+    """How the prompt's question-independent head got into the cache: ``"resident"``, ``"restored"`` (from its
+    state file), ``"computed"`` or ``"none"``; None when the backend keeps no prefix states."""
+    prefix_seconds: float = 0.0
+    """Time spent bringing that head in (restoring or evaluating it)."""
 
     @property
     def tokens_per_second(self) -> float | None:
         """Generated tokens per second (None when nothing was generated)."""
         return self.tokens_out / self.seconds if self.tokens_out and self.seconds > 0 else None
+
+    @property
+    def tokens_computed(self) -> int:
+        """Prompt tokens evaluated by this call (not reused from a cache)."""
+        return self.tokens_in - self.tokens_reused
 
 
 @runtime_checkable
@@ -99,10 +113,19 @@ def accepts_cancel(generate: Any) -> bool:
     >>> accepts_cancel(lambda messages, max_new_tokens=256: None)
     False
     """
+    return accepts_keyword(generate, "cancel")
+
+
+def accepts_keyword(function: Any, name: str) -> bool:
+    """Whether ``function`` takes the keyword ``name`` (or any keyword).
+
+    >>> accepts_keyword(lambda messages, prefix=None: None, "prefix"), accepts_keyword(print, "prefix")
+    (True, False)
+    """
     import inspect
 
     try:
-        params = inspect.signature(generate).parameters
+        params = inspect.signature(function).parameters
     except (TypeError, ValueError):
         return False
-    return "cancel" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())

@@ -1,63 +1,75 @@
-"""The llama.cpp backend (``llama-cpp-python``): runs a GGUF file as it is, on the CPU.
+"""The llama.cpp backend: runs a GGUF file as it is, on the CPU, through the prebuilt ``xllamacpp`` wheel.
 
-Why it exists: transformers de-quantises the Q4_K_M GGUF into bfloat16 tensors (3 GB resident, 50 s the first
-time) and decodes at a few tokens per second on a laptop CPU; llama.cpp memory-maps the 1.1 GB file (load ≈ 1 s)
-and runs the 4-bit weights directly, several times faster.
+Why llama.cpp: transformers de-quantises the Q4_K_M GGUF into bfloat16 tensors (gigabytes resident, a minute the
+first time) and decodes a few tokens per second on a laptop CPU; llama.cpp memory-maps the file and runs the 4-bit
+weights directly.  Why ``xllamacpp``: it installs from a wheel (no compiler, no build flags) and wraps llama.cpp's
+own server engine in-process: prompt caching, streamed tokens with log-probabilities, prompt-progress reports and
+per-slot state files.
 
-Prefix reuse: the model's KV cache is kept between calls.  The pipeline's prompt puts the system message and the
-schema first and what depends on the question last (few-shot examples, value hints, the question), so a second
-question on the same database evaluates only the tokens after the longest common prefix, not the schema again; a
-repair round re-uses the whole first exchange.  ``Generation.tokens_reused`` says how many prompt tokens came from
-the cache.
+Prefix states (what makes the cold path fast): the part of the prompt that is the same for every question on a
+database — the system message, the schema and its sample rows — is evaluated once and its KV state written to
+disk (:class:`PrefixStates`, keyed by the model file's sha256, the engine version and the exact prefix text, so
+a changed schema never meets a stale state).  A later question on that database, in this process or a new one,
+restores the state in milliseconds and evaluates only the question's own tokens.  Within a process the server's
+slot keeps the last prompt, so consecutive questions on one database reuse it without touching the disk.
 
-Memory (1.5B Q4_K_M, measured): the GGUF is memory-mapped (~1.1 GB of file-backed pages, shared with the page
-cache and reclaimable); llama.cpp repacks the matrices it can into an interleaved layout for its AVX-512 kernels
-(~600 MB of anonymous memory); the rest of the process — KV cache (~230 MB at the default context), compute
-buffers, Python, SQLAlchemy, pandas — is ~360-440 MB.
+The engine listens on a loopback port for its state-file requests; every request must carry a random key made
+for this process, so other local users cannot drive it.
 
-Cancellation: ``generate(..., cancel=event)`` checks the event between prompt chunks (:data:`PROMPT_CHUNK`
-tokens) and between generated tokens, and raises :class:`~jupyter_nl2sql.errors.Cancelled`.
+Cancellation: ``generate(..., cancel=event)`` and :meth:`LlamaCppBackend.warm` check the event between prompt
+batches (the server reports progress after each) and between generated tokens, and raise
+:class:`~jupyter_nl2sql.errors.Cancelled`.
 
-Settings (environment, read at load): ``NL2SQL_LLAMA_N_CTX`` (context window, default :data:`DEFAULT_N_CTX`,
-capped by the model's own), ``NL2SQL_LLAMA_THREADS`` (default: physical cores this process may use).
+Settings (environment, read at load): ``NL2SQL_LLAMA_N_CTX`` (context window, default :data:`DEFAULT_N_CTX`),
+``NL2SQL_LLAMA_THREADS`` (default: physical cores this process may use), ``NL2SQL_PREFIX_CACHE_MB`` (disk budget
+of the prefix states, default :data:`DEFAULT_PREFIX_CACHE_MB`; 0 turns persistence off).
 
-This module imports ``llama_cpp`` at import time: import it only when a model is being loaded.
+This module imports ``xllamacpp`` at import time: import it only when a model is being loaded.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-import math
 import os
+import secrets
 import threading
 import time
-from typing import Any
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
 
 from ..errors import Cancelled, ConfigError, ModelError
 from .base import Generation, Message, sql_block_end
 from .device import brief_openmp_spin
-from .files import first_line
+from .files import cache_dir, first_line
 from .resolve import ResolvedModel
 
 with brief_openmp_spin():  # see there: keeps decoding fast when other processes compete for the cores
-    import llama_cpp
-import numpy as np  # noqa: E402  (llama_cpp's own dependency)
-from llama_cpp import Llama  # noqa: E402
-from llama_cpp.llama_chat_format import Jinja2ChatFormatter  # noqa: E402
+    import xllamacpp
 
 logger = logging.getLogger("jupyter_nl2sql")
 
 DEFAULT_N_CTX = 8192
-"""Context window (prompt + reply tokens).  The KV cache costs ~28 KB per token for the 1.5B model (230 MB at
-8192); the pipeline's schema cap (``max_schema_chars`` = 12,000) stays well inside it."""
-PROMPT_CHUNK = 512
-"""Prompt tokens evaluated between two checks of the cancel event (= the batch size: smaller chunks cost prompt
-throughput, 15-35 % at 128 on a 2-core machine)."""
-END_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|end_of_text|>", "<|eot_id|>")
-#: ``general.file_type`` of a GGUF (llama.cpp's ``LLAMA_FTYPE_*``) → the dtype name shown in stats/provenance.
-FILE_TYPES = {0: "f32", 1: "f16", 2: "q4_0", 3: "q4_1", 7: "q8_0", 8: "q5_0", 9: "q5_1", 10: "q2_k", 11: "q3_k_s",
-              12: "q3_k_m", 13: "q3_k_l", 14: "q4_k_s", 15: "q4_k_m", 16: "q5_k_s", 17: "q5_k_m", 18: "q6_k",
-              32: "bf16"}
+"""Context window (prompt + reply tokens).  The KV cache costs ~28 KB per token for the 1.5B model; the
+pipeline's schema cap (``max_schema_chars``) stays well inside it."""
+PROMPT_BATCH = 512
+"""Prompt tokens evaluated per step; the cancel event and progress are checked between steps (smaller batches cost
+prompt throughput on a CPU)."""
+DEFAULT_PREFIX_CACHE_MB = 2048
+"""Disk budget of the prefix states (a state of the 1.5B model is ~28 KB per prompt token: ~25 MB for a schema of
+900 tokens); the least recently used are removed past it."""
+RAM_PROMPT_CACHE_MB = 256
+"""Host memory llama.cpp may keep earlier prompts' states in, so switching back to a database asked a moment ago is
+a copy, not a prefill."""
+MIN_PREFIX_CHARS = 200
+"""Shorter prefixes are not worth a state file."""
+
+ProgressFn = Callable[[int, int], None]
+"""``progress(tokens_done, tokens_total)`` while a prompt is evaluated."""
 
 
 def physical_cores() -> int:
@@ -75,68 +87,190 @@ def physical_cores() -> int:
     return max(1, min(allowed, physical))
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_int(name: str, default: int, minimum: int = 1) -> int:
     text = os.environ.get(name, "").strip()
     if not text:
         return default
-    if not text.isdigit() or int(text) < 1:
-        raise ConfigError(f"{name} must be a whole number ≥ 1, not {text!r}")
+    if not text.isdigit() or int(text) < minimum:
+        raise ConfigError(f"{name} must be a whole number ≥ {minimum}, not {text!r}")
     return int(text)
+
+
+def engine_version() -> str:
+    """The xllamacpp version (its llama.cpp build): part of every state file's key."""
+    return str(getattr(xllamacpp, "__version__", None) or _dist_version("xllamacpp"))
+
+
+def _dist_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:  # pragma: no cover - a source checkout of xllamacpp
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class Warm:
+    """How a prompt prefix came to be in the model's cache before a question."""
+
+    source: str
+    """``"resident"`` (already there), ``"restored"`` (read from its state file), ``"computed"`` (evaluated now, and
+    saved when persistence is on) or ``"none"`` (no prefix: too short, or persistence off and not resident)."""
+    tokens: int = 0
+    """Tokens of the prefix (0 when unknown)."""
+    seconds: float = 0.0
+    """Time spent bringing it in."""
+
+
+class PrefixStates:
+    """The prefix-state files of one model and engine build: ``<dir>/<sha256 of the prefix text>.bin``, used least
+    recently first out when they pass ``budget_bytes``."""
+
+    def __init__(self, directory: Path, budget_bytes: int) -> None:
+        self.directory = directory
+        self.budget_bytes = budget_bytes
+
+    @staticmethod
+    def key(prefix: str) -> str:
+        """The file stem for ``prefix`` (the exact text: another schema or sample row is another key)."""
+        return hashlib.sha256(prefix.encode("utf-8")).hexdigest()[:40]
+
+    @property
+    def enabled(self) -> bool:
+        """False when the budget is 0 (persistence off)."""
+        return self.budget_bytes > 0
+
+    def path(self, key: str) -> Path:
+        """Where the state for ``key`` lives."""
+        return self.directory / f"{key}.bin"
+
+    def has(self, key: str) -> bool:
+        """Whether a state file for ``key`` exists."""
+        return self.enabled and self.path(key).is_file()
+
+    def touch(self, key: str) -> None:
+        """Mark ``key`` as just used (the LRU order is the files' modification times)."""
+        try:
+            os.utime(self.path(key))
+        except OSError:
+            pass
+
+    def forget(self, key: str) -> None:
+        """Remove the state for ``key`` (it failed to restore)."""
+        self.path(key).unlink(missing_ok=True)
+
+    def files(self) -> list[Path]:
+        """The state files, least recently used first."""
+        if not self.directory.is_dir():
+            return []
+        found = []
+        for p in self.directory.glob("*.bin"):
+            try:
+                found.append((p.stat().st_mtime, p))
+            except OSError:
+                continue
+        return [p for _, p in sorted(found)]
+
+    def total_bytes(self) -> int:
+        """Bytes the state files take."""
+        return sum(p.stat().st_size for p in self.files() if p.exists())
+
+    def enforce_budget(self, keep: str | None = None) -> list[Path]:
+        """Remove the least recently used files until the rest fit the budget (never ``keep``); the removed."""
+        files = self.files()
+        sizes = {p: p.stat().st_size for p in files if p.exists()}
+        total = sum(sizes.values())
+        removed = []
+        for p in files:
+            if total <= self.budget_bytes:
+                break
+            if keep is not None and p.stem == keep:
+                continue
+            p.unlink(missing_ok=True)
+            total -= sizes.get(p, 0)
+            removed.append(p)
+        return removed
+
+
+def prefix_state_dir(resolved: ResolvedModel) -> Path:
+    """The folder of ``resolved``'s prefix states under the cache root: one per model file and engine build."""
+    ident = resolved.sha256 or hashlib.sha256(f"{resolved.path}:{_file_stamp(resolved.path)}".encode()).hexdigest()
+    return cache_dir() / "prefix-states" / f"{ident[:16]}-xllamacpp-{engine_version()}"
+
+
+def _file_stamp(path: Path) -> str:
+    try:
+        st = path.stat()
+        return f"{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        return "missing"
 
 
 class LlamaCppBackend:
     """A GGUF model run by llama.cpp; see :class:`jupyter_nl2sql.models.Backend`."""
 
-    def __init__(self, llm: Llama, resolved: ResolvedModel, *, n_threads: int, loaded_from: str = "gguf-mmap"
-                 ) -> None:
-        self.llm = llm
+    def __init__(self, server: Any, resolved: ResolvedModel, *, n_ctx: int, n_threads: int, api_key: str,
+                 states: PrefixStates, meta: dict[str, Any]) -> None:
+        self._server = server
+        self._address = server.listening_address.rstrip("/")
+        self._api_key = api_key
         self.model_id = resolved.model_id
         self.device = "cpu"
-        self.n_ctx = llm.n_ctx()
+        self.n_ctx = n_ctx
         self.n_threads = n_threads
-        metadata = llm.metadata or {}
-        try:
-            self.dtype = FILE_TYPES.get(int(metadata.get("general.file_type", -1)), "gguf")
-        except ValueError:
-            self.dtype = "gguf"
-        template = metadata.get("tokenizer.chat_template")
-        self._eos = self._end_tokens()
-        self._formatter = None if not template else Jinja2ChatFormatter(
-            template, eos_token=self._piece(llm.token_eos()), bos_token=self._piece(llm.token_bos()))
+        self.states = states
+        self.dtype = _file_type(resolved.path.name)
         self.provenance: dict[str, Any] = {
             **resolved.provenance(), "dtype": self.dtype, "device": "cpu", "backend": "llama.cpp",
-            "loaded_from": loaded_from, "llama_cpp": llama_cpp.__version__, "n_ctx": self.n_ctx,
-            "n_threads": n_threads,
+            "loaded_from": "gguf-mmap", "engine": f"xllamacpp {engine_version()}", "n_ctx": n_ctx,
+            "n_threads": n_threads, **({"n_ctx_train": meta["n_ctx_train"]} if "n_ctx_train" in meta else {}),
         }
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._resident: str | None = None  # the prefix text the slot's cache starts with, as far as we know
 
     @classmethod
     def load(cls, resolved: ResolvedModel, *, progress: bool = True, n_ctx: int | None = None,
-             n_threads: int | None = None) -> LlamaCppBackend:
-        """Memory-map ``resolved`` (a GGUF file) and create a context of ``n_ctx`` tokens."""
+             n_threads: int | None = None, state_dir: Path | None = None) -> LlamaCppBackend:
+        """Memory-map ``resolved`` (a GGUF file) and start the engine with a context of ``n_ctx`` tokens."""
         if not resolved.is_gguf:
             raise ModelError(f"the llama.cpp backend needs a .gguf file; {resolved.path} is a Hugging Face folder: "
                              f"use backend 'transformers' (or 'auto')")
         t0 = time.perf_counter()
         n_threads = n_threads or _env_int("NL2SQL_LLAMA_THREADS", physical_cores())
-        want_ctx = n_ctx or _env_int("NL2SQL_LLAMA_N_CTX", DEFAULT_N_CTX)
+        n_ctx = n_ctx or _env_int("NL2SQL_LLAMA_N_CTX", DEFAULT_N_CTX)
+        budget = _env_int("NL2SQL_PREFIX_CACHE_MB", DEFAULT_PREFIX_CACHE_MB, minimum=0) * 1024 * 1024
+        states = PrefixStates(state_dir or prefix_state_dir(resolved), budget)
+        if states.enabled:
+            states.directory.mkdir(parents=True, exist_ok=True)
         _report(f"Loading {resolved.model_id} with llama.cpp from {resolved.path.name} ({n_threads} threads)",
                 progress)
+        api_key = secrets.token_urlsafe(24)
+        params = xllamacpp.CommonParams()
+        params.model.path = str(resolved.path)
+        params.n_ctx = n_ctx
+        params.n_parallel = 1
+        params.n_batch = PROMPT_BATCH
+        params.cpuparams.n_threads = n_threads
+        params.cpuparams_batch.n_threads = n_threads
+        params.warmup = False
+        params.verbosity = 0
+        params.cache_ram_mib = RAM_PROMPT_CACHE_MB
+        params.api_keys = [api_key]
+        params.hostnames = ["127.0.0.1"]
+        if states.enabled:
+            params.slot_save_path = str(states.directory) + os.sep
         try:
-            llm = Llama(str(resolved.path), n_ctx=want_ctx, n_batch=512, n_threads=n_threads,
-                        n_threads_batch=n_threads, use_mmap=True, verbose=False)
+            with brief_openmp_spin():
+                server = xllamacpp.Server(params)
         except MemoryError:
             raise ModelError(f"out of memory loading {resolved.model_id}: close other kernels, lower "
                              f"NL2SQL_LLAMA_N_CTX, or use a smaller model (qwen2.5-coder-0.5b)") from None
-        except Exception as exc:  # llama.cpp reports every load failure as ValueError("Failed to load ...")
+        except Exception as exc:  # the engine reports a bad file as RuntimeError/ValueError
             raise ModelError(f"llama.cpp could not load {resolved.path} ({type(exc).__name__}: {first_line(exc)}): "
                              f"check the file, or use backend 'transformers'") from None
-        train_ctx = llm._model.n_ctx_train() if getattr(llm, "_model", None) is not None else want_ctx
-        if train_ctx and want_ctx > train_ctx:  # never run past the model's trained window: reload smaller
-            llm.close()
-            llm = Llama(str(resolved.path), n_ctx=train_ctx, n_batch=512, n_threads=n_threads,
-                        n_threads_batch=n_threads, use_mmap=True, verbose=False)
-        backend = cls(llm, resolved, n_threads=n_threads)
+        backend = cls(server, resolved, n_ctx=n_ctx, n_threads=n_threads, api_key=api_key, states=states,
+                      meta=_model_meta(server, api_key))
         _report(f"Loaded {resolved.model_id} (llama.cpp, {backend.dtype}, context {backend.n_ctx}) in "
                 f"{time.perf_counter() - t0:.1f} s", progress)
         return backend
@@ -144,112 +278,196 @@ class LlamaCppBackend:
     def __repr__(self) -> str:
         return f"<LlamaCppBackend {self.model_id} ({self.dtype}, {self.n_threads} threads)>"
 
-    # -- tokens --------------------------------------------------------------------------------------------
-    def _piece(self, token: int) -> str:
-        if token < 0:
-            return ""
-        return self.llm.detokenize([token], special=True).decode("utf-8", errors="ignore")
+    def close(self) -> None:
+        """Stop the engine (its port and threads); the backend cannot be used afterwards."""
+        server, self._server = self._server, None
+        del server
 
-    def _end_tokens(self) -> frozenset[int]:
-        """Every token that ends a reply: the vocabulary's end-of-generation tokens and the usual chat ends."""
-        ids = {t for t in (self.llm.token_eos(),) if t >= 0}
-        vocab = None
-        model = getattr(self.llm, "_model", None)
-        if model is not None and hasattr(llama_cpp, "llama_vocab_is_eog"):
-            vocab = llama_cpp.llama_model_get_vocab(model.model)
-        for text in END_TOKENS:
-            toks = self.llm.tokenize(text.encode(), add_bos=False, special=True)
-            if len(toks) == 1:
-                ids.add(toks[0])
-        if vocab is not None:
-            ids = {t for t in ids if llama_cpp.llama_vocab_is_eog(vocab, t)} | {self.llm.token_eos()}
-        return frozenset(t for t in ids if t >= 0)
+    # -- the engine's own endpoints (loopback, keyed) ----------------------------------------------------------
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return _post(self._address, self._api_key, path, body)
 
     def render_prompt(self, messages: list[Message]) -> str:
         """The prompt text after the GGUF's chat template, ending where the assistant's reply begins."""
-        if self._formatter is None:
-            raise ModelError(f"model {self.model_id} has no chat template: use an instruct (chat) model")
-        return self._formatter(messages=list(messages)).prompt
+        try:
+            return self._post("/apply-template", {"messages": list(messages)})["prompt"]
+        except (KeyError, ModelError) as exc:
+            raise ModelError(f"model {self.model_id} cannot format a chat ({first_line(exc)}): use an instruct "
+                             f"(chat) model") from None
 
     def tokenize(self, text: str) -> list[int]:
-        """Token ids of ``text`` (special tokens such as ``<|im_start|>`` parsed, no BOS added: the chat template
-        writes whatever the model needs)."""
-        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        """Token ids of ``text`` (special tokens such as ``<|im_start|>`` parsed, no BOS added)."""
+        return list(self._post("/tokenize", {"content": text, "add_special": False, "parse_special": True})["tokens"])
+
+    # -- prefix states -------------------------------------------------------------------------------------------
+    def warm(self, prefix: str, cancel: threading.Event | None = None,
+             progress: ProgressFn | None = None) -> Warm:
+        """Bring ``prefix`` (the question-independent head of a prompt) into the cache: already resident, restored
+        from its state file, or evaluated now and saved for every later process.
+
+        Raises :class:`~jupyter_nl2sql.errors.Cancelled` when ``cancel`` is set during the evaluation.
+        """
+        with self._lock:
+            return self._warm(prefix, cancel, progress)
+
+    def _warm(self, prefix: str, cancel: threading.Event | None, progress: ProgressFn | None) -> Warm:
+        if self._resident is not None and self._resident == prefix:
+            return Warm("resident")
+        if len(prefix) < MIN_PREFIX_CHARS:
+            return Warm("none")
+        t0 = time.perf_counter()
+        key = self.states.key(prefix)
+        if self.states.has(key):
+            try:
+                done = self._post("/slots/0?action=restore", {"filename": f"{key}.bin"})
+            except ModelError as exc:  # a truncated or foreign file: compute it again
+                logger.warning("prefix state %s did not restore (%s); evaluating the prefix again", key, exc)
+                self.states.forget(key)
+            else:
+                self.states.touch(key)
+                self._resident = prefix
+                return Warm("restored", int(done.get("n_restored", 0)), time.perf_counter() - t0)
+        if not self.states.enabled:
+            return Warm("none")
+        timings = self._complete(prefix, 0, cancel, progress)[1]
+        self._resident = prefix
+        self._save(key)
+        return Warm("computed", int(timings.get("prompt_n", 0)) + int(timings.get("cache_n", 0)),
+                    time.perf_counter() - t0)
+
+    def _save(self, key: str) -> None:
+        """Write the slot's state as ``key`` (atomically: a temporary name, then renamed) and keep the budget."""
+        temp = f"{key}.{os.getpid()}.{threading.get_ident()}.tmp"
+        try:
+            self._post("/slots/0?action=save", {"filename": temp})
+            os.replace(self.states.directory / temp, self.states.path(key))
+        except (ModelError, OSError) as exc:  # a full disk must not fail the question
+            logger.warning("could not save the prefix state (%s)", first_line(exc))
+            (self.states.directory / temp).unlink(missing_ok=True)
+            return
+        self.states.enforce_budget(keep=key)
 
     # -- generation ----------------------------------------------------------------------------------------
-    def _prefill(self, tokens: list[int], cancel: Any) -> int:
-        """Bring the KV cache to ``tokens``: keep the longest common prefix with what it holds, evaluate the rest
-        in chunks (checking ``cancel`` between them).  Returns the number of tokens reused."""
-        llm = self.llm
-        cached = llm.input_ids[:llm.n_tokens]
-        keep = 0
-        for a, b in zip(cached, tokens):
-            if a != b:
-                break
-            keep += 1
-        keep = min(keep, len(tokens) - 1)  # the last prompt token is always evaluated: its logits start the reply
-        if keep > 0 and llm._ctx.kv_cache_seq_rm(-1, keep, -1) is False:
-            keep = 0  # a model whose cache cannot be cut (recurrent): start over
-        if keep == 0:
-            llm.reset()
-        llm.n_tokens = keep
-        rest = tokens[keep:]
-        for i in range(0, len(rest), PROMPT_CHUNK):
-            if cancel is not None and cancel.is_set():
-                llm.n_tokens = keep + i  # what has been evaluated stays usable for the next call
-                raise Cancelled("cancelled")
-            llm.eval(rest[i:i + PROMPT_CHUNK])
-        return keep
-
     def generate(self, messages: list[Message], max_new_tokens: int = 256,
-                 cancel: threading.Event | None = None) -> Generation:
+                 cancel: threading.Event | None = None, prefix: str | None = None,
+                 progress: ProgressFn | None = None) -> Generation:
         """Greedy reply to ``messages``; stops at an end token or at the end of a fenced SQL block.
 
+        ``prefix``: the prompt's question-independent head (see :meth:`warm`), brought in first when given.
         Raises :class:`~jupyter_nl2sql.errors.Cancelled` when ``cancel`` is set before the reply is complete.
         """
-        tokens = self.tokenize(self.render_prompt(messages))
-        n_in = len(tokens)
-        if n_in + 1 > self.n_ctx:
-            raise ModelError(f"the prompt has {n_in} tokens, more than the model's context of {self.n_ctx}: "
-                             f"lower max_schema_chars (fewer tables shown) or raise NL2SQL_LLAMA_N_CTX")
-        budget = max(1, min(max_new_tokens, self.n_ctx - n_in))
-        out: list[int] = []
-        logprobs: list[float] = []
-        text = ""
+        prompt = self.render_prompt(messages)
         with self._lock:
-            t0 = time.perf_counter()
             if cancel is not None and cancel.is_set():
                 raise Cancelled("cancelled")
-            reused = self._prefill(tokens, cancel)
-            try:
-                # the prompt is fully evaluated, so generate() samples at once (no re-evaluation)
-                for token in self.llm.generate(tokens, temp=0.0, top_k=1, top_p=1.0, min_p=0.0,
-                                               repeat_penalty=1.0, reset=True):
-                    logprobs.append(self._logprob(token))
-                    if token in self._eos:
-                        break
-                    out.append(token)
-                    text = self.llm.detokenize(out).decode("utf-8", errors="ignore")
-                    if sql_block_end(text) is not None or len(out) >= budget:
-                        break
-                    if cancel is not None and cancel.is_set():
-                        raise Cancelled("cancelled")
-            except Cancelled:
-                raise
-            except Exception as exc:  # llama_decode failures (out of KV space...) as one line
-                self.llm.reset()
-                raise ModelError(f"llama.cpp generation failed ({type(exc).__name__}: {first_line(exc)})") from None
+            t0 = time.perf_counter()
+            warm = self._warm(prefix, cancel, progress) if prefix and prompt.startswith(prefix) else Warm("none")
+            done, timings, logprobs = self._complete(prompt, max_new_tokens, cancel, progress)
+            if self._resident is not None and not prompt.startswith(self._resident):
+                self._resident = None
             seconds = time.perf_counter() - t0
-        end = sql_block_end(text)
-        return Generation(text[:end] if end is not None else text, n_in, len(out), seconds, tokens_reused=reused,
-                          logprob=sum(logprobs) / len(logprobs) if logprobs else None)
+        end = sql_block_end(done)
+        computed, reused = int(timings.get("prompt_n", 0)), int(timings.get("cache_n", 0))
+        return Generation(done[:end] if end is not None else done, computed + reused,
+                          int(timings.get("predicted_n", 0)), seconds, tokens_reused=reused,
+                          logprob=sum(logprobs) / len(logprobs) if logprobs else None,
+                          prefill_seconds=float(timings.get("prompt_ms", 0.0)) / 1000,
+                          decode_seconds=float(timings.get("predicted_ms", 0.0)) / 1000,
+                          prefix_source=warm.source, prefix_seconds=warm.seconds)
 
-    def _logprob(self, token: int) -> float:
-        """Log-probability of ``token`` under the logits it was just sampled from (the context's last output row:
-        llama.cpp keeps it until the next evaluation, so no ``logits_all`` is needed)."""
-        logits = np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(self.llm.n_vocab(),))
-        top = float(logits.max())
-        return float(logits[token]) - top - math.log(float(np.exp(logits - top).sum()))
+    def _complete(self, prompt: str, max_new_tokens: int, cancel: threading.Event | None,
+                  progress: ProgressFn | None) -> tuple[str, dict[str, Any], list[float]]:
+        """Run one completion of ``prompt`` (``max_new_tokens`` = 0: only evaluate it); the text, the engine's
+        timings and the generated tokens' log-probabilities."""
+        parts: list[str] = []
+        logprobs: list[float] = []
+        timings: dict[str, Any] = {}
+        state = {"cancelled": False, "error": None}
+
+        def on_chunk(chunk: Any) -> bool:
+            if isinstance(chunk, (str, bytes)):
+                chunk = json.loads(chunk)
+            if "error" in chunk:
+                state["error"] = chunk["error"]
+                return True
+            timings.update(chunk.get("timings") or {})
+            step = chunk.get("prompt_progress")
+            if step and progress is not None:
+                progress(int(step.get("cache", 0)) + int(step.get("processed", 0)), int(step.get("total", 0)))
+            for choice in chunk.get("choices") or ():
+                if choice.get("text"):
+                    parts.append(choice["text"])
+                for tok in (choice.get("logprobs") or {}).get("content") or ():
+                    logprobs.append(float(tok["logprob"]))
+            if cancel is not None and cancel.is_set():
+                state["cancelled"] = True
+                return True
+            return bool(parts) and sql_block_end("".join(parts)) is not None
+
+        request = {"prompt": prompt, "n_predict": max_new_tokens, "temperature": 0.0, "top_k": 1,
+                   "cache_prompt": True, "id_slot": 0, "stream": True, "timings_per_token": True,
+                   "return_progress": True, "n_probs": 1 if max_new_tokens else 0}
+        try:
+            result = self._server.handle_completions(request, on_chunk)
+        except Exception as exc:  # the engine reports bad requests (context overflow...) as exceptions
+            raise _generation_error(exc, self.n_ctx) from None
+        if isinstance(result, dict) and "error" in result:
+            state["error"] = result["error"]
+        if state["error"] is not None:
+            raise _generation_error(state["error"], self.n_ctx)
+        if state["cancelled"]:
+            raise Cancelled("cancelled")
+        return "".join(parts), timings, logprobs
+
+
+def _post(address: str, api_key: str, path: str, body: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
+    """POST ``body`` to the engine's loopback endpoint ``path``; its JSON answer, or a one-line ModelError."""
+    request = urllib.request.Request(address + path, data=json.dumps(body).encode("utf-8"), method="POST",
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": f"Bearer {api_key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
+            return json.loads(reply.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", errors="replace")
+        try:
+            detail = json.loads(detail)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            pass
+        raise ModelError(f"llama.cpp {path.split('?')[0]} failed: {first_line(detail)}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise ModelError(f"llama.cpp engine did not answer on {path.split('?')[0]}: {first_line(exc)}") from None
+
+
+def _model_meta(server: Any, api_key: str) -> dict[str, Any]:
+    """The model's own facts from the engine (``n_ctx_train``...), or {}."""
+    request = urllib.request.Request(server.listening_address.rstrip("/") + "/v1/models",
+                                     headers={"Authorization": f"Bearer {api_key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            data = json.loads(reply.read())
+        return dict(data["data"][0].get("meta") or {})
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return {}
+
+
+def _generation_error(error: Any, n_ctx: int) -> ModelError:
+    text = error.get("message", str(error)) if isinstance(error, dict) else str(error)
+    if "context" in text.lower() and ("exceed" in text.lower() or "size" in text.lower()):
+        return ModelError(f"the prompt is longer than the model's context of {n_ctx} tokens: lower "
+                          f"max_schema_chars (fewer tables shown) or raise NL2SQL_LLAMA_N_CTX")
+    return ModelError(f"llama.cpp generation failed: {first_line(text)}")
+
+
+#: Quantisation names as they appear in GGUF file names → the dtype shown in stats/provenance.
+_QUANTS = ("q4_k_m", "q4_k_s", "q5_k_m", "q5_k_s", "q6_k", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k",
+           "q3_k_m", "q3_k_s", "q3_k_l", "iq4_xs", "iq4_nl", "bf16", "f16", "f32")
+
+
+def _file_type(name: str) -> str:
+    """The quantisation a GGUF file name states (``...-q4_k_m.gguf`` → ``q4_k_m``), else ``gguf``."""
+    lower = name.lower().replace("-", "_").replace(".", "_")
+    return next((q for q in _QUANTS if f"_{q}_" in lower or lower.endswith(f"_{q}_gguf")), "gguf")
 
 
 def _report(message: str, progress: bool) -> None:
