@@ -14,7 +14,6 @@ Read-only is enforced by the database session as a second layer behind the SQL p
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from sqlalchemy.engine import Engine, URL
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from .errors import ConnectionFailed
+from .paths import cache_root
 
 #: Seconds a connection attempt may take before it fails with a clear message.
 CONNECT_TIMEOUT_S = 5
@@ -391,5 +391,5 @@ manager = ConnectionManager()
 
 
 def default_cache_dir() -> Path:
-    """Per-user cache directory (``$NL2SQL_CACHE_DIR`` or ``~/.cache/jupyter_nl2sql``)."""
-    return Path(os.environ.get("NL2SQL_CACHE_DIR") or Path.home() / ".cache" / "jupyter_nl2sql")
+    """Per-user cache directory: the one cache root (:func:`jupyter_nl2sql.paths.cache_root`)."""
+    return cache_root()

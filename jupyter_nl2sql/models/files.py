@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import ModelError
+from ..paths import cache_root
 
 logger = logging.getLogger("jupyter_nl2sql")
 
@@ -32,13 +33,8 @@ GGUF_MAGIC = b"GGUF"
 
 # -- where things live ---------------------------------------------------------------------------------------------
 def cache_dir() -> Path:
-    """The per-user model cache: ``$NL2SQL_CACHE_DIR``, else ``$XDG_CACHE_HOME/jupyter_nl2sql/models``, else
-    ``~/.cache/jupyter_nl2sql/models``.  Not created here."""
-    env = os.environ.get("NL2SQL_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "jupyter_nl2sql" / "models"
+    """The per-user model cache: the one cache root (:func:`jupyter_nl2sql.paths.cache_root`).  Not created here."""
+    return cache_root()
 
 
 def stamp_path(path: Path) -> Path:
