@@ -58,6 +58,24 @@ class Option:
     flags: tuple[str, ...] = ()
     """Extra command-line spellings (``-l``, ``--limit``), besides ``--name-with-dashes``."""
 
+    def from_text(self, text: str) -> Any:
+        """The value of a setting written as text (a command-line flag): converted to :attr:`type`, then checked.
+
+        >>> OPTIONS["row_cap"].from_text("50"), OPTIONS["fix_names"].from_text("no")
+        (50, False)
+        """
+        value: Any = text
+        try:
+            if self.type is bool:
+                value = {**dict.fromkeys(_TRUE, True), **dict.fromkeys(_FALSE, False)}[text.strip().lower()]
+            elif self.type is int:
+                value = int(text)
+            elif self.type is float:
+                value = float(text)
+        except (KeyError, ValueError):
+            pass  # the check says what is expected
+        return self.check(self.name, value)
+
     @property
     def flag(self) -> str:
         """The command-line flag: ``--row-cap`` for ``row_cap``."""
@@ -67,25 +85,17 @@ class Option:
 # -- checks ------------------------------------------------------------------------------------------------------
 def _int(minimum: int) -> Callable[[str, Any], int]:
     def check(name: str, value: Any) -> int:
-        number = value
-        if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
-            number = int(value)
-        if isinstance(number, bool) or not isinstance(number, int) or number < minimum:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ConfigError(f"{name} must be a whole number ≥ {minimum}, not {value!r}")
-        return number
+        return value
 
     return check
 
 
 def _bool(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ConfigError(f"{name} must be true or false, not {value!r}")
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be True or False, not {value!r}")
+    return value
 
 
 def _text(name: str, value: Any) -> str | None:
@@ -101,10 +111,7 @@ def _text(name: str, value: Any) -> str | None:
 def _timeout(name: str, value: Any) -> float | None:
     if value is None:
         return None
-    try:
-        seconds = float(value) if not isinstance(value, bool) else float("nan")
-    except (TypeError, ValueError):
-        seconds = float("nan")
+    seconds = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
     if not seconds >= 0:  # also NaN
         raise ConfigError(f"{name} must be a number of seconds ≥ 0 (0: none), not {value!r}")
     return seconds or None
