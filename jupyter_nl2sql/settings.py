@@ -282,3 +282,10 @@ OPTIONS: dict[str, Option] = {f.name: Option(name=f.name, **f.metadata["option"]
 
 #: The options the pipeline uses (not the magic's display options).
 PIPELINE_OPTIONS: tuple[str, ...] = tuple(name for name, spec in OPTIONS.items() if spec.group != "display")
+
+
+def options_table() -> str:
+    """The options as the Markdown table of the README's Configuration section (a test keeps them equal)."""
+    rows = ["| option | default | what it does |", "| --- | --- | --- |"]
+    rows += [f"| `{name}` | `{spec.default!r}` | {spec.help} |" for name, spec in OPTIONS.items()]
+    return "\n".join(rows)

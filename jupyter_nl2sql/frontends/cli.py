@@ -64,8 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..errors import Nl2SqlError
 
     try:
-        if argv[:1] == ["serve"]:  # its own options: jupyter_nl2sql.serving.ray_serve
-            from ..serving.ray_serve import main as serve_main
+        if argv[:1] == ["serve"]:  # its own options: jupyter_nl2sql.serving.serve_cli
+            from ..serving.serve_cli import main as serve_main
 
             return serve_main(argv[1:])
         args = _parser().parse_args(argv)

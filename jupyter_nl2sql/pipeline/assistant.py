@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping
 
 import pandas as pd
 
-from .. import __version__
+from ..version import __version__
 from ..caches import CacheSet
 from ..caches.generation import InFlight, cache_key, model_identity, persistent_identity
 from ..connections import Connection, ConnectionManager, manager as default_manager

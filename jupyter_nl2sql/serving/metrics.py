@@ -54,7 +54,7 @@ except ImportError as _exc:  # pragma: no cover - exercised only without the ext
     raise ImportError("jupyter_nl2sql.serving.metrics needs prometheus_client: pip install 'jupyter-nl2sql[serve]'"
                       ) from _exc
 
-from .. import __version__
+from ..version import __version__
 from ..errors import Nl2SqlError
 
 logger = logging.getLogger("jupyter_nl2sql")
