@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, URL
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from .errors import ConnectionFailed
+from .errors import ConnectionFailed, first_line as _one_line
 from .paths import cache_root
 
 #: Seconds a connection attempt may take before it fails with a clear message.
@@ -47,13 +47,6 @@ def redact(url: str | URL) -> str:
             user = creds.split(":", 1)[0]
             return f"{scheme}://{user}:***@{host}"
         return text
-
-
-def _one_line(exc: BaseException) -> str:
-    """The first meaningful line of a driver error."""
-    orig = getattr(exc, "orig", None) or exc
-    lines = [ln.strip() for ln in str(orig).splitlines() if ln.strip()]
-    return lines[0] if lines else type(orig).__name__
 
 
 @dataclass

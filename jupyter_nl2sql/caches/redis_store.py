@@ -27,7 +27,7 @@ import threading
 import time
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, first_line
 from .base import Counted, cache_key, parse_setting, seconds
 from .generation import GenerationCache
 
@@ -100,7 +100,7 @@ class _Guard:
                 self._warned = True
             if warn:
                 logger.warning("%s: Redis unavailable (%s); going on without it, trying again every %g s",
-                               self.what, str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                               self.what, first_line(exc),
                                self.retry_after)
             return default
         if self._warned:

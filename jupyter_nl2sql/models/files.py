@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import ModelError
+from ..errors import ModelError, first_line  # noqa: F401  (first_line: used by the other models modules)
 from ..paths import cache_root
 
 logger = logging.getLogger("jupyter_nl2sql")
@@ -285,9 +285,3 @@ def check_gguf(path: Path) -> None:
     if n_tensors == 0 or end > size:
         raise ModelError(f"not a valid GGUF file: {path} (truncated or empty: its tensors need {end} bytes, the "
                          f"file has {size}); download it again")
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message, shortened (for one-line error messages)."""
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else "")[:200]
