@@ -180,7 +180,7 @@ class Assistant:
         raise AttributeError(f"{type(self).__name__!s} object has no attribute {name!r}")
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in OPTIONS or name == "settings":
+        if (name in OPTIONS and not hasattr(type(self), name)) or name == "settings":  # backend(): a method
             raise AttributeError(f"the settings of an Assistant do not change (another thread may be using them): "
                                  f"pass {name}=... to ask(), or make an Assistant with it")
         object.__setattr__(self, name, value)
