@@ -38,7 +38,7 @@ def warning_text(warning: str) -> str:
 
 def warning_html(warning: str) -> str:
     """One warning as an HTML line."""
-    return f"<div class='nl2sql-warning' style='color:#a15c00'>{WARNING_MARK} {escape(warning)}</div>"
+    return f"<div class='nl2sql-warning' style='color:#a60'>{WARNING_MARK} {escape(warning)}</div>"
 
 
 def warnings_html(warnings: Iterable[str]) -> str:
