@@ -113,7 +113,7 @@ def _timeout(name: str, value: Any) -> float | None:
         return None
     seconds = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
     if not seconds >= 0:  # also NaN
-        raise ConfigError(f"{name} must be a number of seconds ≥ 0 (0: none), not {value!r}")
+        raise ConfigError(f"{name} must be ≥ 0 seconds, not {value!r} (0: no limit)")
     return seconds or None
 
 
