@@ -256,7 +256,8 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
         from ..pipeline.assistant import get_assistant
 
         token, question, sql = parse_teach(rest, cell)
-        ex = get_assistant().teach(question, sql, self._connection_token(token), namespace=namespace)
+        ex = get_assistant().teach(question, sql, self._connection_token(token), namespace=namespace,
+                                  settings=self.settings())
         print(f"Saved example {ex.id}: {ex.question!r} (remove it with %nl2sql forget {ex.id})")
 
     def _cmd_examples(self, rest: str, namespace: dict, cell: str | None) -> Any:
@@ -268,7 +269,8 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
         if rest:
             raise UsageError("usage: %nl2sql examples [-c CONNECTION]")
         rows = [{"id": e.id, "question": e.question, "sql": e.sql, "created": e.created}
-                for e in get_assistant().examples(self._connection_token(token), namespace=namespace)]
+                for e in get_assistant().examples(self._connection_token(token), namespace=namespace,
+                                                  settings=self.settings())]
         return pd.DataFrame(rows, columns=["id", "question", "sql", "created"])
 
     def _cmd_forget(self, rest: str, namespace: dict, cell: str | None) -> None:
@@ -276,7 +278,8 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
         from ..pipeline.assistant import get_assistant
 
         example_id, token = parse_forget(rest)
-        if not get_assistant().forget(example_id, self._connection_token(token), namespace=namespace):
+        if not get_assistant().forget(example_id, self._connection_token(token), namespace=namespace,
+                                      settings=self.settings()):
             raise UsageError(f"no taught example {example_id!r} for this database (list them with %nl2sql examples)")
         print(f"Removed example {example_id}")
 

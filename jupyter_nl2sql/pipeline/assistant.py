@@ -29,7 +29,7 @@ from ..connections import Connection, ConnectionManager, manager as default_mana
 from ..errors import ExecutionError, QuestionError, SQLCheckError, WriteRefused
 from ..frontends import render
 from ..settings import OPTIONS, Settings
-from .examples import (ExampleStore, StoredExample, mask_question, schema_vocabulary, select_examples, sql_literals)
+from .examples import (ExampleStore, StoredExample, TaughtStore, mask_question, schema_vocabulary, select_examples, sql_literals)
 from .execution import ExecutionResult, execute
 from .prompting import LAYOUTS, Example, build_messages, empty_result_messages, extract_sql, repair_messages
 from .schema import Schema, SchemaCache, fit_schema
@@ -314,36 +314,41 @@ class Assistant:
         return self._finish(answer)
 
     def teach(self, question: str, sql: str, connection: Any = None, *,
-              namespace: Mapping[str, Any] | None = None) -> StoredExample:
+              namespace: Mapping[str, Any] | None = None, settings: Settings | None = None) -> StoredExample:
         """Save a worked example for ``connection``'s database: later questions like ``question`` are shown it.
 
         The SQL is checked (read-only policy; tables and columns exist) and run once, read-only, before it is
         saved; a problem raises :class:`~jupyter_nl2sql.errors.Nl2SqlError` with a one-line message.  Examples are
-        kept per database (schema fingerprint and password-free URL) in ``examples_dir``; teaching the same
-        question again replaces its SQL.
+        kept per database (schema fingerprint and password-free URL) in the settings' ``examples_dir``; teaching
+        the same question again replaces its SQL.
         """
         question = _clean_question(question)
         if not isinstance(sql, str) or not sql.strip():
             raise QuestionError("the example's SQL is empty: give the query that answers the question")
-        run = self._start(self.settings, connection, namespace, Stats())
+        run, store = self._taught(connection, namespace, settings)
         checked = check_sql(sql, dialect=run.conn.sqlglot_dialect, schema=run.schema.mapping(), allow_writes=False)
         if checked.kind == "explain":
             raise QuestionError("teach a query, not an EXPLAIN")
-        execute(run.conn, checked.sql, row_cap=1, timeout=self.settings.timeout, allow_writes=False)
-        return self.examples_store.taught.add(run.schema.fingerprint, run.conn.display_url, question, checked.sql)
+        execute(run.conn, checked.sql, row_cap=1, timeout=run.settings.timeout, allow_writes=False)
+        return store.add(run.schema.fingerprint, run.conn.display_url, question, checked.sql)
 
-    def examples(self, connection: Any = None, *, namespace: Mapping[str, Any] | None = None
-                 ) -> list[StoredExample]:
+    def examples(self, connection: Any = None, *, namespace: Mapping[str, Any] | None = None,
+                 settings: Settings | None = None) -> list[StoredExample]:
         """The examples taught for ``connection``'s database, oldest first."""
-        run = self._start(self.settings, connection, namespace, Stats())
-        return self.examples_store.taught.list(run.schema.fingerprint, run.conn.display_url)
+        run, store = self._taught(connection, namespace, settings)
+        return store.list(run.schema.fingerprint, run.conn.display_url)
 
     def forget(self, example_id: str, connection: Any = None, *,
-               namespace: Mapping[str, Any] | None = None) -> bool:
+               namespace: Mapping[str, Any] | None = None, settings: Settings | None = None) -> bool:
         """Remove a taught example by its id (or a prefix of it); True when one was removed."""
-        run = self._start(self.settings, connection, namespace, Stats())
-        return self.examples_store.taught.remove(run.schema.fingerprint, run.conn.display_url,
-                                                 str(example_id).strip())
+        run, store = self._taught(connection, namespace, settings)
+        return store.remove(run.schema.fingerprint, run.conn.display_url, str(example_id).strip())
+
+    def _taught(self, connection: Any, namespace: Mapping[str, Any] | None, settings: Settings | None
+                ) -> tuple[Run, TaughtStore]:
+        """The database (its :class:`Run`) and the store of its taught examples, for these settings."""
+        s = self.settings_for(settings)
+        return self._start(s, connection, namespace, Stats()), self._examples(s).taught
 
     def on_answer(self, callback: Callable[[Answer], None]) -> Callable[[], None]:
         """Call ``callback(answer)`` after every answer (the panel uses it to share the history).

@@ -232,11 +232,12 @@ def test_load_keeps_the_model_for_the_next_questions(ip, cell, demo_sqlite_url, 
 
 def test_teach_examples_forget_subcommands(ip, cell, scripted, demo_sqlite_url, tmp_path, monkeypatch,
                                            capsys) -> None:
-    """``%nl2sql teach`` saves a checked example, ``examples`` lists it, ``forget`` removes it (one-line errors)."""
-    from jupyter_nl2sql.pipeline import assistant as module
+    """``%nl2sql teach`` saves a checked example (in the configured examples_dir), ``examples`` lists it, ``forget``
+    removes it; mistakes are one-line UsageErrors."""
+    from jupyter_nl2sql.frontends.magics import Nl2SqlMagics
 
-    monkeypatch.setenv("NL2SQL_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(module, "_default", None)  # a fresh shared assistant, its examples under tmp_path
+    magics = next(c for c in ip.configurables if isinstance(c, Nl2SqlMagics))
+    monkeypatch.setattr(magics, "examples_dir", str(tmp_path / "examples"))  # %config, set back after the test
     cell(f"%nl2sql teach -c {demo_sqlite_url} Orders per status? => SELECT status, count(*) FROM orders "
          "GROUP BY status")
     saved = capsys.readouterr().out
