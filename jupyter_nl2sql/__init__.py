@@ -12,11 +12,10 @@ loaded on the first question.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from typing import Any
 
-from .errors import Nl2SqlError  # noqa: E402
+from .errors import Nl2SqlError
+from .version import __version__
 
 
 def __getattr__(name: str) -> Any:

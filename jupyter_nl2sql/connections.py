@@ -14,7 +14,6 @@ Read-only is enforced by the database session as a second layer behind the SQL p
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,7 +25,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, URL
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from .errors import ConnectionFailed
+from .errors import ConnectionFailed, first_line as _one_line
+from .paths import cache_root
 
 #: Seconds a connection attempt may take before it fails with a clear message.
 CONNECT_TIMEOUT_S = 5
@@ -47,13 +47,6 @@ def redact(url: str | URL) -> str:
             user = creds.split(":", 1)[0]
             return f"{scheme}://{user}:***@{host}"
         return text
-
-
-def _one_line(exc: BaseException) -> str:
-    """The first meaningful line of a driver error."""
-    orig = getattr(exc, "orig", None) or exc
-    lines = [ln.strip() for ln in str(orig).splitlines() if ln.strip()]
-    return lines[0] if lines else type(orig).__name__
 
 
 @dataclass
@@ -391,5 +384,5 @@ manager = ConnectionManager()
 
 
 def default_cache_dir() -> Path:
-    """Per-user cache directory (``$NL2SQL_CACHE_DIR`` or ``~/.cache/jupyter_nl2sql``)."""
-    return Path(os.environ.get("NL2SQL_CACHE_DIR") or Path.home() / ".cache" / "jupyter_nl2sql")
+    """Per-user cache directory: the one cache root (:func:`jupyter_nl2sql.paths.cache_root`)."""
+    return cache_root()

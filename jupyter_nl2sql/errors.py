@@ -43,3 +43,19 @@ class ConfigError(Nl2SqlError, ValueError):
 
 class Cancelled(Nl2SqlError):
     """The user stopped the call (Stop button, ``cancel`` event) before it finished."""
+
+
+def first_line(error: BaseException | str, limit: int = 200) -> str:
+    """The first line of an error message, for one-line messages: the driver's own error of a SQLAlchemy error
+    (``.orig``), blank lines and terminal colour codes skipped, spaces collapsed, at most ``limit`` characters; the
+    exception's class name when its message is empty.
+
+    >>> first_line(ValueError("\\n  bad   value\\nmore detail")), first_line(KeyError()), first_line("x" * 300, 5)
+    ('bad value', 'KeyError', 'xxxx…')
+    """
+    source = getattr(error, "orig", None) or error
+    text = str(source).replace("\x1b[4m", "").replace("\x1b[0m", "")
+    line = next((" ".join(ln.split()) for ln in text.splitlines() if ln.strip()), "")
+    if not line and isinstance(source, BaseException):
+        line = type(source).__name__
+    return line if len(line) <= limit else line[:limit - 1] + "…"

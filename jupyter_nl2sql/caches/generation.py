@@ -4,15 +4,16 @@
 memory (LRU) and on disk (one JSON file per key), so a repeated question costs no model time, also after a kernel
 restart.
 
-Where replies are kept (:func:`make_generation_cache`): ``NL2SQL_GENERATION_CACHE`` = ``disk`` (the default:
-memory plus ``default_cache_dir()/generations``), ``memory`` (this process only) or ``off``.  Only models with a
+Where replies are kept (the ``generation_cache`` setting, :func:`jupyter_nl2sql.caches.open_cache`):
+``NL2SQL_GENERATION_CACHE`` = ``disk`` (the default: memory plus ``generations/`` under the cache root,
+:func:`jupyter_nl2sql.paths.generations_dir`), ``memory`` (this process only), ``off``, or a Redis URL
+(:mod:`jupyter_nl2sql.caches.redis_store`).  Only models with a
 content identity (a GGUF's sha256 or a Hub revision: :func:`model_identity`) are written to disk, so a model
 folder edited in place, or a test double, never gets a stale reply from an earlier process.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -22,19 +23,15 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import Cancelled, ConfigError
+from ..paths import generations_dir
+from .base import Counted, cache_key  # noqa: F401  (cache_key: re-exported)
 
 logger = logging.getLogger("jupyter_nl2sql")
 
 GENERATION_CACHE_ENV = "NL2SQL_GENERATION_CACHE"
 CACHE_MODES = ("off", "memory", "disk")
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 #: the model-provenance fields that decide what a model writes for a prompt under greedy decoding
 IDENTITY_FIELDS = ("model_id", "sha256", "revision", "backend", "dtype", "device")
-
-
-def cache_key(*parts: Any) -> str:
-    """sha256 over the JSON of ``parts``."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def model_identity(provenance: Mapping[str, Any]) -> dict[str, Any]:
@@ -77,36 +74,8 @@ def generation_cache_mode(default: str = "disk") -> str:
     return parse_cache_mode(os.environ.get(GENERATION_CACHE_ENV, "").strip() or default)
 
 
-def default_generation_dir() -> Path:
-    """``default_cache_dir()/generations`` (see :func:`jupyter_nl2sql.connections.default_cache_dir`)."""
-    from ..connections import default_cache_dir
-
-    return default_cache_dir() / "generations"
-
-
-def make_generation_cache(enabled: bool | str | None = True, directory: str | os.PathLike | None = None
-                          ) -> GenerationCache | None:
-    """The generation cache an :class:`~jupyter_nl2sql.pipeline.assistant.Assistant` uses.
-
-    ``enabled``: True → ``$NL2SQL_GENERATION_CACHE`` (default ``disk``); False/None → no cache; ``"off"``,
-    ``"memory"`` or ``"disk"`` → that, whatever the environment says; a Redis URL (``redis://host:6379/0#ttl=86400``)
-    → a :class:`~jupyter_nl2sql.caches.redis_store.RedisGenerationCache` shared by everyone using that Redis.
-    ``directory``: where the disk store lives (default :func:`default_generation_dir`); an explicit directory is used
-    unless the mode is off.
-    """
-    if enabled is False or enabled is None:
-        return None
-    setting = os.environ.get(GENERATION_CACHE_ENV, "").strip() if enabled is True else str(enabled).strip()
-    if setting.lower().startswith(REDIS_SCHEMES):  # shared by a team: jupyter_nl2sql.caches.redis_store
-        from .redis_store import RedisGenerationCache
-
-        return RedisGenerationCache.from_setting(setting)
-    mode = generation_cache_mode() if enabled is True else parse_cache_mode(str(enabled))
-    if mode == "off":
-        return None
-    if directory is not None:
-        return GenerationCache(directory=directory)
-    return GenerationCache(directory=default_generation_dir() if mode == "disk" else None)
+#: Where the disk store lives by default.
+default_generation_dir = generations_dir
 
 
 class InFlight:
@@ -151,7 +120,7 @@ class InFlight:
             return len(self._keys)
 
 
-class GenerationCache:
+class GenerationCache(Counted):
     """LRU memory cache with an optional on-disk store; thread-safe; counts hits and misses.
 
     The disk store holds at most ``max_disk_items`` files (the least recently written go first).  A disk that
@@ -166,14 +135,17 @@ class GenerationCache:
         self._items: OrderedDict[str, dict] = OrderedDict()
         self._lock = threading.Lock()
         self._puts = 0
-        self.hits = 0
-        self.misses = 0
+        self._init_counts()
 
     def _path(self, key: str) -> Path | None:
         return self.directory / key[:2] / f"{key}.json" if self.directory else None
 
     def get(self, key: str, *, persist: bool = True) -> dict | None:
-        """The stored value for ``key``, or None (``persist=False``: memory only)."""
+        """The stored value for ``key``, or None (``persist=False``: memory only); the lookup is counted."""
+        return self._counted(self.lookup(key, persist=persist))
+
+    def lookup(self, key: str, *, persist: bool = True) -> dict | None:
+        """:meth:`get` without counting (for a cache that keeps its own count in front of this one)."""
         with self._lock:
             value = self._items.get(key)
             if value is not None:
@@ -186,11 +158,6 @@ class GenerationCache:
                 value = None
             if value is not None:
                 self._remember(key, value)
-        with self._lock:
-            if value is None:
-                self.misses += 1
-            else:
-                self.hits += 1
         return value
 
     def put(self, key: str, value: dict, *, persist: bool = True) -> None:
@@ -242,10 +209,4 @@ class GenerationCache:
         """Forget everything in memory (the disk store stays)."""
         with self._lock:
             self._items.clear()
-            self.hits = self.misses = 0
-
-    @property
-    def hit_rate(self) -> float | None:
-        """Hits over lookups, None before the first lookup."""
-        total = self.hits + self.misses
-        return self.hits / total if total else None
+        self._reset_counts()

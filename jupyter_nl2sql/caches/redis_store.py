@@ -27,8 +27,9 @@ import threading
 import time
 from typing import Any
 
-from .generation import GenerationCache, cache_key
-from ..errors import ConfigError
+from ..errors import ConfigError, first_line
+from .base import Counted, cache_key, parse_setting, seconds
+from .generation import GenerationCache
 
 logger = logging.getLogger("jupyter_nl2sql")
 
@@ -99,7 +100,7 @@ class _Guard:
                 self._warned = True
             if warn:
                 logger.warning("%s: Redis unavailable (%s); going on without it, trying again every %g s",
-                               self.what, str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                               self.what, first_line(exc),
                                self.retry_after)
             return default
         if self._warned:
@@ -109,26 +110,41 @@ class _Guard:
         return result
 
 
-class _Counted:
-    """Hit and miss counters of a cache (thread-safe)."""
+class _RedisCache(Counted):
+    """What the Redis caches share: one way to be built from a setting (:meth:`from_setting`)."""
 
-    def _init_counts(self) -> None:
-        self._count_lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
+    WHAT = "Redis cache"
+    OPTIONS: tuple[str, ...] = ("ttl", "namespace", "timeout")
+    DEFAULT_TTL: float | None = None
+    DEFAULT_NAMESPACE = DEFAULT_NAMESPACE
+    client: Any
+    _guard: _Guard
+    setting: str | None = None
+    """The setting this cache was built from (:meth:`from_setting`), if any."""
 
-    def _counted(self, value: Any) -> Any:
-        """Count a lookup that found ``value`` (None: a miss) and return it."""
-        with self._count_lock:
-            if value is None:
-                self.misses += 1
-            else:
-                self.hits += 1
-        return value
+    @classmethod
+    def from_setting(cls, setting: str) -> Any:
+        """The cache a setting names: a Redis URL with options after ``#``, e.g.
+        ``redis://127.0.0.1:6379/0#ttl=60&namespace=team-a`` (``ttl`` and ``timeout`` in seconds).
+
+        This is what the ``generation_cache``, ``result_cache`` and ``schema_cache`` settings build.
+        """
+        url, options = parse_setting(setting, cls.WHAT, cls.OPTIONS)
+        ttl, timeout = seconds(options, cls.WHAT, ttl=cls.DEFAULT_TTL, timeout=0.5)
+        extra = cls._options(options)
+        cache = cls(url, ttl=ttl, timeout=timeout, namespace=options.get("namespace") or cls.DEFAULT_NAMESPACE,
+                    **extra)
+        cache.setting = str(setting).strip()
+        return cache
+
+    @classmethod
+    def _options(cls, options: dict[str, str]) -> dict[str, Any]:
+        """Constructor arguments from options other than ttl, namespace and timeout."""
+        return {}
 
     def _counted_get(self, key: str, loads: Any) -> Any:
-        """Read ``key`` from Redis (``self.client`` through ``self._guard``), decode it with ``loads`` (an entry that
-        does not decode is a miss) and count the lookup."""
+        """Read ``key`` from Redis (through the guard), decode it with ``loads`` (an entry that does not decode is a
+        miss) and count the lookup."""
         raw = self._guard.call(self.client.get, key)
         try:
             value = None if raw is None else loads(raw)
@@ -136,44 +152,12 @@ class _Counted:
             value = None
         return self._counted(value)
 
-    def _reset_counts(self) -> None:
-        with self._count_lock:
-            self.hits = self.misses = 0
-
-    @property
-    def hit_rate(self) -> float | None:
-        """Hits over lookups, None before the first lookup."""
-        total = self.hits + self.misses
-        return self.hits / total if total else None
+    def purge(self) -> int:
+        """Delete every shared entry of this namespace (for everyone); return how many were deleted."""
+        return _purge(self.client, self.namespace, self._guard)
 
 
-def _parse_setting(setting: str, what: str, allowed: tuple[str, ...]) -> tuple[str, dict[str, str]]:
-    """``(url, options)`` of ``redis://host:6379/0#ttl=60&namespace=x``; unknown options are a ConfigError.
-
-    >>> _parse_setting("redis://h:6379/0#ttl=60", "cache", ("ttl",))
-    ('redis://h:6379/0', {'ttl': '60'})
-    """
-    import urllib.parse
-
-    url, _, fragment = str(setting).strip().partition("#")
-    options = dict(urllib.parse.parse_qsl(fragment, keep_blank_values=True))
-    unknown = set(options) - set(allowed)
-    if unknown:
-        raise ConfigError(f"unknown {what} option(s) {', '.join(sorted(unknown))}: use "
-                          f"{', '.join(allowed[:-1])} or {allowed[-1]} after '#'")
-    return url, options
-
-
-def _seconds(options: dict[str, str], what: str, **defaults: float | None) -> list[float | None]:
-    """The options named in ``defaults`` as seconds (their default when absent)."""
-    try:
-        return [float(options[k]) if options.get(k) else d for k, d in defaults.items()]
-    except ValueError:
-        raise ConfigError(f"{' and '.join(defaults)} of the {what} are seconds, not "
-                          f"{[options.get(k) for k in defaults]!r}") from None
-
-
-class RedisGenerationCache(_Counted):
+class RedisGenerationCache(_RedisCache):
     """Model replies in Redis, shared by every process that uses the same server and namespace.
 
     ``url``: a Redis URL (default ``$NL2SQL_REDIS_URL``) or a ``redis.Redis`` client.  ``namespace``: key prefix
@@ -195,18 +179,12 @@ class RedisGenerationCache(_Counted):
         self._guard = _Guard("generation cache", retry_after)
         self._init_counts()
 
-    @classmethod
-    def from_setting(cls, setting: str) -> RedisGenerationCache:
-        """The cache a setting names: a Redis URL with options after ``#``.
+    OPTIONS = ("ttl", "namespace", "share", "timeout")
 
-        ``redis://127.0.0.1:6379/0#ttl=86400&namespace=team-a&share=1`` (``share``: ``share_unversioned``).  This is
-        what ``NL2SQL_GENERATION_CACHE=redis://...`` and ``Assistant(generation_cache="redis://...")`` build.
-        """
-        url, options = _parse_setting(setting, "Redis cache", ("ttl", "namespace", "share", "timeout"))
-        ttl, timeout = _seconds(options, "Redis cache", ttl=None, timeout=0.5)
-        share = options.get("share", "0").strip().lower() in ("1", "true", "yes", "on")
-        return cls(url, namespace=options.get("namespace") or DEFAULT_NAMESPACE, ttl=ttl, timeout=timeout,
-                   share_unversioned=share)
+    @classmethod
+    def _options(cls, options: dict[str, str]) -> dict[str, Any]:
+        """``share=1``: ``share_unversioned``."""
+        return {"share_unversioned": options.get("share", "0").strip().lower() in ("1", "true", "yes", "on")}
 
     def __repr__(self) -> str:
         kwargs = self.client.connection_pool.connection_kwargs
@@ -222,17 +200,9 @@ class RedisGenerationCache(_Counted):
 
     def get(self, key: str, *, persist: bool = True) -> dict | None:
         """The stored value for ``key``, or None (a miss; also when Redis is unavailable)."""
-        value = None
-        if self._shared(persist):
-            raw = self._guard.call(self.client.get, self.key(key))
-            if raw is not None:
-                try:
-                    value = json.loads(raw)
-                except ValueError:
-                    value = None
-        else:
-            value = self.local.get(key, persist=False)
-        return self._counted(value)
+        if not self._shared(persist):
+            return self._counted(self.local.lookup(key, persist=False))
+        return self._counted_get(self.key(key), json.loads)
 
     def put(self, key: str, value: dict, *, persist: bool = True) -> None:
         """Store ``value`` (a JSON-able dict) under ``key``, with the TTL (dropped when Redis is unavailable)."""
@@ -249,10 +219,6 @@ class RedisGenerationCache(_Counted):
         """Reset this process's counters and in-process store; the shared entries stay (see :meth:`purge`)."""
         self.local.clear()
         self._reset_counts()
-
-    def purge(self) -> int:
-        """Delete every shared entry of this namespace (for everyone); return how many were deleted."""
-        return _purge(self.client, self.namespace, self._guard)
 
     @property
     def available(self) -> bool:
@@ -281,13 +247,14 @@ def _purge(client: Any, namespace: str, guard: _Guard) -> int:
 
 
 # -- query results -------------------------------------------------------------------------------------------------
-class ResultCache(_Counted):
+class ResultCache(_RedisCache):
     """Opt-in cache of query results, for dashboards and teams that ask the same thing of a slow database.
 
     The key is the connection's key (password-free URL; a digest when the URL carries a password), the schema
     fingerprint, the row cap and the exact SQL, so a schema change is a miss.  Entries expire after ``ttl`` seconds
     (default 300): data changes without the schema changing, so pick the staleness you accept.  Results larger than
-    ``max_bytes`` are not stored.  Only read-only results belong here: :func:`cached_execute` never caches a write.
+    ``max_bytes`` are not stored.  Only read-only results belong here: the pipeline
+(:meth:`~jupyter_nl2sql.pipeline.assistant.Assistant`) asks it for read-only queries only and never stores a write.
     """
 
     def __init__(self, url: Any = None, *, ttl: float = 300.0, namespace: str = DEFAULT_RESULT_NAMESPACE,
@@ -300,20 +267,10 @@ class ResultCache(_Counted):
         self.max_bytes = max_bytes
         self._guard = _Guard("result cache", retry_after)
         self._init_counts()
-        self.setting: str | None = None
-        """The setting this cache was built from (:meth:`from_setting`), if any."""
 
-    @classmethod
-    def from_setting(cls, setting: str) -> ResultCache:
-        """The cache a setting names: ``redis://127.0.0.1:6379/0#ttl=60&namespace=team-a`` (TTL default 300 s).
-
-        This is what ``Assistant(result_cache="redis://...")`` and ``%config Nl2SqlMagics.result_cache`` build.
-        """
-        url, options = _parse_setting(setting, "result cache", ("ttl", "namespace", "timeout"))
-        ttl, timeout = _seconds(options, "result cache", ttl=300.0, timeout=0.5)
-        cache = cls(url, ttl=ttl, timeout=timeout, namespace=options.get("namespace") or DEFAULT_RESULT_NAMESPACE)
-        cache.setting = str(setting).strip()
-        return cache
+    WHAT = "result cache"
+    DEFAULT_TTL = 300.0
+    DEFAULT_NAMESPACE = DEFAULT_RESULT_NAMESPACE
 
     def key(self, connection_key: str, fingerprint: str, sql: str, row_cap: int) -> str:
         """The Redis key for one result."""
@@ -336,10 +293,6 @@ class ResultCache(_Counted):
         done = self._guard.call(self.client.set, self.key(connection_key, fingerprint, sql, row_cap), data,
                                 ex=max(1, round(self.ttl)))
         return bool(done)
-
-    def purge(self) -> int:
-        """Delete every stored result of this namespace."""
-        return _purge(self.client, self.namespace, self._guard)
 
 
 def _dumps_result(frame: Any, truncated: bool, rowcount: int) -> bytes:
@@ -427,36 +380,8 @@ def _loads_result(raw: bytes) -> dict:
     return {"dataframe": frame, "truncated": obj["truncated"], "rowcount": obj["rowcount"]}
 
 
-def cached_execute(cache: ResultCache | None, connection: Any, sql: str, *, fingerprint: str,
-                   row_cap: int = 1000, timeout: float | None = 30.0, allow_writes: bool = False,
-                   cancel: threading.Event | None = None, stream: bool = False) -> Any:
-    """:func:`jupyter_nl2sql.pipeline.execution.execute` through ``cache`` (None: straight through).
-
-    Writes are never cached nor answered from the cache.  A cached result comes back as an
-    :class:`~jupyter_nl2sql.pipeline.execution.ExecutionResult` whose ``execute_seconds`` is the Redis round trip and whose
-    ``cached`` attribute is True.
-    """
-    from ..pipeline.execution import ExecutionResult, execute
-
-    if cache is None or allow_writes:
-        return execute(connection, sql, row_cap=row_cap, timeout=timeout, allow_writes=allow_writes, cancel=cancel,
-                       stream=stream)
-    t0 = time.perf_counter()
-    hit = cache.get(connection.key, fingerprint, sql, row_cap)
-    if hit is not None:
-        result = ExecutionResult(hit["dataframe"], hit["truncated"], hit["rowcount"], time.perf_counter() - t0, 0.0)
-        result.cached = True  # type: ignore[attr-defined]
-        return result
-    result = execute(connection, sql, row_cap=row_cap, timeout=timeout, allow_writes=False, cancel=cancel,
-                     stream=stream)
-    if result.dataframe is not None:
-        cache.put(connection.key, fingerprint, sql, row_cap, result.dataframe, result.truncated, result.rowcount)
-    result.cached = False  # type: ignore[attr-defined]
-    return result
-
-
 # -- introspected schemas ------------------------------------------------------------------------------------------
-class RedisSchemaCache(_Counted):
+class RedisSchemaCache(_RedisCache):
     """Introspected schemas shared through Redis: a team's kernels, and a restarted one, skip reading a big
     database's catalogue (and its sample rows) again.
 
@@ -476,16 +401,10 @@ class RedisSchemaCache(_Counted):
         self.namespace = namespace.rstrip(":")
         self._guard = _Guard("schema cache", retry_after)
         self._init_counts()
-        self.setting: str | None = None
 
-    @classmethod
-    def from_setting(cls, setting: str) -> RedisSchemaCache:
-        """``redis://127.0.0.1:6379/0#ttl=600&namespace=team-a`` (what ``Assistant(schema_cache=...)`` builds)."""
-        url, options = _parse_setting(setting, "schema cache", ("ttl", "namespace", "timeout"))
-        ttl, timeout = _seconds(options, "schema cache", ttl=600.0, timeout=0.5)
-        cache = cls(url, ttl=ttl, timeout=timeout, namespace=options.get("namespace") or DEFAULT_SCHEMA_NAMESPACE)
-        cache.setting = str(setting).strip()
-        return cache
+    WHAT = "schema cache"
+    DEFAULT_TTL = 600.0
+    DEFAULT_NAMESPACE = DEFAULT_SCHEMA_NAMESPACE
 
     def key(self, connection_key: str, sample_rows: int) -> str:
         return f"{self.namespace}:{cache_key(connection_key, int(sample_rows))}"
@@ -498,10 +417,6 @@ class RedisSchemaCache(_Counted):
         """Share ``schema`` for the TTL; False when Redis is unavailable."""
         return bool(self._guard.call(self.client.set, self.key(connection_key, sample_rows), _dumps_schema(schema),
                                      ex=max(1, round(self.ttl))))
-
-    def purge(self) -> int:
-        """Delete every shared schema of this namespace."""
-        return _purge(self.client, self.namespace, self._guard)
 
 
 def _tag_or_text(v: Any) -> Any:

@@ -13,6 +13,8 @@ import random
 import sqlite3
 from pathlib import Path
 
+from ..paths import cache_root
+
 #: Bump when the generator changes so stale copies are rebuilt.
 DEMO_VERSION = 1
 
@@ -133,9 +135,7 @@ def build_demo_db(path: str | os.PathLike) -> Path:
 
 def demo_path() -> Path:
     """The demo database file, built on first use (and rebuilt when the generator changed)."""
-    from ..connections import default_cache_dir
-
-    path = default_cache_dir() / f"demo-v{DEMO_VERSION}.sqlite"
+    path = cache_root() / f"demo-v{DEMO_VERSION}.sqlite"
     if not path.is_file():
         build_demo_db(path)
     return path

@@ -12,6 +12,32 @@ import logging
 import sys
 from typing import Sequence
 
+from ..settings import OPTIONS, Settings
+
+
+def _add_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per option of :class:`~jupyter_nl2sql.settings.Settings` (not the magic's display options):
+    ``--row-cap`` for ``row_cap`` (and its extra spellings, ``-l``/``--limit``), ``--fix-names``/``--no-fix-names``
+    for a switch; the help is the option's own, the default the Settings default."""
+    group = parser.add_argument_group("options", "every option of jupyter_nl2sql.settings.Settings")
+    for name, spec in OPTIONS.items():
+        if spec.group == "display":
+            continue
+        if spec.type is bool:
+            group.add_argument(spec.flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
+                               help=f"{spec.help} (default: {spec.default})")
+        else:
+            flags = dict.fromkeys([*spec.flags, spec.flag])
+            group.add_argument(*flags, dest=name, metavar=spec.type.__name__.upper(), default=None,
+                               help=f"{spec.help} (default: {spec.default})")
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The :class:`Settings` the flags give (defaults for the others); a refused value raises ConfigError."""
+    given = {name: getattr(args, name) for name in OPTIONS if getattr(args, name, None) is not None}
+    return Settings(**{name: value if isinstance(value, bool) else OPTIONS[name].from_text(value)
+                       for name, value in given.items()})
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m jupyter_nl2sql",
@@ -20,14 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     ask = sub.add_parser("ask", help="answer a question: print the SQL, the result and the stats")
     ask.add_argument("question", help="the question, in quotes")
     ask.add_argument("--db", default="demo", help="SQLAlchemy URL or 'demo' (default: the bundled demo database)")
-    ask.add_argument("--model", help="Hugging Face id, local directory or .gguf file (default: Qwen2.5-Coder-1.5B)")
-    ask.add_argument("--device", help="cpu, cuda, cuda:N (default: automatic)")
-    ask.add_argument("--dtype", help="bfloat16, float16, float32 (default: automatic)")
-    ask.add_argument("--limit", type=int, default=1000, help="row cap (default 1000)")
     ask.add_argument("--generate-only", action="store_true", help="print the checked SQL without running it")
     ask.add_argument("--show-prompt", action="store_true", help="print the prompt the model received")
     ask.add_argument("--allow-writes", action="store_true", help="allow SQL that changes the database")
     ask.add_argument("--max-rows", type=int, default=30, help="rows to print (default 30)")
+    _add_options(ask)
     demo = sub.add_parser("demo", help="build the demo database and print its URL")
     demo.set_defaults()
     sub.add_parser("serve", add_help=False,
@@ -41,8 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..errors import Nl2SqlError
 
     try:
-        if argv[:1] == ["serve"]:  # its own options: jupyter_nl2sql.serving.ray_serve
-            from ..serving.ray_serve import main as serve_main
+        if argv[:1] == ["serve"]:  # its own options: jupyter_nl2sql.serving.serve_cli
+            from ..serving.serve_cli import main as serve_main
 
             return serve_main(argv[1:])
         args = _parser().parse_args(argv)
@@ -59,25 +82,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _ask(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from ..pipeline.assistant import Assistant
+    from . import render
 
-    assistant = Assistant(args.model, device=args.device, dtype=args.dtype, row_cap=args.limit)
+    assistant = Assistant(settings=settings_from_args(args))
     answer = assistant.ask(args.question, args.db, generate_only=args.generate_only,
                            allow_writes=args.allow_writes)
     if args.show_prompt and answer.prompt:
         print(answer.prompt, end="\n\n")
-    if answer.sql:
-        print(answer.sql, end="\n\n")
-    if answer.dataframe is not None:
-        with pd.option_context("display.max_rows", args.max_rows, "display.width", 120):
-            print(answer.dataframe.to_string(index=False, max_rows=args.max_rows), end="\n\n")
-    for warning in answer.warnings:
-        print(f"warning: {warning}")
+    print(render.answer_text(answer, show_error=False, max_rows=args.max_rows))
     if answer.error:
         print(f"error: {answer.error}", file=sys.stderr)
-    print(answer.stats)
     return 1 if answer.error else 0
 
 

@@ -10,12 +10,18 @@ Usage::
     df = %nl2sql How many orders were cancelled?
     %config Nl2SqlMagics.row_cap = 200
 
-Subcommands of the line magic: ``connect``, ``connections``, ``models``, ``load``, ``panel``, ``history``.
-Errors the user can fix raise :class:`IPython.core.error.UsageError` (one line, no traceback).
+Subcommands of the line magic: ``connect``, ``connections``, ``models``, ``load``, ``panel``, ``history``, and for
+taught examples ``teach`` (also as a cell magic), ``examples``, ``forget``.  Errors the user can fix raise
+:class:`IPython.core.error.UsageError` (one line, no traceback).
+
+The ``%config Nl2SqlMagics`` traits are made from :data:`jupyter_nl2sql.settings.OPTIONS` (same names, defaults,
+help and checks).  Each cell asks with a :class:`~jupyter_nl2sql.settings.Settings` made from the traits and the
+cell's options, so a cell never changes the settings a question in another thread (the panel's) is using.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from typing import Any
 
@@ -23,96 +29,47 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, needs_local_scope
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
-from traitlets import Bool, Float, Int, Unicode, TraitError, validate
+from traitlets import Bool, Float, Int, TraitError, TraitType, Unicode, validate
 from traitlets.config.configurable import Configurable
 
-from ..errors import Nl2SqlError
+from ..errors import ConfigError, Nl2SqlError
+from ..settings import OPTIONS, Option, Settings
+from . import render
 
-SUBCOMMANDS = ("connect", "connections", "models", "load", "panel", "history")
+SUBCOMMANDS = ("connect", "connections", "models", "load", "panel", "history", "teach", "examples", "forget")
+
+_TRAITS: dict[type, type[TraitType]] = {int: Int, float: Float, bool: Bool, str: Unicode}
+
+
+def option_trait(spec: Option) -> TraitType:
+    """The ``%config`` trait of an option: its type, default and help (its check is :meth:`Nl2SqlMagics._check`)."""
+    return _TRAITS[spec.type](spec.default, allow_none=spec.nullable, config=True, help=spec.help)
+
+
+#: The traits, one per option of :class:`~jupyter_nl2sql.settings.Settings`.
+Nl2SqlOptions = type("Nl2SqlOptions", (Configurable,), {
+    "__doc__": "The options of :class:`~jupyter_nl2sql.settings.Settings` as configurable traits.",
+    **{name: option_trait(spec) for name, spec in OPTIONS.items()}})
 
 
 @magics_class
-class Nl2SqlMagics(Magics, Configurable):
+class Nl2SqlMagics(Magics, Nl2SqlOptions):
     """Ask databases questions in English; the SQL is written by a local model, checked, then run."""
 
-    model = Unicode(None, allow_none=True, config=True,
-                    help="Model: a Hugging Face id, a local directory or a .gguf file. None: the default "
-                         "(Qwen/Qwen2.5-Coder-1.5B-Instruct, from the offline packages when installed).")
-    device = Unicode(None, allow_none=True, config=True, help="'cpu', 'cuda', 'cuda:1'… None: CUDA if available.")
-    backend = Unicode("auto", config=True,
-                      help="'auto' (llama.cpp on the CPU when installed, else transformers), 'transformers' or "
-                           "'llama.cpp'.")
-    dtype = Unicode(None, allow_none=True, config=True,
-                    help="'bfloat16', 'float16' or 'float32'. None: automatic for the device.")
-    row_cap = Int(1000, config=True, help="Most rows fetched per query; the rest are not read.")
-    timeout = Float(30.0, config=True, help="Statement timeout in seconds (0: none).")
-    repair_rounds = Int(1, config=True, help="How many times the model may fix SQL that failed a check or run.")
-    sample_rows = Int(3, config=True, help="Sample rows per table shown to the model.")
-    max_new_tokens = Int(256, config=True, help="Most tokens the model may generate per answer.")
-    prompt_layout = Unicode("sql", config=True,
-                            help="'sql': the prompt is a SQL script (schema, sample rows, -- Question:); 'chat': a "
-                                 "system message and labelled sections.")
-    fix_names = Bool(True, config=True,
-                     help="Correct a table or column name the schema has exactly once, or join the table a column "
-                          "belongs to along the foreign keys, without asking the model again.")
-    fix_values = Bool(True, config=True,
-                      help="When a query finds nothing, use the database's spelling of a value that differs only in "
-                           "case, accents or dashes.")
-    value_retrieval = Bool(True, config=True,
-                           help="Tell the model how the database spells the values the question mentions.")
-    candidates = Int(1, config=True,
-                     help="Queries written from varied prompts; the result most of them agree on is kept, a tie "
-                          "going to the reply the model scored highest (at most 3 without taught examples).")
-    show_sql = Bool(True, config=True, help="Show the SQL above the result.")
-    show_stats = Bool(True, config=True, help="Show timing and memory stats below the result.")
-    default_connection = Unicode(None, allow_none=True, config=True,
-                                 help="Connection used when a cell names none and none was used yet "
-                                      "(URL, alias or Engine variable).")
-    result_cache = Unicode(None, allow_none=True, config=True,
-                           help="Opt-in: a Redis URL (redis://host:6379/0#ttl=60) where results of read-only "
-                                "queries are shared for the TTL. None: every query runs.")
-    schema_cache = Unicode(None, allow_none=True, config=True,
-                           help="A Redis URL (redis://host:6379/0#ttl=600) where introspected schemas are shared "
-                                "by kernels. None: each kernel introspects.")
+    @validate(*OPTIONS)
+    def _check(self, proposal: dict) -> Any:
+        name, value = proposal["trait"].name, proposal["value"]
+        spec = OPTIONS[name]
+        if value is None and spec.nullable:
+            return None
+        try:
+            return spec.check(name, value)
+        except ConfigError as exc:
+            raise TraitError(str(exc)) from None
 
-    @validate("row_cap", "max_new_tokens", "candidates")
-    def _positive(self, proposal: dict) -> int:
-        if proposal["value"] < 1:
-            raise TraitError(f"{proposal['trait'].name} must be ≥ 1, not {proposal['value']}")
-        return proposal["value"]
-
-    @validate("repair_rounds", "sample_rows")
-    def _non_negative(self, proposal: dict) -> int:
-        if proposal["value"] < 0:
-            raise TraitError(f"{proposal['trait'].name} must be ≥ 0, not {proposal['value']}")
-        return proposal["value"]
-
-    @validate("prompt_layout")
-    def _layout(self, proposal: dict) -> str:
-        from ..pipeline.prompting import LAYOUTS
-
-        if proposal["value"] not in LAYOUTS:
-            raise TraitError(f"prompt_layout must be one of {', '.join(LAYOUTS)}, not {proposal['value']!r}")
-        return proposal["value"]
-
-    @validate("backend")
-    def _backend(self, proposal: dict) -> str:
-        if proposal["value"] not in ("auto", "transformers", "llama.cpp"):
-            raise TraitError(f"backend must be auto, transformers or llama.cpp, not {proposal['value']!r}")
-        return proposal["value"]
-
-    @validate("timeout")
-    def _timeout(self, proposal: dict) -> float:
-        if proposal["value"] < 0:
-            raise TraitError(f"timeout must be ≥ 0 seconds, not {proposal['value']}")
-        return proposal["value"]
-
-    @validate("dtype")
-    def _dtype(self, proposal: dict) -> str | None:
-        value = proposal["value"]
-        if value not in (None, "bfloat16", "float16", "float32", "auto"):
-            raise TraitError(f"dtype must be bfloat16, float16, float32 or auto, not {value!r}")
-        return value
+    def settings(self) -> Settings:
+        """The settings the traits describe (what a cell without options asks with)."""
+        return Settings(**{name: getattr(self, name) for name in OPTIONS})
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         config = shell.config if shell is not None else None
@@ -129,9 +86,9 @@ class Nl2SqlMagics(Magics, Configurable):
     @magic_arguments()
     @argument("-c", "--connection", help="SQLAlchemy URL, alias or Engine variable (default: the last used).")
     @argument("-a", "--alias", help="Remember this connection under a name.")
-    @argument("-m", "--model", help="Model for this cell (Hub id, directory or .gguf); default: the configured one.")
+    @argument(*OPTIONS["model"].flags, "--model", help=OPTIONS["model"].help + " For this cell.")
     @argument("-g", "--generate-only", action="store_true", help="Write and check the SQL; do not run it.")
-    @argument("-l", "--limit", type=int, help="Row cap for this cell (most rows fetched).")
+    @argument(*OPTIONS["row_cap"].flags, type=int, help=OPTIONS["row_cap"].help + " For this cell.")
     @argument("-o", "--output", help="Store the result DataFrame in this variable.")
     @argument("-p", "--show-prompt", action="store_true", help="Show the exact prompt the model received.")
     @argument("--allow-writes", action="store_true",
@@ -144,13 +101,15 @@ class Nl2SqlMagics(Magics, Configurable):
         """Ask a database a question in English; returns the result as a pandas DataFrame.
 
         Line magic: ``%nl2sql [options] question`` or a subcommand: ``connect URL [--alias NAME]``,
-        ``connections``, ``models``, ``load [MODEL]``, ``panel``, ``history``.  Cell magic: ``%%nl2sql [options]`` with the question
-        as the cell body; ``{var}`` in the cell is replaced by the variable's value.
+        ``connections``, ``models``, ``load [MODEL]``, ``panel``, ``history``, ``teach [-c CONNECTION] QUESTION =>
+        SQL``, ``examples [-c CONNECTION]``, ``forget ID [-c CONNECTION]``.  Cell magic: ``%%nl2sql [options]``
+        with the question as the cell body (``{var}`` is replaced by the variable's value), or ``%%nl2sql teach
+        [-c CONNECTION]`` with the question on the first line and the SQL below it.
         """
         namespace = {**self.shell.user_ns, **(local_ns or {})}
         words = line.split(maxsplit=1)
-        if cell is None and words and words[0] in SUBCOMMANDS:
-            return self._subcommand(words[0], words[1] if len(words) > 1 else "", namespace)
+        if words and words[0] in SUBCOMMANDS and (cell is None or words[0] == "teach"):
+            return self._subcommand(words[0], words[1] if len(words) > 1 else "", namespace, cell)
         try:
             args = parse_argstring(self.nl2sql, line)
         except UsageError:
@@ -166,31 +125,11 @@ class Nl2SqlMagics(Magics, Configurable):
         except Nl2SqlError as exc:
             raise UsageError(str(exc)) from None
 
-    def _assistant(self) -> Any:
-        from ..pipeline.assistant import get_assistant
-
-        assistant = get_assistant()
-        for name in ("model", "device", "dtype", "timeout", "repair_rounds", "sample_rows", "max_new_tokens",
-                     "row_cap", "prompt_layout", "fix_names", "fix_values", "value_retrieval", "candidates"):
-            value = getattr(self, name)
-            setattr(assistant, name, (value or None) if name == "timeout" else value)
-        assistant.backend_name = self.backend
-        self._share_caches(assistant)
-        return assistant
-
-    def _share_caches(self, assistant: Any) -> None:
-        """Apply the ``result_cache`` and ``schema_cache`` settings when they changed."""
-        wanted = {"result": self.result_cache or None, "schema": self.schema_cache or None}
-        current = {"result": getattr(assistant.result_cache, "setting", None),
-                   "schema": getattr(assistant.schemas.shared, "setting", None)}
-        if wanted == current:
-            return
-        from ..caches.redis_store import RedisSchemaCache, ResultCache
-
-        if wanted["result"] != current["result"]:
-            assistant.result_cache = ResultCache.from_setting(wanted["result"]) if wanted["result"] else None
-        if wanted["schema"] != current["schema"]:
-            assistant.schemas.shared = RedisSchemaCache.from_setting(wanted["schema"]) if wanted["schema"] else None
+    def _cell_settings(self, args: Any) -> Settings:
+        """The traits' settings with the cell's options (``-m``, ``-l``), checked before anything runs."""
+        return self.settings().replace(**{name: value for name, value in (("model", args.model),
+                                                                          ("row_cap", args.limit))
+                                          if value is not None})
 
     def _connection_token(self, token: str | None) -> str | None:
         from ..connections import manager
@@ -201,21 +140,20 @@ class Nl2SqlMagics(Magics, Configurable):
 
     def _ask(self, question: str, args: Any, namespace: dict) -> Any:
         from ..connections import manager
+        from ..pipeline.assistant import get_assistant
 
-        assistant = self._assistant()
-        if args.model:
-            assistant.model = args.model
+        settings = self._cell_settings(args)
         conn = manager.resolve(self._connection_token(args.connection), namespace, alias=args.alias)
-        answer = assistant.ask(question, conn, namespace=namespace, generate_only=args.generate_only,
-                               allow_writes=args.allow_writes, row_cap=args.limit,
-                               refresh_schema=args.refresh_schema)
+        answer = get_assistant().ask(question, conn, namespace=namespace, generate_only=args.generate_only,
+                                     allow_writes=args.allow_writes, refresh_schema=args.refresh_schema,
+                                     settings=settings)
         if args.show_prompt and answer.prompt:
-            _show(answer.prompt, f"<pre class='nl2sql-prompt'>{_escape(answer.prompt)}</pre>")
-        if self.show_sql and answer.sql:
-            _show(answer.sql, f"<pre class='nl2sql-sql'><code>{_escape(answer.sql)}</code></pre>")
+            _show(answer.prompt, render.prompt_html(answer.prompt))
+        if settings.show_sql and answer.sql:
+            _show(answer.sql, render.sql_html(answer.sql))
         for warning in answer.warnings:
-            _show(f"⚠ {warning}", f"<div class='nl2sql-warning' style='color:#a60'>⚠ {_escape(warning)}</div>")
-        if self.show_stats and not args.no_stats:
+            _show(render.warning_text(warning), render.warning_html(warning))
+        if settings.show_stats and not args.no_stats:
             self._show_stats_after_cell(answer.stats)
         if answer.error:
             raise UsageError(f"{answer.error} — rephrase the question, check the connection, or run your own "
@@ -237,8 +175,10 @@ class Nl2SqlMagics(Magics, Configurable):
         events.register("post_run_cell", show)
 
     # -- subcommands -----------------------------------------------------------------------------------------
-    def _subcommand(self, name: str, rest: str, namespace: dict) -> Any:
+    def _subcommand(self, name: str, rest: str, namespace: dict, cell: str | None = None) -> Any:
         try:
+            if name in ("teach", "examples", "forget"):  # their own parsing: the question and SQL are free text
+                return getattr(self, f"_cmd_{name}")(rest, namespace, cell)
             return getattr(self, f"_cmd_{name}")(shlex.split(rest), namespace)
         except Nl2SqlError as exc:
             raise UsageError(str(exc)) from None
@@ -284,11 +224,17 @@ class Nl2SqlMagics(Magics, Configurable):
         return pd.DataFrame(rows)
 
     def _cmd_load(self, argv: list[str], namespace: dict) -> None:
-        """Load the configured model now (the first question would otherwise do it) and say where it runs."""
-        assistant = self._assistant()
+        """Load the configured model (or MODEL, which becomes the configured one) now, and say where it runs."""
+        from ..pipeline.assistant import get_assistant
+
+        if len(argv) > 1:
+            raise UsageError("usage: %nl2sql load [MODEL]")
         if argv:
-            assistant.model = argv[0]
-        backend, seconds = assistant.backend()
+            try:
+                self.model = argv[0]
+            except TraitError as exc:
+                raise UsageError(str(exc)) from None
+        backend, seconds = get_assistant().load(self.settings())
         when = f"loaded in {seconds:.1f} s" if seconds is not None else "already loaded"
         print(f"{backend.model_id} on {backend.device} ({backend.dtype}), {when}")
 
@@ -303,6 +249,39 @@ class Nl2SqlMagics(Magics, Configurable):
 
         return pd.DataFrame([{"question": a.question, "sql": a.sql, "rows": a.rowcount, "error": a.error,
                               "seconds": round(a.stats.total_seconds, 3)} for a in get_assistant().history])
+
+
+    def _cmd_teach(self, rest: str, namespace: dict, cell: str | None) -> None:
+        """``%nl2sql teach``: check, run once and save an example; prints what was saved."""
+        from ..pipeline.assistant import get_assistant
+
+        token, question, sql = parse_teach(rest, cell)
+        ex = get_assistant().teach(question, sql, self._connection_token(token), namespace=namespace,
+                                  settings=self.settings())
+        print(f"Saved example {ex.id}: {ex.question!r} (remove it with %nl2sql forget {ex.id})")
+
+    def _cmd_examples(self, rest: str, namespace: dict, cell: str | None) -> Any:
+        """``%nl2sql examples [-c CONNECTION]``: the taught examples of a database as a DataFrame."""
+        import pandas as pd
+        from ..pipeline.assistant import get_assistant
+
+        token, rest = split_connection_option(rest)
+        if rest:
+            raise UsageError("usage: %nl2sql examples [-c CONNECTION]")
+        rows = [{"id": e.id, "question": e.question, "sql": e.sql, "created": e.created}
+                for e in get_assistant().examples(self._connection_token(token), namespace=namespace,
+                                                  settings=self.settings())]
+        return pd.DataFrame(rows, columns=["id", "question", "sql", "created"])
+
+    def _cmd_forget(self, rest: str, namespace: dict, cell: str | None) -> None:
+        """``%nl2sql forget ID [-c CONNECTION]``: remove a taught example."""
+        from ..pipeline.assistant import get_assistant
+
+        example_id, token = parse_forget(rest)
+        if not get_assistant().forget(example_id, self._connection_token(token), namespace=namespace,
+                                      settings=self.settings()):
+            raise UsageError(f"no taught example {example_id!r} for this database (list them with %nl2sql examples)")
+        print(f"Removed example {example_id}")
 
 
 def _drop_invalid_settings(config: Any) -> None:
@@ -325,7 +304,54 @@ def _show(text: str, html_text: str) -> None:
     display({"text/plain": text, "text/html": html_text}, raw=True)
 
 
-def _escape(text: str) -> str:
-    import html
+TEACH_USAGE = ("usage: %nl2sql teach [-c CONNECTION] QUESTION => SQL   (or %%nl2sql teach [-c CONNECTION] with "
+               "the question on the cell's first line and the SQL below it)")
 
-    return html.escape(text)
+
+def split_connection_option(text: str) -> tuple[str | None, str]:
+    """A leading ``-c TOKEN`` / ``--connection TOKEN`` and the rest of the text.
+
+    >>> split_connection_option("-c shop How many? => SELECT 1")
+    ('shop', 'How many? => SELECT 1')
+    >>> split_connection_option("How many?")
+    (None, 'How many?')
+    """
+    m = re.match(r"\s*(?:-c|--connection)(?:\s+|=)(\S+)\s*", text)
+    return (m.group(1), text[m.end():]) if m else (None, text.strip())
+
+
+def parse_teach(text: str, cell: str | None = None) -> tuple[str | None, str, str]:
+    """``(connection token, question, sql)`` from the magic's line (and cell body).
+
+    >>> parse_teach("-c shop Active customers? => SELECT * FROM customers WHERE status = 'A'")
+    ('shop', 'Active customers?', "SELECT * FROM customers WHERE status = 'A'")
+    >>> parse_teach("", "Active customers?\\nSELECT *\\nFROM customers")
+    (None, 'Active customers?', 'SELECT *\\nFROM customers')
+    """
+    token, rest = split_connection_option(text)
+    body = rest if cell is None else "\n".join(part for part in (rest, cell.strip("\n")) if part.strip())
+    if "=>" in body:
+        question, _, sql = body.partition("=>")
+    elif cell is not None and "\n" in body.strip():
+        question, _, sql = body.strip().partition("\n")
+    else:
+        raise ValueError(TEACH_USAGE)
+    question, sql = question.strip(), sql.strip()
+    if not question or not sql:
+        raise ValueError(TEACH_USAGE)
+    return token, question, sql
+
+
+def parse_forget(text: str) -> tuple[str, str | None]:
+    """``(example id, connection token)`` of ``forget``'s arguments (the ``-c`` option before or after the id).
+
+    >>> parse_forget("ab12 -c shop"), parse_forget("-c shop ab12")
+    (('ab12', 'shop'), ('ab12', 'shop'))
+    """
+    token, rest = split_connection_option(text)
+    words = rest.split()
+    if len(words) == 3 and words[1] in ("-c", "--connection") and token is None:  # ID first, then the connection
+        token, words = words[2], words[:1]
+    if len(words) != 1:
+        raise UsageError("usage: %nl2sql forget EXAMPLE_ID [-c CONNECTION]")
+    return words[0], token

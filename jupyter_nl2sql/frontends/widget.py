@@ -18,7 +18,6 @@ Testing without a browser: ``p = panel("demo"); p.question.value = "..."; p.run_
 
 from __future__ import annotations
 
-import html
 import keyword
 import threading
 import time
@@ -30,6 +29,8 @@ from typing import Any
 import ipywidgets as w
 
 from ..errors import (
+    Cancelled,
+    ConfigError,
     ConnectionFailed,
     ExecutionError,
     ModelError,
@@ -38,6 +39,8 @@ from ..errors import (
     SQLCheckError,
     WriteRefused,
 )
+from ..settings import Settings
+from . import render
 
 #: Rows per page of the result table (choices offered in the page-size menu).
 PAGE_SIZES = (10, 20, 50, 100)
@@ -61,10 +64,6 @@ _TABLE_STYLE = """<style>
 </style>"""
 
 
-class Cancelled(Exception):
-    """Raised inside the worker (from ``on_progress``) when the job was cancelled between stages."""
-
-
 @dataclass
 class _Job:
     """One Generate / Run / Add-connection click, done in a worker thread."""
@@ -78,8 +77,7 @@ class _Job:
     thread: threading.Thread | None = None
 
 
-def _esc(text: Any) -> str:
-    return html.escape(str(text))
+_esc = render.escape
 
 
 def plain_error(exc: BaseException) -> str:
@@ -120,24 +118,18 @@ def _user_shell() -> Any | None:
     return get_ipython()
 
 
-def _configured_assistant() -> Any:
-    """The process-wide assistant, with the ``%config Nl2SqlMagics`` settings applied when the magic is loaded."""
-    shell = _user_shell()
-    if shell is not None:
-        for configurable in getattr(shell, "configurables", []):
-            if type(configurable).__name__ == "Nl2SqlMagics" and hasattr(configurable, "_assistant"):
-                return configurable._assistant()
-    from ..pipeline.assistant import get_assistant
-
-    return get_assistant()
-
-
-def _magic_default_connection() -> str | None:
+def _magics() -> Any | None:
+    """The ``Nl2SqlMagics`` configurable of the running shell, when the extension is loaded."""
     shell = _user_shell()
     for configurable in getattr(shell, "configurables", []) if shell is not None else []:
         if type(configurable).__name__ == "Nl2SqlMagics":
-            return getattr(configurable, "default_connection", None)
+            return configurable
     return None
+
+
+def _magic_default_connection() -> str | None:
+    magics = _magics()
+    return getattr(magics, "default_connection", None) if magics is not None else None
 
 
 class Nl2SqlPanel:
@@ -151,10 +143,14 @@ class Nl2SqlPanel:
     """
 
     def __init__(self, connection: Any = None, *, assistant: Any = None,
-                 page_size: int = DEFAULT_PAGE_SIZE, namespace: MutableMapping[str, Any] | None = None) -> None:
+                 page_size: int = DEFAULT_PAGE_SIZE, namespace: MutableMapping[str, Any] | None = None,
+                 **options: Any) -> None:
         from ..connections import manager
 
         self._fixed_assistant = assistant
+        self.options = options
+        """Options of :class:`~jupyter_nl2sql.settings.Settings` for this panel's questions (checked at each
+        click: a refused one is shown in the panel)."""
         self._namespace = namespace
         self.manager = getattr(assistant, "connections", None) or manager
         self.answer: Any = None
@@ -298,8 +294,20 @@ class Nl2SqlPanel:
     # -- state helpers ----------------------------------------------------------------------------------------
     @property
     def assistant(self) -> Any:
-        """The assistant this panel asks (the shared one, with %config applied, unless one was passed)."""
-        return self._fixed_assistant if self._fixed_assistant is not None else _configured_assistant()
+        """The assistant this panel asks (the shared one unless one was passed)."""
+        if self._fixed_assistant is not None:
+            return self._fixed_assistant
+        from ..pipeline.assistant import get_assistant
+
+        return get_assistant()
+
+    def settings(self) -> Settings:
+        """The settings of the next question: the ``%config Nl2SqlMagics`` ones (the passed assistant's own when
+        one was passed, or without the extension), with the panel's :attr:`options`; checked here, so a refused
+        option is a one-line :class:`~jupyter_nl2sql.errors.ConfigError` before anything runs."""
+        magics = _magics() if self._fixed_assistant is None else None
+        base = magics.settings() if magics is not None else None
+        return self.assistant.settings_for(base, **self.options)
 
     @property
     def busy(self) -> bool:
@@ -330,7 +338,7 @@ class Nl2SqlPanel:
 
     def _show_error(self, message: str | None) -> None:
         if message:
-            self.error.value = (f"<div style='color:#b00020;padding:4px 0'>⚠ {_esc(message)}</div>")
+            self.error.value = render.error_html(message)
             self.error.layout.display = None
         else:
             self.error.value = ""
@@ -485,13 +493,17 @@ class Nl2SqlPanel:
             device = f"{provenance.get('device', '?')} {provenance.get('dtype', '')}".strip()
             state = "loaded"
         else:
-            name = getattr(assistant, "model", None) or DEFAULT_MODEL
+            try:
+                settings = self.settings()
+            except ConfigError:  # shown at the next click
+                settings = assistant.settings
+            name = settings.model or DEFAULT_MODEL
             backends = loaded_backends()
             match = next((b for b in backends if getattr(b, "model_id", None) == name), None)
             if match is not None:
                 device, state = f"{match.device} {match.dtype}", "loaded"
             else:
-                wanted = getattr(assistant, "device", None) or "auto"
+                wanted = settings.device or "auto"
                 device, state = f"device {wanted}", "loads at the first question"
         self.model_label.value = (f"<span style='color:#555'>model <code>{_esc(name)}</code> on "
                                   f"<code>{_esc(device)}</code> <i>({_esc(state)})</i></span>")
@@ -532,8 +544,8 @@ class Nl2SqlPanel:
 
     def _start_ask(self, question: str, *, generate_only: bool) -> None:
         connection = self._selected_connection()
+        settings = self.settings()
         allow_writes = bool(self.allow_writes.value)
-        row_cap = None
         namespace = self._namespace_now()
         assistant = self.assistant
 
@@ -544,8 +556,8 @@ class Nl2SqlPanel:
                 self._on_progress(job, stage, info)
 
             answer = assistant.ask(question, connection, namespace=namespace, generate_only=generate_only,
-                                   allow_writes=allow_writes, row_cap=row_cap, cancel=job.cancel,
-                                   on_progress=progress)
+                                   allow_writes=allow_writes, cancel=job.cancel, on_progress=progress,
+                                   settings=settings)
             if job.cancel.is_set():
                 raise Cancelled()
             return lambda: self._show_answer(answer, question=question, generated=True)
@@ -555,6 +567,7 @@ class Nl2SqlPanel:
 
     def _start_sql(self, sql: str) -> None:
         connection = self._selected_connection()
+        settings = self.settings()
         allow_writes = bool(self.allow_writes.value)
         namespace = self._namespace_now()
         assistant = self.assistant
@@ -563,7 +576,7 @@ class Nl2SqlPanel:
         def work(job: _Job) -> Callable[[], None]:
             self._on_progress(job, "execute", {})
             answer = assistant.run_sql(sql, connection, namespace=namespace, allow_writes=allow_writes,
-                                       cancel=job.cancel)
+                                       cancel=job.cancel, settings=settings)
             if job.cancel.is_set():
                 raise Cancelled()
             return lambda: self._show_answer(answer, question=question, generated=False)
@@ -675,7 +688,7 @@ class Nl2SqlPanel:
             self._update_model_label(answer.provenance)
         self._show_candidates(answer)
         self.show_page(0)
-        self.warnings.value = "".join(f"<div style='color:#a15c00'>⚠ {_esc(text)}</div>" for text in answer.warnings)
+        self.warnings.value = render.warnings_html(answer.warnings)
         self.stats.value = answer.stats._repr_html_() if answer.stats is not None else ""
         if answer.error:
             self._show_error(f"The SQL the model wrote did not work: {answer.error}. Edit the SQL and press Run, "
@@ -719,7 +732,7 @@ class Nl2SqlPanel:
         pages = max(1, -(-total // size))
         self.page = min(max(0, page), pages - 1)
         start, stop = self.page * size, min(total, (self.page + 1) * size)
-        body = frame.iloc[start:stop].to_html(index=False, border=0, na_rep="NULL", escape=True)
+        body = render.table_html(frame.iloc[start:stop], max_rows=None)
         self.table.value = f"{_TABLE_STYLE}<div class='nl2sql-table-box'>{body}</div>"
         truncated = " (first rows only: row cap reached)" if getattr(self.answer, "truncated", False) else ""
         shown = f"rows {start + 1}–{stop} of {total}" if total else "no rows"
@@ -835,13 +848,14 @@ class Nl2SqlPanel:
 
 
 def panel(connection: Any = None, *, assistant: Any = None, page_size: int = DEFAULT_PAGE_SIZE,
-          namespace: MutableMapping[str, Any] | None = None) -> Nl2SqlPanel:
+          namespace: MutableMapping[str, Any] | None = None, **options: Any) -> Nl2SqlPanel:
     """Show the nl2sql panel (the last expression of a cell displays it).
 
     ``connection``: the database selected first (URL, alias, Engine or Connection; default: the current one,
     else ``demo``).  ``assistant``: default the process-wide one shared with ``%%nl2sql`` (with the
     ``%config Nl2SqlMagics`` settings).  ``namespace``: where Engine variables are found and Save stores the
-    DataFrame (default: the notebook's).
+    DataFrame (default: the notebook's).  ``**options``: options of :class:`~jupyter_nl2sql.settings.Settings` for
+    the panel's questions (``row_cap=100``), over the ``%config Nl2SqlMagics`` ones.
     """
     from ..connections import Connection
 
@@ -849,4 +863,4 @@ def panel(connection: Any = None, *, assistant: Any = None, page_size: int = DEF
         from ..connections import manager
 
         connection = (getattr(assistant, "connections", None) or manager).resolve(connection, namespace)
-    return Nl2SqlPanel(connection, assistant=assistant, page_size=page_size, namespace=namespace)
+    return Nl2SqlPanel(connection, assistant=assistant, page_size=page_size, namespace=namespace, **options)

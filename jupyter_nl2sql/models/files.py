@@ -22,7 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import ModelError
+from ..errors import ModelError, first_line  # noqa: F401  (first_line: used by the other models modules)
+from ..paths import cache_root
 
 logger = logging.getLogger("jupyter_nl2sql")
 
@@ -32,13 +33,8 @@ GGUF_MAGIC = b"GGUF"
 
 # -- where things live ---------------------------------------------------------------------------------------------
 def cache_dir() -> Path:
-    """The per-user model cache: ``$NL2SQL_CACHE_DIR``, else ``$XDG_CACHE_HOME/jupyter_nl2sql/models``, else
-    ``~/.cache/jupyter_nl2sql/models``.  Not created here."""
-    env = os.environ.get("NL2SQL_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "jupyter_nl2sql" / "models"
+    """The per-user model cache: the one cache root (:func:`jupyter_nl2sql.paths.cache_root`).  Not created here."""
+    return cache_root()
 
 
 def stamp_path(path: Path) -> Path:
@@ -289,9 +285,3 @@ def check_gguf(path: Path) -> None:
     if n_tensors == 0 or end > size:
         raise ModelError(f"not a valid GGUF file: {path} (truncated or empty: its tensors need {end} bytes, the "
                          f"file has {size}); download it again")
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message, shortened (for one-line error messages)."""
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else "")[:200]

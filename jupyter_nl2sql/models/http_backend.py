@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import Cancelled, ConfigError, ModelError
+from ..errors import Cancelled, ConfigError, ModelError, first_line as _one_line
 from .base import FENCE, Generation, Message, sql_block_end
 
 logger = logging.getLogger("jupyter_nl2sql")
@@ -182,12 +182,6 @@ def _flag(name: str, value: str | None, default: bool) -> bool:
     if text in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name} in the model server URL must be 1 or 0, not {value!r}")
-
-
-def _one_line(text: Any, limit: int = 200) -> str:
-    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
-    line = lines[0] if lines else ""
-    return line if len(line) <= limit else line[:limit - 1] + "…"
 
 
 def _server_message(body: bytes) -> str:

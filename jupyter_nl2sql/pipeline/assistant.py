@@ -1,13 +1,16 @@
 """The one pipeline: question → schema → prompt → model → checked SQL → DataFrame, with stats.
 
-Every front end (the magics, the widget, the command line, the benchmarks) calls :meth:`Assistant.ask` or
-:meth:`Assistant.run_sql`, so a fix or a speed-up lands everywhere at once.
+Every front end (the magics, the panel, the command line, the benchmarks) calls :meth:`Assistant.ask` or
+:meth:`Assistant.run_sql`, so a fix or a speed-up lands everywhere at once.  The options are a
+:class:`~jupyter_nl2sql.settings.Settings` (every option, its help and its check are there); a call may change
+some of them for itself (``ask(question, db, row_cap=50)``), checked before anything else happens.  Each question
+is carried through the stages by one :class:`Run`.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import html
+import functools
 import math
 import re
 import threading
@@ -19,14 +22,15 @@ from typing import Any, Callable, Mapping
 
 import pandas as pd
 
-from .. import __version__
-from ..caches.generation import InFlight, cache_key, make_generation_cache, model_identity, persistent_identity
+from ..version import __version__
+from ..caches import CacheSet
+from ..caches.generation import InFlight, cache_key, model_identity, persistent_identity
 from ..connections import Connection, ConnectionManager, manager as default_manager
-from ..errors import ConfigError, ExecutionError, QuestionError, SQLCheckError, WriteRefused
-from .examples import (ExamplePool, StoredExample, TaughtStore, mask_question, schema_vocabulary, select_examples,
-                       sql_literals)
-from .execution import execute
-from ..caches.redis_store import cached_execute
+from ..errors import ExecutionError, QuestionError, SQLCheckError, WriteRefused
+from ..frontends import render
+from ..settings import OPTIONS, Settings
+from .examples import (ExampleStore, StoredExample, TaughtStore, mask_question, schema_vocabulary, select_examples, sql_literals)
+from .execution import ExecutionResult, execute
 from .prompting import LAYOUTS, Example, build_messages, empty_result_messages, extract_sql, repair_messages
 from .schema import Schema, SchemaCache, fit_schema
 from .namefix import fix_names, fix_values
@@ -39,10 +43,16 @@ MAX_QUESTION_CHARS = 4000
 
 ProgressCallback = Callable[[str, Mapping[str, Any]], None]
 
+#: The options that decide which model runs (a question asked with other values loads that model).
+MODEL_OPTIONS = ("model", "device", "dtype", "backend")
+
+
+def _no_progress(stage: str, info: Mapping[str, Any]) -> None:
+    """The progress callback of a call that gave none."""
+
 
 def _reports_errors(method: Callable[..., Any]) -> Callable[..., Any]:
     """Tell the :meth:`Assistant.on_error` listeners what ``method`` raised (then raise it)."""
-    import functools
 
     @functools.wraps(method)
     def wrapper(self: Assistant, *args: Any, **kwargs: Any) -> Any:
@@ -68,6 +78,8 @@ class Answer:
     provenance: dict[str, Any] = field(default_factory=dict)
     candidates: list[str] = field(default_factory=list)
     error: str | None = None
+    error_kind: str | None = None
+    """The class name of the error behind ``error`` (``SQLCheckError``, ``ExecutionError``...), None without one."""
     truncated: bool = False
     rowcount: int | None = None
     executed: bool = False
@@ -82,239 +94,264 @@ class Answer:
         """True when the SQL passed its checks (and ran, unless generate-only)."""
         return self.error is None
 
+    def fail(self, exc: BaseException) -> None:
+        """Record ``exc`` as this answer's error."""
+        self.error, self.error_kind = str(exc), type(exc).__name__
+
     def _repr_html_(self) -> str:
-        parts = []
-        if self.sql:
-            parts.append(f"<pre class='nl2sql-sql'><code>{html.escape(self.sql)}</code></pre>")
-        if self.error:
-            parts.append(f"<div class='nl2sql-error' style='color:#b00'>{html.escape(self.error)}</div>")
-        if self.dataframe is not None:
-            parts.append(self.dataframe.to_html(max_rows=50, index=False))
-        for w in self.warnings:
-            parts.append(f"<div class='nl2sql-warning' style='color:#a60'>⚠ {html.escape(w)}</div>")
-        parts.append(self.stats._repr_html_())
-        return "\n".join(parts)
+        return render.answer_html(self)
 
     def __str__(self) -> str:
-        parts = []
-        if self.sql:
-            parts.append(self.sql)
-        if self.error:
-            parts.append(f"error: {self.error}")
-        if self.dataframe is not None:
-            parts.append(self.dataframe.to_string(max_rows=50, index=False))
-        parts.extend(f"warning: {w}" for w in self.warnings)
-        parts.append(str(self.stats))
-        return "\n\n".join(parts)
+        return render.answer_text(self)
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(str(self))
 
 
+@dataclass
+class Run:
+    """One question (or one statement) on its way through the stages: what every stage needs, in one object.
+
+    ``settings`` are this call's (the assistant's, with the call's changes), ``conn`` and ``schema`` the database,
+    ``context`` what the prompt shows (after the context stage), ``backend`` the model (after loading), the caches
+    the settings name, and the call's ``cancel`` event and ``progress`` callback.
+    """
+
+    settings: Settings
+    conn: Connection
+    schema: Schema
+    replies: Any = None
+    """The cache of model replies (None: off)."""
+    results: Any = None
+    """The opt-in cache of query results (None: off)."""
+    backend: Any = None
+    context: _Context | None = None
+    generate_only: bool = False
+    allow_writes: bool = False
+    cancel: threading.Event | None = None
+    progress: ProgressCallback = _no_progress
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the caller asked to stop."""
+        return self.cancel is not None and self.cancel.is_set()
+
+    @property
+    def row_cap(self) -> int:
+        """Most rows fetched."""
+        return self.settings.row_cap
+
+
 class Assistant:
     """Answers questions about databases with a local model.
 
-    Parameters mirror the ``%config Nl2SqlMagics`` traits: ``model`` (Hub id, local directory or ``.gguf``;
-    None for the default), ``device`` / ``dtype`` (None: automatic), ``row_cap`` (most rows fetched),
-    ``timeout`` (statement timeout in seconds), ``repair_rounds`` (model retries after a failed check or
-    execution), ``sample_rows`` (rows per table shown to the model), ``max_new_tokens``, ``max_schema_chars``
-    (above it, only the tables the question needs are shown), ``generation_cache`` (remember replies: True for
-    ``$NL2SQL_GENERATION_CACHE``, default disk; "memory"; "off"), ``cache_dir`` (where the disk store lives),
-    ``backend`` ("auto", "transformers" or "llama.cpp").
+    ``model`` and ``**options``: any option of :class:`~jupyter_nl2sql.settings.Settings` (the same as the
+    ``%config Nl2SqlMagics`` traits; see ``Settings`` for each one's meaning, default and check), applied to
+    ``settings`` (default: the defaults).  A refused value raises :class:`~jupyter_nl2sql.errors.ConfigError`.
+    ``connections``: the connection manager (default: the process-wide one).
 
-    Accuracy options (each measured with the others on and off, on Spider train questions, see
-    ``benchmarks/results/ablation-train/README.md``):
-    ``column_values`` (a few distinct values shown next to each text column; 0: none), ``schema_linking`` (for
-    schemas over ``max_schema_chars``: the linked tables and their join paths in full, the others as one line;
-    False: always everything), ``value_retrieval`` (tell the model how the database spells the values the
-    question mentions), ``few_shot`` (worked examples shown: the ones taught for this database first, then the
-    most similar of ``example_pool``, a JSON file of ``{"question", "query", "db_id"}``; no pool by default:
-    examples about other databases cost 5 points on Spider), ``repair_empty`` (one
-    more round when a query returns no rows although the question names values), ``candidates`` (write that many
-    queries from varied prompts, run them and keep the result most of them agree on, a tie going to the reply the
-    model scored highest (``Answer.score``); the variants are the next-best
-    examples, or without examples a values listing in place of sample rows and then the other prompt layout, so at
-    most 3), ``fix_names`` (when the
-    checker refuses a name that matches exactly one name of the schema up to case, spaces and punctuation, a
-    column sits on the wrong alias of a join, or a column is on a table the query does not join but the foreign
-    keys lead to, correct it without asking the model again), ``fix_values`` (when a query finds nothing, use the
-    column's own spelling of a string it compares with, where exactly one value of that column is the same up to
-    case, accents, dashes and spacing: ``'QF'`` → ``'qf'``; no model call), ``examples_dir`` (where
-    taught examples are kept; default: the user cache directory), ``result_cache`` (opt-in: a Redis URL,
-    ``redis://host:6379/0#ttl=60``, where results of read-only queries are kept for the TTL and shared; the key is
-    the connection, the schema fingerprint, the row cap and the SQL; off by default because data can change),
-    ``schema_cache`` (a Redis URL, ``redis://host:6379/0#ttl=600``, where introspected schemas are shared, so other
-    kernels and restarts skip introspection; None: this process only), ``prompt_layout`` (``"sql"``: the prompt is
-    a SQL script, schema and sample rows then ``-- Question:``, the layout Qwen2.5-Coder was evaluated with;
-    ``"chat"``: a system message with the task and labelled sections).
+    The settings never change after construction; a call changes them for itself only:
+    ``ask(question, db, row_cap=50)``, or ``ask(question, db, settings=other)``.
     """
 
-    def __init__(self, model: str | None = None, *, device: str | None = None, dtype: str | None = None,
-                 connections: ConnectionManager | None = None, row_cap: int = 1000, timeout: float | None = 30.0,
-                 repair_rounds: int = 1, sample_rows: int = 3, max_new_tokens: int = 256,
-                 max_schema_chars: int = 12_000, generation_cache: bool | str = True,
-                 cache_dir: str | None = None, backend: str | None = None, column_values: int = 0,
-                 schema_linking: bool = True, value_retrieval: bool = True, few_shot: int = 3,
-                 example_pool: str | None = None, repair_empty: bool = True, candidates: int = 1,
-                 examples_dir: str | None = None, result_cache: str | None = None,
-                 schema_cache: str | None = None, fix_names: bool = True, prompt_layout: str = "sql",
-                 fix_values: bool = True) -> None:
-        self.model = model
-        self.device = device
-        self.dtype = dtype
+    def __init__(self, model: str | None = None, *, connections: ConnectionManager | None = None,
+                 settings: Settings | None = None, **options: Any) -> None:
+        if model is not None:
+            options["model"] = model
+        object.__setattr__(self, "settings", (settings or Settings()).replace(**options))
+        s = self.settings
         self.connections = connections or default_manager
-        self.schemas = SchemaCache()
-        if schema_cache:  # introspected schemas shared through Redis for a TTL
-            from ..caches.redis_store import RedisSchemaCache
-
-            self.schemas.shared = RedisSchemaCache.from_setting(schema_cache)
-        self.row_cap = _positive_int("row_cap", row_cap)
-        self.timeout = timeout
-        self.repair_rounds = _non_negative_int("repair_rounds", repair_rounds)
-        self.sample_rows = _non_negative_int("sample_rows", sample_rows)
-        self.max_new_tokens = _positive_int("max_new_tokens", max_new_tokens)
-        self.max_schema_chars = _positive_int("max_schema_chars", max_schema_chars)
-        self.backend_name = backend  # "auto" | "transformers" | "llama.cpp" (models.registry.choose_backend)
-        self.cache = make_generation_cache(generation_cache, cache_dir)
+        self._caches = CacheSet()
+        self.cache = self._caches.get("generation", s.generation_cache, s.cache_dir)
+        self.results = self._caches.get("result", s.result_cache)
+        self.schemas = SchemaCache(shared=self._caches.get("schema", s.schema_cache))
+        self._schema_caches: dict[str | None, SchemaCache] = {s.schema_cache: self.schemas}
         self._in_flight = InFlight()
-        self.column_values = _non_negative_int("column_values", column_values)
-        self.schema_linking = bool(schema_linking)
-        self.value_retrieval = bool(value_retrieval)
-        self.few_shot = _non_negative_int("few_shot", few_shot)
-        self.example_pool = example_pool
-        self.repair_empty = bool(repair_empty)
-        self.candidates = _positive_int("candidates", candidates)
-        self.fix_names = bool(fix_names)
-        self.fix_values = bool(fix_values)
-        if prompt_layout not in LAYOUTS:
-            raise ConfigError(f"prompt_layout must be one of {', '.join(LAYOUTS)}, not {prompt_layout!r}")
-        self.prompt_layout = prompt_layout
         self.value_indexes = ValueIndexCache()
-        self.taught = TaughtStore(examples_dir)
-        self.result_cache = None
-        if result_cache:  # opt-in: results of read-only queries shared through Redis for a TTL
-            from ..caches.redis_store import ResultCache
-
-            self.result_cache = ResultCache.from_setting(result_cache)
-        self._pool: tuple[str, ExamplePool] | None = None
+        self.examples_store = ExampleStore(s.examples_dir)
         self.history: deque[Answer] = deque(maxlen=200)
         self._listeners: list[Callable[[Answer], None]] = []
         self._lock = threading.Lock()
 
+    def __getattr__(self, name: str) -> Any:
+        """The options read as attributes (``assistant.row_cap``): this assistant's settings."""
+        if name in OPTIONS:
+            return getattr(self.__dict__["settings"], name)
+        raise AttributeError(f"{type(self).__name__!s} object has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if (name in OPTIONS and not hasattr(type(self), name)) or name == "settings":  # backend(): a method
+            raise AttributeError(f"the settings of an Assistant do not change (another thread may be using them): "
+                                 f"pass {name}=... to ask(), or make an Assistant with it")
+        object.__setattr__(self, name, value)
+
+    # -- settings and resources of one call -------------------------------------------------------------------
+    def settings_for(self, settings: Settings | None = None, **overrides: Any) -> Settings:
+        """The settings of one call: ``settings`` (default: this assistant's) with ``overrides`` applied (a None
+        value leaves that option as it is); raises :class:`~jupyter_nl2sql.errors.ConfigError` for a refused one."""
+        base = settings if settings is not None else self.settings
+        if not isinstance(base, Settings):
+            raise TypeError(f"settings must be a Settings, not {type(base).__name__}")
+        return base.replace(**{k: v for k, v in overrides.items() if v is not None})
+
+    def _own(self, settings: Settings, *names: str) -> bool:
+        return all(getattr(settings, n) == getattr(self.settings, n) for n in names)
+
+    def _replies(self, settings: Settings) -> Any:
+        if self._own(settings, "generation_cache", "cache_dir"):
+            return self.cache
+        return self._caches.get("generation", settings.generation_cache, settings.cache_dir)
+
+    def _results(self, settings: Settings) -> Any:
+        if self._own(settings, "result_cache"):
+            return self.results
+        return self._caches.get("result", settings.result_cache)
+
+    def _schema_cache(self, settings: Settings) -> SchemaCache:
+        with self._lock:
+            if settings.schema_cache not in self._schema_caches:
+                shared = self._caches.get("schema", settings.schema_cache)
+                self._schema_caches[settings.schema_cache] = SchemaCache(shared=shared)
+            return self._schema_caches[settings.schema_cache]
+
+    def _examples(self, settings: Settings) -> ExampleStore:
+        if self._own(settings, "examples_dir"):
+            return self.examples_store
+        return ExampleStore(settings.examples_dir)
+
+    def _start(self, settings: Settings, connection: Any, namespace: Mapping[str, Any] | None, stats: Stats, *,
+               refresh_schema: bool = False, **how: Any) -> Run:
+        """Resolve the connection, read the schema (the ``schema`` stage) and make the call's :class:`Run`."""
+        conn = self.connections.resolve(connection, namespace)
+        progress = how.get("progress") or _no_progress
+        how["progress"] = progress
+        progress("schema", {})
+        with stats.stage("schema"):
+            schema = self._schema_cache(settings).get(conn, sample_rows=settings.sample_rows,
+                                                      refresh=refresh_schema)
+        return Run(settings, conn, schema, replies=self._replies(settings), results=self._results(settings), **how)
+
     # -- model ------------------------------------------------------------------------------------------------
-    def backend(self) -> tuple[Any, float | None]:
-        """The loaded model backend (loading it on first use) and the seconds this call spent loading it."""
+    def backend(self, settings: Settings | None = None) -> tuple[Any, float | None]:
+        """The model backend the settings name (default: this assistant's), loading it on first use, and the
+        seconds this call spent loading it (None: already loaded)."""
         from ..models import get_backend
 
-        return get_backend(self.model, device=self.device, dtype=self.dtype, backend=self.backend_name)
+        s = settings or self.settings
+        return get_backend(s.model, device=s.device, dtype=s.dtype, backend=s.backend)
+
+    def load(self, settings: Settings | None = None) -> tuple[Any, float | None]:
+        """:meth:`backend` for a call's settings: ``backend()`` itself when they name this assistant's own model
+        (so an override of ``backend()``, a test double or a subclass, serves every such question)."""
+        if settings is None or self._own(settings, *MODEL_OPTIONS):
+            return self.backend()
+        return self.backend(settings)
 
     # -- public API -------------------------------------------------------------------------------------------
     @_reports_errors
     def ask(self, question: str, connection: Any = None, *, namespace: Mapping[str, Any] | None = None,
-            generate_only: bool = False, allow_writes: bool = False, row_cap: int | None = None,
-            refresh_schema: bool = False, cancel: threading.Event | None = None,
-            on_progress: ProgressCallback | None = None) -> Answer:
+            generate_only: bool = False, allow_writes: bool = False, refresh_schema: bool = False,
+            cancel: threading.Event | None = None, on_progress: ProgressCallback | None = None,
+            settings: Settings | None = None, **overrides: Any) -> Answer:
         """Answer ``question`` on ``connection`` (URL, alias, Engine, or None for the current connection).
 
-        Raises :class:`~jupyter_nl2sql.errors.Nl2SqlError` for what the user must fix (empty question, bad
-        connection, missing model).  Problems with the SQL the model wrote come back as ``Answer.error``.
+        ``settings`` / ``**overrides``: this call's settings (see :meth:`settings_for`), checked first.  Raises
+        :class:`~jupyter_nl2sql.errors.Nl2SqlError` for what the user must fix (a refused option, an empty
+        question, a bad connection, a missing model).  Problems with the SQL the model wrote come back as
+        ``Answer.error``.
         """
+        s = self.settings_for(settings, **overrides)
         question = _clean_question(question)
-        progress = on_progress or (lambda stage, info: None)
         stats = Stats().start()
-        conn = self.connections.resolve(connection, namespace)
-        progress("schema", {})
-        with stats.stage("schema"):
-            schema = self.schemas.get(conn, sample_rows=self.sample_rows, refresh=refresh_schema)
-        if not schema.tables:
-            raise QuestionError(f"{conn.display_url} has no tables to ask about")
-        ctx = self._context(question, conn, schema, stats, progress)
-        messages = ctx.messages[0]
-        answer = Answer(question=question, sql=None, stats=stats, messages=messages)
-        tables = ctx.tables
-        if len(tables) < len(schema.tables):
-            answer.warnings.append(f"schema too large for the prompt: showed the model {len(tables)} of "
-                                   f"{len(schema.tables)} tables in full ({', '.join(tables)})")
-        if ctx.schema_chars > self.max_schema_chars:
+        run = self._start(s, connection, namespace, stats, refresh_schema=refresh_schema, cancel=cancel,
+                          progress=on_progress, generate_only=generate_only, allow_writes=allow_writes)
+        if not run.schema.tables:
+            raise QuestionError(f"{run.conn.display_url} has no tables to ask about")
+        ctx = run.context = self._context(question, run, stats)
+        answer = Answer(question=question, sql=None, stats=stats, messages=ctx.messages[0])
+        if len(ctx.tables) < len(run.schema.tables):
+            answer.warnings.append(f"schema too large for the prompt: showed the model {len(ctx.tables)} of "
+                                   f"{len(run.schema.tables)} tables in full ({', '.join(ctx.tables)})")
+        if ctx.schema_chars > s.max_schema_chars:
             answer.warnings.append(f"the schema shown to the model is {ctx.schema_chars:,} characters, over "
-                                   f"max_schema_chars={self.max_schema_chars:,}: raise max_schema_chars, lower "
+                                   f"max_schema_chars={s.max_schema_chars:,}: raise max_schema_chars, lower "
                                    "sample_rows, or ask about fewer tables")
-        progress("load", {})
+        run.progress("load", {})
         t0 = time.perf_counter()
-        backend, load_seconds = self.backend()
+        run.backend, load_seconds = self.load(s)
         if load_seconds is not None:
             stats.model_load_seconds = load_seconds
             stats.record("load", time.perf_counter() - t0)
-        stats.device = f"{backend.device} {backend.dtype}"
-        answer.prompt = backend.render_prompt(messages)
-        answer.provenance = self._provenance(backend, schema, conn)
+        stats.device = f"{run.backend.device} {run.backend.dtype}"
+        answer.prompt = run.backend.render_prompt(answer.messages)
+        answer.provenance = self._provenance(run)
         answer.provenance["context"] = {"examples": [e.id for e in ctx.examples],
                                         "values": [m.render() for m in ctx.matches]}
-        self._solve(answer, backend, conn, schema, ctx, generate_only=generate_only,
-                    allow_writes=allow_writes, row_cap=row_cap or self.row_cap, cancel=cancel, progress=progress)
+        self._solve(answer, run)
         return self._finish(answer)
 
     @_reports_errors
     def run_sql(self, sql: str, connection: Any = None, *, namespace: Mapping[str, Any] | None = None,
-                allow_writes: bool = False, row_cap: int | None = None,
-                cancel: threading.Event | None = None) -> Answer:
-        """Check and run SQL written by a person (or edited in the widget) under the same safety layers.
+                allow_writes: bool = False, cancel: threading.Event | None = None,
+                settings: Settings | None = None, **overrides: Any) -> Answer:
+        """Check and run SQL written by a person (or edited in the panel) under the same safety layers.
 
         Unlike :meth:`ask`, a failed check or execution raises (the person can fix their SQL).
         """
+        s = self.settings_for(settings, **overrides)
         stats = Stats().start()
-        conn = self.connections.resolve(connection, namespace)
-        with stats.stage("schema"):
-            schema = self.schemas.get(conn, sample_rows=self.sample_rows)
+        run = self._start(s, connection, namespace, stats, cancel=cancel, allow_writes=allow_writes)
         answer = Answer(question=None, sql=sql, stats=stats,
-                        provenance={"connection": conn.display_url, "schema_fingerprint": schema.fingerprint})
+                        provenance={"connection": run.conn.display_url, "schema_fingerprint": run.schema.fingerprint})
         with stats.stage("check"):
-            checked = check_sql(sql, dialect=conn.sqlglot_dialect, schema=schema.mapping(),
+            checked = check_sql(sql, dialect=run.conn.sqlglot_dialect, schema=run.schema.mapping(),
                                 allow_writes=allow_writes)
         answer.sql = checked.sql
         answer.warnings.extend(checked.warnings)
-        self._execute(answer, conn, checked.sql, allow_writes=checked.is_write, row_cap=row_cap or self.row_cap,
-                      cancel=cancel, fingerprint=schema.fingerprint, stream=checked.kind != "explain")
+        self._execute(answer, run, checked)
         if checked.is_write:
-            self.schemas.get(conn, sample_rows=self.sample_rows, refresh=True)
+            self._schema_cache(s).get(run.conn, sample_rows=s.sample_rows, refresh=True)
         return self._finish(answer)
 
     def teach(self, question: str, sql: str, connection: Any = None, *,
-              namespace: Mapping[str, Any] | None = None) -> StoredExample:
+              namespace: Mapping[str, Any] | None = None, settings: Settings | None = None) -> StoredExample:
         """Save a worked example for ``connection``'s database: later questions like ``question`` are shown it.
 
         The SQL is checked (read-only policy; tables and columns exist) and run once, read-only, before it is
         saved; a problem raises :class:`~jupyter_nl2sql.errors.Nl2SqlError` with a one-line message.  Examples are
-        kept per database (schema fingerprint and password-free URL) in the user cache directory; teaching the
-        same question again replaces its SQL.
+        kept per database (schema fingerprint and password-free URL) in the settings' ``examples_dir``; teaching
+        the same question again replaces its SQL.
         """
         question = _clean_question(question)
         if not isinstance(sql, str) or not sql.strip():
             raise QuestionError("the example's SQL is empty: give the query that answers the question")
-        conn = self.connections.resolve(connection, namespace)
-        schema = self.schemas.get(conn, sample_rows=self.sample_rows)
-        checked = check_sql(sql, dialect=conn.sqlglot_dialect, schema=schema.mapping(), allow_writes=False)
+        run, store = self._taught(connection, namespace, settings)
+        checked = check_sql(sql, dialect=run.conn.sqlglot_dialect, schema=run.schema.mapping(), allow_writes=False)
         if checked.kind == "explain":
             raise QuestionError("teach a query, not an EXPLAIN")
-        execute(conn, checked.sql, row_cap=1, timeout=self.timeout, allow_writes=False)
-        return self.taught.add(schema.fingerprint, conn.display_url, question, checked.sql)
+        execute(run.conn, checked.sql, row_cap=1, timeout=run.settings.timeout, allow_writes=False)
+        return store.add(run.schema.fingerprint, run.conn.display_url, question, checked.sql)
 
-    def examples(self, connection: Any = None, *, namespace: Mapping[str, Any] | None = None
-                 ) -> list[StoredExample]:
+    def examples(self, connection: Any = None, *, namespace: Mapping[str, Any] | None = None,
+                 settings: Settings | None = None) -> list[StoredExample]:
         """The examples taught for ``connection``'s database, oldest first."""
-        conn = self.connections.resolve(connection, namespace)
-        schema = self.schemas.get(conn, sample_rows=self.sample_rows)
-        return self.taught.list(schema.fingerprint, conn.display_url)
+        run, store = self._taught(connection, namespace, settings)
+        return store.list(run.schema.fingerprint, run.conn.display_url)
 
     def forget(self, example_id: str, connection: Any = None, *,
-               namespace: Mapping[str, Any] | None = None) -> bool:
+               namespace: Mapping[str, Any] | None = None, settings: Settings | None = None) -> bool:
         """Remove a taught example by its id (or a prefix of it); True when one was removed."""
-        conn = self.connections.resolve(connection, namespace)
-        schema = self.schemas.get(conn, sample_rows=self.sample_rows)
-        return self.taught.remove(schema.fingerprint, conn.display_url, str(example_id).strip())
+        run, store = self._taught(connection, namespace, settings)
+        return store.remove(run.schema.fingerprint, run.conn.display_url, str(example_id).strip())
+
+    def _taught(self, connection: Any, namespace: Mapping[str, Any] | None, settings: Settings | None
+                ) -> tuple[Run, TaughtStore]:
+        """The database (its :class:`Run`) and the store of its taught examples, for these settings."""
+        s = self.settings_for(settings)
+        return self._start(s, connection, namespace, Stats()), self._examples(s).taught
 
     def on_answer(self, callback: Callable[[Answer], None]) -> Callable[[], None]:
-        """Call ``callback(answer)`` after every answer (the widget uses it to share the history).
+        """Call ``callback(answer)`` after every answer (the panel uses it to share the history).
 
         Returns a function that unsubscribes the callback.
         """
@@ -338,28 +375,25 @@ class Assistant:
         return await ask_async(self, question, connection, **kwargs)
 
     # -- stages -----------------------------------------------------------------------------------------------
-    def _solve(self, answer: Answer, backend: Any, conn: Connection, schema: Schema, ctx: _Context, *,
-               generate_only: bool, allow_writes: bool, row_cap: int, cancel: threading.Event | None,
-               progress: ProgressCallback) -> None:
+    def _solve(self, answer: Answer, run: Run) -> None:
         """One attempt (:meth:`_attempt`); with ``candidates`` > 1, one attempt per prompt variant, keeping the
         result most of them agree on (ties: the model's score, then the earlier prompt)."""
-        variants = ctx.messages[:1] if generate_only else ctx.messages[:self.candidates]
+        ctx = run.context
+        variants = ctx.messages[:1] if run.generate_only else ctx.messages[:run.settings.candidates]
         if len(variants) <= 1:
-            self._attempt(answer, backend, conn, schema, ctx, answer.messages or variants[0],
-                          generate_only=generate_only, allow_writes=allow_writes, row_cap=row_cap, cancel=cancel,
-                          progress=progress)
+            self._attempt(answer, run, answer.messages or variants[0])
             return
         tries: list[Answer] = []
         for i, messages in enumerate(variants):
-            if tries and cancel is not None and cancel.is_set():
+            if tries and run.cancelled:
                 break
-            progress("candidate", {"candidate": i, "of": len(variants)})
+            run.progress("candidate", {"candidate": i, "of": len(variants)})
             attempt = Answer(question=answer.question, sql=None, stats=answer.stats, messages=messages)
-            self._attempt(attempt, backend, conn, schema, ctx, messages, generate_only=False,
-                          allow_writes=allow_writes, row_cap=row_cap, cancel=cancel, progress=progress)
+            self._attempt(attempt, run, messages)
             tries.append(attempt)
         best, votes, by_score = vote(tries)
-        answer.sql, answer.dataframe, answer.error = best.sql, best.dataframe, best.error
+        answer.sql, answer.dataframe, answer.error, answer.error_kind = best.sql, best.dataframe, best.error, \
+            best.error_kind
         answer.score = best.score
         answer.rowcount, answer.truncated, answer.executed = best.rowcount, best.truncated, best.executed
         answer.messages = best.messages
@@ -369,87 +403,79 @@ class Assistant:
             tie = "; a tie, decided by the model's score" if by_score else ""
             answer.warnings.append(f"wrote {len(tries)} candidate queries; {votes} of them agree on this result{tie}")
 
-    def _attempt(self, answer: Answer, backend: Any, conn: Connection, schema: Schema, ctx: _Context,
-                 messages: list[dict], *, generate_only: bool, allow_writes: bool, row_cap: int,
-                 cancel: threading.Event | None, progress: ProgressCallback) -> None:
+    def _attempt(self, answer: Answer, run: Run, messages: list[dict]) -> None:
         """Generate, check, execute; on a failed check or execution, feed the error back (bounded rounds); on an
         empty result although the question names database values, one more round with their spellings."""
-        for round_no in range(self.repair_rounds + 1):
-            progress("generate", {"round": round_no})
-            sql = self._generate(answer, backend, messages, cancel)
+        s = run.settings
+        for round_no in range(s.repair_rounds + 1):
+            run.progress("generate", {"round": round_no})
+            sql = self._generate(answer, run, messages)
             answer.sql = sql
             answer.candidates.append(sql)
             try:
-                checked = self._check(answer, sql, conn, schema, allow_writes=allow_writes)
+                checked = self._check(answer, run, sql)
                 answer.sql = checked.sql
                 answer.warnings.extend(checked.warnings)
                 if checked.is_write:
                     answer.warnings.append("this statement changes the database (writes were allowed for this call)")
-                if generate_only:
-                    answer.error = None
+                if run.generate_only:
+                    answer.error = answer.error_kind = None
                     return
-                progress("execute", {})
-                self._execute(answer, conn, checked.sql, allow_writes=checked.is_write, row_cap=row_cap,
-                              cancel=cancel, fingerprint=schema.fingerprint, stream=checked.kind != "explain")
-                answer.error = None
+                run.progress("execute", {})
+                self._execute(answer, run, checked)
+                answer.error = answer.error_kind = None
                 if (not checked.is_write and checked.kind != "explain" and _found_nothing(answer.dataframe)
-                        and not (cancel is not None and cancel.is_set())):
-                    if self.fix_values and self._respell(answer, conn, schema, checked.sql, row_cap=row_cap,
-                                                         cancel=cancel):
+                        and not run.cancelled):
+                    if s.fix_values and self._respell(answer, run, checked.sql):
                         return
-                    if self.repair_empty and ctx.hints:
-                        self._repair_empty(answer, backend, conn, schema, messages, checked.sql, ctx.hints,
-                                           row_cap=row_cap, cancel=cancel, progress=progress)
+                    if s.repair_empty and run.context.hints:
+                        self._repair_empty(answer, run, messages, checked.sql)
                 return
             except WriteRefused as exc:
-                answer.error = str(exc)
+                answer.fail(exc)
                 return
             except (SQLCheckError, ExecutionError) as exc:
-                answer.error = str(exc)
-                if cancel is not None and cancel.is_set():
+                answer.fail(exc)
+                if run.cancelled:
                     return
-                if round_no < self.repair_rounds:
+                if round_no < s.repair_rounds:
                     answer.warnings.append(f"first SQL failed ({exc}); asked the model to repair it")
                     # without the examples: names copied from another database's example are a common cause
-                    base = ctx.plain if ctx.plain is not None and round_no == 0 else messages
-                    messages = repair_messages(base, sql, str(exc) + _owners_hint(str(exc), schema))
+                    plain = run.context.plain
+                    base = plain if plain is not None and round_no == 0 else messages
+                    messages = repair_messages(base, sql, str(exc) + _owners_hint(str(exc), run.schema))
 
-    def _repair_empty(self, answer: Answer, backend: Any, conn: Connection, schema: Schema, messages: list[dict],
-                      sql: str, hints: str, *, row_cap: int, cancel: threading.Event | None,
-                      progress: ProgressCallback) -> None:
+    def _repair_empty(self, answer: Answer, run: Run, messages: list[dict], sql: str) -> None:
         """The query ran but found nothing although the question names values: ask once more with the values'
         spellings; keep the new query only if it checks, runs and returns rows."""
-        progress("generate", {"round": "empty result"})
-        new_sql = self._generate(answer, backend, empty_result_messages(messages, sql, hints), cancel)
+        run.progress("generate", {"round": "empty result"})
+        new_sql = self._generate(answer, run, empty_result_messages(messages, sql, run.context.hints))
         answer.candidates.append(new_sql)
-        self._instead(answer, new_sql, conn, schema, row_cap=row_cap, cancel=cancel,
+        self._instead(answer, run, new_sql,
                       note="the first query returned no rows; the model rewrote it with the database's spelling of "
                            "the values the question mentions")
 
-    def _respell(self, answer: Answer, conn: Connection, schema: Schema, sql: str, *, row_cap: int,
-                 cancel: threading.Event | None) -> bool:
+    def _respell(self, answer: Answer, run: Run, sql: str) -> bool:
         """The query found nothing: compare its string literals with the column's own values and, where exactly
         one is the same up to case, accents, dashes and spacing, use it (no model call); True when that finds rows."""
         with answer.stats.stage("values"):
-            index = self.value_indexes.get(conn, schema)
-            fixed = fix_values(sql, schema.mapping(), index.spelling, conn.sqlglot_dialect)
+            index = self.value_indexes.get(run.conn, run.schema)
+            fixed = fix_values(sql, run.schema.mapping(), index.spelling, run.conn.sqlglot_dialect)
         if not fixed.changed:
             return False
-        return self._instead(answer, fixed.sql, conn, schema, row_cap=row_cap, cancel=cancel,
+        return self._instead(answer, run, fixed.sql,
                              note="the query found nothing; used the database's spelling of its values: "
                                   + "; ".join(fixed.changes))
 
-    def _instead(self, answer: Answer, sql: str, conn: Connection, schema: Schema, *, row_cap: int,
-                 cancel: threading.Event | None, note: str) -> bool:
+    def _instead(self, answer: Answer, run: Run, sql: str, *, note: str) -> bool:
         """Check and run ``sql`` in place of a query that found nothing; keep it (with ``note`` among the answer's
         warnings) only if it returns rows.  True when kept."""
         trial = Answer(question=answer.question, sql=None, stats=answer.stats)
         try:
-            checked = self._check(trial, sql, conn, schema, allow_writes=False)
+            checked = self._check(trial, run, sql, allow_writes=False)
             if checked.kind == "explain":
                 return False
-            self._execute(trial, conn, checked.sql, allow_writes=False, row_cap=row_cap, cancel=cancel,
-                          fingerprint=schema.fingerprint)
+            self._execute(trial, run, checked)
         except (SQLCheckError, ExecutionError, WriteRefused):
             return False
         if _found_nothing(trial.dataframe):
@@ -459,42 +485,43 @@ class Assistant:
         answer.warnings.extend(checked.warnings + trial.warnings + [note])
         return True
 
-    def _check(self, answer: Answer, sql: str, conn: Connection, schema: Schema, *,
-               allow_writes: bool) -> CheckedSQL:
+    def _check(self, answer: Answer, run: Run, sql: str, *, allow_writes: bool | None = None) -> CheckedSQL:
         """:func:`check_sql`; when it refuses a name and ``fix_names`` finds the one the model meant, the corrected
         SQL (with a warning saying what changed).  A correction that still fails the check raises the first error,
         which is what the model's repair round is told."""
+        writes = run.allow_writes if allow_writes is None else allow_writes
+        dialect = run.conn.sqlglot_dialect
         with answer.stats.stage("check"):
-            mapping = schema.mapping()
+            mapping = run.schema.mapping()
             try:
-                return check_sql(sql, dialect=conn.sqlglot_dialect, schema=mapping, allow_writes=allow_writes)
+                return check_sql(sql, dialect=dialect, schema=mapping, allow_writes=writes)
             except SQLCheckError as first:
-                fixed = fix_names(sql, mapping, conn.sqlglot_dialect, schema.links()) if self.fix_names else None
+                fixed = fix_names(sql, mapping, dialect, run.schema.links()) if run.settings.fix_names else None
                 if fixed is None or not fixed.changed:
                     raise
                 try:
-                    checked = check_sql(fixed.sql, dialect=conn.sqlglot_dialect, schema=mapping,
-                                        allow_writes=allow_writes)
+                    checked = check_sql(fixed.sql, dialect=dialect, schema=mapping, allow_writes=writes)
                 except SQLCheckError:
                     raise first from None
         answer.warnings.append("corrected names in the model's SQL: " + "; ".join(dict.fromkeys(fixed.changes)))
         return checked
 
-    def _generate(self, answer: Answer, backend: Any, messages: list[dict],
-                  cancel: threading.Event | None = None) -> str:
+    def _generate(self, answer: Answer, run: Run, messages: list[dict]) -> str:
         from ..models.base import accepts_cancel
 
+        backend, cache, cancel = run.backend, run.replies, run.cancel
+        max_new_tokens = run.settings.max_new_tokens
         identity = model_identity(backend.provenance)
-        key = cache_key(identity, messages, {"greedy": True, "max_new_tokens": self.max_new_tokens})
+        key = cache_key(identity, messages, {"greedy": True, "max_new_tokens": max_new_tokens})
         persist = persistent_identity(identity)  # only content-addressed models go to the disk store
-        cached = self.cache.get(key, persist=persist) if self.cache is not None else None
+        cached = cache.get(key, persist=persist) if cache is not None else None
         lead = False
         with answer.stats.stage("generate"):
-            if cached is None and self.cache is not None:
+            if cached is None and cache is not None:
                 # the same prompt already being generated for another caller: wait for that reply
                 lead = self._in_flight.claim(key, cancel)
                 if not lead:
-                    cached = self.cache.get(key, persist=persist)  # None if that caller failed: generate here
+                    cached = cache.get(key, persist=persist)  # None if that caller failed: generate here
             try:
                 if cached is not None:
                     answer.stats.cache_hit = True
@@ -502,26 +529,32 @@ class Assistant:
                     answer.score = cached.get("logprob")
                 else:
                     extra = {"cancel": cancel} if cancel is not None and accepts_cancel(backend.generate) else {}
-                    gen = backend.generate(messages, max_new_tokens=self.max_new_tokens, **extra)  # may raise
+                    gen = backend.generate(messages, max_new_tokens=max_new_tokens, **extra)  # may raise
                     answer.stats.add_generation(gen.tokens_in, gen.tokens_out, gen.seconds)
                     text = gen.text
                     answer.score = gen.logprob
-                    if self.cache is not None:
-                        self.cache.put(key, {"text": text, "tokens_in": gen.tokens_in, "tokens_out": gen.tokens_out,
-                                             "logprob": gen.logprob}, persist=persist)
+                    if cache is not None:
+                        cache.put(key, {"text": text, "tokens_in": gen.tokens_in, "tokens_out": gen.tokens_out,
+                                        "logprob": gen.logprob}, persist=persist)
             finally:
                 if lead:
                     self._in_flight.release(key)
         return extract_sql(text)
 
-    def _execute(self, answer: Answer, conn: Connection, sql: str, *, allow_writes: bool, row_cap: int,
-                 cancel: threading.Event | None, fingerprint: str, stream: bool = True) -> None:
+    def _execute(self, answer: Answer, run: Run, checked: CheckedSQL) -> None:
+        """Run checked SQL (the ``execute`` and ``fetch`` stages); a read-only query goes through the opt-in result
+        cache first, and its result into it after."""
+        write = checked.is_write
+        cache = run.results if not write else None  # writes are never cached nor answered from the cache
         with answer.stats.stage("execute"):
-            # through the opt-in result cache, which passes writes (and everything when it is off) straight through
-            result = cached_execute(self.result_cache, conn, sql, fingerprint=fingerprint, row_cap=row_cap,
-                                    timeout=self.timeout, allow_writes=allow_writes, cancel=cancel,
-                                    stream=stream and not allow_writes)
-            answer.stats.result_cache_hit = getattr(result, "cached", None)
+            result = self._cached_result(run, checked.sql) if cache is not None else None
+            if result is None:
+                result = execute(run.conn, checked.sql, row_cap=run.row_cap, timeout=run.settings.timeout,
+                                 allow_writes=write, cancel=run.cancel, stream=checked.kind != "explain" and not write)
+                if cache is not None and result.dataframe is not None:
+                    cache.put(run.conn.key, run.schema.fingerprint, checked.sql, run.row_cap, result.dataframe,
+                              result.truncated, result.rowcount)
+        answer.stats.result_cache_hit = None if cache is None else bool(getattr(result, "cached", False))
         answer.stats.stages["execute"].seconds -= result.fetch_seconds
         answer.stats.record("fetch", result.fetch_seconds)
         answer.dataframe = result.dataframe
@@ -529,32 +562,37 @@ class Assistant:
         answer.truncated = result.truncated
         answer.executed = True
         if result.truncated:
-            answer.warnings.append(f"result truncated to the first {row_cap} rows (row cap); "
+            answer.warnings.append(f"result truncated to the first {run.row_cap} rows (row cap); "
                                    "raise it with --limit or narrow the question")
 
-    # -- context: values, examples, schema text, prompt variants ----------------------------------------------
-    def pool(self) -> ExamplePool | None:
-        """The example pool named by ``example_pool`` (loaded on first use), or None."""
-        if not self.example_pool:
+    @staticmethod
+    def _cached_result(run: Run, sql: str) -> ExecutionResult | None:
+        """The result cache's entry for ``sql`` as an :class:`ExecutionResult` (``cached`` set), or None."""
+        t0 = time.perf_counter()
+        hit = run.results.get(run.conn.key, run.schema.fingerprint, sql, run.row_cap)
+        if hit is None:
             return None
-        if self._pool is None or self._pool[0] != self.example_pool:  # the setting may change between questions
-            try:
-                self._pool = (self.example_pool, ExamplePool.load(self.example_pool))
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise ConfigError(f"cannot read the example pool {self.example_pool}: {exc}") from None
-        return self._pool[1]
+        result = ExecutionResult(hit["dataframe"], hit["truncated"], hit["rowcount"], time.perf_counter() - t0, 0.0)
+        result.cached = True  # type: ignore[attr-defined]
+        return result
 
-    def _context(self, question: str, conn: Connection, schema: Schema, stats: Stats,
-                 progress: ProgressCallback) -> _Context:
+    # -- context: values, examples, schema text, prompt variants ----------------------------------------------
+    def pool(self, settings: Settings | None = None) -> Any:
+        """The example pool the settings name (``example_pool``, loaded on first use), or None."""
+        s = settings or self.settings
+        return self._examples(s).pool(s.example_pool)
+
+    def _context(self, question: str, run: Run, stats: Stats) -> _Context:
         """Values the question mentions, examples like it, the schema text, and the prompt(s)."""
+        s, conn, schema = run.settings, run.conn, run.schema
         index = None
         matches: list[ValueMatch] = []
         vocab = schema_vocabulary([t.name for t in schema.tables], [c.name for t in schema.tables for c in t.columns])
-        if self.value_retrieval or self.column_values:
-            progress("values", {})
+        if s.value_retrieval or s.column_values:
+            run.progress("values", {})
             with stats.stage("values"):
                 index = self.value_indexes.get(conn, schema)
-                if self.value_retrieval:
+                if s.value_retrieval:
                     matches = index.match(question, ignore_words=vocab)
         hints = render_matches(matches, conn.dialect)
         taught: list[StoredExample] = []
@@ -562,41 +600,43 @@ class Assistant:
         pool = None
         masked: list[str] = []
         exclude = [_database_name(conn)]
-        if self.few_shot:
+        if s.few_shot:
             with stats.stage("examples"):
                 masked = mask_question(question, vocab, [m.span for m in matches] + _quoted(question))
-                taught = self.taught.list(schema.fingerprint, conn.display_url)
+                store = self._examples(s)
+                taught = store.taught.list(schema.fingerprint, conn.display_url)
                 taught_masked = [mask_question(e.question, vocab, sql_literals(e.sql)) for e in taught]
-                pool = self.pool()
+                pool = store.pool(s.example_pool)
 
         def shots(skip: int) -> list[StoredExample]:
-            if not self.few_shot:
+            if not s.few_shot:
                 return []
-            return select_examples(masked, self.few_shot, taught=taught, taught_masked=taught_masked, pool=pool,
+            return select_examples(masked, s.few_shot, taught=taught, taught_masked=taught_masked, pool=pool,
                                    exclude_db=exclude, skip=skip)
+
+        def schema_text(values_for: Any, layout: str) -> tuple[str, list[str]]:
+            return fit_schema(schema, question, max_chars=s.max_schema_chars, sample_rows=s.sample_rows,
+                              values_for=values_for, must=[m.table for m in matches], linking=s.schema_linking,
+                              layout=layout)
 
         with stats.stage("prompt"):
             values_for = None
-            if self.column_values and index is not None:
-                k = self.column_values
+            if s.column_values and index is not None:
+                k = s.column_values
                 values_for = lambda table, column: index.column_values(table, column, k)  # noqa: E731
-            must = [m.table for m in matches]
-            layout = self.prompt_layout
-            schema_text, tables = fit_schema(schema, question, max_chars=self.max_schema_chars,
-                                             sample_rows=self.sample_rows, values_for=values_for, must=must,
-                                             linking=self.schema_linking, layout=layout)
+            layout = s.prompt_layout
+            text, tables = schema_text(values_for, layout)
             examples = shots(0)
-            prompts = [build_messages(question, schema_text, conn.dialect, _as_prompt(examples), hints, layout)]
-            plain = build_messages(question, schema_text, conn.dialect, (), hints, layout) if examples else None
+            prompts = [build_messages(question, text, conn.dialect, _as_prompt(examples), hints, layout)]
+            plain = build_messages(question, text, conn.dialect, (), hints, layout) if examples else None
             # more candidates: the next-best examples; without examples, the other way of showing values, then
             # the other prompt layout
-            for i in range(1, self.candidates):
+            for i in range(1, s.candidates):
                 if examples:
-                    more = shots(i * self.few_shot)
+                    more = shots(i * s.few_shot)
                     if not more:
                         break
-                    prompts.append(build_messages(question, schema_text, conn.dialect, _as_prompt(more), hints,
-                                                  layout))
+                    prompts.append(build_messages(question, text, conn.dialect, _as_prompt(more), hints, layout))
                     continue
                 if i > 2:
                     break
@@ -607,16 +647,15 @@ class Assistant:
                     shown = None if values_for else (lambda table, column: index.column_values(table, column, 3))
                 else:
                     style = next(other for other in LAYOUTS if other != layout)
-                alt_text, _ = fit_schema(schema, question, max_chars=self.max_schema_chars,
-                                         sample_rows=self.sample_rows, values_for=shown, must=must,
-                                         linking=self.schema_linking, layout=style)
+                alt_text, _ = schema_text(shown, style)
                 prompts.append(build_messages(question, alt_text, conn.dialect, (), hints, style))
-        return _Context(prompts, tables, matches, hints, examples, plain, len(schema_text))
+        return _Context(prompts, tables, matches, hints, examples, plain, len(text))
 
     # -- helpers ----------------------------------------------------------------------------------------------
-    def _provenance(self, backend: Any, schema: Schema, conn: Connection) -> dict[str, Any]:
-        return {**backend.provenance, "schema_fingerprint": schema.fingerprint, "connection": conn.display_url,
-                "decoding": {"strategy": "greedy", "max_new_tokens": self.max_new_tokens},
+    def _provenance(self, run: Run) -> dict[str, Any]:
+        return {**run.backend.provenance, "schema_fingerprint": run.schema.fingerprint,
+                "connection": run.conn.display_url,
+                "decoding": {"strategy": "greedy", "max_new_tokens": run.settings.max_new_tokens},
                 "jupyter_nl2sql": __version__,
                 "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
@@ -731,18 +770,6 @@ def _clean_question(question: Any) -> str:
         raise QuestionError(f"the question is {len(question)} characters long; keep it under "
                             f"{MAX_QUESTION_CHARS}")
     return question
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a whole number ≥ 1, not {value!r}")
-    return value
-
-
-def _non_negative_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{name} must be a whole number ≥ 0, not {value!r}")
-    return value
 
 
 _default: Assistant | None = None

@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from ..errors import ConfigError
+from ..paths import examples_dir
 from .values import normalize
 
 #: Placeholders of masked questions.
@@ -323,14 +325,11 @@ def _spider_vocabularies(tables_path: Path) -> dict[str, frozenset[str]]:
 # Taught examples (the user's own database)
 # ---------------------------------------------------------------------------------------------------------------
 class TaughtStore:
-    """Examples people taught, one JSON file per database under ``directory`` (default: the user cache dir)."""
+    """Examples people taught, one JSON file per database under ``directory`` (default:
+    :func:`jupyter_nl2sql.paths.examples_dir`)."""
 
     def __init__(self, directory: str | os.PathLike | None = None) -> None:
-        if directory is None:
-            from ..connections import default_cache_dir
-
-            directory = default_cache_dir() / "examples"
-        self.directory = Path(directory)
+        self.directory = Path(directory) if directory is not None else examples_dir()
         self._lock = threading.Lock()
 
     def path(self, fingerprint: str, url: str) -> Path:
@@ -384,6 +383,24 @@ class TaughtStore:
             raise
 
 
+class ExampleStore:
+    """Where a question's examples come from: the taught ones (:attr:`taught`, a :class:`TaughtStore` under
+    ``directory``) and a pool of other databases' examples (:meth:`pool`)."""
+
+    def __init__(self, directory: str | os.PathLike | None = None) -> None:
+        self.taught = TaughtStore(directory)
+
+    @staticmethod
+    def pool(path: str | os.PathLike | None) -> ExamplePool | None:
+        """The pool in the file ``path`` (read once per path and modification time), or None without a path."""
+        if not path:
+            return None
+        try:
+            return ExamplePool.load(path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"cannot read the example pool {path}: {exc}") from None
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Selection
 # ---------------------------------------------------------------------------------------------------------------
@@ -412,83 +429,3 @@ def select_examples(masked: Sequence[str], k: int, *, taught: Sequence[StoredExa
                 chosen.append(ex)
                 shapes.add(sql_shape(ex.sql))
     return list(reversed(chosen))
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The magic's subcommands (``%nl2sql teach | examples | forget``), kept free of IPython: errors are ValueError or
-# Nl2SqlError with a one-line message, which the magic turns into UsageError.
-# ---------------------------------------------------------------------------------------------------------------
-TEACH_USAGE = ("usage: %nl2sql teach [-c CONNECTION] QUESTION => SQL   (or %%nl2sql teach [-c CONNECTION] with "
-               "the question on the cell's first line and the SQL below it)")
-
-
-def split_connection_option(text: str) -> tuple[str | None, str]:
-    """A leading ``-c TOKEN`` / ``--connection TOKEN`` and the rest of the text.
-
-    >>> split_connection_option("-c shop How many? => SELECT 1")
-    ('shop', 'How many? => SELECT 1')
-    >>> split_connection_option("How many?")
-    (None, 'How many?')
-    """
-    m = re.match(r"\s*(?:-c|--connection)(?:\s+|=)(\S+)\s*", text)
-    return (m.group(1), text[m.end():]) if m else (None, text.strip())
-
-
-def parse_teach(text: str, cell: str | None = None) -> tuple[str | None, str, str]:
-    """``(connection token, question, sql)`` from the magic's line (and cell body).
-
-    >>> parse_teach("-c shop Active customers? => SELECT * FROM customers WHERE status = 'A'")
-    ('shop', 'Active customers?', "SELECT * FROM customers WHERE status = 'A'")
-    >>> parse_teach("", "Active customers?\\nSELECT *\\nFROM customers")
-    (None, 'Active customers?', 'SELECT *\\nFROM customers')
-    """
-    token, rest = split_connection_option(text)
-    body = rest if cell is None else "\n".join(part for part in (rest, cell.strip("\n")) if part.strip())
-    if "=>" in body:
-        question, _, sql = body.partition("=>")
-    elif cell is not None and "\n" in body.strip():
-        question, _, sql = body.strip().partition("\n")
-    else:
-        raise ValueError(TEACH_USAGE)
-    question, sql = question.strip(), sql.strip()
-    if not question or not sql:
-        raise ValueError(TEACH_USAGE)
-    return token, question, sql
-
-
-def magic_teach(assistant: Any, text: str, cell: str | None = None, namespace: dict | None = None,
-                connection_token: Any = lambda token: token) -> StoredExample:
-    """``%nl2sql teach``: check, run once and save an example; prints what was saved."""
-    token, question, sql = parse_teach(text, cell)
-    ex = assistant.teach(question, sql, connection_token(token), namespace=namespace)
-    print(f"Saved example {ex.id}: {ex.question!r} (remove it with %nl2sql forget {ex.id})")
-    return ex
-
-
-def magic_examples(assistant: Any, text: str, namespace: dict | None = None,
-                   connection_token: Any = lambda token: token) -> Any:
-    """``%nl2sql examples [-c CONNECTION]``: the taught examples of a database as a DataFrame."""
-    import pandas as pd
-
-    token, rest = split_connection_option(text)
-    if rest:
-        raise ValueError("usage: %nl2sql examples [-c CONNECTION]")
-    rows = [{"id": e.id, "question": e.question, "sql": e.sql, "created": e.created}
-            for e in assistant.examples(connection_token(token), namespace=namespace)]
-    return pd.DataFrame(rows, columns=["id", "question", "sql", "created"])
-
-
-def magic_forget(assistant: Any, text: str, namespace: dict | None = None,
-                 connection_token: Any = lambda token: token) -> None:
-    """``%nl2sql forget ID [-c CONNECTION]``: remove a taught example."""
-    token, rest = split_connection_option(text)
-    words = rest.split()
-    if not words and token is None:
-        raise ValueError("usage: %nl2sql forget EXAMPLE_ID [-c CONNECTION]")
-    if len(words) == 3 and words[1] in ("-c", "--connection"):  # ID first, then the connection
-        token, words = words[2], words[:1]
-    if len(words) != 1:
-        raise ValueError("usage: %nl2sql forget EXAMPLE_ID [-c CONNECTION]")
-    if not assistant.forget(words[0], connection_token(token), namespace=namespace):
-        raise ValueError(f"no taught example {words[0]!r} for this database (list them with %nl2sql examples)")
-    print(f"Removed example {words[0]}")

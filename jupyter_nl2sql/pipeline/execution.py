@@ -17,8 +17,8 @@ from typing import Any, Callable, Iterator
 import pandas as pd
 import sqlalchemy as sa
 
-from ..connections import Connection, _one_line, redact
-from ..errors import ConnectionFailed, ExecutionError
+from ..connections import Connection, redact
+from ..errors import ConnectionFailed, ExecutionError, first_line as _one_line
 
 
 @dataclass

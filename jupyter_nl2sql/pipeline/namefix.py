@@ -16,7 +16,7 @@ scopes and generator for the rest.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import pairwise
 from dataclasses import dataclass, field
 
@@ -27,7 +27,8 @@ from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.tokens import TokenType
 
-Schema = Mapping[str, Mapping[str, str]]
+from .sqlcheck import Schema as SchemaMapping
+
 #: A foreign key: (table, its columns, referenced table, referenced columns).
 Link = tuple[str, Sequence[str], str, Sequence[str]]
 
@@ -62,7 +63,7 @@ def squash(name: str) -> str:
     return "".join(ch for ch in name.lower() if ch.isalnum())
 
 
-def fix_names(sql: str, schema: Schema, dialect: str = "sqlite", links: Iterable[Link] = ()) -> NameFix:
+def fix_names(sql: str, schema: SchemaMapping, dialect: str = "sqlite", links: Iterable[Link] = ()) -> NameFix:
     """Rewrite names that match exactly one name of ``schema`` up to case, spaces and punctuation.
 
     In order: unquoted multi-word headers are quoted (``Winning Driver`` would otherwise parse as a column with an
@@ -89,7 +90,7 @@ def fix_names(sql: str, schema: Schema, dialect: str = "sqlite", links: Iterable
     return NameFix(tree.sql(dialect=dialect), changes)
 
 
-def _lowered(schema: Schema) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+def _lowered(schema: SchemaMapping) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
     """Lower-case table -> lower-case column -> spelling; lower-case table -> spelling."""
     tables = {str(t).lower(): {str(c).lower(): str(c) for c in cols} for t, cols in schema.items()}
     return tables, {str(t).lower(): str(t) for t in schema}
@@ -108,7 +109,7 @@ Spelling = Callable[[str, str, str], "str | None"]
 (:meth:`jupyter_nl2sql.pipeline.values.ValueIndex.spelling`)."""
 
 
-def fix_values(sql: str, schema: Schema, spelling: Spelling, dialect: str = "sqlite") -> NameFix:
+def fix_values(sql: str, schema: SchemaMapping, spelling: Spelling, dialect: str = "sqlite") -> NameFix:
     """Rewrite string literals compared with a column (``=``, ``<>``, ``IN``) to the column's own spelling of them,
     where ``spelling`` knows exactly one (``Call sign = 'K218DZ'`` → ``'k218dz'``).  Meant for a query that ran and
     found nothing; returns the input unchanged when nothing applies or the SQL cannot be parsed."""

@@ -20,8 +20,8 @@ from typing import Any, Callable, Iterable, Sequence
 import sqlalchemy as sa
 from sqlglot import exp
 
-from ..connections import Connection, _one_line
-from ..errors import ConnectionFailed
+from ..connections import Connection
+from ..errors import ConnectionFailed, first_line as _one_line
 
 #: Longest value shown in a sample row; longer ones are cut with an ellipsis.
 MAX_SAMPLE_CHARS = 40

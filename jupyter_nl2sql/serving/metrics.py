@@ -14,7 +14,7 @@ What is measured (every name starts with ``nl2sql_``; see ``docs/operations.md``
   ``outcome`` = ok|error (an answer whose SQL failed after repair);
 - ``requests_total{call,outcome}`` (outcome ok|error|raised) and ``errors_total{kind}`` (the
   :class:`~jupyter_nl2sql.errors.Nl2SqlError` subclass: ConnectionFailed, ModelError, Cancelled, QuestionError...;
-  for answers that came back with an error: ``Answer.error_kind`` where the pipeline sets it, else AnswerError);
+  for answers that came back with an error: ``Answer.error_kind``, the class of the error the pipeline recorded);
 - ``tokens_total{direction}`` (in|out) and ``generation_tokens_per_second``;
 - ``generation_cache_hits_total`` / ``generation_cache_misses_total`` / ``generation_cache_hit_ratio`` (read from
   ``assistant.cache`` at scrape time);
@@ -54,8 +54,8 @@ except ImportError as _exc:  # pragma: no cover - exercised only without the ext
     raise ImportError("jupyter_nl2sql.serving.metrics needs prometheus_client: pip install 'jupyter-nl2sql[serve]'"
                       ) from _exc
 
-from .. import __version__
-from ..errors import Nl2SqlError
+from ..version import __version__
+from ..errors import Nl2SqlError, first_line
 
 logger = logging.getLogger("jupyter_nl2sql")
 slow_logger = logging.getLogger("jupyter_nl2sql.slow")
@@ -110,7 +110,7 @@ class Metrics:
         self.request_seconds.labels(call=call, outcome=outcome).observe(max(stats.total_seconds, 0.0))
         self.requests.labels(call=call, outcome=outcome).inc()
         if answer.error is not None:
-            self.errors.labels(kind=getattr(answer, "error_kind", None) or "AnswerError").inc()
+            self.errors.labels(kind=answer.error_kind or "AnswerError").inc()
         if stats.tokens_in:
             self.tokens.labels(direction="in").inc(stats.tokens_in)
         if stats.tokens_out:
@@ -318,7 +318,7 @@ class SlowQueryLog:
             try:
                 plan = explain(conn, answer.sql, analyze=self.analyze, timeout=self.explain_timeout)
             except Exception as exc:  # noqa: BLE001 - a plan is a bonus, never an error
-                plan = f"(no plan: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                plan = f"(no plan: {first_line(exc)})"
         stats = answer.stats
         entry = {
             "seconds": round(seconds, 4), "measure": self.measure, "threshold": self.threshold,
@@ -503,7 +503,7 @@ class _MetricsHandler(BaseHTTPRequestHandler):
                 try:
                     result = self.server.health()
                 except Exception as exc:  # noqa: BLE001 - a failed check is the answer
-                    result = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                    result = f"{type(exc).__name__}: {first_line(exc)}"
                 if result is not True and result is not None:
                     status, report = 503, {"status": "unhealthy", "reason": str(result) if result else "check failed"}
             report["uptime_seconds"] = round(time.time() - self.server.metrics.started, 1)

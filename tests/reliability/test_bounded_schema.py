@@ -128,8 +128,7 @@ def test_schema_that_cannot_fit_is_reported(huge_url: str, huge_assistant: tuple
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     scripted("SELECT count(*) AS n FROM warehouse_120")
     assistant = huge_assistant[0]
-    monkeypatch.setattr(assistant, "max_schema_chars", 500)
-    answer = assistant.ask("How many rows are in warehouse_120?", huge_url)
+    answer = assistant.ask("How many rows are in warehouse_120?", huge_url, max_schema_chars=500)  # this call only
     shown = schema_part(answer)
     print(f"\nhuge schema, bound 500: prompt schema {len(shown):,} chars; warnings {answer.warnings}")
     assert len(shown) > 500  # one table alone is longer than the bound

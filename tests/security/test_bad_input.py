@@ -169,8 +169,8 @@ def test_bad_model(case: str, refused: Callable[..., str], still_works: Callable
 
 # -- configuration -------------------------------------------------------------------------------------------------
 CONFIG: dict[str, tuple[str, Any, tuple[str, ...]]] = {
-    "negative row cap": ("row_cap", "-1", (r"row_cap must be ≥ 1, not -1",)),
-    "unknown dtype": ("dtype", "'int3'", (r"dtype must be bfloat16, float16, float32 or auto, not 'int3'",)),
+    "negative row cap": ("row_cap", "-1", (r"row_cap must be a whole number ≥ 1, not -1",)),
+    "unknown dtype": ("dtype", "'int3'", (r"unknown dtype 'int3': use auto, bfloat16, float16 or float32",)),
     "negative timeout": ("timeout", "-5", (r"timeout must be ≥ 0 seconds, not -5",)),
     "row cap not a number": ("row_cap", "'many'", (r"row_cap", r"expected an int")),
 }

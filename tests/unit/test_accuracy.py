@@ -12,7 +12,7 @@ import pytest
 
 from jupyter_nl2sql.pipeline.assistant import Answer, Assistant, _found_nothing, vote
 from jupyter_nl2sql.errors import ConfigError, ExecutionError, SQLCheckError, WriteRefused
-from jupyter_nl2sql.pipeline.examples import magic_examples, magic_forget, magic_teach, parse_teach
+from jupyter_nl2sql.frontends.magics import parse_teach
 
 POOL = [
     {"question": "How many pilots are from \"Spain\"?", "query": "SELECT count(*) FROM pilot WHERE country = 'Spain'",
@@ -113,17 +113,8 @@ def test_taught_examples_are_per_database(assistant, demo_sqlite_url: str, demo_
     assert a.examples(demo_copy_url) == [] and len(a.examples(demo_sqlite_url)) == 1
 
 
-def test_magic_teach_examples_forget(assistant, demo_sqlite_url: str, capsys) -> None:
-    a = assistant()
-    ex = magic_teach(a, f"-c {demo_sqlite_url} Orders per status? => SELECT status, count(*) FROM orders "
-                        "GROUP BY status")
-    assert "Saved example" in capsys.readouterr().out
-    frame = magic_examples(a, f"-c {demo_sqlite_url}")
-    assert frame["id"].tolist() == [ex.id] and frame.columns.tolist() == ["id", "question", "sql", "created"]
-    magic_forget(a, f"{ex.id} -c {demo_sqlite_url}")
-    assert magic_examples(a, f"--connection {demo_sqlite_url}").empty
-    with pytest.raises(ValueError, match="no taught example"):
-        magic_forget(a, f"-c {demo_sqlite_url} {ex.id}")
+def test_parse_teach() -> None:
+    """The text of ``%nl2sql teach`` (the subcommands themselves: tests/unit/test_magics.py)."""
     with pytest.raises(ValueError, match="usage"):
         parse_teach("just a question")
     assert parse_teach("-c x", "Q?\nSELECT 1") == ("x", "Q?", "SELECT 1")

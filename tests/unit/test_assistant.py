@@ -94,3 +94,19 @@ def test_history_and_listeners_are_shared(scripted, demo_sqlite_url: str) -> Non
     a.on_answer(seen.append)
     ans = a.ask("One?", demo_sqlite_url)
     assert list(a.history) == [ans] and seen == [ans]
+
+
+def test_one_renderer_for_every_front_end(scripted, demo_sqlite_url: str) -> None:
+    """Answer's HTML and text, the magic's outputs and the panel's warnings are the pieces of frontends/render.py."""
+    from jupyter_nl2sql.frontends import render
+
+    scripted("SELECT nme FROM customers", "SELECT name FROM customers WHERE customer_id < 3")
+    ans = Assistant(generation_cache=False, repair_rounds=1).ask("Two names?", demo_sqlite_url)
+    assert ans.warnings
+    page = ans._repr_html_()
+    assert render.sql_html(ans.sql) in page and render.warnings_html(ans.warnings) in page
+    assert render.warning_html(ans.warnings[0]) == (
+        f"<div class='nl2sql-warning' style='color:#a60'>⚠ {render.escape(ans.warnings[0])}</div>")
+    text = str(ans)
+    assert text.startswith(ans.sql) and render.warning_text(ans.warnings[0]) in text and str(ans.stats) in text
+    assert render.answer_text(ans, show_sql=False, show_stats=False).startswith(render.table_text(ans.dataframe))

@@ -105,8 +105,8 @@ def test_an_answer_with_an_error_is_counted(scripted, demo_sqlite_url, metrics, 
     instrument(assistant, metrics)
     ans = assistant.ask("List the spaceships", demo_sqlite_url)
     assert not ans.ok
-    kind = getattr(ans, "error_kind", None) or "AnswerError"
-    assert value(metrics, "nl2sql_errors_total", kind=kind) == 1
+    assert ans.error_kind == "SQLCheckError"  # the pipeline records what failed (no table spaceships)
+    assert value(metrics, "nl2sql_errors_total", kind="SQLCheckError") == 1
     assert value(metrics, "nl2sql_requests_total", call="ask", outcome="error") == 1
 
 

@@ -15,13 +15,12 @@ import pytest
 
 redis = pytest.importorskip("redis", reason="the redis client is not installed (pip install redis)")
 
-from jupyter_nl2sql.caches import generation as cache_module  # noqa: E402
 from jupyter_nl2sql.caches import redis_store as redis_cache  # noqa: E402
 from jupyter_nl2sql.pipeline.assistant import Assistant  # noqa: E402
 from jupyter_nl2sql.caches.generation import GenerationCache  # noqa: E402
 from jupyter_nl2sql.connections import ConnectionManager  # noqa: E402
 from jupyter_nl2sql.errors import ConfigError  # noqa: E402
-from jupyter_nl2sql.caches.redis_store import RedisGenerationCache, ResultCache, cached_execute  # noqa: E402
+from jupyter_nl2sql.caches.redis_store import RedisGenerationCache, ResultCache  # noqa: E402
 
 
 import loopback_servers as servers  # tests/service, put on sys.path by tests/conftest.py  # noqa: E402
@@ -151,8 +150,6 @@ def test_from_setting_reads_options_after_the_hash(redis_url, raw):
             RedisGenerationCache.from_setting(redis_url + bad)
 
 
-@pytest.mark.skipif(not hasattr(cache_module, "REDIS_SCHEMES"),
-                    reason="cache.make_generation_cache does not select Redis yet (patch in the issue 8 report)")
 def test_the_generation_cache_setting_selects_redis(redis_url, raw, monkeypatch):
     assistant = Assistant(generation_cache=f"{redis_url}#namespace=picked&ttl=30")
     assert isinstance(assistant.cache, RedisGenerationCache) and assistant.cache.namespace == "picked"
@@ -195,44 +192,53 @@ def test_result_serialisation_keeps_types_and_refuses_the_unknown():
         redis_cache._dumps_result(pd.DataFrame({"j": [{"a": 1}]}), False, 1)
 
 
-def test_result_cache_round_trip(redis_url, raw, demo_conn):
+def _run_sql(cache, url, sql, **kwargs):
+    """Run ``sql`` through the pipeline (``Assistant.run_sql``) with ``cache`` as its result cache."""
+    assistant = Assistant(generation_cache=False, connections=ConnectionManager())
+    assistant.results = cache
+    try:
+        return assistant.run_sql(sql, url, **kwargs)
+    finally:
+        assistant.connections.close_all()
+
+
+def test_result_cache_round_trip(redis_url, raw, demo_sqlite_url):
     cache = ResultCache(redis_url, ttl=60)
-    first = cached_execute(cache, demo_conn, SQL, fingerprint="fp1", row_cap=50)
-    second = cached_execute(cache, demo_conn, SQL, fingerprint="fp1", row_cap=50)
-    assert (first.cached, second.cached) == (False, True)
+    first = _run_sql(cache, demo_sqlite_url, SQL, row_cap=50)
+    second = _run_sql(cache, demo_sqlite_url, SQL, row_cap=50)
+    assert (first.stats.result_cache_hit, second.stats.result_cache_hit) == (False, True)
     pd.testing.assert_frame_equal(first.dataframe, second.dataframe)  # same values, same dtypes
     assert (second.truncated, second.rowcount) == (first.truncated, first.rowcount) == (True, 50)
     keys = raw.keys("nl2sql:result:*")
     assert len(keys) == 1 and 0 < raw.ttl(keys[0]) <= 60
-    assert (cache.hits, cache.misses) == (1, 1)
+    assert (cache.hits, cache.misses) == (1, 1)  # each lookup counted once
 
 
 def test_result_cache_keys_on_schema_row_cap_and_sql(redis_url, raw, demo_conn):
     cache = ResultCache(redis_url)
-    cached_execute(cache, demo_conn, "SELECT count(*) AS n FROM customers", fingerprint="fp1")
-    for kwargs in ({"fingerprint": "fp2"}, {"fingerprint": "fp1", "row_cap": 10}):
-        assert not cached_execute(cache, demo_conn, "SELECT count(*) AS n FROM customers", **kwargs).cached
-    assert not cached_execute(cache, demo_conn, "SELECT count(*) AS m FROM customers", fingerprint="fp1").cached
-    assert cached_execute(cache, demo_conn, "SELECT count(*) AS n FROM customers ", fingerprint="fp1").cached
+    frame = pd.DataFrame({"n": [60]})
+    assert cache.put(demo_conn.key, "fp1", "SELECT count(*) AS n FROM customers", 1000, frame, False, 1)
+    for fingerprint, row_cap in (("fp2", 1000), ("fp1", 10)):
+        assert cache.get(demo_conn.key, fingerprint, "SELECT count(*) AS n FROM customers", row_cap) is None
+    assert cache.get(demo_conn.key, "fp1", "SELECT count(*) AS m FROM customers", 1000) is None
+    hit = cache.get(demo_conn.key, "fp1", "SELECT count(*) AS n FROM customers ", 1000)
+    assert hit is not None and hit["dataframe"].equals(frame)
 
 
 def test_result_cache_skips_writes_and_large_results(redis_url, raw, demo_copy_url):
-    manager = ConnectionManager()
-    conn = manager.resolve(demo_copy_url)
     cache = ResultCache(redis_url, max_bytes=200)
-    big = cached_execute(cache, conn, "SELECT * FROM customers", fingerprint="fp")
-    assert not big.cached and raw.dbsize() == 0  # over max_bytes
-    cached_execute(cache, conn, "UPDATE customers SET city = city", fingerprint="fp", allow_writes=True)
-    assert raw.dbsize() == 0
-    manager.close_all()
+    big = _run_sql(cache, demo_copy_url, "SELECT * FROM customers")
+    assert big.stats.result_cache_hit is False and raw.dbsize() == 0  # over max_bytes
+    write = _run_sql(cache, demo_copy_url, "UPDATE customers SET city = city", allow_writes=True)
+    assert write.stats.result_cache_hit is None and raw.dbsize() == 0 and cache.misses == 1
     with pytest.raises(ConfigError):
         ResultCache(redis_url, ttl=0)
 
 
-def test_result_cache_without_redis_runs_the_query(demo_conn):
+def test_result_cache_without_redis_runs_the_query(demo_sqlite_url):
     cache = ResultCache(f"redis://127.0.0.1:{servers.free_port()}/0")
-    result = cached_execute(cache, demo_conn, "SELECT 1 AS one", fingerprint="fp")
-    assert result.dataframe["one"].tolist() == [1] and not result.cached
+    answer = _run_sql(cache, demo_sqlite_url, "SELECT 1 AS one")
+    assert answer.dataframe["one"].tolist() == [1] and answer.stats.result_cache_hit is False
 
 
 def test_the_pipeline_uses_the_opt_in_result_cache(redis_url, raw, scripted, demo_copy_url):
@@ -246,10 +252,10 @@ def test_the_pipeline_uses_the_opt_in_result_cache(redis_url, raw, scripted, dem
     a2 = second.ask("How many customers?", demo_copy_url)
     assert (a1.stats.result_cache_hit, a2.stats.result_cache_hit) == (False, True)
     assert a1.dataframe.equals(a2.dataframe) and "(cached result)" in str(a2.stats)
-    assert second.result_cache.hit_rate == 1.0 and 0 < raw.ttl(next(iter(raw.scan_iter("t-results:*")))) <= 60
+    assert second.results.hit_rate == 1.0 and 0 < raw.ttl(next(iter(raw.scan_iter("t-results:*")))) <= 60
     w = second.run_sql("UPDATE customers SET country = country WHERE 1 = 0", demo_copy_url, allow_writes=True)
-    assert w.stats.result_cache_hit is None and second.result_cache.hits == 1
-    assert Assistant(generation_cache=False).result_cache is None  # off by default
+    assert w.stats.result_cache_hit is None and second.results.hits == 1
+    assert Assistant(generation_cache=False).results is None  # off by default
     with pytest.raises(ConfigError, match="unknown result cache option"):
         Assistant(result_cache=f"{redis_url}#tll=60")
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import pytest
 
 from jupyter_nl2sql.pipeline.assistant import Assistant
-from jupyter_nl2sql.caches.generation import (GenerationCache, cache_key, default_generation_dir, make_generation_cache,
-                                  model_identity, persistent_identity)
+from jupyter_nl2sql.caches import make_generation_cache
+from jupyter_nl2sql.caches.generation import (GenerationCache, cache_key, default_generation_dir, model_identity,
+                                              persistent_identity)
 from jupyter_nl2sql.connections import ConnectionManager
 from jupyter_nl2sql.errors import Cancelled, ConfigError
 from jupyter_nl2sql.models.testing import ScriptedBackend

@@ -190,10 +190,9 @@ def test_pagination_of_large_results(make_panel, scripted, demo_sqlite_url) -> N
     assert "rows 1–50 of 60" in p.page_label.value and "page 1/2" in p.page_label.value
 
 
-def test_row_cap_truncation_is_said(make_panel, scripted, demo_sqlite_url, assistant) -> None:
+def test_row_cap_truncation_is_said(make_panel, scripted, demo_sqlite_url) -> None:
     scripted("SELECT * FROM order_items")
-    assistant.row_cap = 100
-    p = ask(make_panel(demo_sqlite_url), "Show all order items")
+    p = ask(make_panel(demo_sqlite_url, row_cap=100), "Show all order items")
     assert "truncated" in p.status.value and "row cap" in p.page_label.value
     assert "row cap" in p.warnings.value
 
@@ -241,17 +240,31 @@ def test_history_is_shared_with_the_magic(ip, cell, scripted, demo_sqlite_url) -
 def test_panel_honours_magic_config(ip, cell) -> None:
     from jupyter_nl2sql.pipeline.assistant import get_assistant
 
-    assistant = get_assistant()
-    old = assistant.model
     try:
         cell("%config Nl2SqlMagics.model = 'qwen2.5-coder-0.5b'")
         p = cell("%nl2sql panel")
-        assert p.assistant.model == "qwen2.5-coder-0.5b"
+        assert p.settings().model == "qwen2.5-coder-0.5b" and get_assistant().settings.model is None
         assert "qwen2.5-coder-0.5b" in p.model_label.value
         p.close()
     finally:
         cell("%config Nl2SqlMagics.model = None")
-        assistant.model = old
+
+
+@pytest.mark.parametrize("options, fragment", [
+    ({"row_cap": -5}, "row_cap must be a whole number ≥ 1, not -5"), ({"row_cap": 0}, "row_cap must be"),
+    ({"prompt_layout": "xml"}, "prompt_layout must be one of sql, chat"), ({"backend": "bogus"}, "unknown backend"),
+    ({"dtype": "bogus"}, "unknown dtype"),
+])
+def test_bad_settings_are_refused_inline_before_the_model(make_panel, scripted, demo_sqlite_url, options,
+                                                          fragment) -> None:
+    backend = scripted("SELECT 1")
+    p = make_panel(demo_sqlite_url, **options)
+    for button in (p.run_button, p.generate_button):
+        p.question.value = "How many customers are there?"
+        button.click()
+        p.wait(30)
+        assert fragment in p.error.value and "Traceback" not in p.error.value and not p.busy
+    assert backend.calls == [] and idle(p)
 
 
 # -- errors stay inline -----------------------------------------------------------------------------------------

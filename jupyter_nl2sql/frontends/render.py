@@ -1,0 +1,94 @@
+"""How an answer looks, in HTML and in text: the one renderer of the notebook output (``Answer._repr_html_``), the
+magic, the panel and the command line.
+
+Each piece (SQL, prompt, warnings, error, table) has one HTML form and one text form here; the front ends only
+choose which pieces to show and where.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any, Iterable
+
+#: Rows of a result shown in a notebook output or printed (the DataFrame keeps them all).
+MAX_ROWS = 50
+
+WARNING_MARK = "⚠"
+
+
+def escape(text: Any) -> str:
+    """HTML-escaped ``str(text)``."""
+    return html.escape(str(text))
+
+
+def sql_html(sql: str) -> str:
+    """The SQL as a code block."""
+    return f"<pre class='nl2sql-sql'><code>{escape(sql)}</code></pre>"
+
+
+def prompt_html(prompt: str) -> str:
+    """The prompt the model received, as preformatted text."""
+    return f"<pre class='nl2sql-prompt'>{escape(prompt)}</pre>"
+
+
+def warning_text(warning: str) -> str:
+    """One warning as a line of text."""
+    return f"{WARNING_MARK} {warning}"
+
+
+def warning_html(warning: str) -> str:
+    """One warning as an HTML line."""
+    return f"<div class='nl2sql-warning' style='color:#a60'>{WARNING_MARK} {escape(warning)}</div>"
+
+
+def warnings_html(warnings: Iterable[str]) -> str:
+    """Every warning, one HTML line each."""
+    return "".join(warning_html(w) for w in warnings)
+
+
+def error_html(message: str) -> str:
+    """An error message as an HTML line."""
+    return f"<div class='nl2sql-error' style='color:#b00020;padding:4px 0'>{WARNING_MARK} {escape(message)}</div>"
+
+
+def table_html(frame: Any, *, max_rows: int | None = MAX_ROWS) -> str:
+    """A DataFrame as an HTML table (NULL for missing values, at most ``max_rows`` rows)."""
+    return frame.to_html(max_rows=max_rows, index=False, border=0, na_rep="NULL", escape=True)
+
+
+def table_text(frame: Any, *, max_rows: int | None = MAX_ROWS) -> str:
+    """A DataFrame as text (at most ``max_rows`` rows)."""
+    return frame.to_string(max_rows=max_rows, index=False)
+
+
+def answer_html(answer: Any, *, show_sql: bool = True, show_stats: bool = True, max_rows: int | None = MAX_ROWS
+                ) -> str:
+    """An answer as HTML: the SQL, the error, the table, the warnings, the stats line."""
+    parts = []
+    if show_sql and answer.sql:
+        parts.append(sql_html(answer.sql))
+    if answer.error:
+        parts.append(error_html(answer.error))
+    if answer.dataframe is not None:
+        parts.append(table_html(answer.dataframe, max_rows=max_rows))
+    parts.append(warnings_html(answer.warnings))
+    if show_stats and answer.stats is not None:
+        parts.append(answer.stats._repr_html_())
+    return "\n".join(p for p in parts if p)
+
+
+def answer_text(answer: Any, *, show_sql: bool = True, show_stats: bool = True, show_error: bool = True,
+                max_rows: int | None = MAX_ROWS) -> str:
+    """An answer as text: the SQL, the error, the table, the warnings, the stats line (blank lines between)."""
+    parts = []
+    if show_sql and answer.sql:
+        parts.append(answer.sql)
+    if show_error and answer.error:
+        parts.append(f"error: {answer.error}")
+    if answer.dataframe is not None:
+        parts.append(table_text(answer.dataframe, max_rows=max_rows))
+    if answer.warnings:
+        parts.append("\n".join(warning_text(w) for w in answer.warnings))
+    if show_stats and answer.stats is not None:
+        parts.append(str(answer.stats))
+    return "\n\n".join(parts)
