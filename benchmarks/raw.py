@@ -134,7 +134,7 @@ class RawPredictor:
             stats.device = f"{backend.device} {backend.dtype}"
             with stats.stage("generate"):
                 gen = backend.generate(messages, max_new_tokens=self.max_new_tokens)
-            stats.add_generation(gen.tokens_in, gen.tokens_out, gen.seconds)
+            stats.add_generation(gen)
             sql = strip_fence(gen.text)
         finally:
             stats.finish()

@@ -4,8 +4,8 @@
 >>> backend, load_seconds = get_backend()          # doctest: +SKIP
 >>> backend.generate([{"role": "user", "content": "SQL for: how many users?"}]).text   # doctest: +SKIP
 
-Importing this package is cheap: torch and transformers (or llama_cpp) are imported only when a model is loaded.
-Two backends: llama.cpp (a GGUF on the CPU; the default there when ``llama-cpp-python`` is installed) and
+Importing this package is cheap: torch and transformers (or xllamacpp) are imported only when a model is loaded.
+Two backends: llama.cpp (a GGUF on the CPU; the default there, through the prebuilt ``xllamacpp`` engine) and
 transformers (everything else); see :mod:`jupyter_nl2sql.models.registry`.
 """
 

@@ -7,8 +7,8 @@ which would double the memory needed).
 Which backend runs the model (:func:`choose_backend`; the ``backend`` setting): ``"llama.cpp"`` runs a GGUF file
 as it is on the CPU (memory-mapped, 4-bit, fastest on a CPU); ``"transformers"`` runs anything on any device
 (Hugging Face folders, GPUs, a chosen dtype).  ``"auto"`` (the default) takes llama.cpp when the model is a GGUF,
-the device is the CPU, no dtype was asked for (llama.cpp runs the file's own quantisation) and ``llama_cpp`` is
-installed; otherwise transformers.
+the device is the CPU, no dtype was asked for (llama.cpp runs the file's own quantisation) and the ``xllamacpp``
+engine (a dependency, installed from a prebuilt wheel) loads; otherwise transformers.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ BACKENDS = ("auto", "transformers", "llama.cpp")
 BACKEND_ALIASES = {"": "auto", "auto": "auto", "transformers": "transformers", "hf": "transformers",
                    "torch": "transformers", "llama.cpp": "llama.cpp", "llamacpp": "llama.cpp",
                    "llama_cpp": "llama.cpp", "llama-cpp": "llama.cpp", "gguf": "llama.cpp"}
-LLAMA_INSTALL_HINT = "pip install 'jupyter-nl2sql[llama]'"
+LLAMA_INSTALL_HINT = "pip install xllamacpp"
+LLAMA_MISSING = "the llama.cpp engine (xllamacpp) is not installed"
 
 
 def normalize_backend(backend: Any) -> str:
@@ -86,23 +87,22 @@ def llama_cpp_problem() -> str | None:
     """Why the llama.cpp backend cannot run here (not installed, does not load, built for instructions this CPU
     lacks — which would crash the kernel at the first token), or None when it can."""
     try:
-        if importlib.util.find_spec("llama_cpp") is None:
-            return f"llama-cpp-python is not installed: run {LLAMA_INSTALL_HINT}"
+        if importlib.util.find_spec("xllamacpp") is None:
+            return f"{LLAMA_MISSING}: run {LLAMA_INSTALL_HINT}"
     except (ImportError, ValueError):
-        return f"llama-cpp-python is not installed: run {LLAMA_INSTALL_HINT}"
+        return f"{LLAMA_MISSING}: run {LLAMA_INSTALL_HINT}"
     try:
-        from .llamacpp_backend import llama_cpp  # imported there, with its OpenMP settings
+        from .llamacpp_backend import xllamacpp  # imported there, with its OpenMP settings
 
-        info = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace")
+        info = str(xllamacpp.get_system_info())
     except Exception as exc:  # a broken shared library, a missing system dependency
-        return f"llama-cpp-python does not load ({type(exc).__name__}: {first_line(exc)}): reinstall it"
+        return f"the llama.cpp engine (xllamacpp) does not load ({type(exc).__name__}: {first_line(exc)}): reinstall it"
     from .device import cpu_flags
 
     missing = missing_cpu_features(info, cpu_flags())
     if missing:
-        return (f"this llama-cpp-python build uses {', '.join(missing)}, which this CPU lacks: rebuild it for this "
-                f"machine (CMAKE_ARGS=-DGGML_NATIVE=ON pip install --force-reinstall --no-binary llama-cpp-python "
-                f"llama-cpp-python)")
+        return (f"this xllamacpp build uses {', '.join(missing)}, which this CPU lacks: build it for this machine "
+                f"(pip install --force-reinstall --no-binary xllamacpp xllamacpp)")
     return None
 
 
@@ -134,7 +134,7 @@ def choose_backend(backend: Any, resolved: ResolvedModel, device: str, dtype_req
         problem = llama_cpp_problem()
         if problem is None:
             return "llama.cpp"
-        if not problem.startswith("llama-cpp-python is not installed"):
+        if not problem.startswith(LLAMA_MISSING):
             logger.warning("using transformers instead of llama.cpp: %s", problem)
     return "transformers"
 

@@ -28,10 +28,12 @@ from ..caches.generation import InFlight, cache_key, model_identity, persistent_
 from ..connections import Connection, ConnectionManager, manager as default_manager
 from ..errors import ExecutionError, QuestionError, SQLCheckError, WriteRefused
 from ..frontends import render
+from ..models.base import accepts_cancel, accepts_keyword
 from ..settings import OPTIONS, Settings
 from .examples import (ExampleStore, StoredExample, TaughtStore, mask_question, schema_vocabulary, select_examples, sql_literals)
 from .execution import ExecutionResult, execute
-from .prompting import LAYOUTS, Example, build_messages, empty_result_messages, extract_sql, repair_messages
+from .prompting import (LAYOUTS, Example, build_messages, empty_result_messages, extract_sql, prompt_head,
+                        repair_messages)
 from .schema import Schema, SchemaCache, fit_schema
 from .namefix import fix_names, fix_values
 from .sqlcheck import CheckedSQL, check_sql
@@ -130,6 +132,9 @@ class Run:
     allow_writes: bool = False
     cancel: threading.Event | None = None
     progress: ProgressCallback = _no_progress
+    prefix: str | None = None
+    """The head every prompt on this database shares (schema, sample rows), as the model renders it, when the
+    backend keeps its evaluated state (:meth:`Assistant._prefix`); None otherwise."""
 
     @property
     def cancelled(self) -> bool:
@@ -172,6 +177,7 @@ class Assistant:
         self.history: deque[Answer] = deque(maxlen=200)
         self._listeners: list[Callable[[Answer], None]] = []
         self._lock = threading.Lock()
+        self._heads: dict[tuple, str] = {}  # (backend, dialect, layout, schema text) → prompt head
 
     def __getattr__(self, name: str) -> Any:
         """The options read as attributes (``assistant.row_cap``): this assistant's settings."""
@@ -284,6 +290,7 @@ class Assistant:
             stats.record("load", time.perf_counter() - t0)
         stats.device = f"{run.backend.device} {run.backend.dtype}"
         answer.prompt = run.backend.render_prompt(answer.messages)
+        run.prefix = self._prefix(run.backend, run.conn, ctx)
         answer.provenance = self._provenance(run)
         answer.provenance["context"] = {"examples": [e.id for e in ctx.examples],
                                         "values": [m.render() for m in ctx.matches]}
@@ -507,7 +514,6 @@ class Assistant:
         return checked
 
     def _generate(self, answer: Answer, run: Run, messages: list[dict]) -> str:
-        from ..models.base import accepts_cancel
 
         backend, cache, cancel = run.backend, run.replies, run.cancel
         max_new_tokens = run.settings.max_new_tokens
@@ -529,8 +535,12 @@ class Assistant:
                     answer.score = cached.get("logprob")
                 else:
                     extra = {"cancel": cancel} if cancel is not None and accepts_cancel(backend.generate) else {}
+                    if run.prefix is not None:  # the backend keeps prefix states (see _prefix)
+                        extra["prefix"] = run.prefix
+                        extra["progress"] = lambda done, total: run.progress("prefill", {"done": done,
+                                                                                         "total": total})
                     gen = backend.generate(messages, max_new_tokens=max_new_tokens, **extra)  # may raise
-                    answer.stats.add_generation(gen.tokens_in, gen.tokens_out, gen.seconds)
+                    answer.stats.add_generation(gen)
                     text = gen.text
                     answer.score = gen.logprob
                     if cache is not None:
@@ -649,9 +659,51 @@ class Assistant:
                     style = next(other for other in LAYOUTS if other != layout)
                 alt_text, _ = schema_text(shown, style)
                 prompts.append(build_messages(question, alt_text, conn.dialect, (), hints, style))
-        return _Context(prompts, tables, matches, hints, examples, plain, len(text))
+        return _Context(prompts, tables, matches, hints, examples, plain, text, layout)
 
     # -- helpers ----------------------------------------------------------------------------------------------
+    def _prefix(self, backend: Any, conn: Connection, ctx: _Context) -> str | None:
+        """The head every prompt over this schema text shares (:func:`~.prompting.prompt_head`), when ``backend``
+        keeps the evaluated state of such heads (``generate(..., prefix=...)``); None otherwise."""
+        if not callable(getattr(backend, "warm", None)) or not accepts_keyword(backend.generate, "prefix"):
+            return None
+        key = (id(backend), conn.dialect, ctx.layout, ctx.schema_text)
+        with self._lock:
+            head = self._heads.get(key)
+        if head is None:
+            head = prompt_head(backend.render_prompt, ctx.schema_text, conn.dialect, ctx.layout)
+            with self._lock:
+                if len(self._heads) >= 256:  # one per database and layout: a bound, not a working set
+                    self._heads.pop(next(iter(self._heads)))
+                self._heads[key] = head
+        return head
+
+    @_reports_errors
+    def warm(self, connection: Any = None, *, namespace: Mapping[str, Any] | None = None,
+             cancel: threading.Event | None = None, on_progress: ProgressCallback | None = None,
+             settings: Settings | None = None, **overrides: Any) -> Any:
+        """Make the first question on ``connection`` fast: read its schema, load the model and bring the prompt's
+        schema part into the model's cache — restored from its state file when any process computed it before,
+        else evaluated now and saved.  The magic and the panel call it in the background when a connection is
+        made, while the user types.
+
+        Returns the backend's report (``source``: resident, restored, computed or none; ``tokens``; ``seconds``),
+        or None when the backend keeps no prefix states.  Raises like :meth:`ask`;
+        :class:`~jupyter_nl2sql.errors.Cancelled` when ``cancel`` is set.
+        """
+        s = self.settings_for(settings, **overrides)
+        stats = Stats().start()
+        run = self._start(s, connection, namespace, stats, cancel=cancel, progress=on_progress)
+        if not run.schema.tables:
+            return None
+        ctx = self._context("How many rows are there?", run, stats)
+        run.backend, _ = self.load(s)
+        head = self._prefix(run.backend, run.conn, ctx)
+        if head is None:
+            return None
+        return run.backend.warm(head, cancel=cancel,
+                                progress=lambda done, total: run.progress("prefill", {"done": done, "total": total}))
+
     def _provenance(self, run: Run) -> dict[str, Any]:
         return {**run.backend.provenance, "schema_fingerprint": run.schema.fingerprint,
                 "connection": run.conn.display_url,
@@ -679,8 +731,15 @@ class _Context:
     examples: list[StoredExample]
     plain: list[dict] | None = None
     """The main prompt without examples (repairs start from it), or None when no examples were shown."""
-    schema_chars: int = 0
-    """Length of the schema part of the main prompt."""
+    schema_text: str = ""
+    """The schema part of the main prompt."""
+    layout: str = "sql"
+    """The main prompt's layout."""
+
+    @property
+    def schema_chars(self) -> int:
+        """Length of the schema part of the main prompt."""
+        return len(self.schema_text)
 
 
 def _as_prompt(examples: list[StoredExample]) -> list[Example]:

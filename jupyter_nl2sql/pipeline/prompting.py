@@ -11,7 +11,7 @@ and asks for a corrected query.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 DIALECT_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "postgres": "PostgreSQL", "duckdb": "DuckDB",
                  "mysql": "MySQL", "mssql": "SQL Server", "tsql": "SQL Server"}
@@ -113,3 +113,26 @@ def extract_sql(reply: str) -> str:
             end = text.find("```", body_start)
             text = text[body_start + 1:end if end != -1 else len(text)]
     return text.strip().rstrip(";").strip()
+
+
+#: Two questions (and value hints) that share no text: their prompts differ from the first character that depends
+#: on the question, whichever comes first in the layout (hints, examples or the question).
+_SENTINELS = (("How many rows are there?", "-- t.a = 1"), ("List every name.", "-- u.b = 'x'"))
+
+
+def prompt_head(render: Callable[[list[dict]], str], schema_text: str, dialect: str, layout: str = "sql") -> str:
+    """The head every question's prompt over ``schema_text`` shares, as ``render`` (the model's chat template)
+    writes it: the system message, the schema and its sample rows, up to the last line break before anything that
+    depends on the question.  A backend keeps this head's evaluated state, so no question pays for it twice.
+
+    >>> render = lambda messages: "".join(m["content"] + "\\n" for m in messages)
+    >>> prompt_head(render, "CREATE TABLE t (a INT);", "sqlite")
+    'CREATE TABLE t (a INT);\\n\\n'
+    """
+    a, b = (render(build_messages(q, schema_text, dialect, (), hints, layout)) for q, hints in _SENTINELS)
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return a[:a.rfind("\n", 0, n) + 1]
