@@ -231,8 +231,10 @@ class LlamaCppBackend:
 
     @classmethod
     def load(cls, resolved: ResolvedModel, *, progress: bool = True, n_ctx: int | None = None,
-             n_threads: int | None = None, state_dir: Path | None = None) -> LlamaCppBackend:
-        """Memory-map ``resolved`` (a GGUF file) and start the engine with a context of ``n_ctx`` tokens."""
+             n_threads: int | None = None, state_dir: Path | None = None,
+             n_batch: int = PROMPT_BATCH) -> LlamaCppBackend:
+        """Memory-map ``resolved`` (a GGUF file) and start the engine with a context of ``n_ctx`` tokens, prompt
+        batches of ``n_batch`` tokens and prefix states in ``state_dir`` (default: :func:`prefix_state_dir`)."""
         if not resolved.is_gguf:
             raise ModelError(f"the llama.cpp backend needs a .gguf file; {resolved.path} is a Hugging Face folder: "
                              f"use backend 'transformers' (or 'auto')")
@@ -250,7 +252,8 @@ class LlamaCppBackend:
         params.model.path = str(resolved.path)
         params.n_ctx = n_ctx
         params.n_parallel = 1
-        params.n_batch = PROMPT_BATCH
+        params.n_batch = n_batch
+        params.n_ubatch = n_batch
         params.cpuparams.n_threads = n_threads
         params.cpuparams_batch.n_threads = n_threads
         params.warmup = False
@@ -260,17 +263,15 @@ class LlamaCppBackend:
         params.hostnames = ["127.0.0.1"]
         if states.enabled:
             params.slot_save_path = str(states.directory) + os.sep
-        try:
-            with brief_openmp_spin():
-                server = xllamacpp.Server(params)
-        except MemoryError:
-            raise ModelError(f"out of memory loading {resolved.model_id}: close other kernels, lower "
-                             f"NL2SQL_LLAMA_N_CTX, or use a smaller model (qwen2.5-coder-0.5b)") from None
-        except Exception as exc:  # the engine reports a bad file as RuntimeError/ValueError
-            raise ModelError(f"llama.cpp could not load {resolved.path} ({type(exc).__name__}: {first_line(exc)}): "
-                             f"check the file, or use backend 'transformers'") from None
+        server = _start(params, resolved)
+        meta = _model_meta(server, api_key)
+        train_ctx = int(meta.get("n_ctx_train") or 0)
+        if 0 < train_ctx < n_ctx:  # never run past the model's trained window: start again, smaller
+            del server
+            params.n_ctx = n_ctx = train_ctx
+            server = _start(params, resolved)
         backend = cls(server, resolved, n_ctx=n_ctx, n_threads=n_threads, api_key=api_key, states=states,
-                      meta=_model_meta(server, api_key))
+                      meta=meta)
         _report(f"Loaded {resolved.model_id} (llama.cpp, {backend.dtype}, context {backend.n_ctx}) in "
                 f"{time.perf_counter() - t0:.1f} s", progress)
         return backend
@@ -418,6 +419,19 @@ class LlamaCppBackend:
         if state["cancelled"]:
             raise Cancelled("cancelled")
         return "".join(parts), timings, logprobs
+
+
+def _start(params: Any, resolved: ResolvedModel) -> Any:
+    """The engine for ``params``, or a one-line ModelError."""
+    try:
+        with brief_openmp_spin():
+            return xllamacpp.Server(params)
+    except MemoryError:
+        raise ModelError(f"out of memory loading {resolved.model_id}: close other kernels, lower "
+                         f"NL2SQL_LLAMA_N_CTX, or use a smaller model (qwen2.5-coder-0.5b)") from None
+    except Exception as exc:  # the engine reports a bad file as RuntimeError/ValueError
+        raise ModelError(f"llama.cpp could not load {resolved.path} ({type(exc).__name__}: {first_line(exc)}): "
+                         f"check the file, or use backend 'transformers'") from None
 
 
 def _post(address: str, api_key: str, path: str, body: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """The llama.cpp backend: which backend ``auto`` picks, and the real llama.cpp code on a tiny random GGUF.
 
-Selection tests run without llama-cpp-python (its presence is monkeypatched); the plumbing tests load a 2-layer
-random-weight GGUF through llama.cpp (gibberish replies by design) and skip when llama_cpp is not installed.
-The real 1.5B model runs only under the ``model`` marker.
+Selection tests monkeypatch whether the engine can run; the plumbing tests load a 2-layer random-weight GGUF
+through the real engine (``xllamacpp``, a dependency: gibberish replies by design).  The real 1.5B model runs only
+under the ``model`` marker.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def hf_model(tmp_path) -> ResolvedModel:
 
 
 # -- selection (no llama.cpp needed) ------------------------------------------------------------------------------
-NOT_INSTALLED = "llama-cpp-python is not installed: run pip install 'jupyter-nl2sql[llama]'"
+NOT_INSTALLED = f"{registry.LLAMA_MISSING}: run {registry.LLAMA_INSTALL_HINT}"
 
 
 @pytest.mark.parametrize("installed", [True, False])
@@ -53,7 +53,7 @@ def test_auto_picks_llamacpp_only_for_gguf_on_cpu_when_installed(monkeypatch, gg
 
 def test_explicit_llamacpp_says_what_is_wrong(monkeypatch, gguf_model, hf_model):
     monkeypatch.setattr(registry, "llama_cpp_problem", lambda: NOT_INSTALLED)
-    with pytest.raises(ModelError, match=r"pip install 'jupyter-nl2sql\[llama\]'"):
+    with pytest.raises(ModelError, match=r"pip install xllamacpp"):
         choose_backend("llama.cpp", gguf_model, "cpu", None)
     monkeypatch.setattr(registry, "llama_cpp_problem", lambda: None)
     assert choose_backend("llamacpp", gguf_model, "cpu", None) == "llama.cpp"
@@ -88,7 +88,7 @@ def test_build_for_missing_instructions_is_not_auto_selected(monkeypatch, gguf_m
                                             {"avx", "avx2", "fma"})
     assert problem == ["AVX512", "AVX512_VNNI"]
     assert registry.missing_cpu_features("CPU : AVX512 = 1 |", set()) == []  # flags unknown: trust the build
-    monkeypatch.setattr(registry, "llama_cpp_problem", lambda: "this llama-cpp-python build uses AVX512, which ...")
+    monkeypatch.setattr(registry, "llama_cpp_problem", lambda: "this xllamacpp build uses AVX512, which ...")
     assert choose_backend(None, gguf_model, "cpu", None) == "transformers"
     assert "using transformers instead of llama.cpp" in caplog.text
     with pytest.raises(ModelError, match="build uses AVX512"):
@@ -133,27 +133,39 @@ def test_assistant_passes_backend_setting(monkeypatch):
     assert seen == {"backend": "llama.cpp"}
 
 
-# -- the real llama.cpp code on a tiny random GGUF ----------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory):
-    pytest.importorskip("llama_cpp")
+# -- the real llama.cpp engine on a tiny random GGUF ----------------------------------------------------------------
+def _load_tiny(directory: Path, **kwargs):
     from jupyter_nl2sql.models.llamacpp_backend import LlamaCppBackend
     from jupyter_nl2sql.models.resolve import resolve_path
     from jupyter_nl2sql.models.testing import make_tiny_random_gguf
 
-    path = make_tiny_random_gguf(tmp_path_factory.mktemp("tiny-llama") / "tiny.gguf")
-    return LlamaCppBackend.load(resolve_path(path, progress=False), progress=False, n_threads=1)
+    path = directory / "tiny.gguf"
+    if not path.exists():
+        make_tiny_random_gguf(path)
+    kwargs.setdefault("state_dir", directory / "states")
+    return LlamaCppBackend.load(resolve_path(path, progress=False), progress=False, n_threads=1, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("tiny-llama")
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tiny_dir):
+    return _load_tiny(tiny_dir)
 
 
 def test_tiny_gguf_loads_and_generates(tiny_llama):
     b = tiny_llama
-    assert b.provenance["backend"] == "llama.cpp" and b.provenance["sha256"] and b.dtype == "f32"
+    assert b.provenance["backend"] == "llama.cpp" and b.provenance["sha256"] and b.provenance["engine"]
     assert b.device == "cpu" and b.n_ctx == 4096  # capped at the model's trained context
     prompt = b.render_prompt(MESSAGES)
     assert prompt.startswith("<|im_start|>system\nYou write SQLite.<|im_end|>\n")
     assert prompt.endswith("<|im_start|>assistant\n")
     gen = b.generate(MESSAGES, max_new_tokens=6)
     assert gen.tokens_in == len(b.tokenize(prompt)) and 0 < gen.tokens_out <= 6 and gen.seconds > 0
+    assert gen.prefill_seconds is not None and gen.decode_seconds is not None
     assert isinstance(gen.text, str)
 
 
@@ -180,30 +192,16 @@ def test_greedy_is_deterministic_and_prefix_is_reused(tiny_llama):
     assert back.text == first.text  # reuse never changes the answer
 
 
-def test_reply_score_is_the_mean_token_log_probability(tiny_llama, monkeypatch):
-    """The score read from llama.cpp's last-row logits during generation equals the log-probabilities of the same
-    tokens recomputed by a second context that keeps the logits of every position (``logits_all``)."""
-    import numpy as np
-    from llama_cpp import Llama
-
+def test_reply_score_is_the_mean_token_log_probability(tiny_llama):
+    """The streamed score equals the mean of the log-probabilities the engine reports for the same tokens in a
+    separate, non-streamed request."""
     b = tiny_llama
-    seen: list[tuple[int, float]] = []
-    real = b._logprob
-    monkeypatch.setattr(b, "_logprob", lambda token: seen.append((token, real(token))) or seen[-1][1])
     gen = b.generate(MESSAGES, max_new_tokens=8)
-    assert seen and gen.logprob == pytest.approx(sum(v for _, v in seen) / len(seen))
-    assert all(v <= 0 for _, v in seen)
-    prompt = b.tokenize(b.render_prompt(MESSAGES))
-    check = Llama(b.provenance["path"], n_ctx=512, n_threads=1, logits_all=True, verbose=False)
-    try:
-        check.eval(prompt + [t for t, _ in seen[:-1]])
-        logits = np.array(check.scores[len(prompt) - 1:len(prompt) - 1 + len(seen)], dtype=np.float64)
-    finally:
-        check.close()
-    top = logits.max(axis=1, keepdims=True)
-    logsm = logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
-    expected = [logsm[i, t] for i, (t, _) in enumerate(seen)]
-    assert [v for _, v in seen] == pytest.approx(expected, abs=1e-3)
+    reply = b._server.handle_completions({"prompt": b.render_prompt(MESSAGES), "n_predict": 8, "temperature": 0.0,
+                                          "top_k": 1, "n_probs": 1, "cache_prompt": False})
+    probs = [t["logprob"] for t in reply["choices"][0]["logprobs"]["content"]]
+    assert gen.logprob is not None and gen.logprob <= 0
+    assert gen.logprob == pytest.approx(sum(probs[:gen.tokens_out]) / gen.tokens_out, abs=1e-3)
 
 
 class _CancelAfter:
@@ -228,32 +226,119 @@ def test_cancel_before_and_during_generation(tiny_llama):
     flag = _CancelAfter(3)
     with pytest.raises(Cancelled):
         b.generate(MESSAGES, max_new_tokens=10, cancel=flag)
-    assert flag.checks == 4
     assert b.generate(MESSAGES, max_new_tokens=10).text == reference.text  # the cache is still consistent
     assert b.generate(MESSAGES, max_new_tokens=10, cancel=threading.Event()).text == reference.text
 
 
-def test_cancel_during_prompt_evaluation(tiny_llama, monkeypatch):
-    from jupyter_nl2sql.models import llamacpp_backend
-
-    monkeypatch.setattr(llamacpp_backend, "PROMPT_CHUNK", 8)
+def test_cancel_during_prompt_evaluation_and_progress(tiny_dir):
+    b = _load_tiny(tiny_dir, n_batch=16)
     long = [MESSAGES[0], {"role": "user", "content": "SELECT name FROM users; " * 40}]
-    flag = _CancelAfter(2)  # the first check is before the prompt; then every 8 prompt tokens
+    seen: list[tuple[int, int]] = []
+    flag = _CancelAfter(3)  # before the prompt, then once per progress report of a 16-token batch
     with pytest.raises(Cancelled):
-        tiny_llama.generate(long, max_new_tokens=4, cancel=flag)
-    reference = tiny_llama.generate(long, max_new_tokens=4)
-    tiny_llama.llm.reset()
-    assert tiny_llama.generate(long, max_new_tokens=4).text == reference.text
+        b.generate(long, max_new_tokens=4, cancel=flag, progress=lambda done, total: seen.append((done, total)))
+    total = len(b.tokenize(b.render_prompt(long)))
+    assert seen and all(t == total for _, t in seen) and seen[-1][0] < total  # stopped part-way
+    reference = b.generate(long, max_new_tokens=4)
+    assert b.generate(long, max_new_tokens=4).text == reference.text
 
 
 def test_prompt_longer_than_context_is_one_line_error(tiny_llama):
     huge = [{"role": "user", "content": "x " * 9000}]
-    with pytest.raises(ModelError, match="more than the model's context of 4096"):
+    with pytest.raises(ModelError, match="longer than the model's context of 4096") as info:
         tiny_llama.generate(huge)
+    assert "\n" not in str(info.value)
+
+
+# -- prefix states ---------------------------------------------------------------------------------------------
+SCHEMA_HEAD = "<|im_start|>system\nYou write SQLite.<|im_end|>\n<|im_start|>user\n" + "".join(
+    f"CREATE TABLE t{i} (id INTEGER PRIMARY KEY, name TEXT, price REAL);\n" for i in range(12))
+
+
+def _ask(question: str) -> list[dict]:
+    schema = SCHEMA_HEAD.split("<|im_start|>user\n", 1)[1]
+    return [MESSAGES[0], {"role": "user", "content": schema + f"\nQuestion: {question}"}]
+
+
+def test_prefix_state_is_saved_once_and_restored_by_a_new_engine(tmp_path):
+    """What a kernel restart or a one-shot CLI call sees: a second engine restores the state the first saved, the
+    question then evaluates only its own tokens, and the answer is the one a cold engine gives."""
+    first = _load_tiny(tmp_path)
+    head = first.render_prompt(_ask("a"))[:len(first.render_prompt(_ask("a")).split("\nQuestion:")[0]) + 1]
+    assert head.endswith("\n") and len(head) > 200
+    warm = first.warm(head)
+    files = list((tmp_path / "states").glob("*.bin"))
+    assert warm.source == "computed" and warm.tokens > 0 and len(files) == 1
+    assert first.warm(head).source == "resident"
+    cold = _load_tiny(tmp_path, state_dir=tmp_path / "elsewhere")  # no states: evaluates everything
+    reference = cold.generate(_ask("how many rows?"), max_new_tokens=6)
+    second = _load_tiny(tmp_path)
+    gen = second.generate(_ask("how many rows?"), max_new_tokens=6, prefix=head)
+    assert gen.prefix_source == "restored" and gen.tokens_reused >= warm.tokens - 2
+    assert gen.tokens_computed < reference.tokens_computed / 3
+    assert gen.text == reference.text  # a restored state answers exactly like a cold engine
+    again = second.generate(_ask("list the names"), max_new_tokens=6, prefix=head)
+    assert again.prefix_source == "resident"
+
+
+def test_a_changed_schema_never_meets_the_old_state(tmp_path):
+    b = _load_tiny(tmp_path)
+    head = SCHEMA_HEAD
+    b.warm(head)
+    changed = head.replace("price REAL", "price REAL, stock INTEGER", 1)
+    assert b.states.key(changed) != b.states.key(head)
+    fresh = _load_tiny(tmp_path)
+    assert fresh.warm(changed).source == "computed"  # not the old file
+    assert len(list((tmp_path / "states").glob("*.bin"))) == 2
+
+
+def test_a_broken_state_file_is_evaluated_again(tmp_path, caplog):
+    b = _load_tiny(tmp_path)
+    b.warm(SCHEMA_HEAD)
+    (state,) = (tmp_path / "states").glob("*.bin")
+    state.write_bytes(b"not a state" * 10)
+    fresh = _load_tiny(tmp_path)
+    assert fresh.warm(SCHEMA_HEAD).source == "computed"
+    assert "did not restore" in caplog.text
+    assert _load_tiny(tmp_path).warm(SCHEMA_HEAD).source == "restored"  # the rewritten file is good
+
+
+def test_persistence_off_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("NL2SQL_PREFIX_CACHE_MB", "0")
+    b = _load_tiny(tmp_path)
+    assert b.warm(SCHEMA_HEAD).source == "none"
+    gen = b.generate(_ask("how many?"), max_new_tokens=4, prefix=SCHEMA_HEAD)
+    assert gen.tokens_out > 0 and not (tmp_path / "states").exists()
+
+
+def test_the_engine_port_refuses_requests_without_the_process_key(tiny_llama):
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(tiny_llama._address + "/slots/0?action=save", data=b'{"filename": "x.bin"}',
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request, timeout=10)
+    assert info.value.code == 401
+    assert tiny_llama._address.startswith("http://127.0.0.1:")
+
+
+def test_prefix_states_keep_to_their_budget_least_recently_used_first(tmp_path):
+    import os
+
+    from jupyter_nl2sql.models.llamacpp_backend import PrefixStates
+
+    store = PrefixStates(tmp_path, budget_bytes=250)
+    for i, name in enumerate("abcd"):
+        store.path(name).write_bytes(b"x" * 100)
+        os.utime(store.path(name), (1000 + i, 1000 + i))
+    store.touch("a")  # used just now: the newest
+    removed = store.enforce_budget(keep="d")
+    assert sorted(p.stem for p in removed) == ["b", "c"]
+    assert sorted(p.stem for p in store.files()) == ["a", "d"] and store.total_bytes() == 200
 
 
 def test_get_backend_auto_uses_llamacpp_for_gguf_on_cpu(tmp_path, monkeypatch):
-    pytest.importorskip("llama_cpp")
     from jupyter_nl2sql.models.testing import make_tiny_random_gguf
 
     monkeypatch.setenv("NL2SQL_CACHE_DIR", str(tmp_path / "cache"))
@@ -270,8 +355,8 @@ def test_get_backend_auto_uses_llamacpp_for_gguf_on_cpu(tmp_path, monkeypatch):
 
 
 def test_assistant_end_to_end_through_llamacpp(tmp_path, monkeypatch, demo_sqlite_url):
-    """The pipeline on the tiny GGUF: provenance says llama.cpp, stats count tokens (the SQL is gibberish)."""
-    pytest.importorskip("llama_cpp")
+    """The pipeline on the tiny GGUF: provenance says llama.cpp, stats split prefill from decode, and the schema
+    part of the prompt is saved once and found again by :meth:`Assistant.warm` (the SQL is gibberish)."""
     from jupyter_nl2sql.pipeline.assistant import Assistant
     from jupyter_nl2sql.connections import ConnectionManager
     from jupyter_nl2sql.models.testing import make_tiny_random_gguf
@@ -282,9 +367,15 @@ def test_assistant_end_to_end_through_llamacpp(tmp_path, monkeypatch, demo_sqlit
     try:
         a = Assistant(str(path), device="cpu", backend="llama.cpp", connections=ConnectionManager(),
                       generation_cache="memory", max_new_tokens=8, repair_rounds=0)
+        events: list[str] = []
+        warm = a.warm(demo_sqlite_url, on_progress=lambda stage, info: events.append(stage))
+        assert warm.source == "computed" and warm.tokens > 200 and "prefill" in events
         ans = a.ask("How many customers are there?", demo_sqlite_url, generate_only=True)
         assert ans.provenance["backend"] == "llama.cpp"
-        assert ans.stats.tokens_in > 50 and 0 < ans.stats.tokens_out <= 8
+        st = ans.stats
+        assert st.tokens_in > 200 and 0 < st.tokens_out <= 8 and st.tokens_reused >= warm.tokens - 2
+        assert st.prefix == "resident" and st.prefill_seconds is not None and "decode" in str(st)
+        assert len(list((tmp_path / "cache").rglob("prefix-states/*/*.bin"))) == 1
         a.connections.close_all()
     finally:
         registry.clear_backends()
@@ -293,12 +384,11 @@ def test_assistant_end_to_end_through_llamacpp(tmp_path, monkeypatch, demo_sqlit
 # -- the real model ---------------------------------------------------------------------------------------------
 @pytest.mark.model
 def test_default_model_through_llamacpp_reuses_the_schema():
-    pytest.importorskip("llama_cpp")
     from jupyter_nl2sql.models import DEFAULT_MODEL, lookup_known, resolve
 
     known = lookup_known(DEFAULT_MODEL)
     if resolve.offline_part_paths(known)[1]:
-        pytest.skip(f"the default model is not installed ({known.pip_hint})")
+        pytest.fail(f"the default model is not installed ({known.pip_hint})")
     backend, _ = get_backend(backend="llama.cpp", device="cpu", progress=False)
     assert backend.provenance["backend"] == "llama.cpp" and backend.dtype == "q4_k_m"
     schema = ("Database schema (SQLite):\n\nCREATE TABLE singer (singer_id INTEGER PRIMARY KEY, name TEXT, "
