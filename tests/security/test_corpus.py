@@ -27,12 +27,23 @@ CORPUS = json.loads((Path(__file__).with_name("corpus.json")).read_text(encoding
 KNOWN_GAPS: dict[tuple[str, str], str] = {}
 
 
+def targets_of(dialects: list[str]) -> list[str]:
+    """The databases a case runs on: PostgreSQL cases run as an ordinary role and as a superuser."""
+    return [t for d in dialects for t in ([d, "postgres-superuser"] if d == "postgres" else [d])]
+
+
+def postgres_marks(target: str) -> list[Any]:
+    """``postgres`` for the targets that need the PostgreSQL server."""
+    return [pytest.mark.postgres] if target.startswith("postgres") else []
+
+
 def _params(cases: list[dict[str, Any]]) -> list[Any]:
-    """One pytest param per (case, dialect), with readable ids."""
+    """One pytest param per (case, target database), with readable ids."""
     return [pytest.param(case, dialect, id=f"{case['id']}-{dialect}",
-                         marks=[pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[case["id"], dialect])]
-                         if (case["id"], dialect) in KNOWN_GAPS else [])
-            for case in cases for dialect in case["dialects"]]
+                         marks=postgres_marks(dialect) + (
+                             [pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[case["id"], dialect])]
+                             if (case["id"], dialect) in KNOWN_GAPS else []))
+            for case in cases for dialect in targets_of(case["dialects"])]
 
 
 ATTACKS = [case for case in CORPUS if case.get("expect") != "ok"]
@@ -109,7 +120,8 @@ def test_control_runs_and_changes_nothing(case: dict[str, Any], dialect: str, ta
     _assert_unchanged(target, baselines, assistant, canary)
 
 
-@pytest.mark.parametrize("dialect", ["sqlite", "duckdb", "postgres"])
+@pytest.mark.parametrize("dialect", [pytest.param(t, marks=postgres_marks(t)) for t in targets_of(
+    ["sqlite", "duckdb", "postgres"])])
 def test_injection_in_a_value_is_returned_as_data(dialect: str, target: Any, assistant: Assistant) -> None:
     answer = assistant.run_sql("SELECT body FROM notes WHERE id = 2", target.url)
     assert answer.dataframe is not None
@@ -125,14 +137,16 @@ def test_corpus_is_large_and_well_formed() -> None:
     assert {"destructive", "multi-statement", "hidden write in CTE", "SELECT INTO", "comment tricks",
             "unicode tricks", "dialect-specific escapes", "file/network-reading functions",
             "attach/pragma/copy/load/call/set", "injection in question",
-            "injection in database value"} <= {case["category"] for case in CORPUS}
+            "injection in database value", "honest exploration", "catalog shadowing",
+            "server administration"} <= {case["category"] for case in CORPUS}
 
 
 def test_every_error_is_an_nl2sql_error() -> None:
     assert issubclass(SQLCheckError, Nl2SqlError)
 
 
-@pytest.mark.parametrize("dialect", ["sqlite", "duckdb", "postgres"])
+@pytest.mark.parametrize("dialect", [pytest.param(t, marks=postgres_marks(t)) for t in targets_of(
+    ["sqlite", "duckdb", "postgres"])])
 def test_fingerprint_sees_an_allowed_write(dialect: str, fresh_target: Any) -> None:
     """The harness is not blind: a write the caller allowed does change the fingerprint."""
     before = fresh_target.fingerprint()
