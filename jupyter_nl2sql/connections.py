@@ -8,15 +8,23 @@ reused by every cell, the widget and the benchmarks.
 
 Read-only is enforced by the database session as a second layer behind the SQL policy of
 :mod:`jupyter_nl2sql.pipeline.sqlcheck`: SQLite runs with ``PRAGMA query_only`` (and files opened by URL with
-``mode=ro``), PostgreSQL in a ``READ ONLY`` transaction, DuckDB files opened with ``read_only``.
+``mode=ro``), PostgreSQL in a ``READ ONLY`` transaction, DuckDB in a ``READ ONLY`` transaction (files opened by URL
+with ``read_only`` too).  On connections this module opens, the engines themselves say no as well: SQLite through an
+authorizer callback (no ATTACH, no PRAGMA that writes, no function off the allow-list, checked when a statement is
+prepared), DuckDB with ``enable_external_access=false`` and ``lock_configuration=true``.  An Engine the user passed
+in keeps its settings: whatever the library changes for a statement is restored exactly afterwards.  A PostgreSQL
+role that is a superuser or may write is reported once per connection, with the recipe for a read-only role.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import sqlite3
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -27,6 +35,9 @@ from sqlalchemy.engine import Engine, URL
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from .errors import ConnectionFailed
+from .pipeline.sqlfunctions import ALLOWED_FUNCTIONS, SQLITE_READ_PRAGMAS, SQLITE_SETTING_PRAGMAS
+
+log = logging.getLogger(__name__)
 
 #: Seconds a connection attempt may take before it fails with a clear message.
 CONNECT_TIMEOUT_S = 5
@@ -69,6 +80,8 @@ class Connection:
     _source_url: URL | None = field(default=None, repr=False)  # the URL before read-only rewriting
     _rw_engine: Engine | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    role_warning: str | None = field(default=None, repr=False)  # PostgreSQL: the role can write (set once)
+    _role_checked: bool = field(default=False, repr=False)
 
     @property
     def dialect(self) -> str:
@@ -99,6 +112,7 @@ class Connection:
         engine = self._engine_for(allow_writes)
         with engine.connect() as conn:
             conn = conn.execution_options(no_parameters=True)
+            restore = _user_sqlite_query_only(conn) if self.dialect == "sqlite" and not self.owned else None
             try:
                 with conn.begin() as trans:
                     _guard_session(conn, read_only=not allow_writes)
@@ -106,10 +120,27 @@ class Connection:
                     if not allow_writes:
                         trans.rollback()  # a read-only transaction never commits
             finally:
-                if self.dialect == "sqlite" and not allow_writes and not self.owned:
+                if restore is not None:  # leave the user's own engine exactly as we found it
                     conn.rollback()
-                    conn.exec_driver_sql("PRAGMA query_only = OFF")  # leave the user's own engine as we found it
+                    conn.exec_driver_sql(f"PRAGMA query_only = {restore}")
                     conn.commit()
+
+    def check_role(self, conn: sa.Connection) -> str | None:
+        """Once per connection (PostgreSQL): a one-line warning when the URL's role is a superuser or may write.
+
+        The warning is kept in :attr:`role_warning`, logged and issued as a :class:`UserWarning` the first time.
+        """
+        if self._role_checked or self.dialect != "postgresql":
+            return self.role_warning
+        self._role_checked = True
+        try:
+            self.role_warning = _postgres_role_warning(conn)
+        except sa.exc.SQLAlchemyError as exc:  # a catalog we may not read: say nothing rather than fail
+            log.debug("could not check the PostgreSQL role: %s", _one_line(exc))
+        if self.role_warning:
+            log.warning("%s", self.role_warning)
+            warnings.warn(self.role_warning, UserWarning, stacklevel=3)
+        return self.role_warning
 
     def _engine_for(self, allow_writes: bool) -> Engine:
         if not allow_writes or not self.read_only_engine:
@@ -150,6 +181,10 @@ def _guard_session(conn: sa.Connection, *, read_only: bool) -> None:
     name = conn.dialect.name
     if name == "sqlite":
         conn.exec_driver_sql(f"PRAGMA query_only = {'ON' if read_only else 'OFF'}")
+    elif name == "duckdb" and read_only:
+        # the transaction SQLAlchemy began is replaced by a read-only one (the driver rolls it back at the end)
+        conn.exec_driver_sql("ROLLBACK")
+        conn.exec_driver_sql("BEGIN TRANSACTION READ ONLY")
     elif name == "postgresql":
         if read_only:
             # After the first query of a transaction its mode can no longer be changed by the statement.
@@ -157,6 +192,83 @@ def _guard_session(conn: sa.Connection, *, read_only: bool) -> None:
             conn.exec_driver_sql("SELECT 1")
         else:
             conn.exec_driver_sql("SET TRANSACTION READ WRITE")
+
+
+def _user_sqlite_query_only(conn: sa.Connection) -> str:
+    """The ``query_only`` setting of a user's SQLite connection, read before the library changes it."""
+    value = conn.exec_driver_sql("PRAGMA query_only").scalar()
+    conn.rollback()
+    return "ON" if value else "OFF"
+
+
+#: How to make a role that can only read, in one line (PostgreSQL 14+).
+READ_ONLY_ROLE_RECIPE = ("for a read-only role: CREATE ROLE nl2sql_ro LOGIN PASSWORD '...'; "
+                         "GRANT pg_read_all_data TO nl2sql_ro; then connect as nl2sql_ro")
+
+_ROLE_QUERY = """
+SELECT r.rolname, r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolreplication, r.rolbypassrls,
+       EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+               WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                 AND n.nspname NOT LIKE 'pg_toast%%'
+                 AND (pg_catalog.has_table_privilege(c.oid, 'INSERT') OR pg_catalog.has_table_privilege(c.oid, 'UPDATE')
+                      OR pg_catalog.has_table_privilege(c.oid, 'DELETE')
+                      OR pg_catalog.has_table_privilege(c.oid, 'TRUNCATE')))
+FROM pg_catalog.pg_roles r WHERE r.rolname = current_user
+"""
+
+
+def _postgres_role_warning(conn: sa.Connection) -> str | None:
+    """A one-line warning when the session's role is a superuser or holds write or administrative privileges."""
+    row = conn.exec_driver_sql(_ROLE_QUERY).first()
+    if row is None:
+        return None
+    name, superuser, createrole, createdb, replication, bypassrls, writes = row
+    powers = [label for flag, label in ((superuser, "is a superuser"), (replication, "may replicate"),
+                                         (createrole, "may create roles"), (bypassrls, "bypasses row security"),
+                                         (writes, "may write to tables of this database")) if flag]
+    if not powers:
+        return None
+    powers = powers[:1] if superuser else powers
+    return (f"the PostgreSQL role '{name}' {' and '.join(powers)}: queries run read-only, but a read-only role is "
+            f"the safer second layer ({READ_ONLY_ROLE_RECIPE})")
+
+
+_SQLITE_DENY, _SQLITE_OK = sqlite3.SQLITE_DENY, sqlite3.SQLITE_OK
+
+
+def sqlite_authorizer(*, read_only: bool) -> Any:
+    """An authorizer callback for :meth:`sqlite3.Connection.set_authorizer` (checked when a statement is prepared).
+
+    Denies ATTACH and DETACH, PRAGMAs that write (anything but the read-only pragmas, a setting read without a
+    value, and ``query_only`` turned on; off as well on a connection opened for allowed writes), and every function
+    that is not on SQLite's allow-list.
+    """
+    allowed_functions = ALLOWED_FUNCTIONS["sqlite"]
+
+    def authorize(action: int, arg1: str | None, arg2: str | None, _db: str | None, _source: str | None) -> int:
+        if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+            return _SQLITE_DENY
+        if action == sqlite3.SQLITE_PRAGMA:
+            name = (arg1 or "").lower()
+            if name in SQLITE_READ_PRAGMAS or (name in SQLITE_SETTING_PRAGMAS and arg2 is None):
+                return _SQLITE_OK
+            if name == "query_only" and (not read_only or str(arg2).lower() in ("on", "1", "true", "yes")):
+                return _SQLITE_OK
+            return _SQLITE_DENY
+        if action == sqlite3.SQLITE_FUNCTION:
+            return _SQLITE_OK if (arg2 or "").lower() in allowed_functions else _SQLITE_DENY
+        return _SQLITE_OK
+
+    return authorize
+
+
+def _install_sqlite_guards(engine: Engine, *, read_only: bool) -> None:
+    """Install the authorizer on every connection the engine opens."""
+    authorize = sqlite_authorizer(read_only=read_only)
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_authorizer(authorize)
 
 
 _CONNECT_HINTS = [
@@ -206,9 +318,9 @@ def _make_engine(url: URL, *, read_only: bool, engine_name: str) -> Engine:
         if path and path != ":memory:" and not Path(path).expanduser().is_file():
             raise ConnectionFailed(f"no DuckDB database at {path}: check the path")
         if read_only and path and path != ":memory:":
-            # read-only file, and no reading or writing of other files or URLs (COPY TO, read_text, httpfs)
             connect_args["read_only"] = True
-            connect_args["config"] = {"enable_external_access": False}
+        # no reading or writing of other files or URLs (COPY TO, read_text, httpfs), no SET of any setting
+        connect_args["config"] = {"enable_external_access": False, "lock_configuration": True}
     elif backend == "postgresql":
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
         connect_args["application_name"] = "jupyter-nl2sql"
@@ -216,7 +328,10 @@ def _make_engine(url: URL, *, read_only: bool, engine_name: str) -> Engine:
         connect_args["options"] = "-c default_transaction_read_only=on"
         kwargs.update(pool_size=5, max_overflow=10, pool_timeout=30, pool_recycle=1800)
     try:
-        return sa.create_engine(url, connect_args=connect_args, **kwargs)
+        engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
+        if backend == "sqlite":
+            _install_sqlite_guards(engine, read_only=read_only)
+        return engine
     except NoSuchModuleError as exc:
         raise ConnectionFailed(f"no SQLAlchemy driver for '{backend}' ({_one_line(exc)}): install it, e.g. "
                                f"pip install 'jupyter-nl2sql[{'postgres' if backend == 'postgresql' else backend}]'"
@@ -367,6 +482,7 @@ class ConnectionManager:
         try:
             with conn.engine.connect() as c:
                 c.exec_driver_sql("SELECT 1")
+                conn.check_role(c)
         except Exception as exc:  # noqa: BLE001 - every driver has its own error types
             message = _one_line(exc)
             password = conn.engine.url.password
