@@ -529,8 +529,8 @@ class Assistant:
         answer.truncated = result.truncated
         answer.executed = True
         if result.truncated:
-            answer.warnings.append(f"result truncated to the first {row_cap} rows (row cap); "
-                                   "raise it with --limit or narrow the question")
+            answer.warnings.append(getattr(result, "note", None) or f"result truncated to the first {row_cap} rows "
+                                   "(row cap); raise it with --limit or narrow the question")
 
     # -- context: values, examples, schema text, prompt variants ----------------------------------------------
     def pool(self) -> ExamplePool | None:

@@ -1,18 +1,23 @@
-"""Run checked SQL on a pooled connection into a pandas DataFrame, bounded in rows and time.
+"""Run checked SQL on a pooled connection into a pandas DataFrame, bounded in rows, bytes and time.
 
 Rows are fetched in a stream (server-side cursor on PostgreSQL) and only ``row_cap + 1`` are ever read, so a
 ten-million-row result neither freezes the kernel nor fills its memory; the extra row only tells that the result
-was truncated.  A statement timeout stops runaway queries: ``statement_timeout`` on PostgreSQL, a progress
-handler on SQLite, an interrupt on DuckDB.
+was truncated.  Rows are read in batches sized from the rows seen so far, and reading stops once the values held
+would pass ``max_result_bytes`` (:data:`MAX_RESULT_BYTES` by default), with a note saying so; on SQLite a single
+value longer than the budget is refused by the engine (``SQLITE_LIMIT_LENGTH``, restored afterwards).  A statement
+timeout stops runaway queries: ``statement_timeout`` on PostgreSQL, a progress handler on SQLite, an interrupt on
+DuckDB.
 """
 
 from __future__ import annotations
 
+import sqlite3
+import sys
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import pandas as pd
 import sqlalchemy as sa
@@ -21,15 +26,27 @@ from ..connections import Connection, _one_line, redact
 from ..errors import ConnectionFailed, ExecutionError
 
 
+#: Bytes of result values one call may hold (as Python holds them) before reading stops: sized for a notebook.
+MAX_RESULT_BYTES = 256 * 1024 * 1024
+
+#: Rows read per batch at most (the batch shrinks when rows are large).
+_MAX_BATCH = 1024
+
+
 @dataclass
 class ExecutionResult:
-    """What a statement returned."""
+    """What a statement returned.
+
+    ``truncated``: rows were left unread (the row cap or the byte budget); ``note`` says why, in one line, when it
+    was the byte budget.
+    """
 
     dataframe: pd.DataFrame | None
     truncated: bool
     rowcount: int
     execute_seconds: float
     fetch_seconds: float
+    note: str | None = None
 
 
 @contextmanager
@@ -85,12 +102,76 @@ def _interrupter(conn: sa.Connection) -> Callable[[], Any] | None:
     return None
 
 
+def value_bytes(value: Any) -> int:
+    """About how many bytes Python holds for one result value (strings and bytes by length)."""
+    if isinstance(value, (str, bytes, bytearray, memoryview)):
+        return sys.getsizeof(value) if not isinstance(value, memoryview) else value.nbytes + 200
+    return sys.getsizeof(value) if isinstance(value, (int, float, bool)) or value is None else 64 + len(str(value))
+
+
+def row_bytes(row: Sequence[Any]) -> int:
+    """About how many bytes Python holds for one row (its values and the tuple)."""
+    return 56 + 8 * len(row) + sum(value_bytes(v) for v in row)
+
+
+def fetch_bounded(result: Any, limit: int, max_bytes: int | None) -> tuple[list[Any], bool]:
+    """Read at most ``limit`` rows whose values hold at most ``max_bytes``; return (rows, stopped by bytes).
+
+    The first batch is one row; later batches are sized so that one batch holds at most a quarter of what is left
+    of the budget (by the mean row size so far), so that no batch overshoots the budget by much.
+    """
+    rows: list[Any] = []
+    used = 0
+    batch = 1
+    while len(rows) < limit:
+        chunk = result.fetchmany(min(batch, limit - len(rows)))
+        if not chunk:
+            break
+        for row in chunk:
+            size = row_bytes(row)
+            if max_bytes is not None and used + size > max_bytes:
+                return rows, True
+            rows.append(row)
+            used += size
+        mean = used / len(rows)
+        room = (max_bytes - used) / 4 if max_bytes is not None else float("inf")
+        batch = int(max(1, min(_MAX_BATCH, room / max(mean, 1.0))))
+    return rows, False
+
+
+def _budget_note(rows: int, max_bytes: int) -> str:
+    """One line saying that the byte budget stopped the read."""
+    return (f"result stopped after {rows} rows: the rows read hold {_megabytes(max_bytes)} (max_result_bytes), the "
+            "most one call keeps in memory; select fewer or narrower columns, aggregate, or raise max_result_bytes")
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 1024 / 1024:,.0f} MB" if count >= 1024 * 1024 else f"{count:,} bytes"
+
+
+@contextmanager
+def _value_length_limit(conn: sa.Connection, max_bytes: int | None) -> Iterator[None]:
+    """On SQLite, refuse any single string or blob longer than ``max_bytes`` (the previous limit restored)."""
+    raw = conn.connection.dbapi_connection if conn.dialect.name == "sqlite" else None
+    if raw is None or max_bytes is None or not hasattr(raw, "setlimit"):
+        yield
+        return
+    previous = raw.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
+    raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, max(1, min(previous, max_bytes)))
+    try:
+        yield
+    finally:
+        raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, previous)
+
+
 def execute(connection: Connection, sql: str, *, row_cap: int = 1000, timeout: float | None = 30.0,
             allow_writes: bool = False, cancel: threading.Event | None = None,
-            stream: bool = False) -> ExecutionResult:
+            stream: bool = False, max_result_bytes: int | None = MAX_RESULT_BYTES) -> ExecutionResult:
     """Run one checked statement and return at most ``row_cap`` rows as a DataFrame.
 
     ``stream`` (for statements known to be queries) reads rows through a server-side cursor on PostgreSQL.
+    ``max_result_bytes`` bounds the bytes of values read (None: no bound); a result that passes it comes back
+    truncated with a ``note``.
 
     Read-only unless ``allow_writes`` (then the transaction commits).  Database errors and timeouts raise
     :class:`~jupyter_nl2sql.errors.ExecutionError` with the driver's first line, password-free; a connection lost
@@ -99,23 +180,29 @@ def execute(connection: Connection, sql: str, *, row_cap: int = 1000, timeout: f
     """
     if row_cap < 1:
         raise ValueError("row_cap must be at least 1")
+    if max_result_bytes is not None and max_result_bytes < 1:
+        raise ValueError("max_result_bytes must be at least 1 (or None for no bound)")
     t0 = time.perf_counter()
     try:
         with connection.connect(allow_writes=allow_writes) as conn:
-            with statement_timeout(conn, timeout, cancel):
+            with statement_timeout(conn, timeout, cancel), _value_length_limit(conn, max_result_bytes):
                 if stream and connection.dialect == "postgresql":  # server-side cursor: rows arrive as they are read
-                    conn = conn.execution_options(stream_results=True, max_row_buffer=min(row_cap + 1, 1000))
+                    conn = conn.execution_options(stream_results=True, max_row_buffer=min(row_cap + 1, 64))
                 result = conn.exec_driver_sql(sql)
                 if not result.returns_rows:
                     rowcount = result.rowcount
                     t1 = time.perf_counter()
                     return ExecutionResult(None, False, rowcount, t1 - t0, 0.0)
                 keys = list(result.keys())
-                rows = result.fetchmany(row_cap + 1)
+                rows, over_budget = fetch_bounded(result, row_cap + 1, max_result_bytes)
                 result.close()
             t1 = time.perf_counter()
     except sa.exc.SQLAlchemyError as exc:
         message = _one_line(exc)
+        if "string or blob too big" in message.lower() and max_result_bytes is not None:
+            raise ExecutionError(f"a single value in the result is larger than {_megabytes(max_result_bytes)} "
+                                 "(max_result_bytes): select a shorter part of it (substr) or raise "
+                                 "max_result_bytes") from None
         if cancel is not None and cancel.is_set():
             message = "cancelled"
         elif "interrupt" in message.lower() or "statement timeout" in message.lower() or "cancel" in message.lower():
@@ -128,11 +215,13 @@ def execute(connection: Connection, sql: str, *, row_cap: int = 1000, timeout: f
     finally:
         if allow_writes:
             connection.release_writer()
-    truncated = len(rows) > row_cap
+    truncated = len(rows) > row_cap or over_budget
     rows = rows[:row_cap]
     frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=keys)
+    del rows
     t2 = time.perf_counter()
-    return ExecutionResult(frame, truncated, len(rows), t1 - t0, t2 - t1)
+    note = _budget_note(len(frame), max_result_bytes) if over_budget and max_result_bytes is not None else None
+    return ExecutionResult(frame, truncated, len(frame), t1 - t0, t2 - t1, note)
 
 
 def redact_message(message: str, connection: Connection) -> str:
@@ -151,4 +240,4 @@ def explain(connection: Connection, sql: str, *, analyze: bool = False, timeout:
     return "\n".join(" | ".join(str(v) for v in row) for row in frame.itertuples(index=False))
 
 
-__all__ = ["ExecutionResult", "execute", "explain", "statement_timeout", "redact"]
+__all__ = ["ExecutionResult", "MAX_RESULT_BYTES", "execute", "explain", "fetch_bounded", "statement_timeout", "redact"]
