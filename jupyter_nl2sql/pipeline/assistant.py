@@ -163,7 +163,7 @@ class Assistant:
         self.device = device
         self.dtype = dtype
         self.connections = connections or default_manager
-        self.schemas = SchemaCache()
+        self.schemas = SchemaCache(timeout=timeout)  # introspection under the statement timeout
         if schema_cache:  # introspected schemas shared through Redis for a TTL
             from ..caches.redis_store import RedisSchemaCache
 

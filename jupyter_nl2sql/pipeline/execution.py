@@ -59,7 +59,7 @@ def statement_timeout(conn: sa.Connection, seconds: float | None,
     deadline = time.monotonic() + seconds if seconds else float("inf")
     name = conn.dialect.name
     if name == "postgresql" and seconds:
-        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(seconds * 1000)}")
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, int(seconds * 1000))}")  # 0 would mean none
     if name == "sqlite":
         raw = conn.connection.dbapi_connection
 
