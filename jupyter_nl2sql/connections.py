@@ -19,6 +19,7 @@ role that is a superuser or may write is reported once per connection, with the 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import os
 import sqlite3
@@ -27,6 +28,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote, unquote
 from typing import Any, Iterator, Mapping
 from contextlib import contextmanager
 
@@ -46,18 +48,114 @@ _SQLGLOT_DIALECTS = {"postgresql": "postgres", "sqlite": "sqlite", "duckdb": "du
                      "mssql": "tsql", "oracle": "oracle", "snowflake": "snowflake", "bigquery": "bigquery"}
 
 
-def redact(url: str | URL) -> str:
-    """The URL with any password replaced by ``***`` (safe for messages, logs and provenance)."""
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError, TypeError):
-        text = str(url)
-        if "@" in text and "://" in text:
-            scheme, rest = text.split("://", 1)
-            creds, host = rest.rsplit("@", 1)
-            user = creds.split(":", 1)[0]
-            return f"{scheme}://{user}:***@{host}"
+#: Query parameter and DSN keys whose values are secrets (compared lower case, by substring).
+SECRET_KEYS = ("password", "passwd", "pwd", "secret", "token", "api_key", "apikey", "access_key", "private_key")
+
+#: Per-process salt for connection identities that must tell two passwords apart without storing either.
+_SALT = os.urandom(16)
+
+
+def _secret_key(key: str) -> bool:
+    low = key.lower()
+    return any(word in low for word in SECRET_KEYS)
+
+
+def _split_credentials(text: str) -> tuple[str, str, str | None, str] | None:
+    """``scheme://user:password@rest`` split at the last ``@`` before the query (a password may hold ``@``)."""
+    scheme, sep, tail = text.partition("://")
+    if not sep:
+        return None
+    query = tail.find("?")
+    at = tail.rfind("@", 0, query if query >= 0 else len(tail))
+    if at < 0:
+        return None
+    user, colon, password = tail[:at].partition(":")
+    return scheme, user, password if colon else None, tail[at + 1:]
+
+
+def _redact_query(text: str) -> str:
+    """``?password=x&sslmode=y`` with every secret value replaced by ``***``."""
+    base, sep, query = text.partition("?")
+    if not sep:
         return text
+    parts = []
+    for pair in query.split("&"):
+        key, eq, _ = pair.partition("=")
+        parts.append(f"{key}=***" if eq and _secret_key(key) else pair)
+    return f"{base}?{'&'.join(parts)}"
+
+
+def redact_dsn(text: str) -> str:
+    """A libpq-style DSN (``host=h user=u password='p w'``) with secret values replaced by ``***``."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        eq = text.find("=", i)
+        if eq < 0:
+            out.append(text[i:])
+            break
+        key = text[i:eq].split()[-1] if text[i:eq].split() else ""
+        out.append(text[i:eq + 1])
+        j = eq + 1
+        while j < n and text[j] == " ":
+            out.append(" ")
+            j += 1
+        if j < n and text[j] == "'":  # quoted value: up to the closing quote, \' escaped
+            k = j + 1
+            while k < n and text[k] != "'":
+                k += 2 if text[k] == "\\" else 1
+            end = min(k + 1, n)
+        else:
+            end = j
+            while end < n and not text[end].isspace():
+                end += 1
+        out.append("***" if _secret_key(key) else text[j:end])
+        i = end
+    return "".join(out)
+
+
+def redact(url: str | URL) -> str:
+    """The URL with every password hidden: the userinfo password (``@`` inside it included), secret query
+    parameters (``?password=``), and ``password=`` in a libpq DSN (safe for messages, logs and provenance)."""
+    if isinstance(url, URL):
+        url = url.render_as_string(hide_password=False)
+    text = str(url)
+    split = _split_credentials(text)
+    if split is not None:
+        scheme, user, password, rest = split
+        text = f"{scheme}://{user}{':***' if password is not None else ''}@{rest}"
+    elif "://" not in text and "=" in text:
+        return redact_dsn(text)
+    return _redact_query(text)
+
+
+def url_secrets(url: URL | str | None) -> list[str]:
+    """Every secret a URL carries (password, secret query values), longest first, for scrubbing messages."""
+    if url is None:
+        return []
+    text = url.render_as_string(hide_password=False) if isinstance(url, URL) else str(url)
+    found: set[str] = set()
+    split = _split_credentials(text)
+    if split is not None and split[2]:
+        found.update({split[2], unquote(split[2])})
+    if isinstance(url, URL):
+        if url.password:
+            found.add(str(url.password))
+        found.update(str(v) for k, v in url.query.items() if _secret_key(k) and isinstance(v, str))
+    _, _, query = text.partition("?")
+    for pair in query.split("&"):
+        key, eq, value = pair.partition("=")
+        if eq and _secret_key(key) and value:
+            found.update({value, unquote(value)})
+    return sorted((s for s in found if len(s) >= 3), key=len, reverse=True)
+
+
+def scrub(message: str, secrets: list[str]) -> str:
+    """``message`` with each of ``secrets`` and every URL or DSN password in it replaced by ``***``."""
+    for secret in secrets:
+        message = message.replace(secret, "***")
+    words = [redact(w) if "://" in w else w for w in message.split(" ")]
+    message = " ".join(words)
+    return redact_dsn(message) if "password" in message.lower() else message
 
 
 def _one_line(exc: BaseException) -> str:
@@ -72,7 +170,7 @@ class Connection:
     """One database as the pipeline sees it: a pooled engine plus what the pipeline needs to know of it."""
 
     name: str
-    engine: Engine
+    engine: Engine = field(repr=False)
     read_only_engine: bool = False  # the engine itself can only read (SQLite mode=ro, DuckDB read_only)
     owned: bool = True  # created by us (disposed on close) rather than passed in by the user
     url: str | None = None  # the URL as the user gave it, password hidden (None: the engine's own URL)
@@ -100,8 +198,19 @@ class Connection:
 
     @property
     def key(self) -> str:
-        """Stable identity for caches: the redacted URL plus the engine's id for engines passed in."""
-        return self._key or f"{self.display_url}#{id(self.engine)}"
+        """Stable identity for caches, free of any password: the redacted URL (plus the engine's id for engines
+        passed in)."""
+        return self.display_url if self._key else f"{self.display_url}#{id(self.engine)}"
+
+    @property
+    def registry_key(self) -> str:
+        """The manager's key: :attr:`key`, plus a salted digest of the password (two passwords, two pools)."""
+        return self._key or self.key
+
+    @property
+    def secrets(self) -> list[str]:
+        """The secrets of this connection's URLs, to scrub from driver messages."""
+        return url_secrets(self._source_url or self.engine.url) + url_secrets(self.engine.url)
 
     @contextmanager
     def connect(self, *, allow_writes: bool = False) -> Iterator[sa.Connection]:
@@ -327,25 +436,35 @@ def _make_engine(url: URL, *, read_only: bool, engine_name: str) -> Engine:
         # every session starts read-only; a write (allowed per call) switches its own transaction to READ WRITE
         connect_args["options"] = "-c default_transaction_read_only=on"
         kwargs.update(pool_size=5, max_overflow=10, pool_timeout=30, pool_recycle=1800)
+    failure = None
     try:
         engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
         if backend == "sqlite":
             _install_sqlite_guards(engine, read_only=read_only)
         return engine
     except NoSuchModuleError as exc:
-        raise ConnectionFailed(f"no SQLAlchemy driver for '{backend}' ({_one_line(exc)}): install it, e.g. "
-                               f"pip install 'jupyter-nl2sql[{'postgres' if backend == 'postgresql' else backend}]'"
-                               ) from None
+        failure = (f"no SQLAlchemy driver for '{backend}' ({scrub(_one_line(exc), url_secrets(url))}): install "
+                   f"it, e.g. pip install 'jupyter-nl2sql[{'postgres' if backend == 'postgresql' else backend}]'")
     except (ArgumentError, ValueError, TypeError, ImportError) as exc:
-        raise ConnectionFailed(f"cannot use '{redact(url)}': {_one_line(exc)}") from None
+        failure = f"cannot use '{redact(url)}': {scrub(_one_line(exc), url_secrets(url))}"
+    raise ConnectionFailed(failure)  # outside the except blocks: the driver error stays out of the chain
 
 
 def _parse_url(token: str) -> URL:
+    """A SQLAlchemy URL; a password holding an unencoded ``@`` is read up to the last ``@`` of the userinfo."""
+    failure = None
     try:
-        return sa.make_url(token)
+        url = sa.make_url(token)
     except (ArgumentError, ValueError) as exc:
-        raise ConnectionFailed(f"'{redact(token)}' is not a valid SQLAlchemy URL ({_one_line(exc)}); "
-                               "write e.g. sqlite:///shop.db or postgresql+psycopg://user@host/db") from None
+        failure = f"'{redact(token)}' is not a valid SQLAlchemy URL ({scrub(_one_line(exc), url_secrets(token))}); " \
+                  "write e.g. sqlite:///shop.db or postgresql+psycopg://user@host/db"
+    if failure is not None:
+        raise ConnectionFailed(failure)  # raised outside the except block: no driver error in __context__
+    split = _split_credentials(token)
+    if split is not None and "@" in (url.host or "") and split[2] is not None:
+        scheme, user, password, rest = split
+        url = sa.make_url(f"{scheme}://{quote(unquote(user), safe='')}:{quote(password, safe='')}@{rest}")
+    return url
 
 
 class ConnectionManager:
@@ -379,7 +498,7 @@ class ConnectionManager:
         if not alias.isidentifier():
             raise ConnectionFailed(f"alias '{alias}' must be a simple name (letters, digits, underscores)")
         with self._lock:
-            self._aliases[alias] = conn.key
+            self._aliases[alias] = conn.registry_key
 
     def resolve(self, token: Any = None, namespace: Mapping[str, Any] | None = None, *,
                 alias: str | None = None, check: bool = True) -> Connection:
@@ -437,17 +556,19 @@ class ConnectionManager:
         return self._from_url(token)
 
     def _from_engine(self, engine: Engine) -> Connection:
-        key = f"{redact(engine.url)}#{id(engine)}"
+        key = f"{redact(engine.url)}#{id(engine)}"  # password-free: the engine's id tells engines apart
         with self._lock:
             if key not in self._by_key:
-                self._by_key[key] = Connection(name=redact(engine.url), engine=engine, owned=False)
+                self._by_key[key] = Connection(name=redact(engine.url), engine=engine, owned=False,
+                                               url=redact(engine.url))
             return self._by_key[key]
 
     def _from_url(self, token: str, name: str | None = None) -> Connection:
         url = _parse_url(token)
         key = redact(url)
-        if url.password is not None:  # two passwords for one URL are two connections (one may be wrong)
-            digest = hashlib.sha256(url.render_as_string(hide_password=False).encode()).hexdigest()[:12]
+        secrets = url_secrets(url)
+        if secrets:  # two passwords for one URL are two pools (one may be wrong); a salted digest, never the password
+            digest = hmac.new(_SALT, "\0".join(secrets).encode(), hashlib.sha256).hexdigest()[:12]
             key = f"{key}#{digest}"
         with self._lock:
             existing = self._by_key.get(key)
@@ -467,29 +588,28 @@ class ConnectionManager:
         pool is emptied of the dead sessions.
         """
         with self._lock:
-            if self._by_key.get(conn.key) is not conn or not conn.owned:
+            if self._by_key.get(conn.registry_key) is not conn or not conn.owned:
                 return
-            if conn.key in self._aliases.values():
+            if conn.registry_key in self._aliases.values():
                 conn.engine.dispose()
                 return
-            del self._by_key[conn.key]
+            del self._by_key[conn.registry_key]
         conn.close()
 
     @staticmethod
     def check(conn: Connection) -> float:
         """Open (or borrow from the pool) one connection; return seconds taken, or raise ConnectionFailed."""
         t0 = time.perf_counter()
+        failure = None
         try:
             with conn.engine.connect() as c:
                 c.exec_driver_sql("SELECT 1")
                 conn.check_role(c)
         except Exception as exc:  # noqa: BLE001 - every driver has its own error types
-            message = _one_line(exc)
-            password = conn.engine.url.password
-            if password:  # should the driver echo its connection string
-                message = message.replace(str(password), "***")
-            raise ConnectionFailed(f"cannot connect to {conn.display_url}: {message}; {_connect_hint(message)}"
-                                   ) from None
+            message = scrub(_one_line(exc), conn.secrets)  # should the driver echo its connection string
+            failure = f"cannot connect to {conn.display_url}: {message}; {_connect_hint(message)}"
+        if failure is not None:
+            raise ConnectionFailed(failure)  # outside the except block: the driver error stays out of the chain
         return time.perf_counter() - t0
 
     def close_all(self) -> None:

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator, Sequence
 import pandas as pd
 import sqlalchemy as sa
 
-from ..connections import Connection, _one_line, redact
+from ..connections import Connection, _one_line, redact, scrub
 from ..errors import ConnectionFailed, ExecutionError
 
 
@@ -183,6 +183,7 @@ def execute(connection: Connection, sql: str, *, row_cap: int = 1000, timeout: f
     if max_result_bytes is not None and max_result_bytes < 1:
         raise ValueError("max_result_bytes must be at least 1 (or None for no bound)")
     t0 = time.perf_counter()
+    failure: Exception | None = None
     try:
         with connection.connect(allow_writes=allow_writes) as conn:
             with statement_timeout(conn, timeout, cancel), _value_length_limit(conn, max_result_bytes):
@@ -198,23 +199,12 @@ def execute(connection: Connection, sql: str, *, row_cap: int = 1000, timeout: f
                 result.close()
             t1 = time.perf_counter()
     except sa.exc.SQLAlchemyError as exc:
-        message = _one_line(exc)
-        if "string or blob too big" in message.lower() and max_result_bytes is not None:
-            raise ExecutionError(f"a single value in the result is larger than {_megabytes(max_result_bytes)} "
-                                 "(max_result_bytes): select a shorter part of it (substr) or raise "
-                                 "max_result_bytes") from None
-        if cancel is not None and cancel.is_set():
-            message = "cancelled"
-        elif "interrupt" in message.lower() or "statement timeout" in message.lower() or "cancel" in message.lower():
-            message = f"timed out after {timeout:g} s ({message}); raise the timeout or narrow the question"
-        elif getattr(exc, "connection_invalidated", False):  # the server went away: not the SQL's fault
-            raise ConnectionFailed(redact_message(
-                f"lost the connection to {connection.display_url} ({message}): check that the database server is "
-                "running, then run the question again", connection)) from None
-        raise ExecutionError(redact_message(message, connection)) from None
+        failure = _failure(exc, connection, timeout=timeout, cancel=cancel, max_result_bytes=max_result_bytes)
     finally:
         if allow_writes:
             connection.release_writer()
+    if failure is not None:
+        raise failure  # raised outside the except block: the driver's exception stays out of __context__
     truncated = len(rows) > row_cap or over_budget
     rows = rows[:row_cap]
     frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=keys)
@@ -224,10 +214,27 @@ def execute(connection: Connection, sql: str, *, row_cap: int = 1000, timeout: f
     return ExecutionResult(frame, truncated, len(frame), t1 - t0, t2 - t1, note)
 
 
+def _failure(exc: sa.exc.SQLAlchemyError, connection: Connection, *, timeout: float | None,
+             cancel: threading.Event | None, max_result_bytes: int | None) -> Exception:
+    """The one-line, password-free error for a driver exception (to raise outside the ``except`` block)."""
+    message = _one_line(exc)
+    if "string or blob too big" in message.lower() and max_result_bytes is not None:
+        return ExecutionError(f"a single value in the result is larger than {_megabytes(max_result_bytes)} "
+                              "(max_result_bytes): select a shorter part of it (substr) or raise max_result_bytes")
+    if cancel is not None and cancel.is_set():
+        message = "cancelled"
+    elif "interrupt" in message.lower() or "statement timeout" in message.lower() or "cancel" in message.lower():
+        message = f"timed out after {timeout or 0:g} s ({message}); raise the timeout or narrow the question"
+    elif getattr(exc, "connection_invalidated", False):  # the server went away: not the SQL's fault
+        return ConnectionFailed(redact_message(
+            f"lost the connection to {connection.display_url} ({message}): check that the database server is "
+            "running, then run the question again", connection))
+    return ExecutionError(redact_message(message, connection))
+
+
 def redact_message(message: str, connection: Connection) -> str:
-    """Remove the connection's password from a driver message, should the driver have echoed it."""
-    password = connection.engine.url.password
-    return message.replace(str(password), "***") if password else message
+    """Remove the connection's secrets (and any URL or DSN password) from a driver message."""
+    return scrub(message, connection.secrets)
 
 
 def explain(connection: Connection, sql: str, *, analyze: bool = False, timeout: float | None = 30.0) -> str:

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Sequence
 import sqlalchemy as sa
 from sqlglot import exp
 
-from ..connections import Connection, _one_line
+from ..connections import Connection, _one_line, scrub
 from ..errors import Cancelled, ConnectionFailed
 from .execution import statement_timeout
 
@@ -148,14 +148,23 @@ def introspect(connection: Connection, *, sample_rows: int = 3, schema: str | No
                 with statement_timeout(conn, left, cancel):
                     table.sample_rows = _sample_rows(conn, table, sample_rows)
     except sa.exc.SQLAlchemyError as exc:
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("cancelled while reading the schema") from None
-        if deadline is not None and time.monotonic() >= deadline:
-            raise ConnectionFailed(f"reading the schema of {connection.display_url} took longer than the timeout "
-                                   f"({timeout:g} s): raise the timeout, or connect to a schema with fewer or "
-                                   "faster views") from None
-        raise ConnectionFailed(f"cannot read the schema of {connection.display_url}: {_one_line(exc)}") from None
-    return Schema(dialect=connection.dialect, tables=tables)
+        failure = _schema_failure(exc, connection, deadline, timeout, cancel)
+    else:
+        return Schema(dialect=connection.dialect, tables=tables)
+    raise failure  # outside the except block: the driver's exception stays out of __context__
+
+
+def _schema_failure(exc: sa.exc.SQLAlchemyError, connection: Connection, deadline: float | None,
+                    timeout: float | None, cancel: threading.Event | None) -> Exception:
+    """The one-line error for a failed introspection: cancelled, over the timeout, or the driver's reason."""
+    if cancel is not None and cancel.is_set():
+        return Cancelled("cancelled while reading the schema")
+    if deadline is not None and time.monotonic() >= deadline:
+        return ConnectionFailed(f"reading the schema of {connection.display_url} took longer than the timeout "
+                                f"({timeout:g} s): raise the timeout, or connect to a schema with fewer or faster "
+                                "views")
+    return ConnectionFailed(f"cannot read the schema of {connection.display_url}: "
+                            f"{scrub(_one_line(exc), connection.secrets)}")
 
 
 def _read_structure(conn: sa.Connection, schema: str | None) -> list[Table]:
