@@ -273,7 +273,8 @@ def _refuse(refusals: list[tuple[str, Denied]], allow_writes: bool, *, escapes_o
 
 def _statement_keyword(tokens: list[Token]) -> str | None:
     """The STATEMENT_KEYWORDS entry the statement starts with (two-word entries first), or None."""
-    words = [t.text.lower() for t in tokens[:2]]
+    # after a command keyword (VACUUM, SET...) the tokenizer returns the rest as one token: take its first word
+    words = [(t.text.split() or [""])[0].lower() for t in tokens[:2]]
     pair = " ".join(words)
     if pair in STATEMENT_KEYWORDS:
         return pair

@@ -18,7 +18,7 @@ import pytest
 
 from jupyter_nl2sql.pipeline.assistant import Assistant
 from jupyter_nl2sql.connections import ConnectionManager
-from jupyter_nl2sql.errors import ExecutionError, Nl2SqlError, SQLCheckError
+from jupyter_nl2sql.errors import ExecutionError, Nl2SqlError, SQLCheckError, WriteRefused
 
 CORPUS = json.loads((Path(__file__).with_name("corpus.json")).read_text(encoding="utf-8"))["cases"]
 
@@ -49,6 +49,7 @@ def _params(cases: list[dict[str, Any]]) -> list[Any]:
 ATTACKS = [case for case in CORPUS if case.get("expect") != "ok"]
 CONTROLS = [case for case in CORPUS if case.get("expect") == "ok"]
 STEERED = [case for case in ATTACKS if "question" in case]
+NEVER = [case for case in ATTACKS if case.get("never")]
 
 
 @pytest.fixture(scope="module")
@@ -92,12 +93,24 @@ def test_attack_is_refused_and_changes_nothing(case: dict[str, Any], dialect: st
     sql = _sql(case, canary)
     try:
         assistant.run_sql(sql, target.url)
+    except WriteRefused as error:
+        assert "\n" not in str(error) and str(error).startswith("refused: ") and len(str(error)) > 30
     except SQLCheckError as error:
         assert "\n" not in str(error)
     except ExecutionError as error:
         pytest.fail(f"the SQL check let it through; the database refused it: {error}")
     else:
         pytest.fail(f"ran without refusal: {sql!r}")
+    _assert_unchanged(target, baselines, assistant, canary)
+
+
+@pytest.mark.parametrize("case, dialect", _params(NEVER))
+def test_allow_writes_does_not_unlock_it(case: dict[str, Any], dialect: str, target: Any, baseline: str,
+                                        baselines: dict[str, str], assistant: Assistant, canary: Path) -> None:
+    """Files, other sessions, catalogs and server administration stay refused with writes allowed."""
+    with pytest.raises(WriteRefused) as info:
+        assistant.run_sql(_sql(case, canary), target.url, allow_writes=True)
+    assert "\n" not in str(info.value) and "--allow-writes too" in str(info.value)
     _assert_unchanged(target, baselines, assistant, canary)
 
 

@@ -147,14 +147,11 @@ WRITES = [
     ("postgres", "SELECT * FROM t FOR UPDATE"),
     ("postgres", "EXPLAIN ANALYZE DELETE FROM t"),
     ("postgres", "GRANT ALL ON t TO public"),
-    ("postgres", "SET search_path = evil"),
-    ("postgres", "SET ROLE postgres"),
     ("postgres", "SELECT set_config('search_path', 'evil', false)"),
     ("postgres", "SELECT nextval('s')"),
     ("postgres", "COMMENT ON TABLE t IS 'x'"),
     ("postgres", "REFRESH MATERIALIZED VIEW v"),
     ("duckdb", "CALL pragma_version()"),
-    ("duckdb", "SET memory_limit = '1GB'"),
 ]
 
 
@@ -203,6 +200,10 @@ ESCAPES = [
     ("duckdb", "ATTACH '/tmp/evil.duckdb' AS evil"),
     ("duckdb", "SELECT * FROM duckdb_secrets()"),
     ("sqlite", "PRAGMA writable_schema = 1"),
+    ("postgres", "SET search_path = evil"),
+    ("postgres", "SET ROLE postgres"),
+    ("duckdb", "SET memory_limit = '1GB'"),
+    ("sqlite", "VACUUM INTO '/tmp/copy.db'"),
 ]
 
 
@@ -409,7 +410,7 @@ REASONS = [
     ("postgres", "LOCK TABLE users", "LOCK takes table locks"),
     ("sqlite", "VACUUM", "VACUUM rewrites the database"),
     ("duckdb", "CALL pragma_version()", "CALL runs a procedure"),
-    ("postgres", "SET ROLE postgres", "SET ROLE changes the session's privileges"),
+    ("postgres", "SET ROLE postgres", "SET ROLE changes the privileges of the pooled session"),
     ("postgres", "TRUNCATE users", "TRUNCATE deletes every row"),
     ("postgres", "LISTEN channel", "LISTEN subscribes"),
     ("postgres", "SAVEPOINT s", "SAVEPOINT controls transactions"),
