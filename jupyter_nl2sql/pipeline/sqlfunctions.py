@@ -48,115 +48,115 @@ def _words(text: str) -> frozenset[str]:
 
 # --- functions: refusals with their reasons ---------------------------------------------------------------------
 
-_FILES = "reads or writes files or URLs"
-_SQL_TEXT = "runs the SQL text it is given"
+def _reasons(table: str, *, escape: bool) -> dict[str, Denied]:
+    """``name  reason`` lines (two or more spaces apart) as DENIED_FUNCTIONS entries."""
+    rows = (line.split("  ", 1) for line in table.strip().splitlines())
+    return {name.strip(): Denied(reason.strip(), escape=escape) for name, reason in rows}
 
-#: Functions refused with a specific reason.  Keys are lower case; a trailing ``*`` matches a prefix.  A name of
-#: one engine is refused on every dialect (it does not exist on the others, so nothing honest is lost).
-DENIED_FUNCTIONS: dict[str, Denied] = {
-    # PostgreSQL: server files, other sessions, server administration
-    "pg_sleep*": Denied("stalls the session (PostgreSQL pg_sleep)", escape=True),
-    "pg_read_*": Denied("reads server files (PostgreSQL)", escape=True),
-    "pg_ls_*": Denied("lists server directories (PostgreSQL)", escape=True),
-    "pg_stat_file": Denied("inspects server files (PostgreSQL)", escape=True),
-    "pg_file_*": Denied("writes server files (PostgreSQL adminpack)", escape=True),
-    "pg_logdir_ls": Denied("lists server directories (PostgreSQL adminpack)", escape=True),
-    "pg_current_logfile": Denied("names server files (PostgreSQL)", escape=True),
-    "lo_*": Denied("large objects import/export server files (PostgreSQL)", escape=True),
-    "loread": Denied("reads large objects (PostgreSQL)", escape=True),
-    "lowrite": Denied("writes large objects (PostgreSQL)", escape=True),
-    "dblink*": Denied("connects to other databases (PostgreSQL dblink)", escape=True),
-    "query_to_xml*": Denied(f"{_SQL_TEXT} (PostgreSQL)", escape=True),
-    "cursor_to_xml*": Denied("reads an open cursor (PostgreSQL)", escape=True),
-    "table_to_xml*": Denied("reads a table named by a string (PostgreSQL)", escape=True),
-    "schema_to_xml*": Denied("reads every table of a schema (PostgreSQL)", escape=True),
-    "database_to_xml*": Denied("reads every table of the database (PostgreSQL)", escape=True),
-    "ts_stat": Denied(f"{_SQL_TEXT} (PostgreSQL)", escape=True),
-    "ts_rewrite": Denied(f"{_SQL_TEXT} (PostgreSQL)", escape=True),
-    "crosstab*": Denied(f"{_SQL_TEXT} (PostgreSQL tablefunc)", escape=True),
-    "pg_stat_statements*": Denied("shows other sessions' queries (PostgreSQL)", escape=True),
-    "pg_stat_get_activity": Denied("shows other sessions' queries (PostgreSQL)", escape=True),
-    "pg_stat_get_backend_*": Denied("shows other sessions (PostgreSQL)", escape=True),
-    "pg_terminate_backend": Denied("kills other sessions (PostgreSQL)", escape=True),
-    "pg_cancel_backend": Denied("cancels other sessions' queries (PostgreSQL)", escape=True),
-    "pg_stat_reset*": Denied("resets server statistics (PostgreSQL server administration)", escape=True),
-    "pg_*replication_slot*": Denied("creates, drops or reads replication slots (PostgreSQL server administration)",
-                                    escape=True),
-    "pg_logical_slot_*": Denied("consumes a replication slot (PostgreSQL server administration)", escape=True),
-    "pg_replication_origin*": Denied("changes replication origins (PostgreSQL server administration)",
-                                     escape=True),
-    "pg_backup_*": Denied("enters or leaves backup mode (PostgreSQL server administration)", escape=True),
-    "pg_start_backup": Denied("enters backup mode (PostgreSQL server administration)", escape=True),
-    "pg_stop_backup": Denied("leaves backup mode (PostgreSQL server administration)", escape=True),
-    "pg_wal_replay_*": Denied("pauses or resumes recovery (PostgreSQL server administration)", escape=True),
-    "pg_reload_conf": Denied("reloads the server configuration (PostgreSQL server administration)", escape=True),
-    "pg_rotate_logfile*": Denied("rotates the server log (PostgreSQL server administration)", escape=True),
-    "pg_switch_wal": Denied("switches the WAL file (PostgreSQL server administration)", escape=True),
-    "pg_promote": Denied("promotes a standby (PostgreSQL server administration)", escape=True),
-    "pg_create_restore_point": Denied("writes a restore point (PostgreSQL server administration)", escape=True),
-    "pg_logical_emit_message": Denied("writes to the WAL (PostgreSQL server administration)", escape=True),
-    "pg_import_system_collations": Denied("changes the catalog (PostgreSQL server administration)", escape=True),
-    "pg_log_backend_memory_contexts": Denied("writes the server log (PostgreSQL server administration)",
-                                             escape=True),
-    "pg_export_snapshot": Denied("exports a snapshot to other sessions (PostgreSQL)", escape=True),
-    "pg_config": Denied("shows the server's build paths (PostgreSQL)", escape=True),
-    "binary_upgrade_*": Denied("changes the catalog (PostgreSQL pg_upgrade)", escape=True),
-    "brin_*summarize*": Denied("rewrites an index (PostgreSQL)", escape=True),
-    "gin_clean_pending_list": Denied("rewrites an index (PostgreSQL)", escape=True),
-    "set_config": Denied("changes session settings (PostgreSQL)"),
-    "nextval": Denied("advances a sequence (PostgreSQL, DuckDB)"),
-    "setval": Denied("sets a sequence (PostgreSQL)"),
-    "setseed": Denied("changes the session's random seed (PostgreSQL, DuckDB)"),
-    "txid_current": Denied("assigns a transaction id (PostgreSQL)"),
-    "pg_current_xact_id": Denied("assigns a transaction id (PostgreSQL)"),
-    "pg_notify": Denied("sends notifications to other sessions (PostgreSQL)"),
-    "pg_advisory*": Denied("takes locks that outlive the query (PostgreSQL)"),
-    "pg_try_advisory*": Denied("takes locks that outlive the query (PostgreSQL)"),
-    # DuckDB: files, URLs, other databases, session state
-    "read_*": Denied(f"{_FILES} (DuckDB read_csv, read_parquet, read_json, read_text...)", escape=True),
-    "parquet_*": Denied(f"{_FILES} (DuckDB parquet_scan, parquet_metadata...)", escape=True),
-    "sniff_csv": Denied("reads files (DuckDB)", escape=True),
-    "glob": Denied("lists files (DuckDB glob)", escape=True),
-    "getenv": Denied("reads the server's environment (DuckDB)", escape=True),
-    "iceberg_*": Denied(f"{_FILES} (DuckDB iceberg)", escape=True),
-    "delta_scan": Denied(f"{_FILES} (DuckDB delta)", escape=True),
-    "sqlite_scan": Denied("reads another database file (DuckDB sqlite)", escape=True),
-    "sqlite_attach": Denied("attaches another database file (DuckDB sqlite)", escape=True),
-    "postgres_*": Denied("connects to other databases (DuckDB postgres)", escape=True),
-    "mysql_*": Denied("connects to other databases (DuckDB mysql)", escape=True),
-    "st_read": Denied("reads files (DuckDB spatial)", escape=True),
-    "http_*": Denied("makes network requests (DuckDB http_client)", escape=True),
-    "query": Denied(f"{_SQL_TEXT} (DuckDB)", escape=True),
-    "query_table": Denied("reads tables named by a string (DuckDB)", escape=True),
-    "histogram": Denied("reads a table named by a string (DuckDB)", escape=True),
-    "histogram_values": Denied("reads a table named by a string (DuckDB)", escape=True),
-    "json_execute_serialized_sql": Denied("runs serialized SQL (DuckDB)", escape=True),
-    "duckdb_secret*": Denied("lists stored credentials (DuckDB)", escape=True),
-    "which_secret": Denied("looks up stored credentials (DuckDB)", escape=True),
-    "duckdb_logs*": Denied("reads the engine log (DuckDB)", escape=True),
-    "duckdb_log_contexts": Denied("reads the engine log (DuckDB)", escape=True),
-    "duckdb_external_file_cache": Denied("lists cached files (DuckDB)", escape=True),
-    "duckdb_profiling_settings": Denied("changes profiling settings (DuckDB)", escape=True),
-    "enable_*": Denied("changes session settings such as profiling and logging (DuckDB)", escape=True),
-    "disable_*": Denied("changes session settings such as profiling and logging (DuckDB)", escape=True),
-    "truncate_duckdb_logs": Denied("deletes the engine log (DuckDB)", escape=True),
-    "checkpoint": Denied("writes the database file (DuckDB server administration)", escape=True),
-    "force_checkpoint": Denied("writes the database file (DuckDB server administration)", escape=True),
-    "write_log": Denied("writes the engine log (DuckDB)", escape=True),
-    "sleep_ms": Denied("stalls the session (DuckDB)", escape=True),
-    "arrow_scan*": Denied("reads process memory (DuckDB)", escape=True),
-    "pandas_scan": Denied("reads process memory (DuckDB)", escape=True),
-    "python_map_function": Denied("runs Python code (DuckDB)", escape=True),
-    # SQLite
-    "load_extension": Denied("loads native code (SQLite)", escape=True),
-    "readfile": Denied("reads files (SQLite shell)", escape=True),
-    "writefile": Denied("writes files (SQLite shell)", escape=True),
-    "edit": Denied("starts an editor (SQLite shell)", escape=True),
-    "fsdir": Denied("lists directories (SQLite fileio)", escape=True),
-    "zipfile*": Denied("reads and writes zip files (SQLite zipfile)", escape=True),
-    "fts3_tokenizer": Denied("can install native tokenizers (SQLite FTS3)", escape=True),
-    "sqlite_log": Denied("writes the engine log (SQLite)", escape=True),
-}
+
+#: Functions refused with a specific reason.  Keys are lower case; ``*`` matches any run of characters.  A name
+#: of one engine is refused on every dialect (it does not exist on the others, so nothing honest is lost).  The
+#: first table reaches outside the query's data (never run); the second changes data or session state (run only
+#: with ``allow_writes``).
+DENIED_FUNCTIONS: dict[str, Denied] = {**_reasons("""
+pg_sleep*                       stalls the session (PostgreSQL pg_sleep)
+pg_read_*                       reads server files (PostgreSQL)
+pg_ls_*                         lists server directories (PostgreSQL)
+pg_stat_file                    inspects server files (PostgreSQL)
+pg_file_*                       writes server files (PostgreSQL adminpack)
+pg_logdir_ls                    lists server directories (PostgreSQL adminpack)
+pg_current_logfile              names server files (PostgreSQL)
+lo_*                            large objects import/export server files (PostgreSQL)
+loread                          reads large objects (PostgreSQL)
+lowrite                         writes large objects (PostgreSQL)
+dblink*                         connects to other databases (PostgreSQL dblink)
+query_to_xml*                   runs the SQL text it is given (PostgreSQL)
+cursor_to_xml*                  reads an open cursor (PostgreSQL)
+table_to_xml*                   reads a table named by a string (PostgreSQL)
+schema_to_xml*                  reads every table of a schema (PostgreSQL)
+database_to_xml*                reads every table of the database (PostgreSQL)
+ts_stat                         runs the SQL text it is given (PostgreSQL)
+ts_rewrite                      runs the SQL text it is given (PostgreSQL)
+crosstab*                       runs the SQL text it is given (PostgreSQL tablefunc)
+pg_stat_statements*             shows other sessions' queries (PostgreSQL)
+pg_stat_get_activity            shows other sessions' queries (PostgreSQL)
+pg_stat_get_backend_*           shows other sessions (PostgreSQL)
+pg_terminate_backend            kills other sessions (PostgreSQL)
+pg_cancel_backend               cancels other sessions' queries (PostgreSQL)
+pg_stat_reset*                  resets server statistics (PostgreSQL server administration)
+pg_*replication_slot*           creates, drops or reads replication slots (PostgreSQL server administration)
+pg_logical_slot_*               consumes a replication slot (PostgreSQL server administration)
+pg_replication_origin*          changes replication origins (PostgreSQL server administration)
+pg_backup_*                     enters or leaves backup mode (PostgreSQL server administration)
+pg_start_backup                 enters backup mode (PostgreSQL server administration)
+pg_stop_backup                  leaves backup mode (PostgreSQL server administration)
+pg_wal_replay_*                 pauses or resumes recovery (PostgreSQL server administration)
+pg_reload_conf                  reloads the server configuration (PostgreSQL server administration)
+pg_rotate_logfile*              rotates the server log (PostgreSQL server administration)
+pg_switch_wal                   switches the WAL file (PostgreSQL server administration)
+pg_promote                      promotes a standby (PostgreSQL server administration)
+pg_create_restore_point         writes a restore point (PostgreSQL server administration)
+pg_logical_emit_message         writes to the WAL (PostgreSQL server administration)
+pg_import_system_collations     changes the catalog (PostgreSQL server administration)
+pg_log_backend_memory_contexts  writes the server log (PostgreSQL server administration)
+pg_export_snapshot              exports a snapshot to other sessions (PostgreSQL)
+pg_config                       shows the server's build paths (PostgreSQL)
+binary_upgrade_*                changes the catalog (PostgreSQL pg_upgrade)
+brin_*summarize*                rewrites an index (PostgreSQL)
+gin_clean_pending_list          rewrites an index (PostgreSQL)
+read_*                          reads or writes files or URLs (DuckDB read_csv, read_parquet, read_json, read_text...)
+parquet_*                       reads or writes files or URLs (DuckDB parquet_scan, parquet_metadata...)
+sniff_csv                       reads files (DuckDB)
+glob                            lists files (DuckDB glob)
+getenv                          reads the server's environment (DuckDB)
+iceberg_*                       reads or writes files or URLs (DuckDB iceberg)
+delta_scan                      reads or writes files or URLs (DuckDB delta)
+sqlite_scan                     reads another database file (DuckDB sqlite)
+sqlite_attach                   attaches another database file (DuckDB sqlite)
+postgres_*                      connects to other databases (DuckDB postgres)
+mysql_*                         connects to other databases (DuckDB mysql)
+st_read                         reads files (DuckDB spatial)
+http_*                          makes network requests (DuckDB http_client)
+query                           runs the SQL text it is given (DuckDB)
+query_table                     reads tables named by a string (DuckDB)
+histogram                       reads a table named by a string (DuckDB)
+histogram_values                reads a table named by a string (DuckDB)
+json_execute_serialized_sql     runs serialized SQL (DuckDB)
+duckdb_secret*                  lists stored credentials (DuckDB)
+which_secret                    looks up stored credentials (DuckDB)
+duckdb_logs*                    reads the engine log (DuckDB)
+duckdb_log_contexts             reads the engine log (DuckDB)
+duckdb_external_file_cache      lists cached files (DuckDB)
+duckdb_profiling_settings       changes profiling settings (DuckDB)
+enable_*                        changes session settings such as profiling and logging (DuckDB)
+disable_*                       changes session settings such as profiling and logging (DuckDB)
+truncate_duckdb_logs            deletes the engine log (DuckDB)
+checkpoint                      writes the database file (DuckDB server administration)
+force_checkpoint                writes the database file (DuckDB server administration)
+write_log                       writes the engine log (DuckDB)
+sleep_ms                        stalls the session (DuckDB)
+arrow_scan*                     reads process memory (DuckDB)
+pandas_scan                     reads process memory (DuckDB)
+python_map_function             runs Python code (DuckDB)
+load_extension                  loads native code (SQLite)
+readfile                        reads files (SQLite shell)
+writefile                       writes files (SQLite shell)
+edit                            starts an editor (SQLite shell)
+fsdir                           lists directories (SQLite fileio)
+zipfile*                        reads and writes zip files (SQLite zipfile)
+fts3_tokenizer                  can install native tokenizers (SQLite FTS3)
+sqlite_log                      writes the engine log (SQLite)
+""", escape=True), **_reasons("""
+set_config                      changes session settings (PostgreSQL)
+nextval                         advances a sequence (PostgreSQL, DuckDB)
+setval                          sets a sequence (PostgreSQL)
+setseed                         changes the session's random seed (PostgreSQL, DuckDB)
+txid_current                    assigns a transaction id (PostgreSQL)
+pg_current_xact_id              assigns a transaction id (PostgreSQL)
+pg_notify                       sends notifications to other sessions (PostgreSQL)
+pg_advisory*                    takes locks that outlive the query (PostgreSQL)
+pg_try_advisory*                takes locks that outlive the query (PostgreSQL)
+""", escape=False)}
 
 
 def _prefixed(name: str) -> Denied | None:
@@ -367,79 +367,79 @@ def relation_policy(name: str, schema: str | None, dialect: str) -> tuple[bool, 
 
 #: The first keyword of a statement that never runs read-only, with the reason (before parsing, so that a
 #: statement sqlglot cannot parse still gets a reason).
-STATEMENT_KEYWORDS: dict[str, Denied] = {
-    "insert": Denied("INSERT changes data"),
-    "replace": Denied("REPLACE INTO changes data"),
-    "upsert": Denied("UPSERT changes data"),
-    "update": Denied("UPDATE changes data"),
-    "delete": Denied("DELETE changes data"),
-    "merge": Denied("MERGE changes data"),
-    "truncate": Denied("TRUNCATE deletes every row"),
-    "drop": Denied("DROP deletes objects"),
-    "create": Denied("CREATE creates objects"),
-    "alter": Denied("ALTER changes objects"),
-    "rename": Denied("RENAME changes objects"),
-    "comment": Denied("COMMENT ON changes the catalog"),
-    "security": Denied("SECURITY LABEL changes the catalog"),
-    "grant": Denied("GRANT changes privileges"),
-    "revoke": Denied("REVOKE changes privileges"),
-    "reassign": Denied("REASSIGN OWNED changes owners", escape=True),
-    "set": Denied("SET changes settings of the pooled session (they would outlive this statement)", escape=True),
-    "set role": Denied("SET ROLE changes the privileges of the pooled session", escape=True),
-    "set session": Denied("SET SESSION changes the pooled session's settings or user", escape=True),
-    "reset": Denied("RESET changes settings of the pooled session (they would outlive this statement)",
-                    escape=True),
-    "discard": Denied("DISCARD changes session state"),
-    "use": Denied("USE switches databases"),
-    "begin": Denied("BEGIN controls transactions"),
-    "start": Denied("START TRANSACTION controls transactions"),
-    "commit": Denied("COMMIT controls transactions"),
-    "end": Denied("END controls transactions"),
-    "rollback": Denied("ROLLBACK controls transactions"),
-    "abort": Denied("ABORT controls transactions"),
-    "savepoint": Denied("SAVEPOINT controls transactions"),
-    "release": Denied("RELEASE controls transactions"),
-    "prepare": Denied("PREPARE creates prepared statements"),
-    "execute": Denied("EXECUTE runs stored statements"),
-    "deallocate": Denied("DEALLOCATE drops prepared statements"),
-    "declare": Denied("DECLARE opens cursors"),
-    "fetch": Denied("FETCH reads cursors"),
-    "move": Denied("MOVE moves cursors"),
-    "close": Denied("CLOSE closes cursors"),
-    "lock": Denied("LOCK takes table locks"),
-    "unlock": Denied("UNLOCK releases table locks"),
-    "analyze": Denied("ANALYZE writes statistics"),
-    "analyse": Denied("ANALYZE writes statistics"),
-    "refresh": Denied("REFRESH rewrites data"),
-    "reindex": Denied("REINDEX rebuilds indexes"),
-    "cluster": Denied("CLUSTER rewrites tables"),
-    "vacuum": Denied("VACUUM rewrites the database"),
-    "vacuum into": Denied("VACUUM INTO writes a copy of the database to a file", escape=True),
-    "checkpoint": Denied("CHECKPOINT forces a write of the database to disk (server administration)",
-                         escape=True),
-    "notify": Denied("NOTIFY sends messages to other sessions"),
-    "listen": Denied("LISTEN subscribes the session to notifications"),
-    "unlisten": Denied("UNLISTEN changes the session's subscriptions"),
-    "call": Denied("CALL runs a procedure or table function; write SELECT * FROM f(...) for a table function"),
-    "do": Denied("DO runs procedural code", escape=True),
-    "copy": Denied("COPY reads or writes files or programs", escape=True),
-    "attach": Denied("ATTACH opens or creates another database file", escape=True),
-    "detach": Denied("DETACH changes the attached databases", escape=True),
-    "load": Denied("LOAD loads native extensions", escape=True),
-    "install": Denied("INSTALL downloads extensions", escape=True),
-    "force": Denied("FORCE INSTALL downloads extensions", escape=True),
-    "update_extensions": Denied("UPDATE EXTENSIONS downloads extensions", escape=True),
-    "export": Denied("EXPORT writes files", escape=True),
-    "export database": Denied("EXPORT DATABASE writes files", escape=True),
-    "import": Denied("IMPORT reads files", escape=True),
-    "import database": Denied("IMPORT DATABASE reads files", escape=True),
-    "load data": Denied("LOAD DATA reads files", escape=True),
-    "kill": Denied("KILL ends other sessions", escape=True),
-    "cache": Denied("CACHE creates objects"),
-    "uncache": Denied("UNCACHE drops objects"),
-    "msck": Denied("MSCK changes the catalog"),
-    "optimize": Denied("OPTIMIZE rewrites data"),
-}
+STATEMENT_KEYWORDS: dict[str, Denied] = {**_reasons("""
+insert             INSERT changes data
+replace            REPLACE INTO changes data
+upsert             UPSERT changes data
+update             UPDATE changes data
+delete             DELETE changes data
+merge              MERGE changes data
+truncate           TRUNCATE deletes every row
+drop               DROP deletes objects
+create             CREATE creates objects
+alter              ALTER changes objects
+rename             RENAME changes objects
+comment            COMMENT ON changes the catalog
+security           SECURITY LABEL changes the catalog
+grant              GRANT changes privileges
+revoke             REVOKE changes privileges
+discard            DISCARD changes session state
+use                USE switches databases
+begin              BEGIN controls transactions
+start              START TRANSACTION controls transactions
+commit             COMMIT controls transactions
+end                END controls transactions
+rollback           ROLLBACK controls transactions
+abort              ABORT controls transactions
+savepoint          SAVEPOINT controls transactions
+release            RELEASE controls transactions
+prepare            PREPARE creates prepared statements
+execute            EXECUTE runs stored statements
+deallocate         DEALLOCATE drops prepared statements
+declare            DECLARE opens cursors
+fetch              FETCH reads cursors
+move               MOVE moves cursors
+close              CLOSE closes cursors
+lock               LOCK takes table locks
+unlock             UNLOCK releases table locks
+analyze            ANALYZE writes statistics
+analyse            ANALYZE writes statistics
+refresh            REFRESH rewrites data
+reindex            REINDEX rebuilds indexes
+cluster            CLUSTER rewrites tables
+vacuum             VACUUM rewrites the database
+notify             NOTIFY sends messages to other sessions
+listen             LISTEN subscribes the session to notifications
+unlisten           UNLISTEN changes the session's subscriptions
+call               CALL runs a procedure or table function; write SELECT * FROM f(...) for a table function
+cache              CACHE creates objects
+uncache            UNCACHE drops objects
+msck               MSCK changes the catalog
+optimize           OPTIMIZE rewrites data
+""", escape=False), **_reasons("""
+reassign           REASSIGN OWNED changes owners
+set                SET changes settings of the pooled session (they would outlive this statement)
+set role           SET ROLE changes the privileges of the pooled session
+set session        SET SESSION changes the pooled session's settings or user
+reset              RESET changes settings of the pooled session (they would outlive this statement)
+vacuum into        VACUUM INTO writes a copy of the database to a file
+checkpoint         CHECKPOINT forces a write of the database to disk (server administration)
+do                 DO runs procedural code
+copy               COPY reads or writes files or programs
+attach             ATTACH opens or creates another database file
+detach             DETACH changes the attached databases
+load               LOAD loads native extensions
+install            INSTALL downloads extensions
+force              FORCE INSTALL downloads extensions
+update_extensions  UPDATE EXTENSIONS downloads extensions
+export             EXPORT writes files
+export database    EXPORT DATABASE writes files
+import             IMPORT reads files
+import database    IMPORT DATABASE reads files
+load data          LOAD DATA reads files
+kill               KILL ends other sessions
+""", escape=True)}
+
 
 #: First keywords of statements that may be read-only (decided after parsing).
 READ_KEYWORDS = _words("select with values table from pivot unpivot describe desc show summarize pragma explain (")

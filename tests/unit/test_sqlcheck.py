@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
+from benchmarks.runner import default_data_dir
 from jupyter_nl2sql.errors import ConfigError, Nl2SqlError, SQLCheckError, WriteRefused
 from jupyter_nl2sql.pipeline.sqlcheck import DENIED_FUNCTIONS, DENIED_STATEMENTS, check_sql
 from jupyter_nl2sql.pipeline.sqlfunctions import ALLOWED_FUNCTIONS, STATEMENT_KEYWORDS
 
-def _bench_data() -> Path:
-    """``$NL2SQL_BENCH_DATA``, else ``../shared/data`` next to the repository (as benchmarks/runner.py finds it)."""
-    return Path(os.environ.get("NL2SQL_BENCH_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data")
-
-
-SPIDER = _bench_data() / "spider"
+SPIDER = default_data_dir() / "spider"  # $NL2SQL_BENCH_DATA, else ../shared/data next to the repository
 SCHEMA = {
     "Singer": {"Singer_ID": "INTEGER", "Name": "TEXT", "Age": "INTEGER"},
     "concert": {"concert_id": "INTEGER", "singer_id": "INTEGER", "Year": "TEXT"},
