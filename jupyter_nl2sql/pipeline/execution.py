@@ -21,6 +21,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import pandas as pd
 import sqlalchemy as sa
+import sqlglot
+import sqlglot.errors
 
 from ..connections import Connection, _one_line, redact, scrub
 from ..errors import ConnectionFailed, ExecutionError
@@ -187,7 +189,7 @@ def execute(connection: Connection, sql: str, *, row_cap: int = 1000, timeout: f
     try:
         with connection.connect(allow_writes=allow_writes) as conn:
             with statement_timeout(conn, timeout, cancel), _value_length_limit(conn, max_result_bytes):
-                if stream and connection.dialect == "postgresql":  # server-side cursor: rows arrive as they are read
+                if stream and connection.dialect == "postgresql" and _cursor_query(sql):  # rows arrive as read
                     conn = conn.execution_options(stream_results=True, max_row_buffer=min(row_cap + 1, 64))
                 result = conn.exec_driver_sql(sql)
                 if not result.returns_rows:
@@ -212,6 +214,15 @@ def execute(connection: Connection, sql: str, *, row_cap: int = 1000, timeout: f
     t2 = time.perf_counter()
     note = _budget_note(len(frame), max_result_bytes) if over_budget and max_result_bytes is not None else None
     return ExecutionResult(frame, truncated, len(frame), t1 - t0, t2 - t1, note)
+
+
+def _cursor_query(sql: str) -> bool:
+    """True when PostgreSQL can run ``sql`` in a server-side cursor (a query, not SHOW or EXPLAIN)."""
+    try:
+        first = next(iter(sqlglot.tokenize(sql, read="postgres")), None)
+    except sqlglot.errors.TokenError:
+        return False
+    return first is not None and first.text.lower() in ("select", "with", "values", "table", "(")
 
 
 def _failure(exc: sa.exc.SQLAlchemyError, connection: Connection, *, timeout: float | None,

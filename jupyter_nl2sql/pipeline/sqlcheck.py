@@ -97,7 +97,8 @@ SYSTEM_COLUMNS: dict[str, frozenset[str]] = {
     "postgres": frozenset({"ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"}),
 }
 _DUCKDB_PATH = Denied("DuckDB reads the file or URL named in FROM", escape=True)
-_WAY_OUT = "only read-only queries run unless writes are allowed (--allow-writes in the magic, allow_writes=True in Python)"
+_WAY_OUT = ("only read-only queries run unless writes are allowed (--allow-writes in the magic, allow_writes=True in "
+            "Python)")
 _NO_WAY_OUT = "this stays refused with --allow-writes too"
 # sqlglot's typed functions that write (the others are checked by their names, see _function_refusal).
 _TYPED_WRITES = (exp.NextValueFor,)
@@ -438,8 +439,8 @@ def _function_refusal(node: exp.Func, policy: _Policy) -> tuple[str, Denied] | N
 
 def _is_engine_name(name: str, dialect: str) -> bool:
     """True for a name the dialect's catalogue (or the refusal table) knows: a typed function spelt as it."""
-    return (name in WRITE_FUNCTIONS[dialect] or name in ADMIN_FUNCTIONS[dialect]
-            or function_policy(name, dialect) is not None and function_policy(name, dialect).escape)  # type: ignore[union-attr]
+    denied = function_policy(name, dialect)
+    return name in WRITE_FUNCTIONS[dialect] or name in ADMIN_FUNCTIONS[dialect] or bool(denied and denied.escape)
 
 
 def _relation_refusal(table: exp.Table, text: str, policy: _Policy) -> tuple[str, Denied] | None:
@@ -454,7 +455,7 @@ def _relation_refusal(table: exp.Table, text: str, policy: _Policy) -> tuple[str
     start = table.this.meta.get("start")
     if policy.dialect == "duckdb" and table.this.quoted and start is not None and text[start:start + 1] == "'":
         table.meta["nl2sql"] = "file"
-        return f"FROM '{table.name}': {_DUCKDB_PATH.reason}", _DUCKDB_PATH  # DuckDB reads a file or URL named by a string in FROM
+        return f"FROM '{table.name}': {_DUCKDB_PATH.reason}", _DUCKDB_PATH  # a string in FROM: a file or URL
     schema = table.args.get("db")
     is_catalog, denied = relation_policy(table.name.lower(), schema.name.lower() if schema else None,
                                          policy.dialect)

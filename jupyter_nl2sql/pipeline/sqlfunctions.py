@@ -317,6 +317,7 @@ POSTGRES_CATALOG_REFUSED: dict[str, str] = {
     "pg_statistic": "holds table values outside the table's permissions",
     "pg_statistic_ext_data": "holds table values outside the table's permissions",
     "pg_backend_memory_contexts": "shows server memory", "pg_shmem_allocations": "shows server memory",
+    "pg_stat_statements": "shows other sessions' queries", "pg_stat_statements_info": "shows other sessions' queries",
 }
 
 CATALOG_SCHEMAS: dict[str, frozenset[str]] = {
@@ -349,10 +350,10 @@ def relation_policy(name: str, schema: str | None, dialect: str) -> tuple[bool, 
     """
     label = _label(dialect)
     in_catalog_schema = schema in CATALOG_SCHEMAS.get(dialect, ())
+    if dialect == "postgres" and name in POSTGRES_CATALOG_REFUSED:  # in any schema (extensions install anywhere)
+        return True, Denied(f"{POSTGRES_CATALOG_REFUSED[name]} ({label} catalog)", escape=True)
     if schema is not None and not in_catalog_schema:
         return False, None
-    if dialect == "postgres" and name in POSTGRES_CATALOG_REFUSED:
-        return True, Denied(f"{POSTGRES_CATALOG_REFUSED[name]} ({label} catalog)", escape=True)
     if dialect == "duckdb" and name in _DUCKDB_CATALOG_REFUSED:
         return True, Denied((_prefixed(name) or Denied("is not a catalog relation a read-only query may read"))
                             .reason, escape=True)
