@@ -271,3 +271,11 @@ def canary(tmp_path: Path) -> Path:
     path = tmp_path / "canary"
     path.mkdir()
     return path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every security test on a PostgreSQL target carries the ``postgres`` mark (``-m postgres`` selects them)."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if str(params.get("dialect", "")).startswith("postgres") and item.get_closest_marker("postgres") is None:
+            item.add_marker(pytest.mark.postgres)
