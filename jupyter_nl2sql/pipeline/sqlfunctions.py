@@ -418,6 +418,31 @@ uncache            UNCACHE drops objects
 msck               MSCK changes the catalog
 optimize           OPTIMIZE rewrites data
 """, escape=False), **_reasons("""
+alter system               ALTER SYSTEM rewrites the server configuration (server administration)
+create role                CREATE ROLE changes the server's roles (server administration)
+create user                CREATE USER changes the server's roles (server administration)
+alter role                 ALTER ROLE changes the server's roles (server administration)
+alter user                 ALTER USER changes the server's roles (server administration)
+drop role                  DROP ROLE changes the server's roles (server administration)
+drop user                  DROP USER changes the server's roles (server administration)
+create database            CREATE DATABASE changes the server (server administration)
+alter database             ALTER DATABASE changes the server (server administration)
+drop database              DROP DATABASE deletes a whole database (server administration)
+create extension           CREATE EXTENSION installs code into the server (server administration)
+alter extension            ALTER EXTENSION changes code in the server (server administration)
+drop extension             DROP EXTENSION removes code from the server (server administration)
+create tablespace          CREATE TABLESPACE writes server directories (server administration)
+drop tablespace            DROP TABLESPACE changes server directories (server administration)
+create subscription        CREATE SUBSCRIPTION connects to other servers (server administration)
+alter subscription         ALTER SUBSCRIPTION connects to other servers (server administration)
+create publication         CREATE PUBLICATION changes replication (server administration)
+create server              CREATE SERVER connects to other servers (server administration)
+create foreign             CREATE FOREIGN ... reaches other servers (server administration)
+create language            CREATE LANGUAGE installs code into the server (server administration)
+create event               CREATE EVENT TRIGGER runs code on every DDL (server administration)
+create secret              CREATE SECRET stores credentials (DuckDB)
+create persistent          CREATE PERSISTENT SECRET stores credentials on disk (DuckDB)
+drop secret                DROP SECRET changes stored credentials (DuckDB)
 reassign           REASSIGN OWNED changes owners
 set                SET changes settings of the pooled session (they would outlive this statement)
 set role           SET ROLE changes the privileges of the pooled session
