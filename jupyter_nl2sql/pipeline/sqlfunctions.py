@@ -177,7 +177,11 @@ database_list collation_list function_list module_list pragma_list compile_optio
 #: SQLite PRAGMAs that read a setting when given no value (``PRAGMA user_version``); with a value they write.
 SQLITE_SETTING_PRAGMAS = _words("""
 user_version application_id schema_version page_count page_size freelist_count encoding data_version foreign_keys
-journal_mode query_only auto_vacuum cache_size busy_timeout synchronous max_page_count
+journal_mode query_only auto_vacuum cache_size busy_timeout synchronous max_page_count read_uncommitted locking_mode
+temp_store threads secure_delete recursive_triggers reverse_unordered_selects cell_size_check automatic_index
+cache_spill defer_foreign_keys ignore_check_constraints legacy_alter_table mmap_size soft_heap_limit hard_heap_limit
+wal_autocheckpoint journal_size_limit analysis_limit trusted_schema full_column_names short_column_names
+checkpoint_fullfsync fullfsync default_cache_size count_changes empty_result_callbacks
 """)
 _SQLITE_NEWER = _words("""
 concat concat_ws string_agg octet_length timediff unhex format median percentile percentile_cont

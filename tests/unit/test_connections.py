@@ -134,13 +134,19 @@ def test_sqlite_authorizer_denies_at_prepare_time(demo_copy_url: str, statement:
             session.exec_driver_sql(statement)
 
 
-@pytest.mark.parametrize("statement", ["PRAGMA table_info(customers)", "PRAGMA user_version",
+@pytest.mark.parametrize("statement", ["PRAGMA table_info(customers)", "PRAGMA user_version", "PRAGMA read_uncommitted",
                                        "SELECT lower(name), count(*) FROM customers GROUP BY 1 LIMIT 1",
                                        "SELECT name FROM sqlite_master WHERE name LIKE 'cust%'"])
 def test_sqlite_authorizer_lets_reads_through(demo_copy_url: str, statement: str) -> None:
     conn = ConnectionManager().resolve(demo_copy_url)
     with conn.connect() as session:
         assert session.exec_driver_sql(statement).fetchall()
+
+
+def test_sqlalchemy_reads_the_isolation_level_under_the_authorizer(demo_copy_url: str) -> None:
+    conn = ConnectionManager().resolve(demo_copy_url)
+    with conn.engine.connect() as session:
+        assert session.get_isolation_level() == "SERIALIZABLE"
 
 
 def test_sqlite_write_engine_keeps_the_authorizer(demo_copy_url: str) -> None:
