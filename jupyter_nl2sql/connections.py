@@ -8,16 +8,27 @@ reused by every cell, the widget and the benchmarks.
 
 Read-only is enforced by the database session as a second layer behind the SQL policy of
 :mod:`jupyter_nl2sql.pipeline.sqlcheck`: SQLite runs with ``PRAGMA query_only`` (and files opened by URL with
-``mode=ro``), PostgreSQL in a ``READ ONLY`` transaction, DuckDB files opened with ``read_only``.
+``mode=ro``), PostgreSQL in a ``READ ONLY`` transaction, DuckDB in a ``READ ONLY`` transaction (files opened by URL
+with ``read_only`` too).  On connections this module opens, the engines themselves say no as well: SQLite through an
+authorizer callback (no ATTACH, no PRAGMA that writes, no function off the allow-list, checked when a statement is
+prepared), DuckDB with ``enable_external_access=false`` and ``lock_configuration=true``.  An Engine the user passed
+in keeps its settings: whatever the library changes for a statement is restored exactly afterwards.  A PostgreSQL
+role that is a superuser or may write is reported once per connection, with the recipe for a read-only role.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import logging
+import os
+import sqlite3
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote, unquote
 from typing import Any, Iterator, Mapping
 from contextlib import contextmanager
 
@@ -27,6 +38,9 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from .errors import ConnectionFailed, first_line as _one_line
 from .paths import cache_root
+from .pipeline.sqlfunctions import ALLOWED_FUNCTIONS, SQLITE_READ_PRAGMAS, SQLITE_SETTING_PRAGMAS
+
+log = logging.getLogger(__name__)
 
 #: Seconds a connection attempt may take before it fails with a clear message.
 CONNECT_TIMEOUT_S = 5
@@ -35,18 +49,114 @@ _SQLGLOT_DIALECTS = {"postgresql": "postgres", "sqlite": "sqlite", "duckdb": "du
                      "mssql": "tsql", "oracle": "oracle", "snowflake": "snowflake", "bigquery": "bigquery"}
 
 
-def redact(url: str | URL) -> str:
-    """The URL with any password replaced by ``***`` (safe for messages, logs and provenance)."""
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError, TypeError):
-        text = str(url)
-        if "@" in text and "://" in text:
-            scheme, rest = text.split("://", 1)
-            creds, host = rest.rsplit("@", 1)
-            user = creds.split(":", 1)[0]
-            return f"{scheme}://{user}:***@{host}"
+#: Query parameter and DSN keys whose values are secrets (compared lower case, by substring).
+SECRET_KEYS = ("password", "passwd", "pwd", "secret", "token", "api_key", "apikey", "access_key", "private_key")
+
+#: Per-process salt for connection identities that must tell two passwords apart without storing either.
+_SALT = os.urandom(16)
+
+
+def _secret_key(key: str) -> bool:
+    low = key.lower()
+    return any(word in low for word in SECRET_KEYS)
+
+
+def _split_credentials(text: str) -> tuple[str, str, str | None, str] | None:
+    """``scheme://user:password@rest`` split at the last ``@`` before the query (a password may hold ``@``)."""
+    scheme, sep, tail = text.partition("://")
+    if not sep:
+        return None
+    query = tail.find("?")
+    at = tail.rfind("@", 0, query if query >= 0 else len(tail))
+    if at < 0:
+        return None
+    user, colon, password = tail[:at].partition(":")
+    return scheme, user, password if colon else None, tail[at + 1:]
+
+
+def _redact_query(text: str) -> str:
+    """``?password=x&sslmode=y`` with every secret value replaced by ``***``."""
+    base, sep, query = text.partition("?")
+    if not sep:
         return text
+    parts = []
+    for pair in query.split("&"):
+        key, eq, _ = pair.partition("=")
+        parts.append(f"{key}=***" if eq and _secret_key(key) else pair)
+    return f"{base}?{'&'.join(parts)}"
+
+
+def redact_dsn(text: str) -> str:
+    """A libpq-style DSN (``host=h user=u password='p w'``) with secret values replaced by ``***``."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        eq = text.find("=", i)
+        if eq < 0:
+            out.append(text[i:])
+            break
+        key = text[i:eq].split()[-1] if text[i:eq].split() else ""
+        out.append(text[i:eq + 1])
+        j = eq + 1
+        while j < n and text[j] == " ":
+            out.append(" ")
+            j += 1
+        if j < n and text[j] == "'":  # quoted value: up to the closing quote, \' escaped
+            k = j + 1
+            while k < n and text[k] != "'":
+                k += 2 if text[k] == "\\" else 1
+            end = min(k + 1, n)
+        else:
+            end = j
+            while end < n and not text[end].isspace():
+                end += 1
+        out.append("***" if _secret_key(key) else text[j:end])
+        i = end
+    return "".join(out)
+
+
+def redact(url: str | URL) -> str:
+    """The URL with every password hidden: the userinfo password (``@`` inside it included), secret query
+    parameters (``?password=``), and ``password=`` in a libpq DSN (safe for messages, logs and provenance)."""
+    if isinstance(url, URL):
+        url = url.render_as_string(hide_password=False)
+    text = str(url)
+    split = _split_credentials(text)
+    if split is not None:
+        scheme, user, password, rest = split
+        text = f"{scheme}://{user}{':***' if password is not None else ''}@{rest}"
+    elif "://" not in text and "=" in text:
+        return redact_dsn(text)
+    return _redact_query(text)
+
+
+def url_secrets(url: URL | str | None) -> list[str]:
+    """Every secret a URL carries (password, secret query values), longest first, for scrubbing messages."""
+    if url is None:
+        return []
+    text = url.render_as_string(hide_password=False) if isinstance(url, URL) else str(url)
+    found: set[str] = set()
+    split = _split_credentials(text)
+    if split is not None and split[2]:
+        found.update({split[2], unquote(split[2])})
+    if isinstance(url, URL):
+        if url.password:
+            found.add(str(url.password))
+        found.update(str(v) for k, v in url.query.items() if _secret_key(k) and isinstance(v, str))
+    _, _, query = text.partition("?")
+    for pair in query.split("&"):
+        key, eq, value = pair.partition("=")
+        if eq and _secret_key(key) and value:
+            found.update({value, unquote(value)})
+    return sorted((s for s in found if len(s) >= 3), key=len, reverse=True)
+
+
+def scrub(message: str, secrets: list[str]) -> str:
+    """``message`` with each of ``secrets`` and every URL or DSN password in it replaced by ``***``."""
+    for secret in secrets:
+        message = message.replace(secret, "***")
+    words = [redact(w) if "://" in w else w for w in message.split(" ")]
+    message = " ".join(words)
+    return redact_dsn(message) if "password" in message.lower() else message
 
 
 @dataclass
@@ -54,7 +164,7 @@ class Connection:
     """One database as the pipeline sees it: a pooled engine plus what the pipeline needs to know of it."""
 
     name: str
-    engine: Engine
+    engine: Engine = field(repr=False)
     read_only_engine: bool = False  # the engine itself can only read (SQLite mode=ro, DuckDB read_only)
     owned: bool = True  # created by us (disposed on close) rather than passed in by the user
     url: str | None = None  # the URL as the user gave it, password hidden (None: the engine's own URL)
@@ -62,6 +172,8 @@ class Connection:
     _source_url: URL | None = field(default=None, repr=False)  # the URL before read-only rewriting
     _rw_engine: Engine | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    role_warning: str | None = field(default=None, repr=False)  # PostgreSQL: the role can write (set once)
+    _role_checked: bool = field(default=False, repr=False)
 
     @property
     def dialect(self) -> str:
@@ -80,8 +192,19 @@ class Connection:
 
     @property
     def key(self) -> str:
-        """Stable identity for caches: the redacted URL plus the engine's id for engines passed in."""
-        return self._key or f"{self.display_url}#{id(self.engine)}"
+        """Stable identity for caches, free of any password: the redacted URL (plus the engine's id for engines
+        passed in)."""
+        return self.display_url if self._key else f"{self.display_url}#{id(self.engine)}"
+
+    @property
+    def registry_key(self) -> str:
+        """The manager's key: :attr:`key`, plus a salted digest of the password (two passwords, two pools)."""
+        return self._key or self.key
+
+    @property
+    def secrets(self) -> list[str]:
+        """The secrets of this connection's URLs, to scrub from driver messages."""
+        return url_secrets(self._source_url or self.engine.url) + url_secrets(self.engine.url)
 
     @contextmanager
     def connect(self, *, allow_writes: bool = False) -> Iterator[sa.Connection]:
@@ -92,6 +215,7 @@ class Connection:
         engine = self._engine_for(allow_writes)
         with engine.connect() as conn:
             conn = conn.execution_options(no_parameters=True)
+            restore = _user_sqlite_query_only(conn) if self.dialect == "sqlite" and not self.owned else None
             try:
                 with conn.begin() as trans:
                     _guard_session(conn, read_only=not allow_writes)
@@ -99,10 +223,27 @@ class Connection:
                     if not allow_writes:
                         trans.rollback()  # a read-only transaction never commits
             finally:
-                if self.dialect == "sqlite" and not allow_writes and not self.owned:
+                if restore is not None:  # leave the user's own engine exactly as we found it
                     conn.rollback()
-                    conn.exec_driver_sql("PRAGMA query_only = OFF")  # leave the user's own engine as we found it
+                    conn.exec_driver_sql(f"PRAGMA query_only = {restore}")
                     conn.commit()
+
+    def check_role(self, conn: sa.Connection) -> str | None:
+        """Once per connection (PostgreSQL): a one-line warning when the URL's role is a superuser or may write.
+
+        The warning is kept in :attr:`role_warning`, logged and issued as a :class:`UserWarning` the first time.
+        """
+        if self._role_checked or self.dialect != "postgresql":
+            return self.role_warning
+        self._role_checked = True
+        try:
+            self.role_warning = _postgres_role_warning(conn)
+        except sa.exc.SQLAlchemyError as exc:  # a catalog we may not read: say nothing rather than fail
+            log.debug("could not check the PostgreSQL role: %s", _one_line(exc))
+        if self.role_warning:
+            log.warning("%s", self.role_warning)
+            warnings.warn(self.role_warning, UserWarning, stacklevel=3)
+        return self.role_warning
 
     def _engine_for(self, allow_writes: bool) -> Engine:
         if not allow_writes or not self.read_only_engine:
@@ -143,6 +284,10 @@ def _guard_session(conn: sa.Connection, *, read_only: bool) -> None:
     name = conn.dialect.name
     if name == "sqlite":
         conn.exec_driver_sql(f"PRAGMA query_only = {'ON' if read_only else 'OFF'}")
+    elif name == "duckdb" and read_only:
+        # the transaction SQLAlchemy began is replaced by a read-only one (the driver rolls it back at the end)
+        conn.exec_driver_sql("ROLLBACK")
+        conn.exec_driver_sql("BEGIN TRANSACTION READ ONLY")
     elif name == "postgresql":
         if read_only:
             # After the first query of a transaction its mode can no longer be changed by the statement.
@@ -150,6 +295,83 @@ def _guard_session(conn: sa.Connection, *, read_only: bool) -> None:
             conn.exec_driver_sql("SELECT 1")
         else:
             conn.exec_driver_sql("SET TRANSACTION READ WRITE")
+
+
+def _user_sqlite_query_only(conn: sa.Connection) -> str:
+    """The ``query_only`` setting of a user's SQLite connection, read before the library changes it."""
+    value = conn.exec_driver_sql("PRAGMA query_only").scalar()
+    conn.rollback()
+    return "ON" if value else "OFF"
+
+
+#: How to make a role that can only read, in one line (PostgreSQL 14+).
+READ_ONLY_ROLE_RECIPE = ("for a read-only role: CREATE ROLE nl2sql_ro LOGIN PASSWORD '...'; "
+                         "GRANT pg_read_all_data TO nl2sql_ro; then connect as nl2sql_ro")
+
+_ROLE_QUERY = """
+SELECT r.rolname, r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolreplication, r.rolbypassrls,
+       EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+               WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                 AND n.nspname NOT LIKE 'pg_toast%%'
+                 AND (pg_catalog.has_table_privilege(c.oid, 'INSERT') OR pg_catalog.has_table_privilege(c.oid, 'UPDATE')
+                      OR pg_catalog.has_table_privilege(c.oid, 'DELETE')
+                      OR pg_catalog.has_table_privilege(c.oid, 'TRUNCATE')))
+FROM pg_catalog.pg_roles r WHERE r.rolname = current_user
+"""
+
+
+def _postgres_role_warning(conn: sa.Connection) -> str | None:
+    """A one-line warning when the session's role is a superuser or holds write or administrative privileges."""
+    row = conn.exec_driver_sql(_ROLE_QUERY).first()
+    if row is None:
+        return None
+    name, superuser, createrole, createdb, replication, bypassrls, writes = row
+    powers = [label for flag, label in ((superuser, "is a superuser"), (replication, "may replicate"),
+                                         (createrole, "may create roles"), (bypassrls, "bypasses row security"),
+                                         (writes, "may write to tables of this database")) if flag]
+    if not powers:
+        return None
+    powers = powers[:1] if superuser else powers
+    return (f"the PostgreSQL role '{name}' {' and '.join(powers)}: queries run read-only, but a read-only role is "
+            f"the safer second layer ({READ_ONLY_ROLE_RECIPE})")
+
+
+_SQLITE_DENY, _SQLITE_OK = sqlite3.SQLITE_DENY, sqlite3.SQLITE_OK
+
+
+def sqlite_authorizer(*, read_only: bool) -> Any:
+    """An authorizer callback for :meth:`sqlite3.Connection.set_authorizer` (checked when a statement is prepared).
+
+    Denies ATTACH and DETACH, PRAGMAs that write (anything but the read-only pragmas, a setting read without a
+    value, and ``query_only`` turned on; off as well on a connection opened for allowed writes), and every function
+    that is not on SQLite's allow-list.
+    """
+    allowed_functions = ALLOWED_FUNCTIONS["sqlite"]
+
+    def authorize(action: int, arg1: str | None, arg2: str | None, _db: str | None, _source: str | None) -> int:
+        if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+            return _SQLITE_DENY
+        if action == sqlite3.SQLITE_PRAGMA:
+            name = (arg1 or "").lower()
+            if name in SQLITE_READ_PRAGMAS or (name in SQLITE_SETTING_PRAGMAS and arg2 is None):
+                return _SQLITE_OK
+            if name == "query_only" and (not read_only or str(arg2).lower() in ("on", "1", "true", "yes")):
+                return _SQLITE_OK
+            return _SQLITE_DENY
+        if action == sqlite3.SQLITE_FUNCTION:
+            return _SQLITE_OK if (arg2 or "").lower() in allowed_functions else _SQLITE_DENY
+        return _SQLITE_OK
+
+    return authorize
+
+
+def _install_sqlite_guards(engine: Engine, *, read_only: bool) -> None:
+    """Install the authorizer on every connection the engine opens."""
+    authorize = sqlite_authorizer(read_only=read_only)
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_authorizer(authorize)
 
 
 _CONNECT_HINTS = [
@@ -199,31 +421,44 @@ def _make_engine(url: URL, *, read_only: bool, engine_name: str) -> Engine:
         if path and path != ":memory:" and not Path(path).expanduser().is_file():
             raise ConnectionFailed(f"no DuckDB database at {path}: check the path")
         if read_only and path and path != ":memory:":
-            # read-only file, and no reading or writing of other files or URLs (COPY TO, read_text, httpfs)
             connect_args["read_only"] = True
-            connect_args["config"] = {"enable_external_access": False}
+        # no reading or writing of other files or URLs (COPY TO, read_text, httpfs), no SET of any setting
+        connect_args["config"] = {"enable_external_access": False, "lock_configuration": True}
     elif backend == "postgresql":
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
         connect_args["application_name"] = "jupyter-nl2sql"
         # every session starts read-only; a write (allowed per call) switches its own transaction to READ WRITE
         connect_args["options"] = "-c default_transaction_read_only=on"
         kwargs.update(pool_size=5, max_overflow=10, pool_timeout=30, pool_recycle=1800)
+    failure = None
     try:
-        return sa.create_engine(url, connect_args=connect_args, **kwargs)
+        engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
+        if backend == "sqlite":
+            _install_sqlite_guards(engine, read_only=read_only)
+        return engine
     except NoSuchModuleError as exc:
-        raise ConnectionFailed(f"no SQLAlchemy driver for '{backend}' ({_one_line(exc)}): install it, e.g. "
-                               f"pip install 'jupyter-nl2sql[{'postgres' if backend == 'postgresql' else backend}]'"
-                               ) from None
+        failure = (f"no SQLAlchemy driver for '{backend}' ({scrub(_one_line(exc), url_secrets(url))}): install "
+                   f"it, e.g. pip install 'jupyter-nl2sql[{'postgres' if backend == 'postgresql' else backend}]'")
     except (ArgumentError, ValueError, TypeError, ImportError) as exc:
-        raise ConnectionFailed(f"cannot use '{redact(url)}': {_one_line(exc)}") from None
+        failure = f"cannot use '{redact(url)}': {scrub(_one_line(exc), url_secrets(url))}"
+    raise ConnectionFailed(failure)  # outside the except blocks: the driver error stays out of the chain
 
 
 def _parse_url(token: str) -> URL:
+    """A SQLAlchemy URL; a password holding an unencoded ``@`` is read up to the last ``@`` of the userinfo."""
+    failure = None
     try:
-        return sa.make_url(token)
+        url = sa.make_url(token)
     except (ArgumentError, ValueError) as exc:
-        raise ConnectionFailed(f"'{redact(token)}' is not a valid SQLAlchemy URL ({_one_line(exc)}); "
-                               "write e.g. sqlite:///shop.db or postgresql+psycopg://user@host/db") from None
+        failure = f"'{redact(token)}' is not a valid SQLAlchemy URL ({scrub(_one_line(exc), url_secrets(token))}); " \
+                  "write e.g. sqlite:///shop.db or postgresql+psycopg://user@host/db"
+    if failure is not None:
+        raise ConnectionFailed(failure)  # raised outside the except block: no driver error in __context__
+    split = _split_credentials(token)
+    if split is not None and "@" in (url.host or "") and split[2] is not None:
+        scheme, user, password, rest = split
+        url = sa.make_url(f"{scheme}://{quote(unquote(user), safe='')}:{quote(password, safe='')}@{rest}")
+    return url
 
 
 class ConnectionManager:
@@ -257,7 +492,7 @@ class ConnectionManager:
         if not alias.isidentifier():
             raise ConnectionFailed(f"alias '{alias}' must be a simple name (letters, digits, underscores)")
         with self._lock:
-            self._aliases[alias] = conn.key
+            self._aliases[alias] = conn.registry_key
 
     def resolve(self, token: Any = None, namespace: Mapping[str, Any] | None = None, *,
                 alias: str | None = None, check: bool = True) -> Connection:
@@ -315,17 +550,19 @@ class ConnectionManager:
         return self._from_url(token)
 
     def _from_engine(self, engine: Engine) -> Connection:
-        key = f"{redact(engine.url)}#{id(engine)}"
+        key = f"{redact(engine.url)}#{id(engine)}"  # password-free: the engine's id tells engines apart
         with self._lock:
             if key not in self._by_key:
-                self._by_key[key] = Connection(name=redact(engine.url), engine=engine, owned=False)
+                self._by_key[key] = Connection(name=redact(engine.url), engine=engine, owned=False,
+                                               url=redact(engine.url))
             return self._by_key[key]
 
     def _from_url(self, token: str, name: str | None = None) -> Connection:
         url = _parse_url(token)
         key = redact(url)
-        if url.password is not None:  # two passwords for one URL are two connections (one may be wrong)
-            digest = hashlib.sha256(url.render_as_string(hide_password=False).encode()).hexdigest()[:12]
+        secrets = url_secrets(url)
+        if secrets:  # two passwords for one URL are two pools (one may be wrong); a salted digest, never the password
+            digest = hmac.new(_SALT, "\0".join(secrets).encode(), hashlib.sha256).hexdigest()[:12]
             key = f"{key}#{digest}"
         with self._lock:
             existing = self._by_key.get(key)
@@ -345,28 +582,28 @@ class ConnectionManager:
         pool is emptied of the dead sessions.
         """
         with self._lock:
-            if self._by_key.get(conn.key) is not conn or not conn.owned:
+            if self._by_key.get(conn.registry_key) is not conn or not conn.owned:
                 return
-            if conn.key in self._aliases.values():
+            if conn.registry_key in self._aliases.values():
                 conn.engine.dispose()
                 return
-            del self._by_key[conn.key]
+            del self._by_key[conn.registry_key]
         conn.close()
 
     @staticmethod
     def check(conn: Connection) -> float:
         """Open (or borrow from the pool) one connection; return seconds taken, or raise ConnectionFailed."""
         t0 = time.perf_counter()
+        failure = None
         try:
             with conn.engine.connect() as c:
                 c.exec_driver_sql("SELECT 1")
+                conn.check_role(c)
         except Exception as exc:  # noqa: BLE001 - every driver has its own error types
-            message = _one_line(exc)
-            password = conn.engine.url.password
-            if password:  # should the driver echo its connection string
-                message = message.replace(str(password), "***")
-            raise ConnectionFailed(f"cannot connect to {conn.display_url}: {message}; {_connect_hint(message)}"
-                                   ) from None
+            message = scrub(_one_line(exc), conn.secrets)  # should the driver echo its connection string
+            failure = f"cannot connect to {conn.display_url}: {message}; {_connect_hint(message)}"
+        if failure is not None:
+            raise ConnectionFailed(failure)  # outside the except block: the driver error stays out of the chain
         return time.perf_counter() - t0
 
     def close_all(self) -> None:

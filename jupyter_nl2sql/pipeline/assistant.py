@@ -169,7 +169,7 @@ class Assistant:
         self._caches = CacheSet()
         self.cache = self._caches.get("generation", s.generation_cache, s.cache_dir)
         self.results = self._caches.get("result", s.result_cache)
-        self.schemas = SchemaCache(shared=self._caches.get("schema", s.schema_cache))
+        self.schemas = SchemaCache(shared=self._caches.get("schema", s.schema_cache), timeout=s.timeout)
         self._schema_caches: dict[str | None, SchemaCache] = {s.schema_cache: self.schemas}
         self._in_flight = InFlight()
         self.value_indexes = ValueIndexCache()
@@ -217,7 +217,7 @@ class Assistant:
         with self._lock:
             if settings.schema_cache not in self._schema_caches:
                 shared = self._caches.get("schema", settings.schema_cache)
-                self._schema_caches[settings.schema_cache] = SchemaCache(shared=shared)
+                self._schema_caches[settings.schema_cache] = SchemaCache(shared=shared, timeout=settings.timeout)
             return self._schema_caches[settings.schema_cache]
 
     def _examples(self, settings: Settings) -> ExampleStore:
@@ -572,8 +572,8 @@ class Assistant:
         answer.truncated = result.truncated
         answer.executed = True
         if result.truncated:
-            answer.warnings.append(f"result truncated to the first {run.row_cap} rows (row cap); "
-                                   "raise it with --limit or narrow the question")
+            answer.warnings.append(getattr(result, "note", None) or f"result truncated to the first {run.row_cap} rows "
+                                   "(row cap); raise it with --limit or narrow the question")
 
     @staticmethod
     def _cached_result(run: Run, sql: str) -> ExecutionResult | None:

@@ -1,35 +1,54 @@
-"""Run checked SQL on a pooled connection into a pandas DataFrame, bounded in rows and time.
+"""Run checked SQL on a pooled connection into a pandas DataFrame, bounded in rows, bytes and time.
 
 Rows are fetched in a stream (server-side cursor on PostgreSQL) and only ``row_cap + 1`` are ever read, so a
 ten-million-row result neither freezes the kernel nor fills its memory; the extra row only tells that the result
-was truncated.  A statement timeout stops runaway queries: ``statement_timeout`` on PostgreSQL, a progress
-handler on SQLite, an interrupt on DuckDB.
+was truncated.  Rows are read in batches sized from the rows seen so far, and reading stops once the values held
+would pass ``max_result_bytes`` (:data:`MAX_RESULT_BYTES` by default), with a note saying so; on SQLite a single
+value longer than the budget is refused by the engine (``SQLITE_LIMIT_LENGTH``, restored afterwards).  A statement
+timeout stops runaway queries: ``statement_timeout`` on PostgreSQL, a progress handler on SQLite, an interrupt on
+DuckDB.
 """
 
 from __future__ import annotations
 
+import sqlite3
+import sys
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import pandas as pd
 import sqlalchemy as sa
+import sqlglot
+import sqlglot.errors
 
-from ..connections import Connection, redact
+from ..connections import Connection, redact, scrub
 from ..errors import ConnectionFailed, ExecutionError, first_line as _one_line
+
+
+#: Bytes of result values one call may hold (as Python holds them) before reading stops: sized for a notebook.
+MAX_RESULT_BYTES = 256 * 1024 * 1024
+
+#: Rows read per batch at most (the batch shrinks when rows are large).
+_MAX_BATCH = 1024
 
 
 @dataclass
 class ExecutionResult:
-    """What a statement returned."""
+    """What a statement returned.
+
+    ``truncated``: rows were left unread (the row cap or the byte budget); ``note`` says why, in one line, when it
+    was the byte budget.
+    """
 
     dataframe: pd.DataFrame | None
     truncated: bool
     rowcount: int
     execute_seconds: float
     fetch_seconds: float
+    note: str | None = None
 
 
 @contextmanager
@@ -42,7 +61,7 @@ def statement_timeout(conn: sa.Connection, seconds: float | None,
     deadline = time.monotonic() + seconds if seconds else float("inf")
     name = conn.dialect.name
     if name == "postgresql" and seconds:
-        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(seconds * 1000)}")
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, int(seconds * 1000))}")  # 0 would mean none
     if name == "sqlite":
         raw = conn.connection.dbapi_connection
 
@@ -85,12 +104,76 @@ def _interrupter(conn: sa.Connection) -> Callable[[], Any] | None:
     return None
 
 
+def value_bytes(value: Any) -> int:
+    """About how many bytes Python holds for one result value (strings and bytes by length)."""
+    if isinstance(value, (str, bytes, bytearray, memoryview)):
+        return sys.getsizeof(value) if not isinstance(value, memoryview) else value.nbytes + 200
+    return sys.getsizeof(value) if isinstance(value, (int, float, bool)) or value is None else 64 + len(str(value))
+
+
+def row_bytes(row: Sequence[Any]) -> int:
+    """About how many bytes Python holds for one row (its values and the tuple)."""
+    return 56 + 8 * len(row) + sum(value_bytes(v) for v in row)
+
+
+def fetch_bounded(result: Any, limit: int, max_bytes: int | None) -> tuple[list[Any], bool]:
+    """Read at most ``limit`` rows whose values hold at most ``max_bytes``; return (rows, stopped by bytes).
+
+    The first batch is one row; later batches are sized so that one batch holds at most a quarter of what is left
+    of the budget (by the mean row size so far), so that no batch overshoots the budget by much.
+    """
+    rows: list[Any] = []
+    used = 0
+    batch = 1
+    while len(rows) < limit:
+        chunk = result.fetchmany(min(batch, limit - len(rows)))
+        if not chunk:
+            break
+        for row in chunk:
+            size = row_bytes(row)
+            if max_bytes is not None and used + size > max_bytes:
+                return rows, True
+            rows.append(row)
+            used += size
+        mean = used / len(rows)
+        room = (max_bytes - used) / 4 if max_bytes is not None else float("inf")
+        batch = int(max(1, min(_MAX_BATCH, room / max(mean, 1.0))))
+    return rows, False
+
+
+def _budget_note(rows: int, max_bytes: int) -> str:
+    """One line saying that the byte budget stopped the read."""
+    return (f"result stopped after {rows} rows: the rows read hold {_megabytes(max_bytes)} (max_result_bytes), the "
+            "most one call keeps in memory; select fewer or narrower columns, aggregate, or raise max_result_bytes")
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 1024 / 1024:,.0f} MB" if count >= 1024 * 1024 else f"{count:,} bytes"
+
+
+@contextmanager
+def _value_length_limit(conn: sa.Connection, max_bytes: int | None) -> Iterator[None]:
+    """On SQLite, refuse any single string or blob longer than ``max_bytes`` (the previous limit restored)."""
+    raw = conn.connection.dbapi_connection if conn.dialect.name == "sqlite" else None
+    if raw is None or max_bytes is None or not hasattr(raw, "setlimit"):
+        yield
+        return
+    previous = raw.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
+    raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, max(1, min(previous, max_bytes)))
+    try:
+        yield
+    finally:
+        raw.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, previous)
+
+
 def execute(connection: Connection, sql: str, *, row_cap: int = 1000, timeout: float | None = 30.0,
             allow_writes: bool = False, cancel: threading.Event | None = None,
-            stream: bool = False) -> ExecutionResult:
+            stream: bool = False, max_result_bytes: int | None = MAX_RESULT_BYTES) -> ExecutionResult:
     """Run one checked statement and return at most ``row_cap`` rows as a DataFrame.
 
     ``stream`` (for statements known to be queries) reads rows through a server-side cursor on PostgreSQL.
+    ``max_result_bytes`` bounds the bytes of values read (None: no bound); a result that passes it comes back
+    truncated with a ``note``.
 
     Read-only unless ``allow_writes`` (then the transaction commits).  Database errors and timeouts raise
     :class:`~jupyter_nl2sql.errors.ExecutionError` with the driver's first line, password-free; a connection lost
@@ -99,46 +182,70 @@ def execute(connection: Connection, sql: str, *, row_cap: int = 1000, timeout: f
     """
     if row_cap < 1:
         raise ValueError("row_cap must be at least 1")
+    if max_result_bytes is not None and max_result_bytes < 1:
+        raise ValueError("max_result_bytes must be at least 1 (or None for no bound)")
     t0 = time.perf_counter()
+    failure: Exception | None = None
     try:
         with connection.connect(allow_writes=allow_writes) as conn:
-            with statement_timeout(conn, timeout, cancel):
-                if stream and connection.dialect == "postgresql":  # server-side cursor: rows arrive as they are read
-                    conn = conn.execution_options(stream_results=True, max_row_buffer=min(row_cap + 1, 1000))
+            with statement_timeout(conn, timeout, cancel), _value_length_limit(conn, max_result_bytes):
+                if stream and connection.dialect == "postgresql" and _cursor_query(sql):  # rows arrive as read
+                    conn = conn.execution_options(stream_results=True, max_row_buffer=min(row_cap + 1, 64))
                 result = conn.exec_driver_sql(sql)
                 if not result.returns_rows:
                     rowcount = result.rowcount
                     t1 = time.perf_counter()
                     return ExecutionResult(None, False, rowcount, t1 - t0, 0.0)
                 keys = list(result.keys())
-                rows = result.fetchmany(row_cap + 1)
+                rows, over_budget = fetch_bounded(result, row_cap + 1, max_result_bytes)
                 result.close()
             t1 = time.perf_counter()
     except sa.exc.SQLAlchemyError as exc:
-        message = _one_line(exc)
-        if cancel is not None and cancel.is_set():
-            message = "cancelled"
-        elif "interrupt" in message.lower() or "statement timeout" in message.lower() or "cancel" in message.lower():
-            message = f"timed out after {timeout:g} s ({message}); raise the timeout or narrow the question"
-        elif getattr(exc, "connection_invalidated", False):  # the server went away: not the SQL's fault
-            raise ConnectionFailed(redact_message(
-                f"lost the connection to {connection.display_url} ({message}): check that the database server is "
-                "running, then run the question again", connection)) from None
-        raise ExecutionError(redact_message(message, connection)) from None
+        failure = _failure(exc, connection, timeout=timeout, cancel=cancel, max_result_bytes=max_result_bytes)
     finally:
         if allow_writes:
             connection.release_writer()
-    truncated = len(rows) > row_cap
+    if failure is not None:
+        raise failure  # raised outside the except block: the driver's exception stays out of __context__
+    truncated = len(rows) > row_cap or over_budget
     rows = rows[:row_cap]
     frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=keys)
+    del rows
     t2 = time.perf_counter()
-    return ExecutionResult(frame, truncated, len(rows), t1 - t0, t2 - t1)
+    note = _budget_note(len(frame), max_result_bytes) if over_budget and max_result_bytes is not None else None
+    return ExecutionResult(frame, truncated, len(frame), t1 - t0, t2 - t1, note)
+
+
+def _cursor_query(sql: str) -> bool:
+    """True when PostgreSQL can run ``sql`` in a server-side cursor (a query, not SHOW or EXPLAIN)."""
+    try:
+        first = next(iter(sqlglot.tokenize(sql, read="postgres")), None)
+    except sqlglot.errors.TokenError:
+        return False
+    return first is not None and first.text.lower() in ("select", "with", "values", "table", "(")
+
+
+def _failure(exc: sa.exc.SQLAlchemyError, connection: Connection, *, timeout: float | None,
+             cancel: threading.Event | None, max_result_bytes: int | None) -> Exception:
+    """The one-line, password-free error for a driver exception (to raise outside the ``except`` block)."""
+    message = _one_line(exc)
+    if "string or blob too big" in message.lower() and max_result_bytes is not None:
+        return ExecutionError(f"a single value in the result is larger than {_megabytes(max_result_bytes)} "
+                              "(max_result_bytes): select a shorter part of it (substr) or raise max_result_bytes")
+    if cancel is not None and cancel.is_set():
+        message = "cancelled"
+    elif "interrupt" in message.lower() or "statement timeout" in message.lower() or "cancel" in message.lower():
+        message = f"timed out after {timeout or 0:g} s ({message}); raise the timeout or narrow the question"
+    elif getattr(exc, "connection_invalidated", False):  # the server went away: not the SQL's fault
+        return ConnectionFailed(redact_message(
+            f"lost the connection to {connection.display_url} ({message}): check that the database server is "
+            "running, then run the question again", connection))
+    return ExecutionError(redact_message(message, connection))
 
 
 def redact_message(message: str, connection: Connection) -> str:
-    """Remove the connection's password from a driver message, should the driver have echoed it."""
-    password = connection.engine.url.password
-    return message.replace(str(password), "***") if password else message
+    """Remove the connection's secrets (and any URL or DSN password) from a driver message."""
+    return scrub(message, connection.secrets)
 
 
 def explain(connection: Connection, sql: str, *, analyze: bool = False, timeout: float | None = 30.0) -> str:
@@ -151,4 +258,4 @@ def explain(connection: Connection, sql: str, *, analyze: bool = False, timeout:
     return "\n".join(" | ".join(str(v) for v in row) for row in frame.itertuples(index=False))
 
 
-__all__ = ["ExecutionResult", "execute", "explain", "statement_timeout", "redact"]
+__all__ = ["ExecutionResult", "MAX_RESULT_BYTES", "execute", "explain", "fetch_bounded", "statement_timeout", "redact"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
@@ -20,8 +21,12 @@ from typing import Any, Callable, Iterable, Sequence
 import sqlalchemy as sa
 from sqlglot import exp
 
-from ..connections import Connection
-from ..errors import ConnectionFailed, first_line as _one_line
+from ..connections import Connection, scrub
+from ..errors import Cancelled, ConnectionFailed, first_line as _one_line
+from .execution import statement_timeout
+
+#: Seconds schema introspection may take in all (structure and sample rows) unless the caller says otherwise.
+INTROSPECT_TIMEOUT = 30.0
 
 #: Longest value shown in a sample row; longer ones are cut with an ellipsis.
 MAX_SAMPLE_CHARS = 40
@@ -121,30 +126,65 @@ def _optional(fn: Any, default: Any, *args: Any, **kwargs: Any) -> Any:
         return default
 
 
-def introspect(connection: Connection, *, sample_rows: int = 3, schema: str | None = None) -> Schema:
-    """Read the database's structure (and ``sample_rows`` rows per table) through SQLAlchemy."""
+def introspect(connection: Connection, *, sample_rows: int = 3, schema: str | None = None,
+               timeout: float | None = INTROSPECT_TIMEOUT, cancel: threading.Event | None = None) -> Schema:
+    """Read the database's structure (and ``sample_rows`` rows per table) through SQLAlchemy.
+
+    The whole read runs under ``timeout`` seconds and ``cancel``, like a query: the structure must be read in
+    time (else :class:`~jupyter_nl2sql.errors.ConnectionFailed` says so); sample rows are read with what is left,
+    and a table whose sample is too slow (a slow view) is shown without rows, as are the tables after it.
+    """
+    deadline = time.monotonic() + timeout if timeout else None
     try:
         with connection.connect() as conn:
-            insp = sa.inspect(conn)
-            names = sorted(insp.get_table_names(schema=schema))
-            names += sorted(v for v in _optional(insp.get_view_names, [], schema=schema) if v not in names)
-            tables = []
-            for name in names:
-                cols = insp.get_columns(name, schema=schema)
-                pk = set((_optional(insp.get_pk_constraint, {}, name, schema=schema) or {})
-                         .get("constrained_columns") or [])
-                fks = [ForeignKey(list(fk["constrained_columns"]), fk["referred_table"], list(fk["referred_columns"]))
-                       for fk in _optional(insp.get_foreign_keys, [], name, schema=schema)
-                       if fk.get("referred_table")]
-                comment = (_optional(insp.get_table_comment, {}, name, schema=schema) or {}).get("text")
-                table = Table(name=name, schema=schema, comment=comment, foreign_keys=fks, columns=[
-                    Column(c["name"], _type_name(c["type"]), c["name"] in pk, bool(c.get("nullable", True)),
-                           c.get("comment")) for c in cols])
-                table.sample_rows = _sample_rows(conn, table, sample_rows)
-                tables.append(table)
+            with statement_timeout(conn, timeout, cancel):
+                tables = _read_structure(conn, schema)
+            for table in tables:
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("cancelled while reading the schema")
+                left = deadline - time.monotonic() if deadline is not None else None
+                if left is not None and left <= 0:
+                    break
+                with statement_timeout(conn, left, cancel):
+                    table.sample_rows = _sample_rows(conn, table, sample_rows)
     except sa.exc.SQLAlchemyError as exc:
-        raise ConnectionFailed(f"cannot read the schema of {connection.display_url}: {_one_line(exc)}") from None
-    return Schema(dialect=connection.dialect, tables=tables)
+        failure = _schema_failure(exc, connection, deadline, timeout, cancel)
+    else:
+        return Schema(dialect=connection.dialect, tables=tables)
+    raise failure  # outside the except block: the driver's exception stays out of __context__
+
+
+def _schema_failure(exc: sa.exc.SQLAlchemyError, connection: Connection, deadline: float | None,
+                    timeout: float | None, cancel: threading.Event | None) -> Exception:
+    """The one-line error for a failed introspection: cancelled, over the timeout, or the driver's reason."""
+    if cancel is not None and cancel.is_set():
+        return Cancelled("cancelled while reading the schema")
+    if deadline is not None and time.monotonic() >= deadline:
+        return ConnectionFailed(f"reading the schema of {connection.display_url} took longer than the timeout "
+                                f"({timeout:g} s): raise the timeout, or connect to a schema with fewer or faster "
+                                "views")
+    return ConnectionFailed(f"cannot read the schema of {connection.display_url}: "
+                            f"{scrub(_one_line(exc), connection.secrets)}")
+
+
+def _read_structure(conn: sa.Connection, schema: str | None) -> list[Table]:
+    """Tables and views with their columns, keys and comments (no rows)."""
+    insp = sa.inspect(conn)
+    names = sorted(insp.get_table_names(schema=schema))
+    names += sorted(v for v in _optional(insp.get_view_names, [], schema=schema) if v not in names)
+    tables = []
+    for name in names:
+        cols = insp.get_columns(name, schema=schema)
+        pk = set((_optional(insp.get_pk_constraint, {}, name, schema=schema) or {})
+                 .get("constrained_columns") or [])
+        fks = [ForeignKey(list(fk["constrained_columns"]), fk["referred_table"], list(fk["referred_columns"]))
+               for fk in _optional(insp.get_foreign_keys, [], name, schema=schema)
+               if fk.get("referred_table")]
+        comment = (_optional(insp.get_table_comment, {}, name, schema=schema) or {}).get("text")
+        tables.append(Table(name=name, schema=schema, comment=comment, foreign_keys=fks, columns=[
+            Column(c["name"], _type_name(c["type"]), c["name"] in pk, bool(c.get("nullable", True)),
+                   c.get("comment")) for c in cols]))
+    return tables
 
 
 class SchemaCache:
@@ -154,13 +194,16 @@ class SchemaCache:
     asked before introspecting and updated after; None: this process only.
     """
 
-    def __init__(self, shared: Any = None) -> None:
+    def __init__(self, shared: Any = None, *, timeout: float | None = INTROSPECT_TIMEOUT) -> None:
         self._schemas: dict[tuple[str, int], Schema] = {}
         self._lock = threading.Lock()
         self.shared = shared
+        self.timeout = timeout
 
-    def get(self, connection: Connection, *, sample_rows: int = 3, refresh: bool = False) -> Schema:
-        """The cached schema of ``connection`` (introspected on first use or when ``refresh``)."""
+    def get(self, connection: Connection, *, sample_rows: int = 3, refresh: bool = False,
+            cancel: threading.Event | None = None) -> Schema:
+        """The cached schema of ``connection`` (introspected on first use or when ``refresh``, under the cache's
+        ``timeout`` and ``cancel``)."""
         key = (connection.key, sample_rows)
         with self._lock:
             cached = None if refresh else self._schemas.get(key)
@@ -171,7 +214,7 @@ class SchemaCache:
                     self._schemas[key] = cached
         if cached is not None:
             return cached
-        fresh = introspect(connection, sample_rows=sample_rows)
+        fresh = introspect(connection, sample_rows=sample_rows, timeout=self.timeout, cancel=cancel)
         with self._lock:
             self._schemas[key] = fresh
         if self.shared is not None:

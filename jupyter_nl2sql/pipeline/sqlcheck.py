@@ -28,6 +28,9 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.tokens import Token, TokenType
 
 from ..errors import ConfigError, SQLCheckError, WriteRefused
+from .sqlfunctions import (ADMIN_FUNCTIONS, BUILTIN_QUALIFIERS, DENIED_FUNCTIONS, DIALECTS, DUCKDB_READ_PRAGMAS,
+                           SQLITE_READ_PRAGMAS, SQLITE_SETTING_PRAGMAS, STATEMENT_KEYWORDS, WRITE_FUNCTIONS, Denied,
+                           function_policy, relation_policy)
 
 Schema = Mapping[str, Mapping[str, str]]
 """``{"table": {"column": "TYPE"}}``; names are compared case-insensitively."""
@@ -52,81 +55,13 @@ class CheckedSQL:
     warnings: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Denied:
-    """Why a statement type or function is refused.
-
-    ``escape`` marks things that reach outside the database (files, network, other sessions, the server itself):
-    they are refused even when writes are allowed.
-    """
-
-    reason: str
-    escape: bool = False
-
-
-# Functions refused anywhere in a statement.  Keys are lower case; a trailing ``*`` matches a prefix.  Names from
-# every engine are refused on every dialect: a function of one engine does not exist on the others.
-DENIED_FUNCTIONS: dict[str, Denied] = {
-    # PostgreSQL
-    "pg_sleep*": Denied("stalls the server (PostgreSQL pg_sleep)", escape=True),
-    "pg_read_*": Denied("reads server files (PostgreSQL)", escape=True),
-    "pg_ls_*": Denied("lists server directories (PostgreSQL)", escape=True),
-    "pg_stat_file": Denied("inspects server files (PostgreSQL)", escape=True),
-    "pg_file_*": Denied("writes server files (PostgreSQL adminpack)", escape=True),
-    "lo_*": Denied("large objects import/export server files (PostgreSQL)", escape=True),
-    "dblink*": Denied("connects to other databases (PostgreSQL dblink)", escape=True),
-    "query_to_xml*": Denied("runs the SQL text it is given (PostgreSQL)", escape=True),
-    "pg_terminate_backend": Denied("kills other sessions (PostgreSQL)", escape=True),
-    "pg_cancel_backend": Denied("cancels other sessions' queries (PostgreSQL)", escape=True),
-    "pg_reload_conf": Denied("reloads the server configuration (PostgreSQL)", escape=True),
-    "pg_rotate_logfile": Denied("administers the server (PostgreSQL)", escape=True),
-    "pg_switch_wal": Denied("administers the server (PostgreSQL)", escape=True),
-    "pg_promote": Denied("administers the server (PostgreSQL)", escape=True),
-    "pg_create_restore_point": Denied("administers the server (PostgreSQL)", escape=True),
-    "set_config": Denied("changes session settings (PostgreSQL)"),
-    "nextval": Denied("advances a sequence (PostgreSQL, DuckDB)"),
-    "setval": Denied("sets a sequence (PostgreSQL)"),
-    "txid_current": Denied("assigns a transaction id (PostgreSQL)"),
-    "pg_current_xact_id": Denied("assigns a transaction id (PostgreSQL)"),
-    "pg_notify": Denied("sends notifications (PostgreSQL)"),
-    "pg_advisory*": Denied("takes locks that outlive the query (PostgreSQL)"),
-    "pg_try_advisory*": Denied("takes locks that outlive the query (PostgreSQL)"),
-    "pg_logical_emit_message": Denied("writes to the WAL (PostgreSQL)"),
-    # DuckDB
-    "read_*": Denied("reads files or URLs (DuckDB read_csv, read_parquet, read_json, read_text...)", escape=True),
-    "parquet_*": Denied("reads files or URLs (DuckDB parquet_scan, parquet_metadata...)", escape=True),
-    "sniff_csv": Denied("reads files (DuckDB)", escape=True),
-    "glob": Denied("lists files (DuckDB glob)", escape=True),
-    "getenv": Denied("reads the server's environment (DuckDB)", escape=True),
-    "iceberg_*": Denied("reads files or URLs (DuckDB iceberg)", escape=True),
-    "delta_scan": Denied("reads files or URLs (DuckDB delta)", escape=True),
-    "sqlite_scan": Denied("reads another database file (DuckDB sqlite)", escape=True),
-    "sqlite_attach": Denied("attaches another database file (DuckDB sqlite)", escape=True),
-    "postgres_*": Denied("connects to other databases (DuckDB postgres)", escape=True),
-    "mysql_*": Denied("connects to other databases (DuckDB mysql)", escape=True),
-    "st_read": Denied("reads files (DuckDB spatial)", escape=True),
-    "http_*": Denied("makes network requests (DuckDB http_client)", escape=True),
-    "query": Denied("runs the SQL text it is given (DuckDB)", escape=True),
-    "query_table": Denied("reads tables named by a string (DuckDB)", escape=True),
-    "json_execute_serialized_sql": Denied("runs serialized SQL (DuckDB)", escape=True),
-    "duckdb_secrets": Denied("lists stored credentials (DuckDB)", escape=True),
-    # SQLite
-    "load_extension": Denied("loads native code (SQLite)", escape=True),
-    "readfile": Denied("reads files (SQLite shell)", escape=True),
-    "writefile": Denied("writes files (SQLite shell)", escape=True),
-    "edit": Denied("starts an editor (SQLite shell)", escape=True),
-    "fsdir": Denied("lists directories (SQLite fileio)", escape=True),
-    "zipfile*": Denied("reads and writes zip files (SQLite zipfile)", escape=True),
-    "fts3_tokenizer": Denied("can install native tokenizers (SQLite FTS3)", escape=True),
-}
-
 # Statement types refused anywhere in the tree (a data-modifying CTE is an INSERT/UPDATE/DELETE inside a SELECT).
 DENIED_STATEMENTS: dict[type[exp.Expr], Denied] = {
     exp.Insert: Denied("INSERT changes data"),
     exp.Update: Denied("UPDATE changes data"),
     exp.Delete: Denied("DELETE changes data"),
     exp.Merge: Denied("MERGE changes data"),
-    exp.TruncateTable: Denied("TRUNCATE deletes data"),
+    exp.TruncateTable: Denied("TRUNCATE deletes every row"),
     exp.Drop: Denied("DROP deletes objects"),
     exp.Create: Denied("CREATE creates objects"),
     exp.Alter: Denied("ALTER changes objects"),
@@ -140,8 +75,7 @@ DENIED_STATEMENTS: dict[type[exp.Expr], Denied] = {
     exp.Transaction: Denied("BEGIN controls transactions"),
     exp.Commit: Denied("COMMIT controls transactions"),
     exp.Rollback: Denied("ROLLBACK controls transactions"),
-    exp.Pragma: Denied("PRAGMA changes or inspects engine settings"),
-    exp.Analyze: Denied("ANALYZE writes statistics"),
+        exp.Analyze: Denied("ANALYZE writes statistics"),
     exp.Refresh: Denied("REFRESH rewrites data"),
     exp.Cache: Denied("CACHE creates objects"),
     exp.Uncache: Denied("UNCACHE drops objects"),
@@ -156,22 +90,19 @@ DENIED_STATEMENTS: dict[type[exp.Expr], Denied] = {
     exp.Export: Denied("EXPORT writes files", escape=True),
 }
 
-# Statements sqlglot does not understand become ``exp.Command``; these keywords reach outside the database.
-ESCAPE_COMMANDS: dict[str, Denied] = {
-    "load": Denied("LOAD loads native extensions", escape=True),
-    "install": Denied("INSTALL downloads extensions", escape=True),
-    "do": Denied("DO runs procedural code", escape=True),
-    "copy": Denied("COPY reads or writes files or programs", escape=True),
-    "attach": Denied("ATTACH opens or creates another database file", escape=True),
-    "export": Denied("EXPORT writes files", escape=True),
-    "import": Denied("IMPORT reads files", escape=True),
+# Columns every table has without declaring them.
+SYSTEM_COLUMNS: dict[str, frozenset[str]] = {
+    "sqlite": frozenset({"rowid", "oid", "_rowid_"}),
+    "duckdb": frozenset({"rowid"}),
+    "postgres": frozenset({"ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"}),
 }
-
-# DuckDB reads a file or URL named in FROM ("FROM 'data.csv'", "FROM 'https://...'").
-_DUCKDB_PATH_CHARS = frozenset("/\\:.*?~")
 _DUCKDB_PATH = Denied("DuckDB reads the file or URL named in FROM", escape=True)
-
-_READ_ONLY_ROOTS = (exp.Select, exp.SetOperation)
+_WAY_OUT = ("only read-only queries run unless writes are allowed (--allow-writes in the magic, allow_writes=True in "
+            "Python)")
+_NO_WAY_OUT = "this stays refused with --allow-writes too"
+# sqlglot's typed functions that write (the others are checked by their names, see _function_refusal).
+_TYPED_WRITES = (exp.NextValueFor,)
+_READ_ONLY_ROOTS = (exp.Select, exp.SetOperation, exp.Values, exp.Describe, exp.Summarize, exp.Show, exp.Pivot)
 # What sqlglot returns for an unknown keyword followed by a name ("CHECKPOINT", "LISTEN x"): an expression.
 _NOT_STATEMENTS = (exp.Condition, exp.Alias, exp.Tuple, exp.Identifier, exp.Star, exp.Var)
 _EXPLAIN_OPTIONS = frozenset({"analyze", "analyse", "verbose", "query", "plan"})
@@ -199,8 +130,9 @@ def check_sql(sql: str, *, dialect: str = "sqlite", schema: Schema | None = None
     text, tokens = _prepare(sql, dialect)
     kind, is_write, root = _check_statement(text, tokens, dialect, allow_writes)
     warnings: list[str] = []
-    if schema is not None and not is_write:
-        warnings = _check_schema(root, schema, dialect)
+    query = _schema_query(root)
+    if schema is not None and not is_write and query is not None:
+        warnings = _check_schema(query, schema, dialect)
     return CheckedSQL(sql=text, kind=kind, is_write=is_write, tables=_tables(root), warnings=warnings)
 
 
@@ -300,30 +232,115 @@ def _condense(text: str) -> str:
 
 def _check_statement(text: str, tokens: list[Token], dialect: str,
                      allow_writes: bool) -> tuple[str, bool, exp.Expr]:
-    """Parse and apply the policy: return (kind, is_write, statement) or raise WriteRefused/SQLCheckError."""
-    if tokens[0].text.lower() == "explain":  # sqlglot has no EXPLAIN: check the statement explained
+    """Apply the policy: return (kind, is_write, statement) or raise WriteRefused/SQLCheckError."""
+    first = tokens[0].text.lower()
+    if first == "explain":  # sqlglot has no EXPLAIN: check the statement explained
         inner = _explained_text(text[tokens[0].end + 1:], dialect)
         _, is_write, root = _check_statement(*_prepare(inner, dialect), dialect, allow_writes)
         return "explain", is_write, root
+    policy = _dialect_policy(dialect)
+    if first == "pragma":
+        return _check_pragma(text, tokens, policy, allow_writes)
+    keyword = _statement_keyword(tokens)
+    if keyword is not None:  # a statement that never reads only: refuse by its keyword, parsed or not
+        denied = STATEMENT_KEYWORDS[keyword]
+        _refuse([(denied.reason, denied)], allow_writes)
+        root = _parse_write(text, tokens, keyword, dialect)
+        _refuse(list(_refusals(root, text, policy)) + list(_command_refusals(root, text, policy)), allow_writes,
+                escapes_only=True)
+        return _kind(root), True, root
     root = _unwrap(_parse_one(text, dialect))
     if isinstance(root, _NOT_STATEMENTS):
         raise SQLCheckError(f"could not parse the SQL ({dialect}): '{_condense(text)[:60]}' is not a statement "
                             "sqlglot understands")
-    kind = _kind(root)
-    refusals = list(_refusals(root, dialect))
-    for label, denied in refusals:
+    if isinstance(root, exp.Command) and _kind(root) == "show":  # SHOW setting / SHOW table (DuckDB, PostgreSQL)
+        root = _show(root, dialect)
+    refusals = list(_refusals(root, text, policy))
+    if not isinstance(root, _READ_ONLY_ROOTS):
+        label = _kind(root).upper()
+        refusals.append((f"{label} cannot be checked (sqlglot does not read this statement)", Denied("")))
+    _refuse(refusals, allow_writes)
+    return _kind(root), bool(refusals), root
+
+
+def _refuse(refusals: list[tuple[str, Denied]], allow_writes: bool, *, escapes_only: bool = False) -> None:
+    """Raise WriteRefused for the first escape, else (without writes allowed) for the first refusal."""
+    for what, denied in refusals:
         if denied.escape:
-            raise WriteRefused(f"{label} is refused: {denied.reason}")
-    read_only = isinstance(root, _READ_ONLY_ROOTS) and not refusals
-    if not read_only and not allow_writes:
-        if refusals:
-            label, denied = refusals[0]
-            raise WriteRefused(f"{label} is refused: {denied.reason}; only read-only queries run unless writes "
-                               "are allowed (--allow-writes in the magic, allow_writes=True in Python)")
-        raise WriteRefused(f"{kind.upper()} is refused: only read-only queries (SELECT, WITH ... SELECT, UNION, "
-                           "EXPLAIN) run unless writes are allowed (--allow-writes in the magic, "
-                           "allow_writes=True in Python)")
-    return kind, not read_only, root
+            raise WriteRefused(f"refused: {what}; {_NO_WAY_OUT}")
+    if refusals and not allow_writes and not escapes_only:
+        raise WriteRefused(f"refused: {refusals[0][0]}; {_WAY_OUT}")
+
+
+def _statement_keyword(tokens: list[Token]) -> str | None:
+    """The STATEMENT_KEYWORDS entry the statement starts with (two-word entries first), or None."""
+    # after a command keyword (VACUUM, SET...) the tokenizer returns the rest as one token: take its first word
+    words = [(t.text.split() or [""])[0].lower() for t in tokens[:2]]
+    pair = " ".join(words)
+    if pair in STATEMENT_KEYWORDS:
+        return pair
+    return words[0] if words[0] in STATEMENT_KEYWORDS else None
+
+
+def _parse_write(text: str, tokens: list[Token], keyword: str, dialect: str) -> exp.Expr:
+    """An allowed write parsed; what sqlglot cannot read stays a Command named by its keyword."""
+    try:
+        root = _unwrap(_parse_one(text, dialect))
+    except SQLCheckError:
+        root = None
+    if root is None or isinstance(root, _NOT_STATEMENTS):
+        rest = text[tokens[1].start:] if len(tokens) > 1 else ""
+        return exp.Command(this=keyword.split()[0].upper(), expression=exp.Literal.string(rest))
+    return root
+
+
+def _command_refusals(root: exp.Expr, text: str, policy: _Policy) -> Iterator[tuple[str, Denied]]:
+    """Function calls inside statements sqlglot could not parse, found by the tokenizer (``name(``)."""
+    for command in root.find_all(exp.Command):
+        body = command.expression.name if isinstance(command.expression, exp.Literal) else str(command.expression)
+        try:
+            tokens = list(sqlglot.tokenize(body, read=policy.dialect))
+        except TokenError:
+            continue
+        for token, following in zip(tokens, tokens[1:]):
+            if following.token_type == TokenType.L_PAREN and token.token_type not in _STRING_TOKENS:
+                name = token.text.lower()
+                denied = function_policy(name, policy.dialect)
+                if denied is not None and denied.escape:
+                    yield f"function {name}() {denied.reason}", denied
+
+
+def _check_pragma(text: str, tokens: list[Token], policy: _Policy,
+                  allow_writes: bool) -> tuple[str, bool, exp.Expr]:
+    """``PRAGMA name``, ``PRAGMA name(arg)``, ``PRAGMA name = value``: reads are allowed, settings are writes."""
+    words = [t for t in tokens[1:] if t.token_type != TokenType.DOT]
+    if not words:
+        raise SQLCheckError("PRAGMA needs a name")
+    # PRAGMA [schema.]name ...: the name is the last word before '(' or '='
+    position = next((i for i, t in enumerate(words) if t.token_type in (TokenType.L_PAREN, TokenType.EQ)),
+                    len(words))
+    name = words[max(position - 1, 0)].text.lower()
+    assigns = position < len(words) and words[position].token_type == TokenType.EQ
+    has_argument = position < len(words) and not assigns
+    root = exp.Pragma(this=exp.Var(this=name))
+    reads, settings = policy.read_pragmas
+    if name in reads or (name in settings and not (assigns or has_argument)):
+        return "pragma", False, root
+    if policy.dialect == "duckdb" or name in ("writable_schema", "trusted_schema", "temp_store_directory"):
+        raise WriteRefused(f"refused: PRAGMA {name} changes engine settings or files; {_NO_WAY_OUT}")
+    _refuse([(f"PRAGMA {name}{' with a value' if assigns or has_argument else ''} changes engine settings",
+              Denied(""))], allow_writes)
+    return "pragma", True, root
+
+
+def _show(root: exp.Command, dialect: str) -> exp.Expr:
+    """``SHOW name``: a setting on PostgreSQL (read-only), a table description on DuckDB."""
+    rest = root.expression.name if isinstance(root.expression, exp.Literal) else str(root.expression or "")
+    if dialect == "duckdb" and rest.strip():
+        described = _unwrap(_parse_one(f"DESCRIBE {rest}", dialect))
+        if isinstance(described, exp.Describe):
+            return described
+    return exp.Show(this=rest.strip().upper())
 
 
 def _explained_text(options_and_statement: str, dialect: str) -> str:
@@ -354,21 +371,41 @@ def _kind(root: exp.Expr) -> str:
     return root.key
 
 
-def _refusals(root: exp.Expr, dialect: str) -> Iterator[tuple[str, Denied]]:
-    """Every refused statement, function or file read anywhere in the tree, as (label, why)."""
+@dataclass(frozen=True)
+class _Policy:
+    """What the walk over a statement needs to know of its dialect."""
+
+    dialect: str  # sqlfunctions' name: sqlite, duckdb, postgres (others are checked as postgres)
+
+    @property
+    def read_pragmas(self) -> tuple[frozenset[str], frozenset[str]]:
+        if self.dialect == "duckdb":
+            return DUCKDB_READ_PRAGMAS, frozenset()
+        return SQLITE_READ_PRAGMAS, SQLITE_SETTING_PRAGMAS
+
+
+def _dialect_policy(dialect: str) -> _Policy:
+    """The allow-list a sqlglot dialect is checked against (unknown dialects get PostgreSQL's, the strictest)."""
+    return _Policy(dialect if dialect in DIALECTS else "postgres")
+
+
+def _refusals(root: exp.Expr, text: str, policy: _Policy) -> Iterator[tuple[str, Denied]]:
+    """Every refused statement, function, relation or file read anywhere in the tree, as (what and why, Denied)."""
     for node in root.walk():
-        if isinstance(node, exp.Command):
+        if isinstance(node, exp.Command) and node is not root:
             keyword = _kind(node)
-            yield keyword.upper(), ESCAPE_COMMANDS.get(keyword, Denied("sqlglot does not understand this statement"))
+            denied = STATEMENT_KEYWORDS.get(keyword, Denied(f"{keyword.upper()} cannot be checked"))
+            yield denied.reason, denied
         elif (denied := _denied_statement(node)) is not None:
-            yield node.key.upper(), denied
+            yield denied.reason, denied
         elif isinstance(node, exp.Func):
-            for name in _function_names(node):
-                denied = _denied_function(name)
-                if denied is not None:
-                    yield f"function {name}()", denied
-        elif dialect == "duckdb" and _is_path_table(node):
-            yield f"FROM '{node.name}'", _DUCKDB_PATH
+            found = _function_refusal(node, policy)
+            if found is not None:
+                yield found
+        elif isinstance(node, exp.Table) and isinstance(node.this, exp.Identifier):
+            found = _relation_refusal(node, text, policy)
+            if found is not None:
+                yield found
 
 
 def _denied_statement(node: exp.Expr) -> Denied | None:
@@ -376,40 +413,125 @@ def _denied_statement(node: exp.Expr) -> Denied | None:
     return next((DENIED_STATEMENTS[cls] for cls in type(node).__mro__ if cls in DENIED_STATEMENTS), None)
 
 
-def _function_names(node: exp.Func) -> set[str]:
-    """The lower-case names a function node can be called by."""
+def _function_refusal(node: exp.Func, policy: _Policy) -> tuple[str, Denied] | None:
+    """Why a function call is refused (by its name, after resolving a built-in qualifier), or None."""
+    table_function = isinstance(node.parent, exp.Table) and node.parent.this is node
     if isinstance(node, exp.Anonymous):
-        return {node.name.lower()}
-    return {name.lower() for name in node.sql_names()}
-
-
-def _denied_function(name: str) -> Denied | None:
-    """The DENIED_FUNCTIONS entry matching ``name`` exactly or by prefix."""
-    if name in DENIED_FUNCTIONS:
-        return DENIED_FUNCTIONS[name]
-    for key, denied in DENIED_FUNCTIONS.items():
-        if key.endswith("*") and name.startswith(key[:-1]):
-            return denied
+        name = node.name.lower()
+        qualifier = node.parent.this if isinstance(node.parent, exp.Dot) and node.parent.expression is node else None
+        if (policy.dialect == "postgres" and isinstance(qualifier, (exp.Identifier, exp.Column, exp.Dot))
+                and qualifier.name.lower() not in BUILTIN_QUALIFIERS["postgres"]):
+            label = f"{qualifier.sql(policy.dialect)}.{name}"
+            denied = function_policy(name, policy.dialect, table_function=table_function)
+            if denied is not None and denied.escape:
+                return f"function {label}() {denied.reason}", denied
+            return f"function {label}() is user-defined, not a known read-only function", Denied("")
+        denied = function_policy(name, policy.dialect, table_function=table_function)
+        return (f"function {name}() {denied.reason}", denied) if denied is not None else None
+    if isinstance(node, _TYPED_WRITES):
+        return f"function {node.sql_names()[0].lower()}() advances a sequence", Denied("")
+    for name in (n.lower() for n in node.sql_names()):  # sqlglot's typed functions: refused where the engine's are
+        denied = function_policy(name, policy.dialect, table_function=table_function)
+        if denied is not None and _is_engine_name(name, policy.dialect):
+            return f"function {name}() {denied.reason}", denied
     return None
 
 
-def _is_path_table(node: exp.Expr) -> bool:
-    """A DuckDB table reference that names a file, glob or URL rather than a table."""
-    return (isinstance(node, exp.Table) and isinstance(node.this, exp.Identifier)
-            and any(char in _DUCKDB_PATH_CHARS for char in node.name))
+def _is_engine_name(name: str, dialect: str) -> bool:
+    """True for a name the dialect's catalogue (or the refusal table) knows: a typed function spelt as it."""
+    denied = function_policy(name, dialect)
+    return name in WRITE_FUNCTIONS[dialect] or name in ADMIN_FUNCTIONS[dialect] or bool(denied and denied.escape)
+
+
+def _relation_refusal(table: exp.Table, text: str, policy: _Policy) -> tuple[str, Denied] | None:
+    """Why a table reference is refused (a file path, or a catalog relation off the list), or None.
+
+    Records on the node (``meta["nl2sql"]``) whether it is a CTE, a catalog relation or a table, for the schema
+    check.
+    """
+    if _is_cte_reference(table, policy.dialect):
+        table.meta["nl2sql"] = "cte"
+        return None
+    start = table.this.meta.get("start")
+    if policy.dialect == "duckdb" and table.this.quoted and start is not None and text[start:start + 1] == "'":
+        table.meta["nl2sql"] = "file"
+        return f"FROM '{table.name}': {_DUCKDB_PATH.reason}", _DUCKDB_PATH  # a string in FROM: a file or URL
+    schema = table.args.get("db")
+    is_catalog, denied = relation_policy(table.name.lower(), schema.name.lower() if schema else None,
+                                         policy.dialect)
+    table.meta["nl2sql"] = "catalog" if is_catalog else "table"
+    if denied is not None:
+        label = ".".join(part.name for part in table.parts)
+        return f"{label} {denied.reason}", denied
+    return None
+
+
+def _is_cte_reference(table: exp.Table, dialect: str) -> bool:
+    """True when an unqualified table name refers to a CTE in scope (as the dialect resolves CTE names).
+
+    The main query sees every CTE of its WITH.  A CTE's own body sees the earlier ones; PostgreSQL's WITH
+    RECURSIVE and SQLite also the later ones; itself only when recursive (SQLite always, DuckDB when its body is a
+    UNION).  Anything else is a real table, so a CTE named like a catalog cannot hide a catalog read.
+    """
+    if table.args.get("db") or table.args.get("catalog"):
+        return False
+    name = table.name.lower()
+    cte: exp.CTE | None = None
+    node: exp.Expr | None = table
+    while node is not None:
+        parent = node.parent
+        if isinstance(node, exp.CTE):
+            cte = node
+        if isinstance(parent, exp.With) and cte is not None and node is cte:
+            if name in _visible_ctes(parent, cte, dialect):
+                return True
+            cte = None
+        elif parent is not None and isinstance(parent.args.get("with_"), exp.With) and node is not parent.args["with_"]:
+            if name in {c.alias_or_name.lower() for c in parent.args["with_"].expressions}:
+                return True
+        node = parent
+    return False
+
+
+def _visible_ctes(with_: exp.With, cte: exp.CTE, dialect: str) -> set[str]:
+    """Names of ``with_``'s CTEs visible inside ``cte``'s body."""
+    names = [c.alias_or_name.lower() for c in with_.expressions]
+    index = next(i for i, c in enumerate(with_.expressions) if c is cte)
+    recursive = bool(with_.args.get("recursive"))
+    if dialect == "sqlite" or (dialect == "postgres" and recursive):
+        return set(names)
+    visible = set(names[:index])
+    if recursive and isinstance(cte.this, exp.SetOperation):
+        visible.add(names[index])
+    return visible
 
 
 def _tables(statement: exp.Expr) -> list[str]:
-    """Names of the tables a statement uses, each once, without CTE names or table functions."""
-    ctes = {cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE)}
+    """Names of the tables a statement uses, each once, without CTE references or table functions."""
     names: dict[str, None] = {}
     for table in statement.find_all(exp.Table):
-        if isinstance(table.this, exp.Identifier) and table.name.lower() not in ctes:
+        if isinstance(table.this, exp.Identifier) and table.meta.get("nl2sql") != "cte":
             names.setdefault(table.name, None)
     return list(names)
 
 
 # --- schema -----------------------------------------------------------------------------------------------------
+
+def _schema_query(root: exp.Expr) -> exp.Expr | None:
+    """The query whose names the schema check verifies: the statement, the query or table a DESCRIBE, SUMMARIZE
+    or PIVOT statement reads (as ``SELECT * FROM table``), or None (PRAGMA, SHOW)."""
+    if isinstance(root, (exp.Describe, exp.Summarize, exp.Pivot)):
+        inner = root.this
+        if isinstance(inner, exp.Table):
+            table = inner.copy()
+            table.set("pivots", None)
+            table.meta.update(inner.meta)
+            return exp.select("*").from_(table)
+        return inner if isinstance(inner, exp.Query) else None
+    if isinstance(root, (exp.Pragma, exp.Show, exp.Command)):
+        return None
+    return root
+
 
 def _check_schema(query: exp.Expr, schema: Schema, dialect: str) -> list[str]:
     """Verify tables and columns against ``schema``; raise on an unknown name, warn on what cannot be verified.
@@ -420,7 +542,10 @@ def _check_schema(query: exp.Expr, schema: Schema, dialect: str) -> list[str]:
     or an ambiguous name the database will report), the result is a warning, not a refusal.  (``qualify`` alone
     misses names in HAVING, so the scope check also runs when ``qualify`` passes.)
     """
-    columns: dict[str, Any] = {str(t).lower(): {str(c).lower(): "UNKNOWN" for c in cols}
+    system = {c.name.lower() for c in query.find_all(exp.Column)} & SYSTEM_COLUMNS.get(_dialect_policy(dialect)
+                                                                                      .dialect, frozenset())
+    columns: dict[str, Any] = {str(t).lower(): {**{str(c).lower(): "UNKNOWN" for c in cols},
+                                                **dict.fromkeys(system, "UNKNOWN")}
                                for t, cols in schema.items()}
     spelling = _spellings(schema, query)
     tree, warnings = _normalized(query, columns, dialect)
@@ -451,8 +576,9 @@ def _normalized(query: exp.Expr, columns: dict[str, dict[str, str]],
     """A copy with lower-case names and no database qualifiers; SQLite's double-quoted strings become strings."""
     tree = query.copy()
     for table in tree.find_all(exp.Table):
-        table.set("db", None)
-        table.set("catalog", None)
+        if table.meta.get("nl2sql") != "catalog":  # a catalog relation keeps its schema (never a user table)
+            table.set("db", None)
+            table.set("catalog", None)
     known = {c for cols in columns.values() for c in cols} | {a.lower() for a in _aliases(tree)}
     warnings: list[str] = []
     for column in list(tree.find_all(exp.Column)):
@@ -474,11 +600,11 @@ def _aliases(tree: exp.Expr) -> Iterator[str]:
 
 
 def _check_tables(tree: exp.Expr, columns: dict[str, dict[str, str]], spelling: dict[str, str]) -> None:
-    """Raise ``no table X; did you mean Y?`` for a table that is neither in the schema nor a CTE."""
-    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    """Raise ``no table X; did you mean Y?`` for a table that is neither in the schema, a CTE nor the catalog."""
     for table in tree.find_all(exp.Table):
         name = table.name
-        if isinstance(table.this, exp.Identifier) and name not in ctes and name not in columns:
+        if (isinstance(table.this, exp.Identifier) and table.meta.get("nl2sql") not in ("cte", "catalog")
+                and name not in columns):
             raise SQLCheckError(f"no table {spelling.get(name, name)}{_suggest(name, columns, spelling)}")
 
 
@@ -537,11 +663,15 @@ def _visible_scopes(scope: Scope | None) -> Iterator[Scope]:
 def _source_columns(source: exp.Expr | Scope, columns: dict[str, dict[str, str]]) -> set[str] | None:
     """Column names a source provides, or None when they cannot be known (table functions, ``SELECT *``)."""
     if isinstance(source, exp.Table):
-        if not isinstance(source.this, exp.Identifier) or source.name not in columns:
+        if (not isinstance(source.this, exp.Identifier) or source.name not in columns
+                or source.meta.get("nl2sql") == "catalog"):
             return None
         return set(columns[source.name])
     if isinstance(source, Scope):
-        alias = source.expression.parent.args.get("alias") if source.expression.parent else None
+        owner = source.expression.parent
+        while isinstance(owner, exp.SetOperation):  # a recursive CTE's reference to itself: the CTE's column list
+            owner = owner.parent
+        alias = owner.args.get("alias") if owner is not None else None
         if isinstance(alias, exp.TableAlias) and alias.columns:
             return {c.name for c in alias.columns}
         if isinstance(source.expression, (exp.Select, exp.SetOperation)) and not _has_star(source.expression):

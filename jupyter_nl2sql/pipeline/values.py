@@ -25,6 +25,8 @@ from typing import Any, Iterable
 
 import sqlalchemy as sa
 
+from .execution import statement_timeout
+
 #: Values longer than this (characters) are not indexed: long text is rarely a filter value.
 MAX_VALUE_CHARS = 60
 #: Distinct values read per column (most frequent first).
@@ -127,24 +129,30 @@ class ValueIndex:
 
     @classmethod
     def build(cls, connection: Any, schema: Any, *, max_per_column: int = MAX_VALUES_PER_COLUMN,
-              max_total: int = MAX_VALUES_TOTAL, seconds: float = BUILD_SECONDS) -> ValueIndex:
+              max_total: int = MAX_VALUES_TOTAL, seconds: float = BUILD_SECONDS,
+              cancel: threading.Event | None = None) -> ValueIndex:
         """Read the values of ``schema``'s text columns through ``connection`` (a
-        :class:`~jupyter_nl2sql.connections.Connection`), most frequent first."""
+        :class:`~jupyter_nl2sql.connections.Connection`), most frequent first.
+
+        The reads run under ``seconds`` and ``cancel`` like a query (a statement still running at the deadline is
+        interrupted); what was read by then is kept and the index is marked partial.
+        """
         index = cls()
         t0 = time.perf_counter()
         try:
-            with connection.connect() as conn:
+            with connection.connect() as conn, statement_timeout(conn, seconds, cancel):
                 for table in schema.tables:
                     for col in table.columns:
                         if not _is_text_column(col.type):
                             continue
-                        if len(index.values) >= max_total or time.perf_counter() - t0 > seconds:
+                        if (len(index.values) >= max_total or time.perf_counter() - t0 > seconds
+                                or (cancel is not None and cancel.is_set())):
                             index.partial = True
                             break
                         got = _read_column(conn, table, col.name, max_per_column)
-                        if len(got) >= max_per_column:
+                        if got is None or len(got) >= max_per_column:  # failed or interrupted, or capped
                             index.partial = True
-                        for value in got:
+                        for value in got or ():
                             index._add(table.name, col.name, value)
         except sa.exc.SQLAlchemyError:
             index.partial = True
@@ -291,7 +299,8 @@ def _trigrams(text: str) -> set[str]:
     return {padded[i:i + 3] for i in range(len(padded) - 2)}
 
 
-def _read_column(conn: sa.Connection, table: Any, column: str, limit: int) -> list[Any]:
+def _read_column(conn: sa.Connection, table: Any, column: str, limit: int) -> list[Any] | None:
+    """The column's distinct values, most frequent first; None when the read failed or was interrupted."""
     col = sa.column(column)
     src = sa.table(table.name, col, schema=getattr(table, "schema", None))
     stmt = (sa.select(col).select_from(src).where(col.is_not(None)).group_by(col)
@@ -301,7 +310,7 @@ def _read_column(conn: sa.Connection, table: Any, column: str, limit: int) -> li
         with fence:
             return [r[0] for r in conn.execute(stmt).fetchall()]
     except sa.exc.SQLAlchemyError:
-        return []
+        return None
 
 
 def render_matches(matches: Iterable[ValueMatch], dialect: str = "sqlite") -> str:

@@ -3,7 +3,10 @@
 Each database holds the same three small tables; ``notes`` carries prompt-injection payloads as data.  A
 fingerprint is the sha256 of the schema listing plus every table's sorted rows, read through a driver connection of
 its own (never through the code under test).  PostgreSQL needs ``NL2SQL_TEST_PG_URL`` (a role that may create
-databases); without it the PostgreSQL cases skip.
+databases); without it the PostgreSQL cases skip, and with it set but unusable they fail.  The ``postgres-superuser``
+target runs the same cases as a superuser (``NL2SQL_TEST_PG_SUPERUSER_URL``), where administrative functions would
+really change the server: its fingerprint includes server state beyond the data (replication slots, statistics
+resets, database and role settings) and it keeps a replication slot (``nl2sql_keep_slot``) an attack could drop.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ SEED = [
     "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT)",
     "CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER, amount_cents INTEGER, status TEXT)",
     "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)",
+    'CREATE TABLE "my:table" (a INTEGER)',
     ("INSERT INTO users VALUES (1, 'alice', 'alice@example.com'), (2, 'bob', 'bob@example.com'), "
      "(3, 'carol', NULL)"),
     ("INSERT INTO orders VALUES (10, 1, 1250, 'paid'), (11, 1, 300, 'refunded'), (12, 2, 9900, 'paid'), "
@@ -105,11 +109,26 @@ def postgres_fingerprint(url: str) -> str:
         functions = fetch("SELECT n.nspname, p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
                           f"WHERE {user_schemas} ORDER BY 1, 2")
         cluster = fetch("SELECT 'role', rolname, rolsuper::text FROM pg_roles UNION ALL SELECT 'db', datname, '' "
-                        "FROM pg_database WHERE datname NOT LIKE 'nl2sql_test_%' UNION ALL SELECT 'ext', extname, '' "
+                        "FROM pg_database WHERE datname NOT LIKE 'nl2sql_test_%' AND datname NOT LIKE 'nl2sql_sec_%' UNION ALL SELECT 'ext', extname, '' "
                         "FROM pg_extension UNION ALL SELECT 'lo', count(*)::text, '' FROM pg_largeobject_metadata "
                         "UNION ALL SELECT 'schema', nspname, '' FROM pg_namespace ORDER BY 1, 2")
         tables = [t for (_, t, kind, _) in relations if kind == "r"]
-        return _digest([relations, columns, functions, cluster, _rows(fetch, tables)])
+        return _digest([relations, columns, functions, cluster, server_state(fetch), _rows(fetch, tables)])
+
+
+SERVER_STATE = (
+    "SELECT 'slot', slot_name::text, slot_type || '/' || coalesce(database, '') FROM pg_replication_slots "
+    "UNION ALL SELECT 'db-stats-reset', datname::text, coalesce(stats_reset::text, '') FROM pg_stat_database "
+    "WHERE datname = current_database() UNION ALL SELECT 'bgwriter-reset', '', stats_reset::text FROM pg_stat_bgwriter "
+    "UNION ALL SELECT 'archiver-reset', '', stats_reset::text FROM pg_stat_archiver "
+    "UNION ALL SELECT 'role-setting', setdatabase::text || '/' || setrole::text, array_to_string(setconfig, ',') "
+    "FROM pg_db_role_setting UNION ALL SELECT 'setting', name, setting FROM pg_settings WHERE source NOT IN "
+    "('default', 'session', 'client', 'override') ORDER BY 1, 2, 3")
+
+
+def server_state(fetch: Callable[[str], list[tuple]]) -> list[tuple]:
+    """PostgreSQL state beyond any database's data: replication slots, statistics resets, persistent settings."""
+    return fetch(SERVER_STATE)
 
 
 def _libpq(url: str) -> str:
@@ -147,24 +166,47 @@ def duckdb_target(path: Path) -> Target:
     return Target("duckdb", f"duckdb:///{path}", lambda: duckdb_fingerprint(path))
 
 
+#: A replication slot the superuser target keeps, so that an attack dropping it would show in the fingerprint.
+KEEP_SLOT = "nl2sql_keep_slot"
+
+
+def pg_url(variable: str) -> str:
+    """The URL in ``variable``; skips when unset (``NL2SQL_TEST_PG_SUPERUSER_URL`` defaults to none)."""
+    url = os.environ.get(variable, "").strip()
+    if not url:
+        pytest.skip(f"{variable} is not set: these PostgreSQL security cases need a server (a URL whose role may "
+                    "create databases, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres)")
+    return url
+
+
+def keep_slot() -> None:
+    """Create :data:`KEEP_SLOT` through the superuser URL, when there is one (before any baseline is taken)."""
+    superuser_url = os.environ.get("NL2SQL_TEST_PG_SUPERUSER_URL", "").strip()
+    if not superuser_url:
+        return
+    import psycopg
+
+    with psycopg.connect(_libpq(superuser_url), autocommit=True) as admin:
+        if not admin.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (KEEP_SLOT,)).fetchone():
+            admin.execute("SELECT pg_create_physical_replication_slot(%s)", (KEEP_SLOT,))
+
+
 @contextmanager
-def postgres_target() -> Iterator[Target]:
-    """A seeded database of its own on the server named by NL2SQL_TEST_PG_URL, dropped afterwards."""
-    admin_url = os.environ.get("NL2SQL_TEST_PG_URL")
-    if not admin_url:
-        pytest.skip("NL2SQL_TEST_PG_URL is not set: PostgreSQL security cases need a server (a URL whose role "
-                    "may create databases, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres)")
+def postgres_target(variable: str = "NL2SQL_TEST_PG_URL", label: str = "postgres") -> Iterator[Target]:
+    """A seeded database of its own on the server named by ``variable``, dropped afterwards."""
+    admin_url = pg_url(variable)
     import psycopg
 
     name = f"nl2sql_sec_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(_libpq(admin_url), autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
+    keep_slot()
     url = sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     try:
         with psycopg.connect(_libpq(url)) as con:
             for statement in SEED:
                 con.execute(statement)
-        yield Target("postgres", url, lambda: postgres_fingerprint(url))
+        yield Target(label, url, lambda: postgres_fingerprint(url))
     finally:
         with psycopg.connect(_libpq(admin_url), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -175,6 +217,9 @@ def seeded(dialect: str, directory: Path) -> Iterator[Target]:
     """A freshly seeded database of ``dialect`` (files under ``directory``)."""
     if dialect == "postgres":
         with postgres_target() as target:
+            yield target
+    elif dialect == "postgres-superuser":
+        with postgres_target("NL2SQL_TEST_PG_SUPERUSER_URL", dialect) as target:
             yield target
     elif dialect == "duckdb":
         yield duckdb_target(directory / "shop.duckdb")
@@ -226,3 +271,11 @@ def canary(tmp_path: Path) -> Path:
     path = tmp_path / "canary"
     path.mkdir()
     return path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every security test on a PostgreSQL target carries the ``postgres`` mark (``-m postgres`` selects them)."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if str(params.get("dialect", "")).startswith("postgres") and item.get_closest_marker("postgres") is None:
+            item.add_marker(pytest.mark.postgres)

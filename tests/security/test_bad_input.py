@@ -236,7 +236,7 @@ SQL: dict[str, tuple[str, type[SQLCheckError], tuple[str, ...]]] = {
     "multiple statements": ("SELECT name FROM users; SELECT email FROM users", SQLCheckError,
                             (r"only one statement is allowed",)),
     "unknown column": ("SELECT nickname FROM users", SQLCheckError, (r"no column nickname", r"did you mean")),
-    "write": ("DELETE FROM notes WHERE id = 1", WriteRefused, (r"DELETE is refused", r"unless writes are allowed")),
+    "write": ("DELETE FROM notes WHERE id = 1", WriteRefused, (r"refused: DELETE changes data", r"unless writes are allowed")),
 }
 
 

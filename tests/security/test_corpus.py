@@ -18,7 +18,7 @@ import pytest
 
 from jupyter_nl2sql.pipeline.assistant import Assistant
 from jupyter_nl2sql.connections import ConnectionManager
-from jupyter_nl2sql.errors import ExecutionError, Nl2SqlError, SQLCheckError
+from jupyter_nl2sql.errors import ExecutionError, Nl2SqlError, SQLCheckError, WriteRefused
 
 CORPUS = json.loads((Path(__file__).with_name("corpus.json")).read_text(encoding="utf-8"))["cases"]
 
@@ -27,17 +27,29 @@ CORPUS = json.loads((Path(__file__).with_name("corpus.json")).read_text(encoding
 KNOWN_GAPS: dict[tuple[str, str], str] = {}
 
 
+def targets_of(dialects: list[str]) -> list[str]:
+    """The databases a case runs on: PostgreSQL cases run as an ordinary role and as a superuser."""
+    return [t for d in dialects for t in ([d, "postgres-superuser"] if d == "postgres" else [d])]
+
+
+def postgres_marks(target: str) -> list[Any]:
+    """``postgres`` for the targets that need the PostgreSQL server."""
+    return [pytest.mark.postgres] if target.startswith("postgres") else []
+
+
 def _params(cases: list[dict[str, Any]]) -> list[Any]:
-    """One pytest param per (case, dialect), with readable ids."""
+    """One pytest param per (case, target database), with readable ids."""
     return [pytest.param(case, dialect, id=f"{case['id']}-{dialect}",
-                         marks=[pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[case["id"], dialect])]
-                         if (case["id"], dialect) in KNOWN_GAPS else [])
-            for case in cases for dialect in case["dialects"]]
+                         marks=postgres_marks(dialect) + (
+                             [pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[case["id"], dialect])]
+                             if (case["id"], dialect) in KNOWN_GAPS else []))
+            for case in cases for dialect in targets_of(case["dialects"])]
 
 
 ATTACKS = [case for case in CORPUS if case.get("expect") != "ok"]
 CONTROLS = [case for case in CORPUS if case.get("expect") == "ok"]
 STEERED = [case for case in ATTACKS if "question" in case]
+NEVER = [case for case in ATTACKS if case.get("never")]
 
 
 @pytest.fixture(scope="module")
@@ -81,12 +93,24 @@ def test_attack_is_refused_and_changes_nothing(case: dict[str, Any], dialect: st
     sql = _sql(case, canary)
     try:
         assistant.run_sql(sql, target.url)
+    except WriteRefused as error:
+        assert "\n" not in str(error) and str(error).startswith("refused: ") and len(str(error)) > 30
     except SQLCheckError as error:
         assert "\n" not in str(error)
     except ExecutionError as error:
         pytest.fail(f"the SQL check let it through; the database refused it: {error}")
     else:
         pytest.fail(f"ran without refusal: {sql!r}")
+    _assert_unchanged(target, baselines, assistant, canary)
+
+
+@pytest.mark.parametrize("case, dialect", _params(NEVER))
+def test_allow_writes_does_not_unlock_it(case: dict[str, Any], dialect: str, target: Any, baseline: str,
+                                        baselines: dict[str, str], assistant: Assistant, canary: Path) -> None:
+    """Files, other sessions, catalogs and server administration stay refused with writes allowed."""
+    with pytest.raises(WriteRefused) as info:
+        assistant.run_sql(_sql(case, canary), target.url, allow_writes=True)
+    assert "\n" not in str(info.value) and "--allow-writes too" in str(info.value)
     _assert_unchanged(target, baselines, assistant, canary)
 
 
@@ -109,7 +133,8 @@ def test_control_runs_and_changes_nothing(case: dict[str, Any], dialect: str, ta
     _assert_unchanged(target, baselines, assistant, canary)
 
 
-@pytest.mark.parametrize("dialect", ["sqlite", "duckdb", "postgres"])
+@pytest.mark.parametrize("dialect", [pytest.param(t, marks=postgres_marks(t)) for t in targets_of(
+    ["sqlite", "duckdb", "postgres"])])
 def test_injection_in_a_value_is_returned_as_data(dialect: str, target: Any, assistant: Assistant) -> None:
     answer = assistant.run_sql("SELECT body FROM notes WHERE id = 2", target.url)
     assert answer.dataframe is not None
@@ -125,14 +150,16 @@ def test_corpus_is_large_and_well_formed() -> None:
     assert {"destructive", "multi-statement", "hidden write in CTE", "SELECT INTO", "comment tricks",
             "unicode tricks", "dialect-specific escapes", "file/network-reading functions",
             "attach/pragma/copy/load/call/set", "injection in question",
-            "injection in database value"} <= {case["category"] for case in CORPUS}
+            "injection in database value", "honest exploration", "catalog shadowing",
+            "server administration"} <= {case["category"] for case in CORPUS}
 
 
 def test_every_error_is_an_nl2sql_error() -> None:
     assert issubclass(SQLCheckError, Nl2SqlError)
 
 
-@pytest.mark.parametrize("dialect", ["sqlite", "duckdb", "postgres"])
+@pytest.mark.parametrize("dialect", [pytest.param(t, marks=postgres_marks(t)) for t in targets_of(
+    ["sqlite", "duckdb", "postgres"])])
 def test_fingerprint_sees_an_allowed_write(dialect: str, fresh_target: Any) -> None:
     """The harness is not blind: a write the caller allowed does change the fingerprint."""
     before = fresh_target.fingerprint()

@@ -191,3 +191,80 @@ def test_magic_output_does_not_show_the_password(dialect: str, target: Any, ip: 
     assert "invalid input syntax" in str(info.value)
     leak.error(info.value)
     leak.logs()
+
+
+# --- every form a URL can carry a password in (issue 18) -------------------------------------------------------
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """The error and everything reachable through __cause__ and __context__."""
+    seen: list[BaseException] = []
+    while error is not None and error not in seen:
+        seen.append(error)
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    return seen
+
+
+@pytest.mark.parametrize("url", [
+    f"postgresql+psycopg://nl2sql@127.0.0.1:{{port}}/db?password={CANARY}",
+    f"postgresql+psycopg://nl2sql:{CANARY}@127.0.0.1:{{port}}/db?sslmode=disable&password={CANARY}",
+    f"postgresql+psycopg://nl2sql:{CANARY[:6]}@{CANARY[6:]}@127.0.0.1:{{port}}/db",  # an unencoded '@'
+    f"postgresql+psycopg://nl2sql:{CANARY}@127.0.0.1:{{port}}/db?application_name=x&sslpassword={CANARY}",
+])
+def test_password_forms_stay_out_of_errors_reprs_and_chains(url: str, assistant: Assistant,
+                                                           leak: LeakCheck) -> None:
+    url = url.replace("{port}", str(closed_port()))
+    leak.secrets += [CANARY[:6], CANARY[6:]]
+    error = expect_nl2sql_error(lambda: assistant.run_sql(SELECT_USERS, url), ConnectionFailed)
+    leak.error(error)
+    assert _chain(error) == [error], f"driver exceptions kept in the chain: {_chain(error)[1:]}"
+    conn = next(iter(assistant.connections.connections()), None)
+    if conn is not None:
+        leak.texts(repr(conn), conn.key, conn.display_url, conn.name)
+    leak.texts(json.dumps(assistant.connections.aliases()))
+
+
+def test_redact_handles_query_parameters_at_signs_and_dsns() -> None:
+    from jupyter_nl2sql.connections import redact
+
+    assert redact(f"postgresql://u:{CANARY}@h/db?password={CANARY}&sslmode=require") == \
+        "postgresql://u:***@h/db?password=***&sslmode=require"
+    assert redact("postgresql://u:p@ss@word@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert redact(f"host=h user=u password={CANARY} dbname=d") == "host=h user=u password=*** dbname=d"
+    assert redact(f"host=h password='{CANARY} x' dbname=d") == "host=h password=*** dbname=d"
+    assert CANARY not in redact(sa.make_url(f"postgresql://u@h/db?password={CANARY}"))
+
+
+def test_connection_identity_holds_no_password_nor_its_hash() -> None:
+    import hashlib
+
+    manager = ConnectionManager()
+    first = manager.resolve(f"postgresql+psycopg://u:{CANARY}@127.0.0.1:1/db", check=False)
+    second = manager.resolve("postgresql+psycopg://u:other-password@127.0.0.1:1/db", check=False)
+    assert first is not second  # two passwords, two pools
+    assert first.key == second.key == "postgresql+psycopg://u:***@127.0.0.1:1/db"  # caches: password-free
+    plain = hashlib.sha256(f"postgresql+psycopg://u:{CANARY}@127.0.0.1:1/db".encode()).hexdigest()
+    for text in (first.key, first.registry_key, repr(first)):
+        assert CANARY not in text and plain[:12] not in text
+    manager.close_all()
+
+
+def test_connect_args_password_stays_out_of_errors(assistant: Assistant, leak: LeakCheck) -> None:
+    engine = sa.create_engine(f"postgresql+psycopg://nl2sql@127.0.0.1:{closed_port()}/db",
+                              connect_args={"password": CANARY, "connect_timeout": 2})
+    error = expect_nl2sql_error(lambda: assistant.run_sql(SELECT_USERS, engine), ConnectionFailed)
+    leak.error(error)
+    assert _chain(error) == [error]
+    engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("dialect", ["postgres"])
+def test_database_errors_carry_no_driver_objects(dialect: str, target: Any, assistant: Assistant,
+                                                 leak: LeakCheck) -> None:
+    leak.add(sa.make_url(target.url).password)
+    for call, kind in [(lambda: assistant.run_sql("SELECT CAST(name AS INTEGER) AS n FROM users", target.url),
+                        ExecutionError),
+                       (lambda: assistant.run_sql(SELECT_USERS, with_password(target.url, CANARY)), ConnectionFailed)]:
+        error = expect_nl2sql_error(call, kind)
+        assert _chain(error) == [error], f"driver exceptions kept in the chain: {_chain(error)[1:]}"
+        leak.error(error)

@@ -55,3 +55,28 @@ def test_postgres_streaming_and_timeout(demo_pg_url: str) -> None:
     assert conn.pool_status()["checkedout"] == 0
     # LIKE patterns with % reach the server untouched (no driver placeholder parsing)
     assert execute(conn, "SELECT count(*) FROM customers WHERE email LIKE '%@example.com'").dataframe.iat[0, 0] == 60
+
+
+# --- bounded bytes (issue 18) ----------------------------------------------------------------------------------
+
+BLOBS = "WITH RECURSIVE x(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM x WHERE n < 50) SELECT n, zeroblob(100000) FROM x"
+
+
+def test_byte_budget_stops_the_read_with_a_note(demo_sqlite_url: str) -> None:
+    res = execute(ConnectionManager().resolve(demo_sqlite_url), BLOBS, max_result_bytes=1_000_000)
+    assert res.truncated and 5 <= len(res.dataframe) < 10
+    assert res.note and "max_result_bytes" in res.note and "\n" not in res.note
+    whole = execute(ConnectionManager().resolve(demo_sqlite_url), BLOBS, max_result_bytes=None)
+    assert not whole.truncated and len(whole.dataframe) == 50 and whole.note is None
+
+
+def test_a_single_value_over_the_budget_is_refused_by_sqlite(demo_sqlite_url: str) -> None:
+    conn = ConnectionManager().resolve(demo_sqlite_url)
+    with pytest.raises(ExecutionError, match="single value .* larger than"):
+        execute(conn, "SELECT zeroblob(2000000)", max_result_bytes=1_000_000)
+    assert execute(conn, "SELECT length(zeroblob(2000000))").dataframe.iat[0, 0] == 2_000_000  # limit restored
+
+
+def test_byte_budget_must_be_positive(demo_sqlite_url: str) -> None:
+    with pytest.raises(ValueError, match="max_result_bytes"):
+        execute(ConnectionManager().resolve(demo_sqlite_url), "SELECT 1", max_result_bytes=0)

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.runner import default_data_dir
 from jupyter_nl2sql.errors import ConfigError, Nl2SqlError, SQLCheckError, WriteRefused
 from jupyter_nl2sql.pipeline.sqlcheck import DENIED_FUNCTIONS, DENIED_STATEMENTS, check_sql
+from jupyter_nl2sql.pipeline.sqlfunctions import ALLOWED_FUNCTIONS, STATEMENT_KEYWORDS
 
-SPIDER = Path("/work/shared/data/spider")
+SPIDER = default_data_dir() / "spider"  # $NL2SQL_BENCH_DATA, else ../shared/data next to the repository
 SCHEMA = {
     "Singer": {"Singer_ID": "INTEGER", "Name": "TEXT", "Age": "INTEGER"},
     "concert": {"concert_id": "INTEGER", "singer_id": "INTEGER", "Year": "TEXT"},
@@ -130,8 +132,6 @@ WRITES = [
     ("sqlite", "DROP TABLE t"),
     ("sqlite", "CREATE TABLE x AS SELECT 1"),
     ("sqlite", "ALTER TABLE t ADD COLUMN b INT"),
-    ("sqlite", "PRAGMA table_info(t)"),
-    ("sqlite", "PRAGMA writable_schema = 1"),
     ("sqlite", "VACUUM"),
     ("sqlite", "BEGIN"),
     ("postgres", "TRUNCATE t"),
@@ -142,16 +142,11 @@ WRITES = [
     ("postgres", "SELECT * FROM t FOR UPDATE"),
     ("postgres", "EXPLAIN ANALYZE DELETE FROM t"),
     ("postgres", "GRANT ALL ON t TO public"),
-    ("postgres", "SET search_path = evil"),
-    ("postgres", "SET ROLE postgres"),
     ("postgres", "SELECT set_config('search_path', 'evil', false)"),
     ("postgres", "SELECT nextval('s')"),
     ("postgres", "COMMENT ON TABLE t IS 'x'"),
     ("postgres", "REFRESH MATERIALIZED VIEW v"),
     ("duckdb", "CALL pragma_version()"),
-    ("duckdb", "SET memory_limit = '1GB'"),
-    ("duckdb", "SHOW TABLES"),
-    ("postgres", "VALUES (1)"),
 ]
 
 
@@ -199,6 +194,11 @@ ESCAPES = [
     ("duckdb", "INSTALL httpfs"),
     ("duckdb", "ATTACH '/tmp/evil.duckdb' AS evil"),
     ("duckdb", "SELECT * FROM duckdb_secrets()"),
+    ("sqlite", "PRAGMA writable_schema = 1"),
+    ("postgres", "SET search_path = evil"),
+    ("postgres", "SET ROLE postgres"),
+    ("duckdb", "SET memory_limit = '1GB'"),
+    ("sqlite", "VACUUM INTO '/tmp/copy.db'"),
 ]
 
 
@@ -208,16 +208,15 @@ def test_escapes_are_refused_even_with_allow_writes(dialect: str, sql: str) -> N
         check_sql(sql, dialect=dialect, allow_writes=True)
 
 
-# (SAVEPOINT left this list with sqlglot 30.31, which reads it as a Command; without writes the security corpus
-# shows it refused either way)
-@pytest.mark.parametrize("sql", ["CHECKPOINT", "LISTEN x", "1 = 1"])
+# (SAVEPOINT, CHECKPOINT and LISTEN left this list: they are refused by their keyword, with a reason)
+@pytest.mark.parametrize("sql", ["FROBNICATE x", "1 = 1"])
 def test_non_statements_are_parse_errors(sql: str) -> None:
     with pytest.raises(SQLCheckError, match="not a statement"):
         check_sql(sql, dialect="postgres", allow_writes=True)
 
 
 def test_every_denial_has_a_reason() -> None:
-    for entry in [*DENIED_FUNCTIONS.values(), *DENIED_STATEMENTS.values()]:
+    for entry in [*DENIED_FUNCTIONS.values(), *DENIED_STATEMENTS.values(), *STATEMENT_KEYWORDS.values()]:
         assert entry.reason.strip()
     assert all(name == name.lower() for name in DENIED_FUNCTIONS)
 
@@ -350,3 +349,152 @@ def test_spider_dev_gold_with_a_misspelt_column_is_refused() -> None:
         else:
             missed.append(f"{db_id}: {tree.sql('sqlite')}")
     assert not missed, "\n".join(missed[:20])
+
+
+# --- the allow-list (issue 18) ----------------------------------------------------------------------------------
+
+PG_SCHEMA = {"users": {"id": "INT", "name": "TEXT"}, "orders": {"id": "INT", "status": "TEXT", "amount": "INT"},
+             "my:table": {"a": "INT"}}
+
+#: Honest exploration that used to be refused: none may be refused now (with the schema given, as run_sql does).
+HONEST = [
+    ("sqlite", "WITH RECURSIVE x(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM x WHERE n < 5) SELECT n FROM x"),
+    ("postgres", "WITH RECURSIVE x(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM x WHERE n < 5) SELECT n FROM x"),
+    ("duckdb", "WITH RECURSIVE x(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM x WHERE n < 5) SELECT n FROM x"),
+    ("sqlite", "VALUES (1), (2)"), ("postgres", "VALUES (1), (2)"), ("duckdb", "VALUES (1), (2)"),
+    ("postgres", "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"),
+    ("duckdb", "SELECT table_name FROM information_schema.tables"),
+    ("postgres", "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'users'"),
+    ("sqlite", "SELECT rowid, * FROM users"), ("sqlite", "SELECT u.rowid FROM users AS u"),
+    ("sqlite", "PRAGMA table_info(users)"), ("sqlite", "PRAGMA table_info('users')"), ("sqlite", "PRAGMA user_version"),
+    ("sqlite", "SELECT * FROM pragma_table_info('users')"),
+    ("sqlite", "SELECT name FROM sqlite_master WHERE type = 'table'"),
+    ("postgres", "SELECT ctid, * FROM users"), ("postgres", "SELECT xmin, id FROM users"),
+    ("postgres", "SELECT relname FROM pg_catalog.pg_class WHERE relkind = 'r'"),
+    ("postgres", "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"),
+    ("postgres", "SELECT pg_catalog.lower(name) FROM users"),
+    ("postgres", "SELECT pg_size_pretty(pg_total_relation_size('users'))"),
+    ("postgres", "SELECT * FROM generate_series(1, 3)"),
+    ("duckdb", "DESCRIBE users"), ("duckdb", "DESCRIBE SELECT * FROM users"), ("duckdb", "SUMMARIZE users"),
+    ("duckdb", "SUMMARIZE SELECT id FROM orders"), ("duckdb", "SHOW TABLES"), ("duckdb", "SHOW ALL TABLES"),
+    ("duckdb", "SHOW users"), ("duckdb", "PIVOT orders ON status USING sum(amount)"),
+    ("duckdb", "SELECT * FROM duckdb_tables()"), ("duckdb", "SELECT table_name FROM duckdb_tables"),
+    ("duckdb", "PRAGMA show_tables"), ("duckdb", "PRAGMA table_info('users')"),
+    ("duckdb", "SELECT rowid, id FROM users"), ("duckdb", "SELECT * FROM range(3)"),
+    ("duckdb", "SELECT list_transform([1, 2], x -> x + 1)"), ("duckdb", "SELECT histogram(status) FROM orders"),
+    ("duckdb", 'SELECT * FROM "my:table"'), ("sqlite", 'SELECT * FROM "my:table"'),
+    ("postgres", 'SELECT * FROM "my:table"'),
+    ("postgres", "SHOW search_path"),
+    ("sqlite", "SELECT glob('a*', name) FROM users"),
+]
+
+
+@pytest.mark.parametrize("dialect, sql", HONEST)
+def test_honest_exploration_is_not_refused(dialect: str, sql: str) -> None:
+    checked = check_sql(sql, dialect=dialect, schema=PG_SCHEMA)
+    assert not checked.is_write
+
+
+#: Statements whose refusal used to be a parse error or "sqlglot does not understand": each now says why.
+REASONS = [
+    ("duckdb", "EXPORT DATABASE '/tmp/x'", "EXPORT DATABASE writes files"),
+    ("postgres", "NOTIFY channel", "NOTIFY sends messages to other sessions"),
+    ("postgres", "CHECKPOINT", "CHECKPOINT forces a write"),
+    ("duckdb", "CHECKPOINT", "CHECKPOINT forces a write"),
+    ("sqlite", "REPLACE INTO users VALUES (1, 'x')", "REPLACE INTO changes data"),
+    ("postgres", "LOCK TABLE users", "LOCK takes table locks"),
+    ("sqlite", "VACUUM", "VACUUM rewrites the database"),
+    ("duckdb", "CALL pragma_version()", "CALL runs a procedure"),
+    ("postgres", "SET ROLE postgres", "SET ROLE changes the privileges of the pooled session"),
+    ("postgres", "TRUNCATE users", "TRUNCATE deletes every row"),
+    ("postgres", "LISTEN channel", "LISTEN subscribes"),
+    ("postgres", "SAVEPOINT s", "SAVEPOINT controls transactions"),
+]
+
+
+@pytest.mark.parametrize("dialect, sql, reason", REASONS)
+def test_refusals_name_the_reason_in_one_line(dialect: str, sql: str, reason: str) -> None:
+    with pytest.raises(WriteRefused) as info:
+        check_sql(sql, dialect=dialect)
+    message = str(info.value)
+    assert reason in message and "\n" not in message and "TRUNCATETABLE" not in message
+    assert message.startswith("refused: ")
+
+
+#: A CTE named like a catalog, or a qualifier, cannot hide a catalog read; administration is never unlocked.
+NEVER = [
+    ("postgres", "WITH pg_authid AS (SELECT * FROM pg_catalog.pg_authid) SELECT * FROM pg_authid", "password"),
+    ("postgres", "WITH a AS (SELECT rolpassword FROM pg_authid), pg_authid AS (SELECT 1) SELECT * FROM a",
+     "password"),
+    ("postgres", "SELECT rolpassword FROM pg_shadow", "password"),
+    ("postgres", "WITH pg_stat_activity AS (SELECT * FROM pg_catalog.pg_stat_activity) "
+                 "SELECT query FROM pg_stat_activity", "other sessions"),
+    ("postgres", "SELECT * FROM pg_stat_activity", "other sessions"),
+    ("postgres", "SELECT * FROM (SELECT * FROM pg_catalog.pg_authid) AS pg_roles", "password"),
+    ("postgres", "SELECT pg_catalog.pg_stat_get_backend_activity(1)", "other sessions"),
+    ("postgres", "SELECT * FROM pg_create_physical_replication_slot('s')", "replication slot"),
+    ("postgres", "SELECT pg_drop_replication_slot('s')", "replication slot"),
+    ("postgres", "SELECT pg_stat_reset()", "resets server statistics"),
+    ("postgres", "SELECT pg_stat_reset_shared('bgwriter')", "resets server statistics"),
+    ("postgres", "SELECT pg_backup_start('x')", "backup mode"),
+    ("postgres", "SELECT pg_catalog.pg_read_file('/etc/passwd')", "server files"),
+    ("postgres", "SELECT pg_some_future_admin_function()", "not a read-only PostgreSQL function"),
+    ("postgres", "SELECT * FROM pg_file_settings", "configuration files"),
+    ("postgres", "INSERT INTO users SELECT 1, rolpassword FROM pg_authid", "password"),
+    ("duckdb", "SELECT * FROM enable_profiling()", "profiling"),
+    ("duckdb", "SELECT * FROM enable_logging()", "profiling and logging"),
+    ("duckdb", "SELECT * FROM duckdb_logs", "log"),
+    ("duckdb", "PRAGMA enable_profiling", "PRAGMA enable_profiling"),
+    ("duckdb", "SET profiling_output = '/tmp/x'", None),
+    ("duckdb", "SELECT * FROM histogram('users', 'id')", "table named by a string"),
+    ("duckdb", "SELECT * FROM 'data.csv'", "file or URL"),
+    ("duckdb", "SELECT * FROM some_extension_scan('x')", "not a read-only DuckDB function"),
+    ("sqlite", "WITH sqlite_master AS (SELECT 1) SELECT load_extension('x') FROM sqlite_master", "native code"),
+    ("sqlite", "SELECT sqlite_log(1, 'x')", "log"),
+]
+
+
+@pytest.mark.parametrize("dialect, sql, reason", NEVER)
+def test_catalog_shadowing_and_administration_are_refused_even_with_writes(dialect: str, sql: str,
+                                                                           reason: str | None) -> None:
+    with pytest.raises(WriteRefused) as info:
+        check_sql(sql, dialect=dialect, schema=PG_SCHEMA, allow_writes=reason is not None)
+    assert reason is None or reason in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("dialect, sql", [
+    ("postgres", "SELECT nextval('s')"), ("postgres", "SELECT set_config('a.b', 'c', false)"),
+    ("postgres", "SELECT pg_advisory_lock(1)"), ("postgres", "SELECT public.my_function(1)"),
+    ("postgres", "SELECT my_function(1)"), ("duckdb", "SELECT nextval('s')"), ("sqlite", "SELECT my_udf(1)"),
+])
+def test_writes_and_unknown_functions_need_allow_writes(dialect: str, sql: str) -> None:
+    with pytest.raises(WriteRefused, match="--allow-writes"):
+        check_sql(sql, dialect=dialect)
+    assert check_sql(sql, dialect=dialect, allow_writes=True).is_write
+
+
+def test_cte_names_resolve_as_the_database_does() -> None:
+    # the main query sees its CTEs; a CTE body sees only the earlier ones (PostgreSQL without RECURSIVE)
+    assert check_sql("WITH pg_authid AS (SELECT 1 AS a) SELECT a FROM pg_authid", dialect="postgres").tables == []
+    with pytest.raises(WriteRefused, match="password"):
+        check_sql("WITH x AS (SELECT * FROM pg_authid), pg_authid AS (SELECT 1) SELECT * FROM x", dialect="postgres")
+    assert check_sql("WITH RECURSIVE x AS (SELECT * FROM pg_authid), pg_authid AS (SELECT 1 AS a) "
+                     "SELECT * FROM x", dialect="postgres").tables == []
+    with pytest.raises(WriteRefused, match="credentials"):  # DuckDB: no forward references, even with RECURSIVE
+        check_sql("WITH RECURSIVE x AS (SELECT * FROM duckdb_secrets), duckdb_secrets AS (SELECT 1) SELECT * FROM x",
+                  dialect="duckdb")
+    assert check_sql("WITH RECURSIVE x AS (SELECT * FROM duckdb_secrets), duckdb_secrets AS (SELECT 1) "
+                     "SELECT * FROM x", dialect="sqlite").tables == []  # SQLite: every CTE of the WITH is visible
+
+
+def test_allow_lists_are_large_and_exclude_the_dangerous() -> None:
+    assert {"count", "lower", "substr", "json_extract", "strftime"} <= ALLOWED_FUNCTIONS["sqlite"]
+    assert {"count", "lower", "date_trunc", "list_transform", "duckdb_tables"} <= ALLOWED_FUNCTIONS["duckdb"]
+    assert {"count", "lower", "date_trunc", "jsonb_build_object", "pg_get_viewdef"} <= ALLOWED_FUNCTIONS["postgres"]
+    assert not {"load_extension", "fts3_tokenizer"} & ALLOWED_FUNCTIONS["sqlite"]
+    assert not {"read_csv", "enable_profiling", "checkpoint", "query", "nextval", "glob"} & ALLOWED_FUNCTIONS["duckdb"]
+    assert not {"pg_read_file", "pg_stat_reset", "pg_create_physical_replication_slot", "pg_backup_start",
+                "pg_terminate_backend", "query_to_xml", "nextval", "pg_sleep", "lo_import", "set_config",
+                "pg_stat_get_activity", "pg_stat_get_backend_activity", "ts_stat"} & ALLOWED_FUNCTIONS["postgres"]
+    assert all(len(ALLOWED_FUNCTIONS[d]) > 150 for d in ALLOWED_FUNCTIONS)
