@@ -4,7 +4,7 @@
 
 - ``summary.json``: execution accuracy overall and by hardness (or the benchmark's breakdown), execution-failure
   share, skipped count, p50/p95/p99 end-to-end and generation latency, per-stage medians, throughput, peak RSS,
-  tokens/s, machine, command line, date and git commit.  :mod:`scripts.check_performance_regression` reads it.
+  tokens/s, machine, command line, date and git commit (``scripts/check_performance_regression.py`` judges it).
 - ``summary.md``: the same as Markdown tables.
 - ``accuracy_by_<breakdown>.png`` and ``latency_hist.png`` (matplotlib, Agg backend).
 
