@@ -168,8 +168,6 @@ def test_worker_count_from_the_environment(monkeypatch):
     assert aio.executor()._max_workers == aio.DEFAULT_WORKERS
 
 
-@pytest.mark.skipif(not hasattr(Assistant, "ask_async"),
-                    reason="Assistant.ask_async is not there yet (patch in the issue 8 report)")
 def test_assistant_ask_async_method(monkeypatch, demo_sqlite_url):
     install(monkeypatch, ScriptedBackend(replies=[SQL]))
     assistant = Assistant(generation_cache="off", few_shot=0)

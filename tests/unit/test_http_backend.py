@@ -57,7 +57,8 @@ def wait_for(predicate, seconds: float = 3.0) -> bool:
 
 # -- the setting ------------------------------------------------------------------------------------------------
 def test_doctests():
-    assert doctest.testmod(http_backend).failed == 0
+    result = doctest.testmod(http_backend)
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_parse_setting_variants():

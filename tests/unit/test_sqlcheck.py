@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.runner import default_data_dir
 from jupyter_nl2sql.errors import ConfigError, Nl2SqlError, SQLCheckError, WriteRefused
 from jupyter_nl2sql.pipeline.sqlcheck import DENIED_FUNCTIONS, DENIED_STATEMENTS, check_sql
 
-SPIDER = Path("/work/shared/data/spider")
+SPIDER = default_data_dir() / "spider"  # $NL2SQL_BENCH_DATA, else ../shared/data: as the benchmark runner
 SCHEMA = {
     "Singer": {"Singer_ID": "INTEGER", "Name": "TEXT", "Age": "INTEGER"},
     "concert": {"concert_id": "INTEGER", "singer_id": "INTEGER", "Year": "TEXT"},
