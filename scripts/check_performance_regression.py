@@ -260,8 +260,8 @@ def _judge_run(name: str, base: Run, new: Run, scale: float | None, limits: Limi
         _time_rows(name, base, new, scale, limits, v)
     b_rss, n_rss = base.summary.get("peak_rss_bytes"), new.summary.get("peak_rss_bytes")
     change = _growth(b_rss, n_rss)
-    v.row(f"[{name}] peak memory (RSS)", _mb(b_rss), _mb(n_rss), _rel(change), f"+{100 * limits.max_memory_increase:g}%",
-          change is None or change > limits.max_memory_increase + 1e-9)
+    v.row(f"[{name}] peak memory (RSS)", _mb(b_rss), _mb(n_rss), _rel(change),
+          f"+{100 * limits.max_memory_increase:g}%", change is None or change > limits.max_memory_increase + 1e-9)
 
 
 def _judge_accuracy(runs: Sequence[tuple[str, Run, Run]], limits: Limits, v: Verdict) -> None:

@@ -211,7 +211,8 @@ def test_a_changed_model_fails(judge, key: str, value: str) -> None:
 
 def test_new_pipeline_errors_fail_and_are_named(judge) -> None:
     recs = records()
-    recs[20].update(pred=None, correct=False, error="crash: RuntimeError: boom", pipeline_error="crash: RuntimeError: boom")
+    crash = "crash: RuntimeError: boom"
+    recs[20].update(pred=None, correct=False, error=crash, pipeline_error=crash)
     status, out = judge({"warm": recs})
     assert status == 1
     assert any("pipeline errors" in r for r in failing_rows(out))
