@@ -160,6 +160,8 @@ def summarize(records: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> 
         "timeout": meta.get("timeout"),
         "limit": meta.get("limit"),
         "seed": meta.get("seed"),
+        "databases": meta.get("databases"),
+        "order": meta.get("order"),  # the order questions are asked in (grouped by database, or shuffled)
         "n_selected": len(wanted) if wanted is not None else n,
         "n": n,
         "complete": wanted is None or n == len(wanted),
