@@ -3,7 +3,8 @@
 A gate directory (``benchmarks/baselines/<name>/``) holds:
 
 - ``gate.json``: the runs, each a runner command without its output options, e.g.
-  ``{"runs": {"warm": ["benchmarks.spider", "--databases", "8", "--limit", "60", "--seed", "0"]}}``;
+  ``{"runs": {"warm": ["benchmarks.spider", "--databases", "8", "--limit", "60", "--seed", "0"]}}``, and optionally
+  ``"env"``, variables set for every run (:func:`load_env`);
 - one folder per run with ``run.json`` + ``results.jsonl`` (what the runner writes);
 - ``reference.json``: a fixed CPU micro-benchmark measured before and after the runs, on the same machine and in the
   same job, so that ``scripts/check_performance_regression.py`` compares times as ratios to it and the speed of the
@@ -21,6 +22,7 @@ import argparse
 import datetime as _dt
 import json
 import math
+import os
 import shutil
 import statistics
 import subprocess
@@ -122,6 +124,15 @@ def load_manifest(gate_dir: Path) -> dict[str, list[str]]:
     return {str(k): [str(a) for a in v] for k, v in runs.items()}
 
 
+def load_env(gate_dir: Path) -> dict[str, str]:
+    """Optional ``"env"`` of gate.json: variables set for every run; ``{out}`` and ``{run}`` in a value become the
+    output folder and the run's name (e.g. a cache folder of the run's own, so that no earlier job warms it)."""
+    env = json.loads((gate_dir / MANIFEST_FILE).read_text(encoding="utf-8")).get("env") or {}
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        raise ValueError(f"{gate_dir / MANIFEST_FILE}: 'env' must map variable names to strings")
+    return {str(k): v for k, v in env.items()}
+
+
 def _dirty() -> bool:
     res = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
                          capture_output=True, text=True, check=True)
@@ -137,7 +148,7 @@ def remove_derived(run_dir: Path) -> None:
 
 def run_gate(gate_dir: Path, out_dir: Path, *, record: bool = False, extra: Sequence[str] = ()) -> int:
     """Measure the yardstick, run every command of the manifest into ``out_dir/<run>``, measure it again."""
-    runs = load_manifest(gate_dir)
+    runs, env = load_manifest(gate_dir), load_env(gate_dir)
     if record and _dirty():
         print("error: the checkout has uncommitted changes; a baseline is recorded at a clean commit",
               file=sys.stderr)
@@ -153,7 +164,8 @@ def run_gate(gate_dir: Path, out_dir: Path, *, record: bool = False, extra: Sequ
     for name, command in runs.items():
         argv = [sys.executable, "-m", *command, *extra, "--no-progress", "--overwrite", "--out", str(out_dir / name)]
         print(f"[gate] {name}: {' '.join(argv[1:])}", flush=True)
-        res = subprocess.run(argv, cwd=REPO_ROOT)
+        run_env = {k: v.format(out=out_dir, run=name) for k, v in env.items()}
+        res = subprocess.run(argv, cwd=REPO_ROOT, env={**os.environ, **run_env})
         if res.returncode != 0:
             print(f"error: run {name!r} exited with {res.returncode}", file=sys.stderr)
             return res.returncode

@@ -346,6 +346,39 @@ def test_the_manifest_names_each_run_and_its_command(tmp_path: Path) -> None:
             gate_runs.load_manifest(tmp_path)
 
 
+def test_the_manifest_may_set_variables_for_the_runs(tmp_path: Path) -> None:
+    (tmp_path / "gate.json").write_text(json.dumps({"runs": {"warm": ["benchmarks.spider"]},
+                                                    "env": {"NL2SQL_X": "{out}/cache-{run}"}}))
+    assert gate_runs.load_env(tmp_path) == {"NL2SQL_X": "{out}/cache-{run}"}
+    (tmp_path / "gate.json").write_text(json.dumps({"runs": {"warm": ["benchmarks.spider"]}, "env": {"X": 1}}))
+    with pytest.raises(ValueError):
+        gate_runs.load_env(tmp_path)
+
+
+def test_the_gate_runs_each_command_between_two_yardsticks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "gate.json").write_text(json.dumps({"runs": {"warm": ["benchmarks.spider", "--limit", "60"],
+                                                             "cold": ["benchmarks.spider", "--order", "shuffled"]},
+                                                    "env": {"NL2SQL_X": "{out}/{run}"}}))
+    calls = []
+
+    def fake_run(argv, cwd, env):
+        calls.append((argv, env["NL2SQL_X"]))
+        return subprocess.CompletedProcess(argv, 0)
+
+    monkeypatch.setattr(gate_runs.subprocess, "run", fake_run)
+    monkeypatch.setattr(gate_runs, "measure_reference", lambda: {"seconds": 0.03, "parts": {}})
+    out = tmp_path / "out"
+    assert gate_runs.run_gate(tmp_path, out) == 0
+    assert [c[0][2:] for c in calls] == [
+        ["benchmarks.spider", "--limit", "60", "--no-progress", "--overwrite", "--out", str(out / "warm")],
+        ["benchmarks.spider", "--order", "shuffled", "--no-progress", "--overwrite", "--out", str(out / "cold")]]
+    assert [c[1] for c in calls] == [f"{out}/warm", f"{out}/cold"]
+    samples = json.loads((out / "reference.json").read_text())["samples"]
+    assert [s["when"] for s in samples] == ["before", "after"]
+    monkeypatch.setattr(gate_runs.subprocess, "run", lambda argv, cwd, env: subprocess.CompletedProcess(argv, 3))
+    assert gate_runs.run_gate(tmp_path, out) == 3  # a failed run fails the gate's runs
+
+
 def test_the_committed_manifest_is_valid() -> None:
     runs = gate_runs.load_manifest(gate_runs.REPO_ROOT / "benchmarks" / "baselines" / "spider-ci")
     assert runs and all(cmd[0].startswith("benchmarks.") for cmd in runs.values())
