@@ -253,6 +253,10 @@ def _time_rows(name: str, base: Run, new: Run, scale: float, limits: Limits, v: 
 
 def _judge_run(name: str, base: Run, new: Run, scale: float | None, limits: Limits, v: Verdict) -> None:
     _judge_baseline(name, base, v)
+    if new.summary.get("contended"):
+        v.notes.append(f"[{name}] the new run shared its CPUs with other work (mean 1-minute load "
+                       f"{(new.summary.get('load_avg_1m') or {}).get('mean', 0):.1f}): the yardstick measured the "
+                       "same machine, but a failed time may be the neighbours'")
     _judge_identity(name, base, new, v)
     _judge_completion(name, base, new, v)
     _judge_errors(name, base, new, v)

@@ -276,6 +276,8 @@ def test_a_baseline_that_cannot_carry_a_verdict_fails(judge) -> None:
         r["load_avg_1m"] = 3.5
     status, out = judge({"warm": recs}, {"warm": loaded})
     assert status == 1 and "loaded machine" in out
+    status, out = judge({"warm": loaded})  # a loaded CI machine: said, and judged against the yardstick
+    assert status == 0 and "shared its CPUs" in out, out
     resumed = meta(recs)
     resumed["sessions"].append({**resumed["sessions"][0], "git": {"commit": "other", "dirty": False}})
     status, out = judge({"warm": recs}, base_metas={"warm": resumed})
