@@ -8,7 +8,6 @@ real model writes); Redis, the exporter and the database (the bundled demo, SQLi
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import urllib.error
 import urllib.request
