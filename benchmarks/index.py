@@ -170,8 +170,8 @@ def index_markdown(root: Path = RESULTS_ROOT, baselines: Path = BASELINES_ROOT) 
              "A run folder is named date-commit-sample-settings (sample: split, `--limit`, `--seed` when not 0, "
              "`--databases`). EX: execution accuracy; latency without model loading.", "", "## Runs"]
     lines += _table(root, root)
-    runs = {p for run in find_runs(root) for p in run.iterdir()}
-    others = sorted(p for p in root.glob("*/*") if p.is_file() and p not in runs)
+    others = sorted(p for p in root.glob("*/*")
+                    if p.is_file() and p.parent.name != COMPARISONS_DIR and not (p.parent / META_FILE).exists())
     if others:
         lines += ["", "### other records", "", "Measurements of other tools, kept as they wrote them "
                   "(see `benchmarks/README.md`): " + ", ".join(f"`{p.relative_to(root)}`" for p in others) + "."]

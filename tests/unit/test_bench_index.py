@@ -74,3 +74,21 @@ def test_the_index_lists_every_run_with_its_commit(tmp_path: Path) -> None:
         assert f"`{run.relative_to(index.RESULTS_ROOT)}`" in text
     assert "`baselines/spider-ci/warm`" in text and "`a14390c` (uncommitted changes)" in text
     assert "## Comparisons" in text and "+7.2 points" in text
+
+
+def test_the_index_does_not_depend_on_derived_files(tmp_path: Path) -> None:
+    root, baselines = tmp_path / "results", tmp_path / "baselines"
+    base, new = (index.RESULTS_ROOT / "wikisql" / name for name in ("2026-11-27-6c5f478-dev-100-raw",
+                                                                    "2026-11-28-e9330b2-dev-100-defaults"))
+    for run in (base, new):
+        (root / "wikisql" / run.name).mkdir(parents=True)
+        for name in (META_FILE, RESULTS_FILE):
+            shutil.copy(run / name, root / "wikisql" / run.name / name)
+    (root / index.COMPARISONS_FILE).write_text(json.dumps([{"name": "vs-raw", "base": f"wikisql/{base.name}",
+                                                            "new": f"wikisql/{new.name}"}]))
+    before = index.index_markdown(root, baselines)
+    index.rebuild(root, baselines, plots=False)
+    assert (root / index.COMPARISONS_DIR / "vs-raw.md").exists()
+    assert (root / "wikisql" / new.name / "summary.json").exists()
+    assert index.index_markdown(root, baselines) == before == (root / index.INDEX_FILE).read_text()
+    assert "+50.0 points" in before and "other records" not in before
