@@ -42,8 +42,9 @@ RUNNER_OPTIONS = {"generation_cache": False}
 
 
 def find_runs(root: Path) -> list[Path]:
-    """Every run folder (holding run.json) under ``root``, sorted by path."""
-    return sorted(p.parent for p in root.glob(f"**/{META_FILE}"))
+    """Every run folder ``root/<benchmark>/<run>/`` (holding run.json), sorted by path.  Only that depth: the
+    runner's default ``--out`` (``benchmarks/results/<benchmark>``) is a scratch place, not a filed run."""
+    return sorted(p.parent for p in root.glob(f"*/*/{META_FILE}"))
 
 
 def _first_session(meta: Mapping[str, Any]) -> Mapping[str, Any]:
