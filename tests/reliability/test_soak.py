@@ -74,7 +74,6 @@ MEASURE_AT = 100
 RUN_SQL_EVERY = 10
 FAILING_EVERY = 100
 MAX_RSS_GROWTH = 0.05
-MAX_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -166,7 +165,6 @@ def test_soak_thousand_questions(databases: list[SoakDatabase], scripted: Any, m
     assert growth < MAX_RSS_GROWTH, f"RSS grew {growth * 100:.1f} % between question {MEASURE_AT} and {QUESTION_COUNT}"
     assert files_at[QUESTION_COUNT] <= files_at[MEASURE_AT] + 2, "file descriptors leak"
     assert threading.active_count() <= threads_before, "timeout watcher threads leak"
-    assert seconds < MAX_SECONDS, f"the soak took {seconds:.0f} s"
 
 
 def test_probes_see_a_leak(databases: list[SoakDatabase], manager: ConnectionManager, probes: Any) -> None:
