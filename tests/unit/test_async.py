@@ -24,7 +24,7 @@ def install(monkeypatch, backend) -> None:
 def test_ten_concurrent_asks_run_at_once_and_the_loop_stays_responsive(monkeypatch, demo_sqlite_url):
     """All ten asks are inside the model together (a barrier of ten), and the event loop runs while they are: the
     model calls finish only after the loop has ticked five times with all ten inside.  (The loop's latency while
-    asks run is a measurement, not a test: tests/performance.)"""
+    asks run is measured in tests/performance/test_event_loop_latency.py.)"""
     backend = ScriptedBackend(replies=[SQL])
     gate: dict = {"barrier": None}  # then a Barrier(10): passes only when all ten are inside generate together
     inside: list[str] = []
