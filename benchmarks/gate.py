@@ -12,8 +12,8 @@ A gate directory (``benchmarks/baselines/<name>/``) holds:
 
 ``python -m benchmarks.gate run GATE_DIR OUT_DIR`` measures the yardstick, runs every command of ``GATE_DIR/gate.json``
 into ``OUT_DIR/<run>`` (``--no-progress --overwrite``) and measures the yardstick again; CI then judges ``OUT_DIR``
-against ``GATE_DIR``.  ``--record`` writes into ``GATE_DIR`` itself (a new baseline) and refuses a checkout with
-uncommitted changes.  ``python -m benchmarks.gate reference FILE`` measures the yardstick alone.
+against ``GATE_DIR``.  ``python -m benchmarks.gate run GATE_DIR --record`` records a new baseline: it refuses a
+checkout with uncommitted changes, runs into a scratch folder and then replaces the records in ``GATE_DIR``.  ``python -m benchmarks.gate reference FILE`` measures the yardstick alone.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -34,15 +35,12 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from benchmarks.report import machine_info
-from benchmarks.runner import REPO_ROOT
+from benchmarks.runner import META_FILE, REPO_ROOT, RESULTS_FILE
 
 MANIFEST_FILE = "gate.json"
 REFERENCE_FILE = "reference.json"
 #: Bumped whenever the workloads below change: references of different versions are not comparable.
 REFERENCE_VERSION = 1
-#: Files the runner derives from a run (rebuilt by ``python -m benchmarks.report``); never part of a baseline.
-DERIVED_SUFFIXES = (".png", ".md")
-DERIVED_NAMES = ("summary.json",)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -141,26 +139,15 @@ def _dirty() -> bool:
     return bool(res.stdout.strip())
 
 
-def remove_derived(run_dir: Path) -> None:
-    """Delete the files the runner derives from run.json and results.jsonl (a baseline keeps the records only)."""
-    for f in run_dir.iterdir():
-        if f.is_file() and (f.name in DERIVED_NAMES or f.suffix in DERIVED_SUFFIXES):
-            f.unlink()
-
-
-def run_gate(gate_dir: Path, out_dir: Path, *, record: bool = False, extra: Sequence[str] = ()) -> int:
+def run_gate(gate_dir: Path, out_dir: Path, *, extra: Sequence[str] = ()) -> int:
     """Measure the yardstick, run every command of the manifest into ``out_dir/<run>``, measure it again."""
     runs, env = load_manifest(gate_dir), load_env(gate_dir)
-    if record and _dirty():
-        print("error: the checkout has uncommitted changes; a baseline is recorded at a clean commit",
-              file=sys.stderr)
-        return 2
     out_dir.mkdir(parents=True, exist_ok=True)
     reference = out_dir / REFERENCE_FILE
     if reference.exists():
         reference.unlink()
     for name in runs:
-        if (out_dir / name).is_dir() and out_dir.resolve() != gate_dir.resolve():
+        if (out_dir / name).is_dir():
             shutil.rmtree(out_dir / name)
     add_reference_sample(reference, "before")
     for name, command in runs.items():
@@ -171,24 +158,53 @@ def run_gate(gate_dir: Path, out_dir: Path, *, record: bool = False, extra: Sequ
         if res.returncode != 0:
             print(f"error: run {name!r} exited with {res.returncode}", file=sys.stderr)
             return res.returncode
-        if record:
-            remove_derived(out_dir / name)
     data = add_reference_sample(reference, "after")
     shown = ", ".join(f"{s['seconds'] * 1000:.1f} ms" for s in data["samples"])
     print(f"[gate] yardstick (before, after): {shown}")
     return 0
 
 
+def install_baseline(out_dir: Path, gate_dir: Path) -> None:
+    """Replace the baseline in ``gate_dir`` with the runs in ``out_dir``: each run's run.json + results.jsonl (the
+    derived files stay behind) and the reference; runs the manifest no longer names are removed."""
+    runs = load_manifest(gate_dir)
+    for old in gate_dir.iterdir():
+        if old.is_dir() and (old / META_FILE).exists() and old.name not in runs:
+            shutil.rmtree(old)
+    for name in runs:
+        target = gate_dir / name
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir()
+        for f in (META_FILE, RESULTS_FILE):
+            shutil.copy2(out_dir / name / f, target / f)
+    shutil.copy2(out_dir / REFERENCE_FILE, gate_dir / REFERENCE_FILE)
+
+
+def record_baseline(gate_dir: Path, *, extra: Sequence[str] = ()) -> int:
+    """Record a new baseline: at a clean commit, into a scratch folder (so that no run sees the checkout changed by
+    an earlier one), then installed into ``gate_dir``."""
+    if _dirty():
+        print("error: the checkout has uncommitted changes; a baseline is recorded at a clean commit",
+              file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="nl2sql-gate-record-") as tmp:
+        status = run_gate(gate_dir, Path(tmp), extra=extra)
+        if status == 0:
+            install_baseline(Path(tmp), gate_dir)
+            print(f"[gate] baseline recorded in {gate_dir}: commit it")
+    return status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m benchmarks.gate run GATE_DIR OUT_DIR [--record]`` or ``python -m benchmarks.gate reference FILE``."""
+    """``python -m benchmarks.gate run GATE_DIR (OUT_DIR | --record)`` or ``python -m benchmarks.gate reference FILE``."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.gate", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run the gate's sample (the commands of GATE_DIR/gate.json) into OUT_DIR")
     r.add_argument("gate_dir", type=Path, help="the baseline folder holding gate.json")
-    r.add_argument("out_dir", type=Path, nargs="?", default=None,
-                   help="where the runs go (default: GATE_DIR itself, which needs --record)")
+    r.add_argument("out_dir", type=Path, nargs="?", default=None, help="where the runs go (not with --record)")
     r.add_argument("--record", action="store_true",
-                   help="record a new baseline: refuse uncommitted changes, keep run.json + results.jsonl only")
+                   help="record a new baseline into GATE_DIR (clean checkout only; run.json + results.jsonl kept)")
     r.add_argument("--data-dir", default=None, help="passed to every run (default: the runner's)")
     ref = sub.add_parser("reference", help="measure the yardstick once and append it to FILE")
     ref.add_argument("file", type=Path)
@@ -197,11 +213,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = add_reference_sample(args.file, "alone")
         print(f"{data['samples'][-1]['seconds'] * 1000:.1f} ms ({args.file})")
         return 0
-    out = args.out_dir or args.gate_dir
-    if out.resolve() == args.gate_dir.resolve() and not args.record:
-        p.error("writing into GATE_DIR replaces the baseline: pass --record (or give OUT_DIR)")
+    if (args.out_dir is None) == (not args.record):
+        p.error("give OUT_DIR, or --record to replace the baseline in GATE_DIR")
     extra = ["--data-dir", args.data_dir] if args.data_dir else []
-    return run_gate(args.gate_dir, out, record=args.record, extra=extra)
+    if args.record:
+        return record_baseline(args.gate_dir, extra=extra)
+    return run_gate(args.gate_dir, args.out_dir, extra=extra)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ Every run of the baseline must be in NEW under the same name.  The gate fails (e
   of the summaries (end to end, generation, and any other the runner writes, warm or cold), each divided by the
   yardstick of its own job, so that the speed of the machine cancels out;
 - peak memory (RSS) grows by more than ``--max-memory-increase``;
-- a metric is missing on either side (nothing is "not judged").
+- a metric is missing on either side, or a run is (nothing is "not judged").
 
 Exit 0: no regression; 2: a directory cannot be read.  A table of every verdict is printed.
 """
@@ -322,7 +322,8 @@ def evaluate(baseline: GateDir, new: GateDir, limits: Limits = Limits(), *, abso
         paired.append((name, base, run))
     for name in new.runs:
         if name not in baseline.runs:
-            v.notes.append(f"[{name}] is not in the baseline: not judged until the baseline is re-recorded")
+            v.fail(f"[{name}] is not in the baseline: re-record the baseline (python -m benchmarks.gate run "
+                   "GATE_DIR --record) so that the run is judged")
     _judge_accuracy(paired, limits, v)
     return v
 

@@ -161,7 +161,7 @@ def test_an_empty_run_fails(judge, tmp_path: Path) -> None:
 
 def test_a_missing_run_or_an_empty_directory_fails(judge, gate: ModuleType, tmp_path: Path) -> None:
     status, out = judge({"cold": records()})
-    assert status == 1 and "[warm] run missing" in out
+    assert status == 1 and "[warm] run missing" in out and "[cold] is not in the baseline" in out
     (tmp_path / "nothing").mkdir()
     assert gate.main([str(tmp_path / "base"), str(tmp_path / "nothing")]) == 1
 
@@ -387,15 +387,30 @@ def test_the_committed_manifest_is_valid() -> None:
     assert not any(a in ("--out", "--overwrite", "--data-dir") for cmd in runs.values() for a in cmd)
 
 
-def test_a_baseline_keeps_the_records_only(tmp_path: Path) -> None:
-    run = write_run(tmp_path / "warm", records())
-    for name in ("summary.json", "summary.md", "latency_hist.png", "accuracy_by_hardness.png"):
-        (run / name).write_text("x")
-    gate_runs.remove_derived(run)
-    assert sorted(p.name for p in run.iterdir()) == ["results.jsonl", "run.json"]
+def test_a_recorded_baseline_keeps_the_records_only(tmp_path: Path) -> None:
+    gate_dir, out = tmp_path / "gate", tmp_path / "out"
+    gate_dir.mkdir()
+    (gate_dir / "gate.json").write_text(json.dumps({"runs": {"warm": ["benchmarks.spider"]}}))
+    write_run(gate_dir / "gone", records())  # a run the manifest no longer names
+    write_run(out / "warm", records(wrong=()))
+    write_reference(out, 0.02)
+    for name in ("summary.json", "summary.md", "latency_hist.png"):
+        (out / "warm" / name).write_text("x")
+    gate_runs.install_baseline(out, gate_dir)
+    assert sorted(p.name for p in gate_dir.iterdir()) == ["gate.json", "reference.json", "warm"]
+    assert sorted(p.name for p in (gate_dir / "warm").iterdir()) == ["results.jsonl", "run.json"]
+    assert (gate_dir / "warm" / "results.jsonl").read_bytes() == (out / "warm" / "results.jsonl").read_bytes()
 
 
-def test_writing_into_the_baseline_needs_record(tmp_path: Path) -> None:
+def test_recording_needs_a_clean_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "gate.json").write_text(json.dumps({"runs": {"warm": ["benchmarks.spider"]}}))
-    with pytest.raises(SystemExit):
-        gate_runs.main(["run", str(tmp_path)])
+    monkeypatch.setattr(gate_runs, "_dirty", lambda: True)
+    monkeypatch.setattr(gate_runs, "run_gate", lambda *a, **k: pytest.fail("ran on a dirty checkout"))
+    assert gate_runs.main(["run", str(tmp_path), "--record"]) == 2
+
+
+def test_run_needs_an_output_folder_or_record(tmp_path: Path) -> None:
+    (tmp_path / "gate.json").write_text(json.dumps({"runs": {"warm": ["benchmarks.spider"]}}))
+    for argv in (["run", str(tmp_path)], ["run", str(tmp_path), str(tmp_path / "out"), "--record"]):
+        with pytest.raises(SystemExit):
+            gate_runs.main(argv)
