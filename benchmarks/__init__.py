@@ -8,6 +8,10 @@ Entry points (each is ``python -m benchmarks.<name> --help``):
 - ``benchmarks.compare``: state a run against a baseline run (accuracy gain, latency ratios, paired wins/losses).
 - ``benchmarks.connections``: first and pooled connection time for SQLite, DuckDB and PostgreSQL.
 - ``benchmarks.validate``: the scorer checked on the gold queries themselves (gold vs gold must score 100 %).
+- ``benchmarks.index``: the committed records (``benchmarks/results/<benchmark>/<run>/``) and everything derived
+  from them: summaries, plots, comparisons and the index ``benchmarks/results/README.md``.
+- ``benchmarks.gate``: the CI regression gate's runs and machine yardstick (judged by
+  ``scripts/check_performance_regression.py`` against ``benchmarks/baselines/``).
 
 The scoring lives in :mod:`benchmarks.scoring` (Spider, test-suite-sql-eval semantics) and :mod:`benchmarks.wikisql`
 (WikiSQL, dbengine semantics); the question loop shared by both runners lives in :mod:`benchmarks.runner`.

@@ -37,22 +37,41 @@ def _label(summary: Mapping[str, Any], d: Path) -> str:
     return ("raw baseline" if summary.get("raw") else "pipeline") + f" ({d.name})"
 
 
+def selected_records(records: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> dict[int, Mapping[str, Any]]:
+    """Index → record for the questions of the run's sample (``selected_indices``; all records when absent).
+    A repeated index keeps its last record, as :func:`benchmarks.report.summarize` does."""
+    wanted = meta.get("selected_indices")
+    keep = set(wanted) if wanted is not None else {r["index"] for r in records}
+    return {r["index"]: r for r in records if r["index"] in keep}
+
+
+Pair = tuple[Mapping[str, Any], Mapping[str, Any]]
+
+
+def pair_runs(base_by: Mapping[int, Mapping[str, Any]], new_by: Mapping[int, Mapping[str, Any]]) -> list[Pair]:
+    """(base record, new record) for every question both runs scored, by index."""
+    return [(base_by[i], new_by[i]) for i in sorted(set(base_by) & set(new_by))]
+
+
+def won_lost(pairs: Sequence[Pair]) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """The new records of the questions only the new run got right (won) and only the base run got right (lost)."""
+    won = [x for b, x in pairs if x.get("correct") and not b.get("correct")]
+    lost = [x for b, x in pairs if b.get("correct") and not x.get("correct")]
+    return won, lost
+
+
 def compare(base_dir: Path, new_dir: Path) -> dict[str, Any]:
     """The comparison of two output directories as a dict (see the module docstring)."""
     base_meta, base_records = load_run(base_dir)
     new_meta, new_records = load_run(new_dir)
     base_sum, new_sum = summarize(base_records, base_meta), summarize(new_records, new_meta)
-    base_by = {r["index"]: r for r in base_records if r["index"] in set(base_meta.get("selected_indices") or
-                                                                          [r["index"] for r in base_records])}
-    new_by = {r["index"]: r for r in new_records if r["index"] in set(new_meta.get("selected_indices") or
-                                                                       [r["index"] for r in new_records])}
-    common = sorted(set(base_by) & set(new_by))
-    pairs = [(base_by[i], new_by[i]) for i in common]
+    base_by, new_by = selected_records(base_records, base_meta), selected_records(new_records, new_meta)
+    pairs = pair_runs(base_by, new_by)
     n = len(pairs)
     base_ok = sum(1 for b, _ in pairs if b["correct"])
     new_ok = sum(1 for _, x in pairs if x["correct"])
-    only_new = sum(1 for b, x in pairs if x["correct"] and not b["correct"])
-    only_base = sum(1 for b, x in pairs if b["correct"] and not x["correct"])
+    won, lost = won_lost(pairs)
+    only_new, only_base = len(won), len(lost)
     levels: dict[str, dict[str, Any]] = {}
     for b, x in pairs:
         lvl = x.get("hardness") or b.get("hardness")

@@ -4,7 +4,7 @@
 
 - ``summary.json``: execution accuracy overall and by hardness (or the benchmark's breakdown), execution-failure
   share, skipped count, p50/p95/p99 end-to-end and generation latency, per-stage medians, throughput, peak RSS,
-  tokens/s, machine, command line, date and git commit.  :mod:`scripts.check_performance_regression` reads it.
+  tokens/s, machine, command line, date and git commit (``scripts/check_performance_regression.py`` judges it).
 - ``summary.md``: the same as Markdown tables.
 - ``accuracy_by_<breakdown>.png`` and ``latency_hist.png`` (matplotlib, Agg backend).
 
@@ -160,6 +160,8 @@ def summarize(records: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> 
         "timeout": meta.get("timeout"),
         "limit": meta.get("limit"),
         "seed": meta.get("seed"),
+        "databases": meta.get("databases"),
+        "order": meta.get("order"),  # the order questions are asked in (grouped by database, or shuffled)
         "n_selected": len(wanted) if wanted is not None else n,
         "n": n,
         "complete": wanted is None or n == len(wanted),

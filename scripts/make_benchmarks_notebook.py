@@ -1,4 +1,5 @@
-"""Write notebooks/benchmarks.ipynb, which renders the committed results under benchmarks/results/."""
+"""Write notebooks/benchmarks.ipynb, which renders the committed records under benchmarks/results/ (run.json +
+results.jsonl of each run; the summaries and plots are computed in the notebook, from the records alone)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,21 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-LOAD = '''import json
+LOAD = '''import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path("..").resolve()))  # the repository's benchmarks/ package
 
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-RESULTS = Path("../benchmarks/results")
+from benchmarks.index import RESULTS_ROOT, find_runs
+from benchmarks.report import load_run, markdown, plot, summarize
+
 runs = {}
-for summary in sorted(RESULTS.glob("**/summary.json")):
-    runs[str(summary.parent.relative_to(RESULTS))] = json.loads(summary.read_text())
+for folder in find_runs(RESULTS_ROOT):
+    meta, records = load_run(folder)
+    runs[str(folder.relative_to(RESULTS_ROOT))] = (summarize(records, meta), records)
 sorted(runs)'''
 
 TABLE = '''def pct(x):
@@ -32,21 +38,27 @@ def row(name, s):
         out[f"EX {level} %"] = pct(acc.get("ex")) if isinstance(acc, dict) else acc
     return out
 
-table = pd.DataFrame([row(n, s) for n, s in runs.items()]).set_index("run")
+table = pd.DataFrame([row(n, s) for n, (s, _) in runs.items()]).set_index("run")
 table'''
 
-PLOTS = '''for name in runs:
-    for png in sorted((RESULTS / name).glob("*.png")):
-        display(Markdown(f"**{name}** — `{png.name}`"), Image(filename=str(png)))'''
+PLOTS = '''import tempfile
+
+with tempfile.TemporaryDirectory() as tmp:
+    for name, (summary, records) in runs.items():
+        folder = Path(tmp) / name.replace("/", "_")
+        folder.mkdir()
+        for png in plot(summary, records, folder):
+            display(Markdown(f"**{name}** — `{png.name}`"), Image(filename=str(png)))'''
 
 cells = [
-    new_markdown_cell("# Benchmark results\n\nRenders the results committed under `benchmarks/results/` "
-                      "(see `benchmarks/README.md` for the commands that produced them). Nothing is re-run here."),
+    new_markdown_cell("# Benchmark results\n\nRenders the records committed under `benchmarks/results/` "
+                      "(`run.json` + `results.jsonl` of each run; see `benchmarks/README.md` for the commands that "
+                      "produced them and `benchmarks/results/README.md` for the index). Nothing is re-run here: "
+                      "the summaries and plots are computed from the records."),
     new_code_cell(LOAD),
     new_code_cell(TABLE),
-    new_markdown_cell("Each run's `summary.md` holds the full table, with the command, machine and date:"),
-    new_code_cell("for name in runs:\n    md = RESULTS / name / 'summary.md'\n    if md.is_file():\n"
-                  "        display(Markdown(md.read_text()))"),
+    new_markdown_cell("Each run's full table, with the command, machine and date:"),
+    new_code_cell("for name, (summary, _) in runs.items():\n    display(Markdown(markdown(summary)))"),
     new_code_cell("# NBVAL_IGNORE_OUTPUT\n" + PLOTS),
 ]
 nb = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",

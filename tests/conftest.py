@@ -2,6 +2,11 @@
 
 PostgreSQL: ``NL2SQL_TEST_PG_URL`` (set by ``.ci/run``) names a server and a role that may create databases;
 each test session creates its own database there and drops it afterwards.  Without it, PostgreSQL tests skip.
+
+``NL2SQL_TEST_NO_SKIP=1`` (set by ``.ci/run``, which provides every suite: the models, PostgreSQL, Redis, the
+browser, the load test's Ray, the benchmark data) turns every skip into a failure that gives the skip's reason, so a
+suite cannot drop out of CI unnoticed.  Tests find the benchmark data as the runner does
+(``benchmarks.runner.default_data_dir``: ``$NL2SQL_BENCH_DATA``, else ``../shared/data``).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import os
 import sys
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -21,6 +26,55 @@ os.environ.setdefault("NL2SQL_CACHE_DIR", str(Path.home() / ".cache" / "jupyter_
 # Tests that claim model behaviour must see the model run, not replies remembered on disk by an earlier run
 # (kernels started by nbval inherit this too).
 os.environ.setdefault("NL2SQL_GENERATION_CACHE", "memory")
+
+NO_SKIP_ENV = "NL2SQL_TEST_NO_SKIP"
+
+
+def _no_skip() -> bool:
+    return os.environ.get(NO_SKIP_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def _fail_skip(report: pytest.BaseReport) -> None:
+    """Turn a skip report into a failure naming the skip's reason (xfail outcomes are left alone)."""
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = f"skipped where {NO_SKIP_ENV}=1 (CI provides this suite): {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """With ``NL2SQL_TEST_NO_SKIP=1``, a skipped test fails."""
+    outcome = yield
+    if _no_skip():
+        _fail_skip(outcome.get_result())
+
+
+_skipped_modules: list[str] = []
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    """Note the modules skipped at import (``importorskip``); with ``NL2SQL_TEST_NO_SKIP=1`` they fail the session
+    at its end (a collection error would stop every other test)."""
+    if report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        _skipped_modules.append(f"{report.nodeid}: {reason}")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """List the modules skipped at import as failures when ``NL2SQL_TEST_NO_SKIP=1``."""
+    if _no_skip() and _skipped_modules:
+        terminalreporter.section(f"modules skipped at import, failed by {NO_SKIP_ENV}=1", red=True)
+        for line in _skipped_modules:
+            terminalreporter.line(f"FAILED {line}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A module skipped at import fails the run when ``NL2SQL_TEST_NO_SKIP=1``."""
+    if _no_skip() and _skipped_modules and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.runner import default_data_dir
+
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT.parent / "shared" / "data"
+DATA = default_data_dir()
 
 
 @pytest.mark.skipif(not (DATA / "spider" / "dev.json").exists(), reason="Spider data not present")

@@ -1,4 +1,4 @@
-"""How fast the panel reacts visibly to a click or to typing (pytest-benchmark; recorded, not asserted).
+"""How fast the panel reacts visibly to a click or to typing (pytest-benchmark; median held to the target).
 
 The target is a visible reaction within 100 ms: status line changed and buttons disabled (or enabled again).
 Each round times ``button.click()`` up to the moment the new state is in the widgets' traits (what the front end
@@ -46,9 +46,13 @@ def _settle(p, backend) -> None:
 
 
 def _record(benchmark, what: str) -> None:
+    """Keep the figures with the benchmark and hold the median to the 100 ms target (not measured when disabled)."""
+    if benchmark.stats is None:  # --benchmark-disable: ran once, not measured
+        return
     stats = benchmark.stats.stats
     benchmark.extra_info.update({"reaction": what, "target_ms": 100.0, "max_ms": stats.max * 1000,
                                  "median_ms": stats.median * 1000})
+    assert stats.median * 1000 <= 100.0, f"{what}: median {stats.median * 1000:.0f} ms (target 100 ms)"
 
 
 def test_run_click_to_busy_state(benchmark, gated_panel) -> None:

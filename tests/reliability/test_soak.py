@@ -1,8 +1,9 @@
 """Soak: 1,000 questions in one process through :meth:`Assistant.ask`, plus :meth:`Assistant.run_sql`.
 
 The model is a ScriptedBackend (plumbing only) whose replies are twenty correct queries over the demo shop; the
-questions alternate between a private SQLite copy of the demo and the PostgreSQL demo (when
-``NL2SQL_TEST_PG_URL`` is set), so the generation cache answers all but the first ask of each (database, question).
+questions run on a private SQLite copy of the demo, then alternate between it and the PostgreSQL demo (that run
+skips without ``NL2SQL_TEST_PG_URL``), so the generation cache answers all but the first ask of each (database,
+question).
 Every tenth step also runs the same SQL through ``run_sql``, every hundredth one that fails in the database.
 
 Afterwards: no pooled connection is checked out, PostgreSQL shows no session of ours ``idle in transaction``,
@@ -73,7 +74,6 @@ MEASURE_AT = 100
 RUN_SQL_EVERY = 10
 FAILING_EVERY = 100
 MAX_RSS_GROWTH = 0.05
-MAX_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -84,14 +84,13 @@ class SoakDatabase:
     url: str
 
 
-@pytest.fixture()
+@pytest.fixture(params=["sqlite", "sqlite+postgresql"])
 def databases(demo_copy_url: str, request: pytest.FixtureRequest) -> list[SoakDatabase]:
-    """A private SQLite copy of the demo, and the PostgreSQL demo when NL2SQL_TEST_PG_URL is set."""
+    """A private SQLite copy of the demo; for the second run also the PostgreSQL demo, the two alternating.  Without
+    NL2SQL_TEST_PG_URL the second run skips, and says so (CI, which provides PostgreSQL, fails on that skip)."""
     found = [SoakDatabase("sqlite", demo_copy_url)]
-    try:
+    if "postgresql" in request.param:
         found.append(SoakDatabase("postgresql", request.getfixturevalue("demo_pg_url")))
-    except pytest.skip.Exception:
-        pass
     return found
 
 
@@ -166,7 +165,6 @@ def test_soak_thousand_questions(databases: list[SoakDatabase], scripted: Any, m
     assert growth < MAX_RSS_GROWTH, f"RSS grew {growth * 100:.1f} % between question {MEASURE_AT} and {QUESTION_COUNT}"
     assert files_at[QUESTION_COUNT] <= files_at[MEASURE_AT] + 2, "file descriptors leak"
     assert threading.active_count() <= threads_before, "timeout watcher threads leak"
-    assert seconds < MAX_SECONDS, f"the soak took {seconds:.0f} s"
 
 
 def test_probes_see_a_leak(databases: list[SoakDatabase], manager: ConnectionManager, probes: Any) -> None:

@@ -154,8 +154,16 @@ def test_corpus_is_large_and_well_formed() -> None:
             "server administration"} <= {case["category"] for case in CORPUS}
 
 
-def test_every_error_is_an_nl2sql_error() -> None:
-    assert issubclass(SQLCheckError, Nl2SqlError)
+def test_every_error_is_an_nl2sql_error(demo_copy_url: str) -> None:
+    """A caller that catches Nl2SqlError (the magic, the panel, the CLI) catches every refusal, as one line."""
+    manager = ConnectionManager()
+    try:
+        for sql in ("DROP TABLE customers", "SELECT 1; DELETE FROM orders", "SELECT no_such_column FROM customers"):
+            with pytest.raises(Nl2SqlError) as caught:
+                Assistant(connections=manager, generation_cache=False).run_sql(sql, demo_copy_url)
+            assert "\n" not in str(caught.value) and str(caught.value), sql
+    finally:
+        manager.close_all()
 
 
 @pytest.mark.parametrize("dialect", [pytest.param(t, marks=postgres_marks(t)) for t in targets_of(

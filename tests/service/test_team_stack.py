@@ -8,7 +8,6 @@ real model writes); Redis, the exporter and the database (the bundled demo, SQLi
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import urllib.error
 import urllib.request
@@ -139,8 +138,6 @@ def test_the_healthz_report_is_json(model_server):
         exporter.close()
 
 
-@pytest.mark.skipif("http_backend" not in inspect.getsource(registry),
-                    reason="models/registry.py does not select the HTTP backend yet (patch in the issue 8 report)")
 def test_the_registry_selects_the_http_backend(model_server):
     backend, load_seconds = registry.get_backend(model_server.setting())
     assert isinstance(backend, OpenAICompatibleBackend) and load_seconds is not None

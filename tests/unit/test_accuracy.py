@@ -267,7 +267,9 @@ def test_spider_runner_passes_train_pool_and_refuses_overlap(tmp_path: Path) -> 
 
 
 def test_shared_spider_pool_is_disjoint_from_dev() -> None:
-    data = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "spider"
+    from benchmarks.runner import default_data_dir  # the runner's rule: $NL2SQL_BENCH_DATA, else ../shared/data
+
+    data = default_data_dir() / "spider"
     if not (data / "train_spider_compact.json").exists():
         pytest.skip("Spider data not present")
     train = {e["db_id"] for e in json.loads((data / "train_spider_compact.json").read_text())}

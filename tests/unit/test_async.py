@@ -21,27 +21,22 @@ def install(monkeypatch, backend) -> None:
     monkeypatch.setattr(Assistant, "backend", lambda self: (backend, None))
 
 
-async def ticker(stop: asyncio.Event, gaps: list[float]) -> None:
-    """Wake every 10 ms and note how late each wake-up was (the loop's responsiveness)."""
-    last = time.perf_counter()
-    while not stop.is_set():
-        await asyncio.sleep(0.01)
-        now = time.perf_counter()
-        gaps.append(now - last - 0.01)
-        last = now
-
-
 def test_ten_concurrent_asks_run_at_once_and_the_loop_stays_responsive(monkeypatch, demo_sqlite_url):
+    """All ten asks are inside the model together (a barrier of ten), and the event loop runs while they are: the
+    model calls finish only after the loop has ticked five times with all ten inside.  (The loop's latency while
+    asks run is measured in tests/performance/test_event_loop_latency.py.)"""
     backend = ScriptedBackend(replies=[SQL])
     gate: dict = {"barrier": None}  # then a Barrier(10): passes only when all ten are inside generate together
     inside: list[str] = []
+    ticks: list[int] = []
+    release = threading.Event()  # set by the event loop once it has ticked with all ten asks inside
     scripted_generate = backend.generate
 
     def generate(messages, max_new_tokens=256, **kw):
         if gate["barrier"] is not None:
             inside.append(threading.current_thread().name)
             gate["barrier"].wait()
-        time.sleep(0.05)  # the model "thinks" (without holding the GIL, as a real backend's native code does)
+            assert release.wait(20), "the event loop did not run while the asks were in the model"
         return scripted_generate(messages, max_new_tokens, **kw)
 
     backend.generate = generate
@@ -50,22 +45,25 @@ def test_ten_concurrent_asks_run_at_once_and_the_loop_stays_responsive(monkeypat
     assistant.ask("How many customers?", demo_sqlite_url)  # warm the schema cache and the connection
     gate["barrier"] = threading.Barrier(10, timeout=20)
 
+    async def watch() -> None:
+        while len(inside) < 10:
+            await asyncio.sleep(0.005)
+        for _ in range(5):
+            await asyncio.sleep(0.01)
+            ticks.append(len(inside))
+        release.set()
+
     async def main():
-        stop, gaps = asyncio.Event(), []
-        tick = asyncio.create_task(ticker(stop, gaps))
-        t0 = time.perf_counter()
+        watcher = asyncio.create_task(watch())
         answers = await asyncio.gather(*(aio.ask_async(assistant, f"How many customers? ({i})", demo_sqlite_url)
                                          for i in range(10)))
-        elapsed = time.perf_counter() - t0
-        stop.set()
-        await tick
-        return answers, elapsed, gaps
+        await watcher
+        return answers
 
-    answers, elapsed, gaps = asyncio.run(main())
+    answers = asyncio.run(main())
     assert [a.dataframe["n"].tolist() for a in answers] == [[60]] * 10
     assert len(set(inside)) == 10 and all(name.startswith("nl2sql-async") for name in inside)
-    assert len(gaps) >= 5 and max(gaps) < 0.5, f"the event loop stalled for {max(gaps):.3f} s"
-    assert elapsed < 10
+    assert ticks == [10] * 5
 
 
 def test_cancelling_the_task_cancels_the_pipeline(monkeypatch, demo_sqlite_url):
@@ -88,17 +86,16 @@ def test_cancelling_the_task_cancels_the_pipeline(monkeypatch, demo_sqlite_url):
         task = asyncio.create_task(aio.ask_async(assistant, "How many customers?", demo_sqlite_url))
         while not entered.is_set():
             await asyncio.sleep(0.01)
-        t0 = time.perf_counter()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        return t0
 
-    t0 = asyncio.run(main())
+    asyncio.run(main())
     deadline = time.monotonic() + 5
     while "stopped" not in seen and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert seen["cancel"].is_set() and seen["stopped"] - t0 < 1.0
+    # the backend's wait (10 s) ended by the cancel event, not by running out: the pipeline was cancelled
+    assert seen["cancel"].is_set() and "stopped" in seen
 
 
 def test_a_given_cancel_event_is_passed_through(monkeypatch, demo_sqlite_url):
@@ -168,8 +165,6 @@ def test_worker_count_from_the_environment(monkeypatch):
     assert aio.executor()._max_workers == aio.DEFAULT_WORKERS
 
 
-@pytest.mark.skipif(not hasattr(Assistant, "ask_async"),
-                    reason="Assistant.ask_async is not there yet (patch in the issue 8 report)")
 def test_assistant_ask_async_method(monkeypatch, demo_sqlite_url):
     install(monkeypatch, ScriptedBackend(replies=[SQL]))
     assistant = Assistant(generation_cache="off", few_shot=0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -48,10 +47,8 @@ def test_postgres_streaming_and_timeout(demo_pg_url: str) -> None:
     conn = ConnectionManager().resolve(demo_pg_url)
     res = execute(conn, "SELECT generate_series(1, 5000000) AS g", row_cap=3, stream=True)
     assert res.truncated and res.dataframe["g"].tolist() == [1, 2, 3]
-    t0 = time.perf_counter()
-    with pytest.raises(ExecutionError, match="timed out"):
-        execute(conn, "SELECT pg_sleep(5)", timeout=0.5)
-    assert time.perf_counter() - t0 < 4
+    with pytest.raises(ExecutionError, match="timed out"):  # a sleep that long would return if the limit did not act
+        execute(conn, "SELECT pg_sleep(600)", timeout=0.5)
     assert conn.pool_status()["checkedout"] == 0
     # LIKE patterns with % reach the server untouched (no driver placeholder parsing)
     assert execute(conn, "SELECT count(*) FROM customers WHERE email LIKE '%@example.com'").dataframe.iat[0, 0] == 60

@@ -45,10 +45,19 @@ def test_engine_variable_as_connection(ip, cell, scripted, demo_sqlite_url) -> N
     assert cell("%%nl2sql -c eng\nHow many customers?")["n"].iat[0] == 60
 
 
-def test_generate_only_and_show_prompt(ip, cell, scripted, demo_sqlite_url, capsys) -> None:
-    scripted("SELECT name FROM departments")
+def test_generate_only_and_show_prompt(ip, cell, scripted, demo_sqlite_url, monkeypatch) -> None:
+    shown = []
+    monkeypatch.setattr(ip.display_pub, "publish", lambda data, **kw: shown.append(data))
+    backend = scripted("SELECT name FROM departments")
     result = cell(f"%%nl2sql -c {demo_sqlite_url} -g -p\nDepartment names?")
-    assert result is None
+    assert result is None  # -g: the SQL is written, not run
+    texts = [d.get("text/plain", "") for d in shown]
+    assert len(backend.calls) == 1
+    question_turn = backend.calls[0][-1]["content"]
+    assert question_turn in texts[0] and "Department names?" in texts[0]  # -p: the prompt the model received
+    assert "CREATE TABLE departments" in texts[0]
+    assert "SELECT name FROM departments" in texts[1:]  # then the SQL
+    assert shown[0].get("text/html", "").startswith("<pre class='nl2sql-prompt'>")
 
 
 @pytest.mark.parametrize("source, fragment", [

@@ -43,12 +43,24 @@ def raw(redis_url):
 
 
 def test_doctests():
-    assert doctest.testmod(redis_cache).failed == 0
+    result = doctest.testmod(redis_cache)
+    assert result.attempted > 0 and result.failed == 0
 
 
-def test_same_interface_as_the_generation_cache():
-    for name in ("get", "put", "clear", "hit_rate"):
-        assert hasattr(RedisGenerationCache, name) and hasattr(GenerationCache, name)
+def test_same_interface_as_the_generation_cache(redis_url, raw):
+    """Both stores answer the same calls the same way: a miss, a put, a hit, the hit rate, a clear (which resets
+    this process's counters; the shared Redis entries stay until ``purge``)."""
+    memory, shared = GenerationCache(), RedisGenerationCache(redis_url, namespace="same-interface")
+    for cache in (memory, shared):
+        assert cache.get("k") is None and cache.hit_rate == 0.0
+        cache.put("k", {"text": "SELECT 1", "tokens_out": 2})
+        assert cache.get("k") == {"text": "SELECT 1", "tokens_out": 2}
+        assert cache.hit_rate == 0.5, type(cache).__name__
+        cache.clear()
+        assert cache.hit_rate is None, type(cache).__name__
+    assert memory.get("k") is None
+    assert shared.get("k") == {"text": "SELECT 1", "tokens_out": 2}
+    assert shared.purge() == 1 and shared.get("k") is None
 
 
 def test_get_put_counts_and_namespace(redis_url, raw):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from jupyter_nl2sql.connections import ConnectionManager
 from jupyter_nl2sql.pipeline.schema import Column, Schema, Table, introspect
 from jupyter_nl2sql.pipeline.values import ValueIndex, ValueIndexCache, normalize, render_matches
@@ -106,11 +104,10 @@ def test_cache_builds_once_per_connection_and_schema(demo_sqlite_url: str) -> No
     assert cache.get(conn, schema) is not first
 
 
-def test_matching_is_fast_on_many_values() -> None:
+def test_matching_finds_values_among_many() -> None:
+    """Exact and misspelt values among 24,000 (its speed: tests/performance/test_value_matching_latency.py)."""
     rows = [("t", "c", f"Value number {i} of {name}") for i in range(4000) for name in ("Alpha",)]
     rows += [("city", "name", f"Town{i}ville") for i in range(20000)]
     index = ValueIndex.from_values(rows)
-    t0 = time.perf_counter()
     matches = index.match("Which customers live in Town1234vile or in the town called Town77ville today?")
-    assert time.perf_counter() - t0 < 0.5
     assert {m.value for m in matches} >= {"Town77ville", "Town1234ville"}

@@ -387,11 +387,9 @@ def test_cancel_interrupts_the_database_query(make_panel, scripted, demo_sqlite_
     p.run_button.click()
     wait_for(lambda: p.busy and "Running" in p.status.value)
     time.sleep(0.3)
-    t0 = time.perf_counter()
     p.cancel_button.click()
     assert idle(p) and "Cancelled" in p.status.value
     assert p.wait(10), "the query kept running after Cancel"
-    assert time.perf_counter() - t0 < 10
     assert p.error.layout.display == "none"
     p.sql.value = "SELECT count(*) AS n FROM customers"
     p.run_button.click()

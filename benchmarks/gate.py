@@ -1,0 +1,225 @@
+"""The CI regression gate's runs: the benchmark sample it measures and the machine yardstick it divides times by.
+
+A gate directory (``benchmarks/baselines/<name>/``) holds:
+
+- ``gate.json``: the runs, each a runner command without its output options, e.g.
+  ``{"runs": {"warm": ["benchmarks.spider", "--databases", "8", "--limit", "60", "--seed", "0"]}}``, and optionally
+  ``"env"``, variables set for every run (:func:`load_env`);
+- one folder per run with ``run.json`` + ``results.jsonl`` (what the runner writes);
+- ``reference.json``: a fixed CPU micro-benchmark measured before and after the runs, on the same machine and in the
+  same job, so that ``scripts/check_performance_regression.py`` compares times as ratios to it and the speed of the
+  machine cancels out.
+
+``python -m benchmarks.gate run GATE_DIR OUT_DIR`` measures the yardstick, runs every command of ``GATE_DIR/gate.json``
+into ``OUT_DIR/<run>`` (``--no-progress --overwrite``) and measures the yardstick again; CI then judges ``OUT_DIR``
+against ``GATE_DIR``.  ``python -m benchmarks.gate run GATE_DIR --record`` records a new baseline: it refuses a
+checkout with uncommitted changes, runs into a scratch folder and then replaces the records in ``GATE_DIR``.  ``python -m benchmarks.gate reference FILE`` measures the yardstick alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from benchmarks.report import machine_info
+from benchmarks.runner import META_FILE, REPO_ROOT, RESULTS_FILE
+
+MANIFEST_FILE = "gate.json"
+REFERENCE_FILE = "reference.json"
+#: Bumped whenever the workloads below change: references of different versions are not comparable.
+REFERENCE_VERSION = 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The yardstick: fixed work of the kinds a question costs (prefill ~ matrix products, decode ~ streaming the
+# weights through memory, the harness ~ the Python interpreter), timed as the median of several repeats.
+# ---------------------------------------------------------------------------------------------------------------
+def _matmul_work() -> Callable[[], object]:
+    # integer products run in numpy's own single-threaded loop: a BLAS thread pool spinning on a busy machine
+    # measured 15 to 140 ms for the same float work, this stays within 15 %
+    rng = np.random.default_rng(0)
+    a = rng.integers(-8, 8, (160, 160), dtype=np.int32)
+    b = rng.integers(-8, 8, (160, 160), dtype=np.int32)
+    return lambda: [a @ b for _ in range(5)]
+
+
+def _stream_work() -> Callable[[], object]:
+    big = np.ones(16 * 2**20, dtype=np.float32)  # 64 MB: larger than any cache, as a model's weights are
+    return lambda: [float(big.sum()) for _ in range(4)]
+
+
+def _python_work() -> Callable[[], object]:
+    words = [f"column_{i}" for i in range(2000)]
+
+    def run() -> int:
+        seen: dict[str, int] = {}
+        for _ in range(20):
+            for w in words:
+                seen[w.upper()] = seen.get(w.upper(), 0) + len(w)
+        return len(seen)
+
+    return run
+
+
+WORKLOADS: dict[str, Callable[[], Callable[[], object]]] = {
+    "matmul": _matmul_work, "memory_stream": _stream_work, "python": _python_work}
+
+
+def measure_reference(repeats: int = 15) -> dict[str, Any]:
+    """One measurement of the yardstick: median seconds per workload and their geometric mean (``seconds``)."""
+    parts = {}
+    for name, make in WORKLOADS.items():
+        work = make()
+        work()  # warm up: allocation, BLAS threads, caches
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            work()
+            times.append(time.perf_counter() - t0)
+        parts[name] = statistics.median(times)
+    seconds = math.exp(sum(math.log(v) for v in parts.values()) / len(parts))
+    return {"seconds": seconds, "parts": parts,
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def add_reference_sample(path: Path, when: str) -> dict[str, Any]:
+    """Measure the yardstick and append it to the reference file at ``path`` (created when missing)."""
+    data: dict[str, Any] = {"version": REFERENCE_VERSION, "machine": machine_info(), "samples": []}
+    if path.exists():
+        data = json.loads(path.read_text(encoding="utf-8"))
+    data["samples"].append({"when": when, **measure_reference()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return data
+
+
+def reference_seconds(data: Mapping[str, Any]) -> float | None:
+    """The yardstick of a reference file: the median of its samples (None without samples)."""
+    values = [s["seconds"] for s in data.get("samples") or [] if s.get("seconds")]
+    return statistics.median(values) if values else None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The runs
+# ---------------------------------------------------------------------------------------------------------------
+def load_manifest(gate_dir: Path) -> dict[str, list[str]]:
+    """Run name → runner command (module and options) from ``gate_dir/gate.json``."""
+    data = json.loads((gate_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+    runs = data.get("runs")
+    if not isinstance(runs, dict) or not runs or not all(isinstance(v, list) and v for v in runs.values()):
+        raise ValueError(f"{gate_dir / MANIFEST_FILE}: 'runs' must map each run name to a command list")
+    return {str(k): [str(a) for a in v] for k, v in runs.items()}
+
+
+def load_env(gate_dir: Path) -> dict[str, str]:
+    """Optional ``"env"`` of gate.json: variables set for every run; ``{out}`` and ``{run}`` in a value become the
+    output folder and the run's name (e.g. a cache folder of the run's own, so that no earlier job warms it)."""
+    env = json.loads((gate_dir / MANIFEST_FILE).read_text(encoding="utf-8")).get("env") or {}
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        raise ValueError(f"{gate_dir / MANIFEST_FILE}: 'env' must map variable names to strings")
+    return {str(k): v for k, v in env.items()}
+
+
+def _dirty() -> bool:
+    res = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                         capture_output=True, text=True, check=True)
+    return bool(res.stdout.strip())
+
+
+def run_gate(gate_dir: Path, out_dir: Path, *, extra: Sequence[str] = ()) -> int:
+    """Measure the yardstick, run every command of the manifest into ``out_dir/<run>``, measure it again."""
+    runs, env = load_manifest(gate_dir), load_env(gate_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reference = out_dir / REFERENCE_FILE
+    if reference.exists():
+        reference.unlink()
+    for name in runs:
+        if (out_dir / name).is_dir():
+            shutil.rmtree(out_dir / name)
+    add_reference_sample(reference, "before")
+    for name, command in runs.items():
+        argv = [sys.executable, "-m", *command, *extra, "--no-progress", "--overwrite", "--out", str(out_dir / name)]
+        print(f"[gate] {name}: {' '.join(argv[1:])}", flush=True)
+        run_env = {k: v.format(out=out_dir, run=name) for k, v in env.items()}
+        res = subprocess.run(argv, cwd=REPO_ROOT, env={**os.environ, **run_env})
+        if res.returncode != 0:
+            print(f"error: run {name!r} exited with {res.returncode}", file=sys.stderr)
+            return res.returncode
+    data = add_reference_sample(reference, "after")
+    shown = ", ".join(f"{s['seconds'] * 1000:.1f} ms" for s in data["samples"])
+    print(f"[gate] yardstick (before, after): {shown}")
+    return 0
+
+
+def install_baseline(out_dir: Path, gate_dir: Path) -> None:
+    """Replace the baseline in ``gate_dir`` with the runs in ``out_dir``: each run's run.json + results.jsonl (the
+    derived files stay behind) and the reference; runs the manifest no longer names are removed."""
+    runs = load_manifest(gate_dir)
+    for old in gate_dir.iterdir():
+        if old.is_dir() and (old / META_FILE).exists() and old.name not in runs:
+            shutil.rmtree(old)
+    for name in runs:
+        target = gate_dir / name
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir()
+        for f in (META_FILE, RESULTS_FILE):
+            shutil.copy2(out_dir / name / f, target / f)
+    shutil.copy2(out_dir / REFERENCE_FILE, gate_dir / REFERENCE_FILE)
+
+
+def record_baseline(gate_dir: Path, *, extra: Sequence[str] = ()) -> int:
+    """Record a new baseline: at a clean commit, into a scratch folder (so that no run sees the checkout changed by
+    an earlier one), then installed into ``gate_dir``."""
+    if _dirty():
+        print("error: the checkout has uncommitted changes; a baseline is recorded at a clean commit",
+              file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="nl2sql-gate-record-") as tmp:
+        status = run_gate(gate_dir, Path(tmp), extra=extra)
+        if status == 0:
+            install_baseline(Path(tmp), gate_dir)
+            print(f"[gate] baseline recorded in {gate_dir}: commit it")
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m benchmarks.gate run GATE_DIR (OUT_DIR | --record)`` or ``python -m benchmarks.gate reference FILE``."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks.gate", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run the gate's sample (the commands of GATE_DIR/gate.json) into OUT_DIR")
+    r.add_argument("gate_dir", type=Path, help="the baseline folder holding gate.json")
+    r.add_argument("out_dir", type=Path, nargs="?", default=None, help="where the runs go (not with --record)")
+    r.add_argument("--record", action="store_true",
+                   help="record a new baseline into GATE_DIR (clean checkout only; run.json + results.jsonl kept)")
+    r.add_argument("--data-dir", default=None, help="passed to every run (default: the runner's)")
+    ref = sub.add_parser("reference", help="measure the yardstick once and append it to FILE")
+    ref.add_argument("file", type=Path)
+    args = p.parse_args(argv)
+    if args.command == "reference":
+        data = add_reference_sample(args.file, "alone")
+        print(f"{data['samples'][-1]['seconds'] * 1000:.1f} ms ({args.file})")
+        return 0
+    if (args.out_dir is None) == (not args.record):
+        p.error("give OUT_DIR, or --record to replace the baseline in GATE_DIR")
+    extra = ["--data-dir", args.data_dir] if args.data_dir else []
+    if args.record:
+        return record_baseline(args.gate_dir, extra=extra)
+    return run_gate(args.gate_dir, args.out_dir, extra=extra)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
