@@ -121,6 +121,20 @@ def _contended(records: Sequence[Mapping[str, Any]], machine: Mapping[str, Any])
     return sum(loads) / len(loads) > cpus
 
 
+#: How the schema part of the prompt reached the model's cache (``Stats.prefix``) → the latency block it feeds.
+PREFIX_PATHS = {"computed": "first_seen", "restored": "restored", "resident": "resident"}
+
+
+def _path_latencies(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """End-to-end latency split by the path a question took: first question on a database (its schema state
+    computed), state restored from disk, state resident from the question before; and whole-process wall time when
+    each question ran in a process of its own.  Only the paths that occur."""
+    blocks = {name: distribution(r.get("latency_s") for r in records if r.get("prefix") == source)
+              for source, name in PREFIX_PATHS.items()}
+    blocks["new_process"] = distribution(r.get("process_wall_s") for r in records)
+    return {name: block for name, block in blocks.items() if block.get("n")}
+
+
 def summarize(records: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> dict[str, Any]:
     """The summary of the records of the selected questions (extra records from other samples are ignored)."""
     wanted = meta.get("selected_indices")
@@ -143,7 +157,9 @@ def summarize(records: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> 
             if name not in stage_names:
                 stage_names.append(name)
     tokens_out = sum(r.get("tokens_out") or 0 for r in records)
-    generation = sum(r.get("generation_s") or 0.0 for r in records)
+    # decode time where the backend splits it from prefill, else the whole generation time
+    generation = sum((r.get("decode_s") if r.get("decode_s") is not None else r.get("generation_s")) or 0.0
+                     for r in records)
     peaks = [r["peak_rss"] for r in records if r.get("peak_rss")]
     sessions = list(meta.get("sessions") or [])
     last = sessions[-1] if sessions else {}
@@ -185,6 +201,7 @@ def summarize(records: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> 
             "generation": distribution(r.get("generation_s") for r in records),
             "stages": {s: distribution((r.get("stages") or {}).get(s) for r in records) for s in stage_names},
             "scoring": distribution(r.get("scoring_s") for r in records),
+            **_path_latencies(records),
         },
         "throughput_qps": n / total_latency if total_latency > 0 else None,
         "peak_rss_bytes": max(peaks) if peaks else None,

@@ -36,7 +36,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_FILE = "results.jsonl"
 META_FILE = "run.json"
 #: run.json keys that must agree for a rerun to add to an existing output directory.
-_CONFIG_KEYS = ("benchmark", "split", "model", "raw", "options", "scoring", "timeout")
+_CONFIG_KEYS = ("benchmark", "split", "model", "raw", "options", "scoring", "timeout", "order", "prefix_states",
+                "process_per_question")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -110,6 +111,8 @@ class Prediction:
     """Every SQL the model wrote for the question, in order (first try, repairs, other candidates)."""
     score: float | None = None
     """The model's score of the reply behind ``sql`` (mean token log-probability), when the backend reports it."""
+    wall_seconds: float | None = None
+    """Wall time of a question asked in a process of its own (start, imports, model load, answer), else None."""
 
 
 class Predictor(Protocol):
@@ -206,6 +209,35 @@ def select_items(items: Sequence[Item], limit: int | None, seed: int, databases:
     return sorted(random.Random(seed).sample(scorable, limit), key=lambda it: it.index)
 
 
+def shuffled_order(items: Sequence[Item], seed: int) -> list[Item]:
+    """``items`` in a random order (``seed``) in which consecutive questions are on different databases wherever
+    the mix allows it: the cold path a person meets when each question goes to another database than the one before.
+
+    >>> its = [Item(i, db, "q", "g") for i, db in enumerate("aaabbc")]
+    >>> order = [it.db_id for it in shuffled_order(its, 0)]
+    >>> sorted(order) == list("aaabbc") and all(x != y for x, y in zip(order, order[1:]))
+    True
+    """
+    rng = random.Random(seed)
+    by_db: dict[str, list[Item]] = {}
+    for it in sorted(items, key=lambda it: it.index):
+        by_db.setdefault(it.db_id, []).append(it)
+    for queue in by_db.values():
+        rng.shuffle(queue)
+    order: list[Item] = []
+    previous = None
+    while by_db:
+        # the database with most questions left goes first (so the last ones are not all one database), ties random
+        names = [n for n in by_db if n != previous] or list(by_db)
+        rng.shuffle(names)
+        name = max(names, key=lambda n: len(by_db[n]))
+        order.append(by_db[name].pop())
+        if not by_db[name]:
+            del by_db[name]
+        previous = name
+    return order
+
+
 def make_record(item: Item, pred: Prediction, score: Score, scoring_seconds: float) -> dict[str, Any]:
     """The JSONL record of one question.
 
@@ -239,6 +271,12 @@ def make_record(item: Item, pred: Prediction, score: Score, scoring_seconds: flo
         "peak_rss": st.get("rss_peak"),
         "gpu_peak": st.get("gpu_peak"),
         "cache_hit": st.get("cache_hit"),
+        "prefix": st.get("prefix"),
+        "prefix_s": st.get("prefix_seconds"),
+        "prefill_s": st.get("prefill_seconds"),
+        "decode_s": st.get("decode_seconds"),
+        "tokens_reused": st.get("tokens_reused"),
+        "process_wall_s": pred.wall_seconds,
         "warnings": pred.warnings,
         "candidates": pred.candidates,
         "score": pred.score,
@@ -348,6 +386,16 @@ def build_parser(name: str) -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="discard earlier results in the output directory")
     p.add_argument("--fail-fast", action="store_true", help="stop on the first unexpected pipeline exception")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--order", choices=("grouped", "shuffled"), default="grouped",
+                   help="grouped: questions in file order, database by database (the warm path); shuffled: each "
+                        "question on another database than the one before (--seed), the cold path")
+    p.add_argument("--prefix-states", choices=("shared", "fresh", "off"), default="shared",
+                   help="the model's saved schema states: shared (the user cache, as the product runs), fresh (a "
+                        "new folder in --out: the first question on each database computes its state) or off "
+                        "(none kept, on disk or in memory: every new database prompt is evaluated in full)")
+    p.add_argument("--process-per-question", action="store_true",
+                   help="ask each question in a new Python process (start, imports, model load, answer), as a "
+                        "one-shot command line or a new kernel does; its wall time is recorded as process_wall_s")
     return p
 
 
@@ -413,14 +461,20 @@ def run(benchmark: Benchmark, args: argparse.Namespace, argv: Sequence[str],
         if it.skip_reason:
             skipped[it.skip_reason] = skipped.get(it.skip_reason, 0) + 1
 
+    order = getattr(args, "order", "grouped")
+    if order == "shuffled":
+        selected = shuffled_order(selected, args.seed)
     config = {"benchmark": benchmark.name, "split": args.split, "model": args.model, "raw": bool(args.raw),
-              "options": options, "scoring": scoring, "timeout": args.timeout}
+              "options": options, "scoring": scoring, "timeout": args.timeout, "order": order,
+              "prefix_states": getattr(args, "prefix_states", "shared"),
+              "process_per_question": bool(getattr(args, "process_per_question", False))}
     out.mkdir(parents=True, exist_ok=True)
     results_path, meta_path = out / RESULTS_FILE, out / META_FILE
     if args.overwrite:
         for f in (results_path, meta_path):
             if f.exists():
                 f.unlink()
+    _prefix_state_environment(config["prefix_states"], out, fresh=args.overwrite)
     old_meta = _check_compatible(meta_path, config) or {}
     meta: dict[str, Any] = {
         **config,
@@ -453,7 +507,7 @@ def run(benchmark: Benchmark, args: argparse.Namespace, argv: Sequence[str],
     interrupted = False
     if todo:
         if predictor_factory is None:
-            predictor_factory = default_predictor_factory(args, options)
+            predictor_factory = default_predictor_factory(args, options, config["process_per_question"])
         predictor = predictor_factory()
         t_load = time.perf_counter()
         load_seconds = predictor.prepare()
@@ -514,8 +568,30 @@ def _progress(total: int, initial: int, name: str, disabled: bool) -> Any:
     return tqdm(total=total, initial=initial, desc=name, unit="q", dynamic_ncols=True)
 
 
-def default_predictor_factory(args: argparse.Namespace, options: Mapping[str, Any]) -> Callable[[], Predictor]:
-    """The raw baseline when ``--raw``, else the Assistant pipeline."""
+def _prefix_state_environment(mode: str, out: Path, fresh: bool) -> None:
+    """Point the model's saved schema states where ``--prefix-states`` says (read when the model loads)."""
+    if mode == "fresh":
+        folder = out / "prefix-states"
+        if fresh and folder.exists():
+            import shutil
+
+            shutil.rmtree(folder)
+        os.environ["NL2SQL_PREFIX_STATE_DIR"] = str(folder)
+    elif mode == "off":
+        os.environ["NL2SQL_PREFIX_CACHE_MB"] = "0"
+        os.environ["NL2SQL_LLAMA_RAM_CACHE_MB"] = "0"
+
+
+def default_predictor_factory(args: argparse.Namespace, options: Mapping[str, Any],
+                              process_per_question: bool = False) -> Callable[[], Predictor]:
+    """The raw baseline when ``--raw``, else the Assistant pipeline (each question in a new process when
+    ``process_per_question``)."""
+    if process_per_question:
+        if args.raw:
+            raise SystemExit("error: --process-per-question measures the pipeline; it does not go with --raw")
+        from benchmarks.one_question import ProcessPredictor
+
+        return lambda: ProcessPredictor(args.model, options)
     if args.raw:
         from benchmarks.raw import RawPredictor
 

@@ -22,7 +22,9 @@ batches (the server reports progress after each) and between generated tokens, a
 
 Settings (environment, read at load): ``NL2SQL_LLAMA_N_CTX`` (context window, default :data:`DEFAULT_N_CTX`),
 ``NL2SQL_LLAMA_THREADS`` (default: physical cores this process may use), ``NL2SQL_PREFIX_CACHE_MB`` (disk budget
-of the prefix states, default :data:`DEFAULT_PREFIX_CACHE_MB`; 0 turns persistence off).
+of the prefix states, default :data:`DEFAULT_PREFIX_CACHE_MB`; 0 turns persistence off), ``NL2SQL_PREFIX_STATE_DIR``
+(where they live, default ``prefix-states/`` under the cache root), ``NL2SQL_LLAMA_RAM_CACHE_MB`` (memory for
+earlier prompts' states, default :data:`RAM_PROMPT_CACHE_MB`; the benchmarks set 0 to measure the cold path).
 
 This module imports ``xllamacpp`` at import time: import it only when a model is being loaded.
 """
@@ -196,7 +198,9 @@ class PrefixStates:
 def prefix_state_dir(resolved: ResolvedModel) -> Path:
     """The folder of ``resolved``'s prefix states under the cache root: one per model file and engine build."""
     ident = resolved.sha256 or hashlib.sha256(f"{resolved.path}:{_file_stamp(resolved.path)}".encode()).hexdigest()
-    return cache_dir() / "prefix-states" / f"{ident[:16]}-xllamacpp-{engine_version()}"
+    root = Path(os.environ["NL2SQL_PREFIX_STATE_DIR"]) if os.environ.get("NL2SQL_PREFIX_STATE_DIR") else (
+        cache_dir() / "prefix-states")
+    return root / f"{ident[:16]}-xllamacpp-{engine_version()}"
 
 
 def _file_stamp(path: Path) -> str:
@@ -258,7 +262,7 @@ class LlamaCppBackend:
         params.cpuparams_batch.n_threads = n_threads
         params.warmup = False
         params.verbosity = 0
-        params.cache_ram_mib = RAM_PROMPT_CACHE_MB
+        params.cache_ram_mib = _env_int("NL2SQL_LLAMA_RAM_CACHE_MB", RAM_PROMPT_CACHE_MB, minimum=0)
         params.api_keys = [api_key]
         params.hostnames = ["127.0.0.1"]
         if states.enabled:
