@@ -187,10 +187,12 @@ class Settings:
     dtype: str | None = option(None, "'bfloat16' ('bf16'), 'float16' ('fp16') or 'float32'; None: automatic for "
                                      "the device.", _dtype, nullable=True, group="model")
     backend: str = option("auto", f"{', '.join(repr(b) for b in BACKENDS)}: 'auto' takes llama.cpp for a .gguf "
-                                  "on the CPU when it is installed, else transformers ('hf').", _backend, group="model")
+                                  "on the CPU (the prebuilt xllamacpp engine), else transformers ('hf').", _backend, group="model")
     max_new_tokens: int = option(256, "Most tokens the model may generate per answer.", _int(1), group="model")
     # -- the pipeline
     row_cap: int = option(1000, "Most rows fetched per query; the rest are not read.", _int(1), flags=("-l", "--limit"))
+    max_result_bytes: int = option(256 * 1024 * 1024, "Most bytes of values one query's result may hold in memory; "
+                                   "reading stops there with a note.", _int(1))
     timeout: float | None = option(30.0, "Statement timeout in seconds (0: none).", _timeout, type=float,
                                    nullable=True)
     repair_rounds: int = option(1, "How many times the model may fix SQL that failed a check or a run.", _int(0))

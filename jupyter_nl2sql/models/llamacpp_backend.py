@@ -398,7 +398,8 @@ class LlamaCppBackend:
             timings.update(chunk.get("timings") or {})
             step = chunk.get("prompt_progress")
             if step and progress is not None:
-                progress(int(step.get("cache", 0)) + int(step.get("processed", 0)), int(step.get("total", 0)))
+                total = int(step.get("total", 0))  # "processed" counts the reused tokens too
+                progress(min(int(step.get("processed", 0)), total), total)
             for choice in chunk.get("choices") or ():
                 if choice.get("text"):
                     parts.append(choice["text"])

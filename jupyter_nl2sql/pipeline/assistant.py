@@ -560,7 +560,8 @@ class Assistant:
             result = self._cached_result(run, checked.sql) if cache is not None else None
             if result is None:
                 result = execute(run.conn, checked.sql, row_cap=run.row_cap, timeout=run.settings.timeout,
-                                 allow_writes=write, cancel=run.cancel, stream=checked.kind != "explain" and not write)
+                                 allow_writes=write, cancel=run.cancel, stream=checked.kind != "explain" and not write,
+                                 max_result_bytes=run.settings.max_result_bytes)
                 if cache is not None and result.dataframe is not None:
                     cache.put(run.conn.key, run.schema.fingerprint, checked.sql, run.row_cap, result.dataframe,
                               result.truncated, result.rowcount)
