@@ -270,10 +270,9 @@ class LlamaCppBackend:
         server = _start(params, resolved)
         meta = _model_meta(server, api_key)
         train_ctx = int(meta.get("n_ctx_train") or 0)
-        if 0 < train_ctx < n_ctx:  # never run past the model's trained window: start again, smaller
-            del server
-            params.n_ctx = n_ctx = train_ctx
-            server = _start(params, resolved)
+        if 0 < train_ctx < n_ctx:
+            logger.warning("%s was trained on %d tokens of context; prompts longer than that may be answered badly",
+                           resolved.model_id, train_ctx)
         backend = cls(server, resolved, n_ctx=n_ctx, n_threads=n_threads, api_key=api_key, states=states,
                       meta=meta)
         _report(f"Loaded {resolved.model_id} (llama.cpp, {backend.dtype}, context {backend.n_ctx}) in "
@@ -283,10 +282,6 @@ class LlamaCppBackend:
     def __repr__(self) -> str:
         return f"<LlamaCppBackend {self.model_id} ({self.dtype}, {self.n_threads} threads)>"
 
-    def close(self) -> None:
-        """Stop the engine (its port and threads); the backend cannot be used afterwards."""
-        server, self._server = self._server, None
-        del server
 
     # -- the engine's own endpoints (loopback, keyed) ----------------------------------------------------------
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -426,11 +421,18 @@ class LlamaCppBackend:
         return "".join(parts), timings, logprobs
 
 
+_ENGINES: list[Any] = []
+"""Every engine started in this process, kept until it ends: destroying an engine joins its threads, which was seen
+to hang for good when it raced with the engine's own start-up; an unused engine costs its memory-mapped weights."""
+
+
 def _start(params: Any, resolved: ResolvedModel) -> Any:
     """The engine for ``params``, or a one-line ModelError."""
     try:
         with brief_openmp_spin():
-            return xllamacpp.Server(params)
+            server = xllamacpp.Server(params)
+        _ENGINES.append(server)
+        return server
     except MemoryError:
         raise ModelError(f"out of memory loading {resolved.model_id}: close other kernels, lower "
                          f"NL2SQL_LLAMA_N_CTX, or use a smaller model (qwen2.5-coder-0.5b)") from None
