@@ -153,19 +153,19 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
         if failed:
             _show(render.warning_text(failed), render.warning_html(failed))
         warmer.cancel(keep=conn)  # a warm-up of this connection does the work this question needs next
-        progress = CellProgress(widgets=getattr(self.shell, "kernel", None) is not None)
+        progress = CellProgress.for_shell(self.shell)
         try:
             answer = get_assistant().ask(question, conn, namespace=namespace, generate_only=args.generate_only,
                                          allow_writes=args.allow_writes, refresh_schema=args.refresh_schema,
                                          settings=settings, on_progress=progress)
+            if args.show_prompt and answer.prompt:
+                progress.show(answer.prompt, render.prompt_html(answer.prompt))
+            if settings.show_sql and answer.sql:
+                progress.show(answer.sql, render.sql_html(answer.sql))
+            for warning in answer.warnings:
+                progress.show(render.warning_text(warning), render.warning_html(warning))
         finally:
             progress.close()
-        if args.show_prompt and answer.prompt:
-            _show(answer.prompt, render.prompt_html(answer.prompt))
-        if settings.show_sql and answer.sql:
-            _show(answer.sql, render.sql_html(answer.sql))
-        for warning in answer.warnings:
-            _show(render.warning_text(warning), render.warning_html(warning))
         if settings.show_stats and not args.no_stats:
             self._show_stats_after_cell(answer.stats)
         if answer.error:
@@ -330,64 +330,91 @@ def clear_message(part: str) -> str:
 
 
 class CellProgress:
-    """What a question is doing, shown in the cell while it runs and removed when the answer is shown: an
-    ipywidgets progress bar and label in a kernel (``widgets=True``), else one text output updated in place.
+    """What a question is doing, shown in the cell while it runs: the ``on_progress`` callback of
+    :meth:`Assistant.ask`.
 
-    It is the ``on_progress`` callback of :meth:`Assistant.ask`; :attr:`text` and :attr:`value` / :attr:`total`
-    are what it shows (tests read them).
+    ``mode``: ``"widgets"`` (an ipywidgets progress bar and label), ``"text"`` (one text output updated in place)
+    or None (nothing displayed: a shell without a kernel cannot update an output).  The first output the cell
+    then shows (:meth:`show`: the SQL, a warning...) takes the progress display's place, so the bar is gone when
+    the answer is shown and the cell has no extra output.  :attr:`text`, :attr:`value` and :attr:`total` are what
+    it shows (tests read them).
     """
 
-    def __init__(self, *, widgets: bool = True) -> None:
-        self.widgets = widgets
+    def __init__(self, mode: str | None = "widgets") -> None:
+        self.mode = mode
         self.text = ""
         self.value = 0
         self.total = 0
-        self.shown = False
         self.closed = False
-        self._bar: Any = None
-        self._label: Any = None
-        self._box: Any = None
+        self._widgets: tuple[Any, Any, Any] | None = None  # bar, label, box
         self._handle: Any = None
+
+    @classmethod
+    def for_shell(cls, shell: Any) -> CellProgress:
+        """Widgets in a kernel (text when ipywidgets cannot be imported), nothing in a shell without one."""
+        if getattr(shell, "kernel", None) is None:
+            return cls(None)
+        try:
+            import ipywidgets  # noqa: F401
+        except ImportError:
+            return cls("text")
+        return cls("widgets")
 
     def __call__(self, stage: str, info: Any) -> None:
         if self.closed:
             return
         self.text = render.progress_text(stage, info)
         self.value, self.total = int(info.get("done") or 0), int(info.get("total") or 0)
-        if not self.shown:
-            self._show()
-        elif self._bar is not None:
-            self._bar.max = max(1, self.total)
-            self._bar.value = min(self.value, self._bar.max)
-            self._bar.bar_style = "" if self.total else "info"
-            self._label.value = self.text
-        else:
-            self._handle.update({"text/plain": f"⏳ {self.text}"}, raw=True)
+        if self.mode == "widgets":
+            self._update_widgets()
+        elif self.mode == "text":
+            bundle = {"text/plain": f"⏳ {self.text}"}
+            if self._handle is None:
+                self._handle = display(bundle, raw=True, display_id=True)
+            else:
+                self._handle.update(bundle, raw=True)
 
-    def _show(self) -> None:
-        self.shown = True
-        if self.widgets:
-            import ipywidgets as w
+    def _update_widgets(self) -> None:
+        import ipywidgets as w
 
-            self._bar = w.IntProgress(value=min(self.value, max(1, self.total)), min=0, max=max(1, self.total),
-                                      bar_style="" if self.total else "info", layout=w.Layout(width="240px"))
-            self._label = w.Label(self.text)
-            self._box = w.HBox([self._bar, self._label])
-            self._handle = display(self._box, display_id=True)
+        if self._widgets is None:
+            bar = w.IntProgress(min=0, layout=w.Layout(width="240px"))
+            label = w.Label()
+            self._widgets = (bar, label, w.HBox([bar, label]))
+            self._handle = display(self._widgets[2], display_id=True)
+        bar, label, _ = self._widgets
+        bar.max = max(1, self.total)
+        bar.value = min(self.value, bar.max)
+        bar.bar_style = "" if self.total else "info"  # no count: a full, coloured bar says "working"
+        if not self.total:
+            bar.value = bar.max
+        label.value = self.text
+
+    def show(self, text: str, html_text: str) -> None:
+        """Display one output of the answer (plain text and HTML), in the progress display's place if it is
+        still there."""
+        bundle = {"text/plain": text, "text/html": html_text}
+        if self._handle is not None and not self.closed:
+            self._handle.update(bundle, raw=True)
+            self._close_widgets()
+            self.closed = True
         else:
-            self._handle = display({"text/plain": f"⏳ {self.text}"}, raw=True, display_id=True)
+            display(bundle, raw=True)
 
     def close(self) -> None:
-        """Remove the progress display (idempotent)."""
+        """Remove the progress display, when no output took its place (idempotent)."""
         if self.closed:
             return
         self.closed = True
-        if self._box is not None:
-            self._box.close()
-            for widget in (self._bar, self._label):
-                widget.close()
+        self._close_widgets()
         if self._handle is not None:
             self._handle.update({"text/plain": ""}, raw=True)
+
+    def _close_widgets(self) -> None:
+        if self._widgets is not None:
+            for widget in self._widgets:
+                widget.close()
+            self._widgets = None
 
 
 def _drop_invalid_settings(config: Any) -> None:

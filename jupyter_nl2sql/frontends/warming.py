@@ -54,8 +54,10 @@ class Warmer:
         self._errors: list[str] = []
 
     def start(self, assistant: Any, connection: Any, *, namespace: Mapping[str, Any] | None = None,
-              settings: Any = None, on_progress: ProgressCallback | None = None) -> WarmJob:
-        """Warm ``connection`` in a daemon thread (or return the warm-up already running for it)."""
+              settings: Any = None, on_progress: ProgressCallback | None = None,
+              on_done: Callable[[WarmJob], None] | None = None) -> WarmJob:
+        """Warm ``connection`` in a daemon thread (or return the warm-up already running for it); ``on_done(job)``
+        is called in that thread when it ends (its ``result`` or ``error`` set)."""
         key = connection_key(connection)
         with self._lock:
             job = self._jobs.get(key)
@@ -79,6 +81,12 @@ class Warmer:
                 logger.warning("background warm-up of %s failed: %s", key, job.error)
                 with self._lock:
                     self._errors.append(f"the background warm-up of {key} failed: {job.error}")
+            finally:
+                if on_done is not None:
+                    try:
+                        on_done(job)
+                    except Exception as exc:  # noqa: BLE001 - a display callback must not kill the thread
+                        logger.warning("after the warm-up of %s: %s", key, first_line(exc))
 
         job.thread = threading.Thread(target=work, daemon=True, name=f"nl2sql-warm-{key[:40]}")
         job.thread.start()
