@@ -72,7 +72,13 @@ class Warmer:
 
         def work() -> None:
             try:
-                job.result = assistant.warm(connection, namespace=namespace, cancel=job.cancel,
+                conn = assistant.connections.resolve(connection, namespace)  # a token: known by its Connection too
+                with self._lock:
+                    other = self._jobs.get(connection_key(conn))
+                    if other is not None and other is not job and other.alive():
+                        return  # already being warmed under another name
+                    self._jobs[connection_key(conn)] = job
+                job.result = assistant.warm(conn, namespace=namespace, cancel=job.cancel,
                                             on_progress=progress, settings=settings)
             except Cancelled:
                 pass
@@ -99,10 +105,10 @@ class Warmer:
 
     def cancel(self, *, keep: Any = None) -> None:
         """Cancel the running warm-ups, except the one of ``keep`` (a connection) when given."""
-        kept = connection_key(keep) if keep is not None else None
         with self._lock:
-            for key, job in self._jobs.items():
-                if key != kept and job.alive():
+            kept = self._jobs.get(connection_key(keep)) if keep is not None else None
+            for job in self._jobs.values():
+                if job is not kept and job.alive():
                     job.cancel.set()
 
     def wait(self, timeout: float | None = None) -> bool:
