@@ -104,8 +104,7 @@ def _cache(args: argparse.Namespace) -> int:
         print(f"error: clearing {args.clear} removes the model files (a minute to rebuild): add --yes",
               file=sys.stderr)
         return 2
-    size, count = clear_cache(args.clear)
-    print(f"Removed {args.clear} from {cache_root()}: {count} file(s), {render.size_text(size)}")
+    print(render.cleared_text(args.clear, cache_root(), *clear_cache(args.clear)))
     return 0
 
 

@@ -43,6 +43,9 @@ from .warming import warmer
 SUBCOMMANDS = ("connect", "connections", "models", "load", "panel", "history", "teach", "examples", "forget",
                "cache")
 
+#: The MIME type of a widget's view: the only form of the progress bar's output (see :class:`CellProgress`).
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
 _TRAITS: dict[type, type[TraitType]] = {int: Int, float: Float, bool: Bool, str: Unicode}
 
 
@@ -158,14 +161,14 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
             answer = get_assistant().ask(question, conn, namespace=namespace, generate_only=args.generate_only,
                                          allow_writes=args.allow_writes, refresh_schema=args.refresh_schema,
                                          settings=settings, on_progress=progress)
-            if args.show_prompt and answer.prompt:
-                progress.show(answer.prompt, render.prompt_html(answer.prompt))
-            if settings.show_sql and answer.sql:
-                progress.show(answer.sql, render.sql_html(answer.sql))
-            for warning in answer.warnings:
-                progress.show(render.warning_text(warning), render.warning_html(warning))
         finally:
             progress.close()
+        if args.show_prompt and answer.prompt:
+            _show(answer.prompt, render.prompt_html(answer.prompt))
+        if settings.show_sql and answer.sql:
+            _show(answer.sql, render.sql_html(answer.sql))
+        for warning in answer.warnings:
+            _show(render.warning_text(warning), render.warning_html(warning))
         if settings.show_stats and not args.no_stats:
             self._show_stats_after_cell(answer.stats)
         if answer.error:
@@ -211,8 +214,7 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
         if len(argv) != 1:
             raise UsageError("usage: %nl2sql connect URL|ALIAS|ENGINE_VARIABLE [--alias NAME]")
         conn = manager.resolve(argv[0], namespace, alias=alias)
-        print(f"Connected: {conn.display_url}" + (f" (alias {alias})" if alias else "")
-              + "; getting the model and the schema ready in the background")
+        print(f"Connected: {conn.display_url}" + (f" (alias {alias})" if alias else ""))
         self._warm(conn, namespace)
 
     def _warm(self, conn: Any, namespace: dict) -> None:
@@ -325,8 +327,7 @@ def cache_table(pd: Any) -> Any:
 
 def clear_message(part: str) -> str:
     """Clear ``part`` of the cache and say what went (a bad part name: ValueError with one line)."""
-    size, count = clear_cache(part)
-    return f"Removed {part} from {cache_root()}: {count} file(s), {render.size_text(size)}"
+    return render.cleared_text(part, cache_root(), *clear_cache(part))
 
 
 class CellProgress:
@@ -334,10 +335,10 @@ class CellProgress:
     :meth:`Assistant.ask`.
 
     ``mode``: ``"widgets"`` (an ipywidgets progress bar and label), ``"text"`` (one text output updated in place)
-    or None (nothing displayed: a shell without a kernel cannot update an output).  The first output the cell
-    then shows (:meth:`show`: the SQL, a warning...) takes the progress display's place, so the bar is gone when
-    the answer is shown and the cell has no extra output.  :attr:`text`, :attr:`value` and :attr:`total` are what
-    it shows (tests read them).
+    or None (nothing displayed: a shell without a kernel cannot update an output).  The bar is closed and its
+    output emptied when the answer is shown.  The widgets go out as the widget-view MIME type alone (no text
+    form), which nbval does not compare, so executed notebooks keep their outputs.  :attr:`text`, :attr:`value`
+    and :attr:`total` are what it shows (tests read them).
     """
 
     def __init__(self, mode: str | None = "widgets") -> None:
@@ -380,8 +381,10 @@ class CellProgress:
         if self._widgets is None:
             bar = w.IntProgress(min=0, layout=w.Layout(width="240px"))
             label = w.Label()
-            self._widgets = (bar, label, w.HBox([bar, label]))
-            self._handle = display(self._widgets[2], display_id=True)
+            box = w.HBox([bar, label])
+            self._widgets = (bar, label, box)
+            view = {"model_id": box.model_id, "version_major": 2, "version_minor": 0}
+            self._handle = display({WIDGET_VIEW: view}, raw=True, display_id=True)
         bar, label, _ = self._widgets
         bar.max = max(1, self.total)
         bar.value = min(self.value, bar.max)
@@ -390,31 +393,17 @@ class CellProgress:
             bar.value = bar.max
         label.value = self.text
 
-    def show(self, text: str, html_text: str) -> None:
-        """Display one output of the answer (plain text and HTML), in the progress display's place if it is
-        still there."""
-        bundle = {"text/plain": text, "text/html": html_text}
-        if self._handle is not None and not self.closed:
-            self._handle.update(bundle, raw=True)
-            self._close_widgets()
-            self.closed = True
-        else:
-            display(bundle, raw=True)
-
     def close(self) -> None:
-        """Remove the progress display, when no output took its place (idempotent)."""
+        """Remove the progress display (idempotent)."""
         if self.closed:
             return
         self.closed = True
-        self._close_widgets()
-        if self._handle is not None:
-            self._handle.update({"text/plain": ""}, raw=True)
-
-    def _close_widgets(self) -> None:
         if self._widgets is not None:
             for widget in self._widgets:
                 widget.close()
             self._widgets = None
+        if self._handle is not None:
+            self._handle.update({"text/plain": ""}, raw=True)
 
 
 def _drop_invalid_settings(config: Any) -> None:

@@ -132,3 +132,8 @@ def size_text(size: int) -> str:
             return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} GiB"  # pragma: no cover
+
+
+def cleared_text(part: str, root: Any, size: int, count: int) -> str:
+    """What ``cache --clear PART`` removed, as one line."""
+    return f"Removed {part} from {root}: {count} file(s), {size_text(size)}"

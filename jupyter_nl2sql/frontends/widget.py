@@ -9,6 +9,10 @@ thread; the schema, the model and the database run in that thread, and report th
 ``on_progress``.  **Cancel** sets the job's ``cancel`` event (the pipeline and the database query watch it),
 abandons the job and gives the panel back at once; whatever the abandoned thread still produces is discarded.
 
+Picking a database in the menu (or adding one) starts its background warm-up
+(:mod:`jupyter_nl2sql.frontends.warming`): the status line says what it is doing, with a bar while the schema is
+evaluated, until a click takes the status line over.  Opening the panel warms nothing by itself.
+
 History is the assistant's own (``assistant.history`` plus ``assistant.on_answer``), so questions asked with
 ``%%nl2sql`` appear in the panel too.  Every problem the user can act on is shown inline in plain words; the
 panel stays usable.

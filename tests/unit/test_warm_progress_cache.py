@@ -17,7 +17,7 @@ from IPython.core.error import UsageError
 from jupyter_nl2sql.connections import ConnectionManager
 from jupyter_nl2sql.errors import Cancelled, ModelError
 from jupyter_nl2sql.frontends import cli
-from jupyter_nl2sql.frontends.magics import CellProgress
+from jupyter_nl2sql.frontends.magics import WIDGET_VIEW, CellProgress
 from jupyter_nl2sql.frontends.warming import Warmer, warmer
 from jupyter_nl2sql.frontends.widget import panel
 from jupyter_nl2sql.models import registry
@@ -146,22 +146,37 @@ def test_a_failed_warm_up_never_raises_and_is_shown_once(ip, cell, scripted, dem
 
 
 # -- progress -------------------------------------------------------------------------------------------------
-def test_cell_progress_bar_follows_the_stages_and_gives_its_place_to_the_answer(ip, monkeypatch) -> None:
+def test_cell_progress_bar_follows_the_stages_and_is_removed(ip, monkeypatch) -> None:
     published = []
     monkeypatch.setattr(ip.display_pub, "publish",
                         lambda data, **kw: published.append((data, kw.get("update", False))))
     progress = CellProgress("widgets")
     progress("load", {})
-    bar, label, _ = progress._widgets
+    bar, label, box = progress._widgets
     assert label.value == "loading the model" and bar.bar_style == "info"
     progress("prefill", {"done": 412, "total": 860})
     assert label.value == "evaluating the schema: 412/860 tokens" and (bar.value, bar.max) == (412, 860)
-    assert bar.bar_style == "" and len(published) == 1  # one display, updated in place
-    progress.show("SELECT 1", "<pre>SELECT 1</pre>")
-    assert published[-1] == ({"text/plain": "SELECT 1", "text/html": "<pre>SELECT 1</pre>"}, True)
-    assert progress.closed and progress._widgets is None and bar.comm is None  # the widgets are closed
-    progress.show("second", "<b>second</b>")
-    assert published[-1] == ({"text/plain": "second", "text/html": "<b>second</b>"}, False)  # a new output
+    assert bar.bar_style == ""
+    # one output, updated in place, with no text form (nbval compares none of it)
+    assert published == [({WIDGET_VIEW: {"model_id": box.model_id, "version_major": 2, "version_minor": 0}},
+                          False)]
+    progress.close()
+    assert progress._widgets is None and bar.comm is None and box.comm is None  # the widgets are closed
+    assert published[-1] == ({"text/plain": ""}, True)  # and the output emptied
+    progress("generate", {})
+    assert len(published) == 2  # nothing after close
+
+
+def test_the_magic_shows_progress_in_a_kernel_then_the_answer(ip, cell, scripted, demo_sqlite_url,
+                                                               monkeypatch) -> None:
+    monkeypatch.setattr(ip, "kernel", object(), raising=False)  # as in a notebook: widgets can be shown
+    published = []
+    monkeypatch.setattr(ip.display_pub, "publish",
+                        lambda data, **kw: published.append((sorted(data), kw.get("update", False))))
+    scripted("SELECT count(*) AS n FROM customers")
+    assert cell(f"%%nl2sql -c {demo_sqlite_url} --no-stats\nHow many customers?")["n"].iat[0] == 60
+    assert published[0] == ([WIDGET_VIEW], False)  # the bar, while the question runs
+    assert published[-2:] == [(["text/plain"], True), (["text/html", "text/plain"], False)]  # emptied; the SQL
 
 
 def test_cell_progress_as_text_and_without_a_kernel(ip, monkeypatch) -> None:
