@@ -1,6 +1,8 @@
-"""Command line: ``python -m jupyter_nl2sql ask "question" --db URL`` (and ``demo``, ``serve``).
+"""Command line: ``python -m jupyter_nl2sql ask "question" --db URL`` (and ``demo``, ``serve``, ``cache``).
 
-Prints the SQL, the result table and the stats line.  ``--db`` defaults to the bundled demo database.
+Prints the SQL, the result table and the stats line; while the model evaluates the prompt, a tqdm bar on stderr
+when stderr is a terminal, else one plain line per step.  ``cache`` lists what lives under the cache root and
+``cache --clear PART`` removes a part (``models`` only with ``--yes``: they take a minute to rebuild).  ``--db`` defaults to the bundled demo database.
 Exit status: 0 on an answer, 2 when something must be fixed (the message says what), 1 when the model's SQL
 failed its checks or its run.
 """
@@ -12,7 +14,9 @@ import logging
 import sys
 from typing import Sequence
 
+from ..paths import CLEARABLE, cache_root, cache_usage, clear_cache
 from ..settings import OPTIONS, Settings
+from . import render
 
 
 def _add_options(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_options(ask)
     demo = sub.add_parser("demo", help="build the demo database and print its URL")
     demo.set_defaults()
+    cache = sub.add_parser("cache", help="show what lives under the cache root, or clear a part of it")
+    cache.add_argument("--clear", metavar="PART", help=f"remove a part: {', '.join(CLEARABLE)}")
+    cache.add_argument("--yes", action="store_true", help="confirm clearing the models (a minute to rebuild)")
     sub.add_parser("serve", add_help=False,
                    help="serve the model to a team on Ray Serve (see: python -m jupyter_nl2sql serve --help)")
     return p
@@ -75,19 +82,76 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(demo_url())
             return 0
+        if args.command == "cache":
+            return _cache(args)
         return _ask(args)
     except Nl2SqlError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
 
+def _cache(args: argparse.Namespace) -> int:
+    """``cache``: one line per part of the cache root; ``--clear PART`` removes it."""
+    if args.clear is None:
+        print(f"cache root: {cache_root()}")
+        for part, size, count in cache_usage():
+            print(f"  {part:<14} {render.size_text(size):>10}  {count} file(s)")
+        return 0
+    if args.clear not in CLEARABLE:
+        print(f"error: unknown cache part {args.clear!r}: choose one of {', '.join(CLEARABLE)}", file=sys.stderr)
+        return 2
+    if args.clear in ("models", "all") and not args.yes:
+        print(f"error: clearing {args.clear} removes the model files (a minute to rebuild): add --yes",
+              file=sys.stderr)
+        return 2
+    print(render.cleared_text(args.clear, cache_root(), *clear_cache(args.clear)))
+    return 0
+
+
+class TerminalProgress:
+    """The ``on_progress`` callback of the command line: a tqdm bar on ``stream`` for the prompt evaluation when
+    it is a terminal, else one plain line per step (and none for the repeated token counts)."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._bar = None
+        self._stage: str | None = None
+
+    def __call__(self, stage: str, info) -> None:
+        done, total = info.get("done"), info.get("total")
+        if stage == "prefill" and total and self.tty:
+            if self._bar is None:
+                from tqdm.auto import tqdm
+
+                self._bar = tqdm(total=total, desc=render.progress_text(stage), unit="tok", file=self.stream,
+                                 leave=False)
+            self._bar.update(max(0, done - self._bar.n))
+            return
+        self.close()
+        if stage != self._stage:
+            self._stage = stage
+            print(f"… {render.progress_text(stage, info)}", file=self.stream, flush=True)
+        elif stage == "prefill" and done == total:
+            print(f"… {render.progress_text(stage, info)}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        """Remove the bar, if one is shown."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
 def _ask(args: argparse.Namespace) -> int:
     from ..pipeline.assistant import Assistant
-    from . import render
 
     assistant = Assistant(settings=settings_from_args(args))
-    answer = assistant.ask(args.question, args.db, generate_only=args.generate_only,
-                           allow_writes=args.allow_writes)
+    progress = TerminalProgress()
+    try:
+        answer = assistant.ask(args.question, args.db, generate_only=args.generate_only,
+                               allow_writes=args.allow_writes, on_progress=progress)
+    finally:
+        progress.close()
     if args.show_prompt and answer.prompt:
         print(answer.prompt, end="\n\n")
     print(render.answer_text(answer, show_error=False, max_rows=args.max_rows))

@@ -10,8 +10,10 @@ Usage::
     df = %nl2sql How many orders were cancelled?
     %config Nl2SqlMagics.row_cap = 200
 
-Subcommands of the line magic: ``connect``, ``connections``, ``models``, ``load``, ``panel``, ``history``, and for
-taught examples ``teach`` (also as a cell magic), ``examples``, ``forget``.  Errors the user can fix raise
+Subcommands of the line magic: ``connect``, ``connections``, ``models``, ``load``, ``panel``, ``history``, ``cache``,
+and for taught examples ``teach`` (also as a cell magic), ``examples``, ``forget``.  ``connect`` starts a background
+warm-up (:mod:`jupyter_nl2sql.frontends.warming`); a question shows what it is doing in a progress bar
+(:class:`CellProgress`) that is removed when the answer is shown.  Errors the user can fix raise
 :class:`IPython.core.error.UsageError` (one line, no traceback).
 
 The ``%config Nl2SqlMagics`` traits are made from :data:`jupyter_nl2sql.settings.OPTIONS` (same names, defaults,
@@ -33,10 +35,16 @@ from traitlets import Bool, Float, Int, TraitError, TraitType, Unicode, validate
 from traitlets.config.configurable import Configurable
 
 from ..errors import ConfigError, Nl2SqlError
+from ..paths import CLEARABLE, cache_root, cache_usage, clear_cache
 from ..settings import OPTIONS, Option, Settings
 from . import render
+from .warming import warmer
 
-SUBCOMMANDS = ("connect", "connections", "models", "load", "panel", "history", "teach", "examples", "forget")
+SUBCOMMANDS = ("connect", "connections", "models", "load", "panel", "history", "teach", "examples", "forget",
+               "cache")
+
+#: The MIME type of a widget's view: the only form of the progress bar's output (see :class:`CellProgress`).
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 _TRAITS: dict[type, type[TraitType]] = {int: Int, float: Float, bool: Bool, str: Unicode}
 
@@ -101,7 +109,7 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
         """Ask a database a question in English; returns the result as a pandas DataFrame.
 
         Line magic: ``%nl2sql [options] question`` or a subcommand: ``connect URL [--alias NAME]``,
-        ``connections``, ``models``, ``load [MODEL]``, ``panel``, ``history``, ``teach [-c CONNECTION] QUESTION =>
+        ``connections``, ``models``, ``load [MODEL]``, ``panel``, ``history``, ``cache [--clear PART]``, ``teach [-c CONNECTION] QUESTION =>
         SQL``, ``examples [-c CONNECTION]``, ``forget ID [-c CONNECTION]``.  Cell magic: ``%%nl2sql [options]``
         with the question as the cell body (``{var}`` is replaced by the variable's value), or ``%%nl2sql teach
         [-c CONNECTION]`` with the question on the first line and the SQL below it.
@@ -144,9 +152,17 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
 
         settings = self._cell_settings(args)
         conn = manager.resolve(self._connection_token(args.connection), namespace, alias=args.alias)
-        answer = get_assistant().ask(question, conn, namespace=namespace, generate_only=args.generate_only,
-                                     allow_writes=args.allow_writes, refresh_schema=args.refresh_schema,
-                                     settings=settings)
+        failed = warmer.pop_error()
+        if failed:
+            _show(render.warning_text(failed), render.warning_html(failed))
+        warmer.cancel(keep=conn)  # a warm-up of this connection does the work this question needs next
+        progress = CellProgress.for_shell(self.shell)
+        try:
+            answer = get_assistant().ask(question, conn, namespace=namespace, generate_only=args.generate_only,
+                                         allow_writes=args.allow_writes, refresh_schema=args.refresh_schema,
+                                         settings=settings, on_progress=progress)
+        finally:
+            progress.close()
         if args.show_prompt and answer.prompt:
             _show(answer.prompt, render.prompt_html(answer.prompt))
         if settings.show_sql and answer.sql:
@@ -199,6 +215,24 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
             raise UsageError("usage: %nl2sql connect URL|ALIAS|ENGINE_VARIABLE [--alias NAME]")
         conn = manager.resolve(argv[0], namespace, alias=alias)
         print(f"Connected: {conn.display_url}" + (f" (alias {alias})" if alias else ""))
+        self._warm(conn, namespace)
+
+    def _warm(self, conn: Any, namespace: dict) -> None:
+        """Start the background warm-up of ``conn`` with the traits' settings."""
+        from ..pipeline.assistant import get_assistant
+
+        warmer.start(get_assistant(), conn, namespace=namespace, settings=self.settings())
+
+    def _cmd_cache(self, argv: list[str], namespace: dict) -> Any:
+        """``%nl2sql cache``: what lives under the cache root, by part; ``cache --clear PART`` removes a part."""
+        import pandas as pd
+
+        if not argv:
+            return cache_table(pd)
+        if len(argv) != 2 or argv[0] != "--clear":
+            raise UsageError(f"usage: %nl2sql cache [--clear {'|'.join(CLEARABLE)}]")
+        print(clear_message(argv[1]))
+        return None
 
     def _cmd_connections(self, argv: list[str], namespace: dict) -> Any:
         from ..connections import manager
@@ -282,6 +316,94 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
                                       settings=self.settings()):
             raise UsageError(f"no taught example {example_id!r} for this database (list them with %nl2sql examples)")
         print(f"Removed example {example_id}")
+
+
+def cache_table(pd: Any) -> Any:
+    """The cache root's parts as a DataFrame: part, size, files, and the folder in the columns' name."""
+    rows = [{"part": part, "size": render.size_text(size), "bytes": size, "files": count}
+            for part, size, count in cache_usage()]
+    return pd.DataFrame(rows, columns=["part", "size", "bytes", "files"]).rename_axis(str(cache_root()), axis=1)
+
+
+def clear_message(part: str) -> str:
+    """Clear ``part`` of the cache and say what went (a bad part name: ValueError with one line)."""
+    return render.cleared_text(part, cache_root(), *clear_cache(part))
+
+
+class CellProgress:
+    """What a question is doing, shown in the cell while it runs: the ``on_progress`` callback of
+    :meth:`Assistant.ask`.
+
+    ``mode``: ``"widgets"`` (an ipywidgets progress bar and label), ``"text"`` (one text output updated in place)
+    or None (nothing displayed: a shell without a kernel cannot update an output).  The bar is closed and its
+    output emptied when the answer is shown.  The widgets go out as the widget-view MIME type alone (no text
+    form), which nbval does not compare, so executed notebooks keep their outputs.  :attr:`text`, :attr:`value`
+    and :attr:`total` are what it shows (tests read them).
+    """
+
+    def __init__(self, mode: str | None = "widgets") -> None:
+        self.mode = mode
+        self.text = ""
+        self.value = 0
+        self.total = 0
+        self.closed = False
+        self._widgets: tuple[Any, Any, Any] | None = None  # bar, label, box
+        self._handle: Any = None
+
+    @classmethod
+    def for_shell(cls, shell: Any) -> CellProgress:
+        """Widgets in a kernel (text when ipywidgets cannot be imported), nothing in a shell without one."""
+        if getattr(shell, "kernel", None) is None:
+            return cls(None)
+        try:
+            import ipywidgets  # noqa: F401
+        except ImportError:
+            return cls("text")
+        return cls("widgets")
+
+    def __call__(self, stage: str, info: Any) -> None:
+        if self.closed:
+            return
+        self.text = render.progress_text(stage, info)
+        self.value, self.total = int(info.get("done") or 0), int(info.get("total") or 0)
+        if self.mode == "widgets":
+            self._update_widgets()
+        elif self.mode == "text":
+            bundle = {"text/plain": f"⏳ {self.text}"}
+            if self._handle is None:
+                self._handle = display(bundle, raw=True, display_id=True)
+            else:
+                self._handle.update(bundle, raw=True)
+
+    def _update_widgets(self) -> None:
+        import ipywidgets as w
+
+        if self._widgets is None:
+            bar = w.IntProgress(min=0, layout=w.Layout(width="240px"))
+            label = w.Label()
+            box = w.HBox([bar, label])
+            self._widgets = (bar, label, box)
+            view = {"model_id": box.model_id, "version_major": 2, "version_minor": 0}
+            self._handle = display({WIDGET_VIEW: view}, raw=True, display_id=True)
+        bar, label, _ = self._widgets
+        bar.max = max(1, self.total)
+        bar.value = min(self.value, bar.max)
+        bar.bar_style = "" if self.total else "info"  # no count: a full, coloured bar says "working"
+        if not self.total:
+            bar.value = bar.max
+        label.value = self.text
+
+    def close(self) -> None:
+        """Remove the progress display (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._widgets is not None:
+            for widget in self._widgets:
+                widget.close()
+            self._widgets = None
+        if self._handle is not None:
+            self._handle.update({"text/plain": ""}, raw=True)
 
 
 def _drop_invalid_settings(config: Any) -> None:

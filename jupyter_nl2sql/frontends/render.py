@@ -92,3 +92,48 @@ def answer_text(answer: Any, *, show_sql: bool = True, show_stats: bool = True, 
     if show_stats and answer.stats is not None:
         parts.append(str(answer.stats))
     return "\n\n".join(parts)
+
+
+#: What each stage of ``Assistant.ask`` / ``Assistant.warm`` is doing, as the progress displays say it.
+PROGRESS_TEXT = {
+    "schema": "reading the schema",
+    "values": "looking up the values the question names",
+    "load": "loading the model",
+    "prefill": "evaluating the schema",
+    "generate": "writing the SQL",
+    "execute": "running the query",
+}
+
+
+def progress_text(stage: str, info: Any = None) -> str:
+    """One line saying what a progress report means (the magic, the panel and the command line show it).
+
+    >>> progress_text("prefill", {"done": 412, "total": 860})
+    'evaluating the schema: 412/860 tokens'
+    >>> progress_text("load", {})
+    'loading the model'
+    """
+    text = PROGRESS_TEXT.get(stage, stage)
+    done, total = (info or {}).get("done"), (info or {}).get("total")
+    if done is not None and total:
+        text += f": {done}/{total} tokens"
+    return text
+
+
+def size_text(size: int) -> str:
+    """A byte count for people.
+
+    >>> size_text(0), size_text(2048), size_text(3 * 1024 ** 3)
+    ('0 B', '2.0 KiB', '3.0 GiB')
+    """
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"  # pragma: no cover
+
+
+def cleared_text(part: str, root: Any, size: int, count: int) -> str:
+    """What ``cache --clear PART`` removed, as one line."""
+    return f"Removed {part} from {root}: {count} file(s), {size_text(size)}"

@@ -9,6 +9,10 @@ thread; the schema, the model and the database run in that thread, and report th
 ``on_progress``.  **Cancel** sets the job's ``cancel`` event (the pipeline and the database query watch it),
 abandons the job and gives the panel back at once; whatever the abandoned thread still produces is discarded.
 
+Picking a database in the menu (or adding one) starts its background warm-up
+(:mod:`jupyter_nl2sql.frontends.warming`): the status line says what it is doing, with a bar while the schema is
+evaluated, until a click takes the status line over.  Opening the panel warms nothing by itself.
+
 History is the assistant's own (``assistant.history`` plus ``assistant.on_answer``), so questions asked with
 ``%%nl2sql`` appear in the panel too.  Every problem the user can act on is shown inline in plain words; the
 panel stays usable.
@@ -41,6 +45,7 @@ from ..errors import (
 )
 from ..settings import Settings
 from . import render
+from .warming import WarmJob, warmer
 
 #: Rows per page of the result table (choices offered in the page-size menu).
 PAGE_SIZES = (10, 20, 50, 100)
@@ -74,6 +79,7 @@ class _Job:
     started: float = field(default_factory=time.perf_counter)
     stage: str | None = None
     stages_done: list[str] = field(default_factory=list)
+    info: Mapping[str, Any] = field(default_factory=dict)
     thread: threading.Thread | None = None
 
 
@@ -165,7 +171,9 @@ class Nl2SqlPanel:
         self._conn_tokens: dict[str, Any] = {}
         self.reaction_log: list[tuple[str, float]] = []  # (what, seconds from click to visible state)
         self._build(page_size)
+        self._warm_text: str | None = None  # the status line the background warm-up last showed
         self.refresh_connections(select=connection)
+        self.connection.observe(lambda _: self._guard(self.warm_selected), names="value")
         self._update_model_label()
         self._refresh_history()
         self._update_hint()
@@ -213,6 +221,8 @@ class Nl2SqlPanel:
                                        layout=w.Layout(width="auto", margin="0 0 0 12px"))
         self.status = w.HTML("Ready.", layout=w.Layout(margin="0 0 0 12px"))
         self.status.add_class("nl2sql-status")
+        self.progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="160px", display="none"))
+        self.progress.add_class("nl2sql-progress")
         self.error = w.HTML("", layout=w.Layout(display="none"))
         self.error.add_class("nl2sql-error")
 
@@ -252,7 +262,8 @@ class Nl2SqlPanel:
             w.HBox([self.title, self.model_label], layout=w.Layout(align_items="center")),
             w.HBox([self.connection, self.refresh_button, self.connection_text, self.add_connection_button]),
             self.question,
-            w.HBox([self.generate_button, self.run_button, self.cancel_button, self.allow_writes, self.status],
+            w.HBox([self.generate_button, self.run_button, self.cancel_button, self.allow_writes, self.status,
+                    self.progress],
                    layout=w.Layout(align_items="center")),
             self.error,
             self.sql, self.sql_hint, self.candidates_box,
@@ -350,6 +361,16 @@ class Nl2SqlPanel:
         spinner = "<i class='fa fa-spinner fa-spin' aria-hidden='true'></i> " if kind == "busy" else ""
         self.status.value = f"<span class='nl2sql-{kind}' style='color:{color}'>{spinner}{text}</span>"
 
+    def _show_progress(self, info: Mapping[str, Any] | None) -> None:
+        """The progress bar beside the status line: shown with the tokens evaluated so far, hidden for None."""
+        done, total = (info or {}).get("done"), (info or {}).get("total")
+        if done is None or not total:
+            self.progress.layout.display = "none"
+            return
+        self.progress.max = max(1, int(total))
+        self.progress.value = min(int(done), self.progress.max)
+        self.progress.layout.display = None
+
     def _set_busy(self, job: _Job, text: str) -> None:
         """The visible reaction to a click: status, Cancel enabled, everything that starts work disabled.
 
@@ -364,6 +385,7 @@ class Nl2SqlPanel:
         self._show_error(None)
 
     def _set_idle(self) -> None:
+        self._show_progress(None)
         self.generate_button.disabled = False
         self.run_button.disabled = False
         self.add_connection_button.disabled = False
@@ -434,6 +456,39 @@ class Nl2SqlPanel:
         self.connection.options = options
         if wanted in tokens:
             self.connection.value = wanted
+
+    def warm_selected(self) -> WarmJob | None:
+        """Start the background warm-up of the selected connection (the picker calls it on each change)."""
+        if self.connection.value is None:
+            return None
+        token = self._selected_connection()
+
+        def progress(stage: str, info: Mapping[str, Any]) -> None:
+            with self._lock:
+                if self._job is None and self._warm_text is not None and self.status.value == self._warm_text:
+                    self._warm_status(f"Getting ready in the background: {render.progress_text(stage, info)}…")
+                    self._show_progress(info)
+
+        def done(job: WarmJob) -> None:
+            with self._lock:
+                if self._job is None and self._warm_text is not None and self.status.value == self._warm_text:
+                    self._show_progress(None)
+                    if job.error:
+                        self._set_status(f"Background warm-up failed: {_esc(job.error)}", kind="error")
+                    else:
+                        self._set_status("Ready: the model and this database's schema are prepared.", kind="ok")
+                self._warm_text = None
+
+        with self._lock:
+            if self._job is None:
+                self._warm_status("Getting the model and the schema ready in the background…")
+        return warmer.start(self.assistant, token, namespace=self._namespace_now(), settings=self.settings(),
+                            on_progress=progress, on_done=done)
+
+    def _warm_status(self, text: str) -> None:
+        """Show the warm-up's state in the status line (it stops updating once something else is shown there)."""
+        self._set_status(_esc(text), kind="busy")
+        self._warm_text = self.status.value
 
     def _key_for(self, token: Any) -> str | None:
         """The dropdown key of a token (alias, URL, Connection), when the dropdown lists it."""
@@ -548,6 +603,7 @@ class Nl2SqlPanel:
         allow_writes = bool(self.allow_writes.value)
         namespace = self._namespace_now()
         assistant = self.assistant
+        warmer.cancel(keep=connection)  # a warm-up of this connection does the work this question needs next
 
         def work(job: _Job) -> Callable[[], None]:
             def progress(stage: str, info: Mapping[str, Any]) -> None:
@@ -644,7 +700,7 @@ class Nl2SqlPanel:
         with self._lock:
             if job.stage and job.stage != stage and job.stage not in job.stages_done:
                 job.stages_done.append(job.stage)
-            job.stage = stage
+            job.stage, job.info = stage, dict(info)
             if stage == "generate" and info.get("round"):
                 job.stage = "repair"
             if self._job is job:
@@ -655,6 +711,8 @@ class Nl2SqlPanel:
         stage = job.stage
         if stage == "repair":
             text = "The first SQL failed; the model is repairing it…"
+        elif stage in ("prefill", "values"):
+            text = render.progress_text(stage, job.info).capitalize() + "…"
         elif stage == "load":
             from ..models import loaded_backends
 
@@ -672,6 +730,7 @@ class Nl2SqlPanel:
                 chips.append(f"<span style='{style}'>{label}{mark}</span>")
         steps = f" <span style='font-size:85%'>{' › '.join(chips)}</span>" if chips else ""
         self._set_status(f"{_esc(text)} {elapsed:.1f} s{steps}", kind="busy")
+        self._show_progress(job.info if stage == "prefill" else None)
 
     # -- showing answers --------------------------------------------------------------------------------------
     def _show_answer(self, answer: Any, *, question: str | None, generated: bool) -> None:
