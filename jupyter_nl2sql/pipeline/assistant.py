@@ -537,8 +537,7 @@ class Assistant:
                     extra = {"cancel": cancel} if cancel is not None and accepts_cancel(backend.generate) else {}
                     if run.prefix is not None:  # the backend keeps prefix states (see _prefix)
                         extra["prefix"] = run.prefix
-                        extra["progress"] = lambda done, total: run.progress("prefill", {"done": done,
-                                                                                         "total": total})
+                        extra["progress"] = functools.partial(_prefill_then_decode, run)
                     gen = backend.generate(messages, max_new_tokens=max_new_tokens, **extra)  # may raise
                     answer.stats.add_generation(gen)
                     text = gen.text
@@ -843,3 +842,11 @@ def get_assistant() -> Assistant:
         if _default is None:
             _default = Assistant()
         return _default
+
+
+def _prefill_then_decode(run: Run, done: int, total: int) -> None:
+    """Report the prompt's evaluation as ``prefill`` and, once it is complete, the model writing as ``generate``."""
+    if done < total:
+        run.progress("prefill", {"done": done, "total": total})
+    else:
+        run.progress("generate", {})
