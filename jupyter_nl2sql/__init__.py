@@ -32,18 +32,24 @@ def __getattr__(name: str) -> Any:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Register the magics (``%load_ext jupyter_nl2sql``)."""
+    """Register the magics (``%load_ext jupyter_nl2sql``) and the input transformer that lets a line magic's
+    question end in ``?`` (:mod:`jupyter_nl2sql.frontends.input_transform`)."""
+    from .frontends import input_transform
     from .frontends.magics import Nl2SqlMagics
 
     magics = Nl2SqlMagics(shell=ipython)
     ipython.register_magics(magics)
     if magics not in ipython.configurables:
         ipython.configurables.append(magics)
+    input_transform.register(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """Forget the magics' configurable (``%unload_ext jupyter_nl2sql``)."""
+    """Forget the magics' configurable and the input transformer (``%unload_ext jupyter_nl2sql``)."""
+    from .frontends import input_transform
+
     ipython.configurables[:] = [c for c in ipython.configurables if type(c).__name__ != "Nl2SqlMagics"]
+    input_transform.unregister(ipython)
 
 
 __all__ = ["Assistant", "Answer", "Nl2SqlError", "get_assistant", "panel", "load_ipython_extension",
