@@ -2,7 +2,11 @@
 
 A *connection token* is what a user writes after ``-c``: a SQLAlchemy URL (``sqlite:///shop.db``,
 ``postgresql+psycopg://user@host/db``, ``duckdb:///file.duckdb``), an alias registered earlier (``demo`` is
-built in), or the name of an existing :class:`sqlalchemy.engine.Engine` in the notebook namespace.
+built in), the name of an existing :class:`sqlalchemy.engine.Engine` in the notebook namespace, or the name of a
+section of a jupysql-style ``connections.ini`` (:func:`connections_files`; read on each use, after aliases and
+variables).  With no token and no connection yet,
+``$DATABASE_URL`` is used (:func:`environment_url`).  ``postgresql://`` URLs get the driver that is installed
+(:func:`with_installed_driver`).
 :class:`ConnectionManager` turns a token into a :class:`Connection` holding one pooled engine, created once and
 reused by every cell, the widget and the benchmarks.
 
@@ -18,8 +22,11 @@ role that is a superuser or may write is reported once per connection, with the 
 
 from __future__ import annotations
 
+import ast
+import configparser
 import hashlib
 import hmac
+import importlib.util
 import logging
 import os
 import sqlite3
@@ -28,14 +35,15 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, unquote
-from typing import Any, Iterator, Mapping
+from urllib.parse import parse_qsl, quote, unquote
+from typing import Any, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, URL
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from .demo import demo_url
 from .errors import ConnectionFailed, first_line as _one_line
 from .paths import cache_root
 from .pipeline.sqlfunctions import ALLOWED_FUNCTIONS, SQLITE_READ_PRAGMAS, SQLITE_SETTING_PRAGMAS
@@ -444,6 +452,108 @@ def _make_engine(url: URL, *, read_only: bool, engine_name: str) -> Engine:
     raise ConnectionFailed(failure)  # outside the except blocks: the driver error stays out of the chain
 
 
+def driver_installed(module: str) -> bool:
+    """Whether the driver module ``module`` can be imported (looked up, not imported)."""
+    return importlib.util.find_spec(module) is not None
+
+
+#: What to install when no PostgreSQL driver is.
+POSTGRES_DRIVER_HINT = 'pip install "psycopg[binary]"'
+
+
+def with_installed_driver(url: URL) -> URL:
+    """A PostgreSQL URL without a driver (``postgresql://``, or ``postgres://`` as hosting services write it) with
+    the driver that is installed: psycopg2 (SQLAlchemy's default) when it can be imported, else psycopg 3.  A driver
+    the URL names is kept; other databases are left as they are.  Neither driver: :class:`ConnectionFailed`.
+
+    >>> with_installed_driver(sa.make_url("postgresql+psycopg2://me@host/db")).drivername
+    'postgresql+psycopg2'
+    """
+    if url.drivername == "postgres":
+        url = url.set(drivername="postgresql")
+    if url.drivername != "postgresql" or driver_installed("psycopg2"):
+        return url
+    if driver_installed("psycopg"):
+        return url.set(drivername="postgresql+psycopg")
+    raise ConnectionFailed(f"no PostgreSQL driver is installed for {redact(url)}: {POSTGRES_DRIVER_HINT}")
+
+
+#: The environment variable read when no connection is given (as Heroku, Render, Railway and Django tools set it).
+DATABASE_URL_ENV = "DATABASE_URL"
+
+
+def environment_url() -> str | None:
+    """The URL in ``$DATABASE_URL`` (None when unset or blank)."""
+    return os.environ.get(DATABASE_URL_ENV, "").strip() or None
+
+
+#: The keys of a ``connections.ini`` section (those of :meth:`sqlalchemy.engine.URL.create`, as jupysql reads them).
+INI_KEYS = ("drivername", "username", "password", "host", "port", "database", "query")
+
+
+def connections_files() -> list[Path]:
+    """Where a connection name is looked up as a ``connections.ini`` section, first match first: the working
+    directory's ``connections.ini``, then jupysql's default ``~/.jupysql/connections.ini``."""
+    return [Path.cwd() / "connections.ini", Path.home() / ".jupysql" / "connections.ini"]
+
+
+def ini_section_url(name: str, files: Sequence[Path] | None = None) -> URL | None:
+    """The URL that section ``[name]`` of the first of ``files`` (default :func:`connections_files`) holding it
+    describes; None when none has it.  A file that cannot be read or a section that is wrong: one-line
+    :class:`ConnectionFailed` naming the file (never a value from it)."""
+    for path in connections_files() if files is None else files:
+        if not path.is_file():
+            continue
+        parser = configparser.ConfigParser()
+        failure = None
+        try:
+            parser.read(path, encoding="utf-8")
+            values = dict(parser.items(name)) if parser.has_section(name) else None
+        except (configparser.Error, OSError, UnicodeDecodeError) as exc:
+            failure = f"cannot read {path}: {type(exc).__name__}"
+        if failure is not None:
+            raise ConnectionFailed(failure)  # outside the except block: the parser's text (a password?) stays out
+        if values is not None:
+            return _section_url(values, f"section [{name}] of {path}")
+    return None
+
+
+def _section_url(values: dict[str, str], where: str) -> URL:
+    """:meth:`URL.create` from a ``connections.ini`` section's values (``query`` as ``{'k': 'v'}`` or ``k=v&k2=v2``)."""
+    unknown = sorted(set(values) - set(INI_KEYS))
+    if unknown:
+        raise ConnectionFailed(f"{where}: unknown key {', '.join(unknown)} (the keys are {', '.join(INI_KEYS)})")
+    if not values.get("drivername"):
+        raise ConnectionFailed(f"{where} has no drivername (e.g. drivername = postgresql)")
+    port, query = values.get("port") or None, (values.get("query") or "").strip()
+    if port is not None and not port.isdigit():
+        raise ConnectionFailed(f"{where}: port must be a number")
+    try:
+        options = (ast.literal_eval(query) if query.startswith("{")
+                   else dict(parse_qsl(query, strict_parsing=bool(query))))
+    except (ValueError, SyntaxError):
+        options = None
+    if not isinstance(options, dict):
+        raise ConnectionFailed(f"{where}: query must be like {{'sslmode': 'require'}} or sslmode=require")
+    return URL.create(values["drivername"], username=values.get("username") or None,
+                      password=values.get("password") or None, host=values.get("host") or None,
+                      port=int(port) if port else None, database=values.get("database") or None,
+                      query={str(k): str(v) for k, v in options.items()})
+
+
+def _registry_key(url: URL) -> str:
+    """The manager's key of a URL: the password-free URL naming the database (a SQLite file by its absolute path, so
+    two spellings of one file share one pool), plus a salted digest of its secrets (two passwords, two pools)."""
+    path = sqlite_path(url) if url.get_backend_name() == "sqlite" else None
+    if path is not None and not str(url.database).startswith("file:"):
+        url = url.set(database=str(path.resolve()))
+    key = redact(url)
+    secrets = url_secrets(url)
+    if secrets:  # one of two passwords may be wrong; a salted digest, never the password
+        key += "#" + hmac.new(_SALT, "\0".join(secrets).encode(), hashlib.sha256).hexdigest()[:12]
+    return key
+
+
 def _parse_url(token: str) -> URL:
     """A SQLAlchemy URL; a password holding an unencoded ``@`` is read up to the last ``@`` of the userinfo."""
     failure = None
@@ -459,6 +569,10 @@ def _parse_url(token: str) -> URL:
         scheme, user, password, rest = split
         url = sa.make_url(f"{scheme}://{quote(unquote(user), safe='')}:{quote(password, safe='')}@{rest}")
     return url
+
+
+#: How the bundled demo database is shown before it is opened.
+DEMO_PLACEHOLDER = "sqlite:///<bundled demo database>"
 
 
 class ConnectionManager:
@@ -479,7 +593,7 @@ class ConnectionManager:
         """Alias → redacted URL of every alias known, the built-in ``demo`` included."""
         with self._lock:
             known = {alias: self._by_key[key].display_url for alias, key in self._aliases.items()}
-        known.setdefault("demo", "sqlite:///<bundled demo database>")
+        known.setdefault("demo", DEMO_PLACEHOLDER)
         return known
 
     def connections(self) -> list[Connection]:
@@ -513,8 +627,11 @@ class ConnectionManager:
         if token is None or (isinstance(token, str) and not token.strip()):
             if self.current is not None:
                 return self.current
-            raise ConnectionFailed("no database: pass a connection (a SQLAlchemy URL, an alias, or an Engine "
-                                   "variable), e.g. -c demo or -c sqlite:///shop.db")
+            if environment_url() is not None:
+                return self._from_url(environment_url())
+            raise ConnectionFailed("no database: pass a connection (a SQLAlchemy URL, an alias, an Engine "
+                                   "variable or a connections.ini section), e.g. -c demo or -c sqlite:///shop.db, "
+                                   f"or set {DATABASE_URL_ENV}")
         if isinstance(token, Connection):
             return token
         if isinstance(token, Engine):
@@ -540,13 +657,15 @@ class ConnectionManager:
                 raise ConnectionFailed(f"variable '{token}' is of type {type(value).__name__}, not a SQLAlchemy "
                                        "Engine: pass an Engine (sqlalchemy.create_engine(URL)), a URL or an alias")
         if token == "demo":
-            from .demo import demo_url
-
             return self._from_url(demo_url(), name="demo")
         if "://" not in token and ":" not in token:
+            section = ini_section_url(token)
+            if section is not None:
+                return self._from_url(section, name=token)
             known = ", ".join(sorted(self.aliases())) or "none"
+            files = " or ".join(str(p) for p in connections_files())
             raise ConnectionFailed(f"unknown connection '{token}': not an alias ({known}), not an Engine "
-                                   "variable, not a URL like sqlite:///shop.db")
+                                   f"variable, not a section of {files}, not a URL like sqlite:///shop.db")
         return self._from_url(token)
 
     def _from_engine(self, engine: Engine) -> Connection:
@@ -557,13 +676,9 @@ class ConnectionManager:
                                                url=redact(engine.url))
             return self._by_key[key]
 
-    def _from_url(self, token: str, name: str | None = None) -> Connection:
-        url = _parse_url(token)
-        key = redact(url)
-        secrets = url_secrets(url)
-        if secrets:  # two passwords for one URL are two pools (one may be wrong); a salted digest, never the password
-            digest = hmac.new(_SALT, "\0".join(secrets).encode(), hashlib.sha256).hexdigest()[:12]
-            key = f"{key}#{digest}"
+    def _from_url(self, token: str | URL, name: str | None = None) -> Connection:
+        url = with_installed_driver(token if isinstance(token, URL) else _parse_url(token))
+        key = _registry_key(url)
         with self._lock:
             existing = self._by_key.get(key)
             if existing is not None:
@@ -574,6 +689,24 @@ class ConnectionManager:
                               _key=key, _source_url=url)
             self._by_key[key] = conn
             return conn
+
+    def listing(self) -> list[dict[str, Any]]:
+        """One row per database: ``names`` (its aliases, ``demo``, the connections.ini section it was opened by),
+        ``url`` (password hidden) and ``current``.  The bundled demo is listed until it is opened."""
+        demo_key = _registry_key(_parse_url(demo_url()))
+        with self._lock:
+            builtin_demo = "demo" not in self._aliases  # an alias "demo" of the user's replaces the bundled one
+            rows = []
+            for key, conn in self._by_key.items():
+                names = [alias for alias, target in self._aliases.items() if target == key]
+                if conn.name != conn.display_url and conn.name not in names:
+                    names.insert(0, conn.name)
+                if key == demo_key and builtin_demo and "demo" not in names:
+                    names.insert(0, "demo")
+                rows.append({"names": names, "url": conn.display_url, "current": conn is self.current})
+            if builtin_demo and demo_key not in self._by_key:
+                rows.insert(0, {"names": ["demo"], "url": DEMO_PLACEHOLDER, "current": False})
+        return rows
 
     def _forget(self, conn: Connection) -> None:
         """Drop a connection that failed (so a corrected retry starts afresh).

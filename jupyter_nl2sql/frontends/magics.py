@@ -3,11 +3,11 @@
 Usage::
 
     %load_ext jupyter_nl2sql
-    %nl2sql connect sqlite:///shop.db --alias shop      # or a URL / alias / Engine variable with -c
+    %nl2sql connect sqlite:///shop.db --alias shop      # or a URL / alias / Engine variable / connections.ini section
     %%nl2sql -c shop -o top
     Which 5 customers spent the most?
 
-    df = %nl2sql How many orders were cancelled?
+    df = %nl2sql How many orders were cancelled?        # the "?" stays in the question (see input_transform)
     %config Nl2SqlMagics.row_cap = 200
 
 Subcommands of the line magic: ``connect``, ``connections``, ``models``, ``load``, ``panel``, ``history``, ``cache``,
@@ -92,7 +92,8 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
     # -- the magic ------------------------------------------------------------------------------------------
     @needs_local_scope
     @magic_arguments()
-    @argument("-c", "--connection", help="SQLAlchemy URL, alias or Engine variable (default: the last used).")
+    @argument("-c", "--connection", help="SQLAlchemy URL, alias, Engine variable or connections.ini section "
+                                         "(default: the last used, else $DATABASE_URL).")
     @argument("-a", "--alias", help="Remember this connection under a name.")
     @argument(*OPTIONS["model"].flags, "--model", help=OPTIONS["model"].help + " For this cell.")
     @argument("-g", "--generate-only", action="store_true", help="Write and check the SQL; do not run it.")
@@ -108,7 +109,8 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
     def nl2sql(self, line: str = "", cell: str | None = None, local_ns: dict | None = None) -> Any:
         """Ask a database a question in English; returns the result as a pandas DataFrame.
 
-        Line magic: ``%nl2sql [options] question`` or a subcommand: ``connect URL [--alias NAME]``,
+        Line magic: ``%nl2sql [options] question`` (it may end in ``?``) or a subcommand: ``connect URL|SECTION
+        [--alias NAME]`` (no argument: ``$DATABASE_URL``),
         ``connections``, ``models``, ``load [MODEL]``, ``panel``, ``history``, ``cache [--clear PART]``, ``teach [-c CONNECTION] QUESTION =>
         SQL``, ``examples [-c CONNECTION]``, ``forget ID [-c CONNECTION]``.  Cell magic: ``%%nl2sql [options]``
         with the question as the cell body (``{var}`` is replaced by the variable's value), or ``%%nl2sql teach
@@ -140,10 +142,14 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
                                           if value is not None})
 
     def _connection_token(self, token: str | None) -> str | None:
-        from ..connections import manager
+        """The connection a cell asks: its ``-c``, else the current one, else ``default_connection``, else
+        ``$DATABASE_URL`` (said in one printed line, the first time)."""
+        from ..connections import DATABASE_URL_ENV, environment_url, manager, redact
 
         if token is None and manager.current is None:
-            return self.default_connection
+            token = self.default_connection
+            if token is None and environment_url() is not None:
+                print(f"Using {DATABASE_URL_ENV}: {redact(environment_url())}")
         return token
 
     def _ask(self, question: str, args: Any, namespace: dict) -> Any:
@@ -202,7 +208,7 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
             raise UsageError(f"{name}: {exc}") from None
 
     def _cmd_connect(self, argv: list[str], namespace: dict) -> None:
-        from ..connections import manager
+        from ..connections import DATABASE_URL_ENV, environment_url, manager
 
         alias = None
         if "--alias" in argv:
@@ -211,10 +217,14 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
                 raise UsageError("connect: --alias needs a name")
             alias = argv[i + 1]
             argv = argv[:i] + argv[i + 2:]
+        source = ""
+        if not argv and environment_url() is not None:
+            argv, source = [environment_url()], f" (from {DATABASE_URL_ENV})"
         if len(argv) != 1:
-            raise UsageError("usage: %nl2sql connect URL|ALIAS|ENGINE_VARIABLE [--alias NAME]")
+            raise UsageError("usage: %nl2sql connect URL|ALIAS|ENGINE_VARIABLE|CONNECTIONS_INI_SECTION "
+                             f"[--alias NAME]  (with no connection: ${DATABASE_URL_ENV})")
         conn = manager.resolve(argv[0], namespace, alias=alias)
-        print(f"Connected: {conn.display_url}" + (f" (alias {alias})" if alias else ""))
+        print(f"Connected: {conn.display_url}{source}" + (f" (alias {alias})" if alias else ""))
         self._warm(conn, namespace)
 
     def _warm(self, conn: Any, namespace: dict) -> None:
@@ -238,11 +248,8 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
         from ..connections import manager
         import pandas as pd
 
-        rows = [{"alias": a, "url": u, "current": bool(manager.current and manager.current.display_url == u)}
-                for a, u in manager.aliases().items()]
-        known = {r["url"] for r in rows}
-        rows += [{"alias": "", "url": c.display_url, "current": c is manager.current}
-                 for c in manager.connections() if c.display_url not in known]
+        rows = [{"alias": ", ".join(row["names"]), "url": row["url"], "current": row["current"]}
+                for row in manager.listing()]
         return pd.DataFrame(rows, columns=["alias", "url", "current"])
 
     def _cmd_models(self, argv: list[str], namespace: dict) -> Any:
