@@ -4,11 +4,10 @@ A *connection token* is what a user writes after ``-c``: a SQLAlchemy URL (``sql
 ``postgresql+psycopg://user@host/db``, ``duckdb:///file.duckdb``), an alias registered earlier (``demo`` is
 built in), the name of an existing :class:`sqlalchemy.engine.Engine` in the notebook namespace, or the name of a
 section of a jupysql-style ``connections.ini`` (:func:`connections_files`; read on each use, after aliases and
-variables).  With no token and no connection yet,
-``$DATABASE_URL`` is used (:func:`environment_url`).  ``postgresql://`` URLs get the driver that is installed
-(:func:`with_installed_driver`).
-:class:`ConnectionManager` turns a token into a :class:`Connection` holding one pooled engine, created once and
-reused by every cell, the widget and the benchmarks.
+variables).  With no token and no connection yet, ``$DATABASE_URL`` is used (:func:`environment_url`).
+``postgresql://`` URLs get the driver that is installed (:func:`with_installed_driver`).  :class:`ConnectionManager`
+turns a token into a :class:`Connection` holding one pooled engine, created once and reused by every cell, the widget
+and the benchmarks.
 
 Read-only is enforced by the database session as a second layer behind the SQL policy of
 :mod:`jupyter_nl2sql.pipeline.sqlcheck`: SQLite runs with ``PRAGMA query_only`` (and files opened by URL with
