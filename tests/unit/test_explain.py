@@ -4,6 +4,7 @@ every Spider dev gold query explained without an exception and naming every tabl
 
 from __future__ import annotations
 
+import html
 import json
 
 import pytest
@@ -178,3 +179,74 @@ def test_every_spider_dev_gold_query_is_explained_naming_its_tables() -> None:
         if missing or text.startswith(("Runs a", "Could not")) or not text.endswith("."):
             problems.append(f"{sql} -> {text} (missing: {missing})")
     assert not problems, f"{len(problems)} of {len(items)}:\n" + "\n".join(problems[:10])
+
+
+# -- where the explanation is shown ----------------------------------------------------------------------------
+SQL = "SELECT count(*) AS n FROM customers WHERE country = 'France'"
+WORDS = "Counts customers whose country is 'France'."
+
+
+def test_answer_carries_the_explanation_of_the_sql_that_ran(scripted, demo_sqlite_url) -> None:
+    from jupyter_nl2sql.pipeline.assistant import Assistant
+
+    scripted(SQL)
+    assistant = Assistant(generation_cache=False, few_shot=0)
+    answer = assistant.ask("How many French customers?", demo_sqlite_url)
+    assert answer.ok and answer.explanation == WORDS and "explain" in answer.stats.stages
+    assert assistant.run_sql("SELECT name FROM products", demo_sqlite_url).explanation == "Lists name of products."
+
+
+def test_magic_shows_the_explanation_under_the_sql_with_explain(ip, cell, scripted, demo_sqlite_url,
+                                                                 monkeypatch) -> None:
+    from jupyter_nl2sql.frontends import render
+
+    shown: list[dict] = []
+    monkeypatch.setattr(ip.display_pub, "publish", lambda data, **kw: shown.append(data))
+    scripted(SQL)
+    cell(f"%%nl2sql -c {demo_sqlite_url}\nHow many French customers?")
+    assert render.explanation_text(WORDS) not in [d.get("text/plain") for d in shown]  # off by default
+    shown.clear()
+    cell(f"%%nl2sql -c {demo_sqlite_url} --explain\nHow many French customers?")
+    texts = [d.get("text/plain") for d in shown]
+    assert texts[texts.index(SQL) + 1] == f"-- {WORDS}"
+    assert "nl2sql-explanation" in shown[texts.index(SQL) + 1]["text/html"]
+    shown.clear()
+    ip.run_line_magic("config", "Nl2SqlMagics.explain = True")
+    try:
+        cell(f"%%nl2sql -c {demo_sqlite_url}\nHow many French customers?")
+    finally:
+        ip.run_line_magic("config", "Nl2SqlMagics.explain = False")
+    assert f"-- {WORDS}" in [d.get("text/plain") for d in shown]
+
+
+def test_cli_prints_the_explanation_with_explain(scripted, demo_sqlite_url, capsys) -> None:
+    from jupyter_nl2sql.frontends import cli
+
+    scripted(SQL)
+    assert cli.main(["ask", "How many French customers?", "--db", demo_sqlite_url, "--generation-cache", "off",
+                     "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{SQL}\n\n-- {WORDS}\n\n")
+    assert cli.main(["ask", "How many French customers?", "--db", demo_sqlite_url, "--generation-cache", "off"]) == 0
+    assert WORDS not in capsys.readouterr().out
+
+
+def test_panel_shows_the_explanation_under_the_sql_until_it_is_edited(scripted, demo_sqlite_url) -> None:
+    from jupyter_nl2sql.frontends.widget import panel
+    from jupyter_nl2sql.pipeline.assistant import Assistant
+
+    scripted(SQL)
+    p = panel(demo_sqlite_url, assistant=Assistant(generation_cache=False, few_shot=0), namespace={})
+    try:
+        assert p.explanation.layout.display == "none"
+        p.question.value = "How many French customers?"
+        p.run_button.click()
+        assert p.wait(30)
+        children = list(p.widget.children)
+        assert children.index(p.explanation) == children.index(p.sql) + 1
+        assert html.escape(WORDS) in p.explanation.value and p.explanation.layout.display is None
+        p.sql.value = "SELECT 1"  # an edit: the words no longer describe what is shown
+        assert p.explanation.layout.display == "none" and p.explanation.value == ""
+    finally:
+        p.wait(10)
+        p.close()
