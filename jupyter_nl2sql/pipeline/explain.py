@@ -386,14 +386,16 @@ class _Explainer:
         offset = node.args.get("offset")
         count = self.count(limit)
         keys = []
+        numeric: list[bool] = []  # a count, a total, a sum: "highest" and "lowest" are the words for it
         if order is not None:
             for ordered in order.expressions:
                 target = self._positional(ordered.this, projections or [], aliases)
                 keys.append((self.expr(target), bool(ordered.args.get("desc"))))
+                numeric.append(isinstance(target, (exp.AggFunc, *_ARITHMETIC)))
         text = ""
         if offset is not None:
             text += f", skipping the first {self.count(offset) or self.sql(offset.expression)} rows"
-        if len(keys) == 1 and count is not None and offset is None:
+        if len(keys) == 1 and numeric[0] and count is not None and offset is None:
             phrase, desc = keys[0]
             most = "highest" if desc else "lowest"
             if count == "1":
@@ -404,7 +406,10 @@ class _Explainer:
         if limit is not None:
             n = count or self.sql(limit.expression if isinstance(limit, exp.Limit) else limit)
             first = "next" if offset is not None else "first"
-            text += f", keeping the {first} {n} rows" if keys else f", keeping at most {n} rows"
+            if n == "1":
+                text += f", keeping the {first} row" if keys else ", keeping at most 1 row"
+            else:
+                text += f", keeping the {first} {n} rows" if keys else f", keeping at most {n} rows"
         return text
 
     @staticmethod
