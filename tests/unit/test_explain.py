@@ -78,6 +78,8 @@ CASES = [
      'Lists name of products, sorted by unit_price, skipping the first 3 rows, keeping the next 3 rows.'),
     ('SELECT UPPER(name), LENGTH(name) FROM departments WHERE city IS NOT NULL',
      'Lists the upper-case name and the length of name of departments where city is not NULL.'),
+    ("SELECT first_name, salary FROM employees ORDER BY salary DESC LIMIT 1",
+     'Lists first_name and salary of employees, sorted by salary descending, keeping the first row.'),
     ('SELECT directed_by ,  count(*) FROM film GROUP BY directed_by',
      'Counts film, grouped by directed_by.'),
     ('SELECT organization_id FROM organizations EXCEPT SELECT parent_organization_id FROM organizations',
