@@ -219,6 +219,9 @@ class Settings:
     fix_names: bool = option(True, "Correct a table or column name the schema has exactly once, or join the table "
                                    "a column belongs to along the foreign keys, without asking the model again.",
                              _bool)
+    refuse_missing: bool = option(True, "Answer \"can't answer that from this database\" (with a did-you-mean), "
+                                        "without asking the model, when the question names a table (\"the zoo "
+                                        "table\") unlike every table and column the database has.", _bool)
     fix_values: bool = option(True, "When a query finds nothing, use the database's spelling of a value that "
                                     "differs only in case, accents or dashes.", _bool)
     # -- caches and files

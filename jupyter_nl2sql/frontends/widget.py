@@ -757,8 +757,11 @@ class Nl2SqlPanel:
         self.warnings.value = render.warnings_html(answer.warnings)
         self.stats.value = answer.stats._repr_html_() if answer.stats is not None else ""
         if answer.error:
-            self._show_error(f"The SQL the model wrote did not work: {answer.error}. Edit the SQL and press Run, "
-                             f"or rephrase the question.")
+            if answer.sql is None:  # refused before any SQL was written: what the question asks is not there
+                self._show_error(f"{answer.error[:1].upper()}{answer.error[1:]}. Rephrase the question.")
+            else:
+                self._show_error(f"The SQL the model wrote did not work: {answer.error}. Edit the SQL and press "
+                                 "Run, or rephrase the question.")
             self._set_status("✗ No result (see the message).", kind="error")
         else:
             self._show_error(None)

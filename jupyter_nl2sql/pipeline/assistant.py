@@ -33,6 +33,7 @@ from ..settings import OPTIONS, Settings
 from .examples import (ExampleStore, StoredExample, TaughtStore, mask_question, schema_vocabulary, select_examples, sql_literals)
 from .execution import ExecutionResult, execute
 from .explain import explain_sql
+from .missing import missing_tables, refusal
 from .prompting import (LAYOUTS, Example, build_messages, empty_result_messages, extract_sql, prompt_head,
                         repair_messages)
 from .schema import Schema, SchemaCache, fit_schema
@@ -277,6 +278,15 @@ class Assistant:
                           progress=on_progress, generate_only=generate_only, allow_writes=allow_writes)
         if not run.schema.tables:
             raise QuestionError(f"{run.conn.display_url} has no tables to ask about")
+        if s.refuse_missing:
+            names = [t.name for t in run.schema.tables]
+            missing = missing_tables(question, names, [c.name for t in run.schema.tables for c in t.columns])
+            if missing:  # nothing like it to read: no model call, nothing runs
+                answer = Answer(question=question, sql=None, stats=stats,
+                                provenance={"connection": run.conn.display_url,
+                                            "schema_fingerprint": run.schema.fingerprint})
+                answer.error, answer.error_kind = refusal(missing, names), "MissingFromSchema"
+                return self._finish(answer, run)
         ctx = run.context = self._context(question, run, stats)
         answer = Answer(question=question, sql=None, stats=stats, messages=ctx.messages[0])
         if len(ctx.tables) < len(run.schema.tables):
