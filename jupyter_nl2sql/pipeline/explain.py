@@ -355,7 +355,7 @@ class _Explainer:
         elif using:
             how = f"on {_and(u.name for u in using)}"
         elif on is not None:
-            words = self._join_condition(on)
+            words = self._join_condition(on, join.this.alias_or_name)
             how = f"on {words}" if len(words) <= _LONG_JOIN else "on a condition"
         else:
             return f" combined with every row of {other}"
@@ -363,14 +363,17 @@ class _Explainer:
                 "FULL": " (keeping rows without a match on either side)"}.get(side, "")
         return f" joined with {other} {how}{keep}"
 
-    def _join_condition(self, on: exp.Expression) -> str:
-        """``a.x = b.x`` → ``x``; other equalities as ``a.x = b.y``; anything else in words."""
+    def _join_condition(self, on: exp.Expression, joined: str) -> str:
+        """``a.x = b.x`` → ``x`` when one side is the joined table's; other equalities as ``a.x = b.y``; anything
+        else in words."""
         terms = list(on.flatten()) if isinstance(on, exp.And) else [on]
         out = []
         for term in terms:
             if (isinstance(term, exp.EQ) and isinstance(term.this, exp.Column)
                     and isinstance(term.expression, exp.Column)):
-                if term.this.name.lower() == term.expression.name.lower():
+                sides = {term.this.table.lower(), term.expression.table.lower()}
+                if (term.this.name.lower() == term.expression.name.lower() and joined.lower() in sides
+                        and len(sides) == 2):
                     out.append(term.this.name)
                 else:
                     out.append(f"{self.expr(term.this)} = {self.expr(term.expression)}")

@@ -80,6 +80,10 @@ CASES = [
      'Lists the upper-case name and the length of name of departments where city is not NULL.'),
     ("SELECT first_name, salary FROM employees ORDER BY salary DESC LIMIT 1",
      'Lists first_name and salary of employees, sorted by salary descending, keeping the first row.'),
+    ('SELECT T2.Lname FROM DEPARTMENT AS T1 JOIN FACULTY AS T2 ON T1.DNO  =  T3.DNO JOIN MEMBER_OF AS T3 ON '
+     'T2.FacID  =  T3.FacID WHERE T1.DName  =  "Computer Science"',
+     'Lists FACULTY.Lname from DEPARTMENT joined with FACULTY on DEPARTMENT.DNO = MEMBER_OF.DNO joined with '
+     'MEMBER_OF on FacID where DEPARTMENT.DName is "Computer Science".'),
     ('SELECT directed_by ,  count(*) FROM film GROUP BY directed_by',
      'Counts film, grouped by directed_by.'),
     ('SELECT organization_id FROM organizations EXCEPT SELECT parent_organization_id FROM organizations',
