@@ -293,7 +293,7 @@ class _Explainer:
         """The verb and what is selected, with the source: ``counts orders``, ``lists name of customers``."""
         of = "" if source is None else (f" of {source}" if single else f" from {source}")
         distinct = node.args.get("distinct") is not None
-        if len(projections) == 1 and not distinct:
+        if len(projections) == 1 and not distinct:  # (DISTINCT ON too: the words below say it)
             only = projections[0]
             if isinstance(only, exp.Count):
                 inner = only.this
@@ -311,7 +311,11 @@ class _Explainer:
         else:
             what = _and(self.item(p, w) for p, w in zip(projections, written))
         has_aggregate = any(p.find(exp.AggFunc) is not None for p in projections)
-        if distinct:
+        on = node.args["distinct"].args.get("on") if distinct else None
+        if on is not None:  # PostgreSQL's DISTINCT ON (a): one row per value of a
+            keys = on.expressions if isinstance(on, exp.Tuple) else [on]
+            what += f" (one row for each {_and(self.expr(k) for k in keys)})"
+        elif distinct:
             what = f"the distinct {what}" if len(projections) == 1 else f"the distinct combinations of {what}"
         verb = "shows" if has_aggregate else ("computes" if source is None else "lists")
         return f"{verb} {what}{of}"
@@ -502,6 +506,8 @@ class _Explainer:
             return (f"{self.expr(left)} {_COMPARISONS[type(node)]} {which} of (a query that "
                     f"{self.query(right.this.unnest() if isinstance(right.this, exp.Subquery) else right.this)})")
         words = _COMPARISONS[type(node)]
+        if isinstance(right, exp.Null) or isinstance(left, exp.Null):
+            return f"{self.sql(node)} (never true: a comparison with NULL is unknown, unlike IS NULL)"
         if type(node) in _DATE_WORDS and (_literal_date(right) or _literal_date(left)):
             words = _DATE_WORDS[type(node)]
         return f"{self.expr(left)} {words} {self.expr(right)}"

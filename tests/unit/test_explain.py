@@ -116,7 +116,11 @@ CASES = [
      'Finds the rows both in (a query that lists Name of Tourist_Attractions whose Opening_Hours is between 9 and 11 (inclusive)) and in (a query that lists Name of Tourist_Attractions whose How_to_Get_There is "walk").'),
     ('SELECT DISTINCT T1.title FROM course AS T1 JOIN prereq AS T2 ON T1.course_id  =  T2.course_id ORDER BY T1.title',
      'Lists the distinct course.title from course joined with prereq on course_id, sorted by course.title.'),
-    ('SELECT 1',
+    ("SELECT a FROM t WHERE b = NULL",
+     "Lists a of t whose b = NULL (never true: a comparison with NULL is unknown, unlike IS NULL)."),
+    ("SELECT SUM(x) OVER (ORDER BY d ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) FROM t",
+     "Shows SUM(x) OVER (ORDER BY d ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) of t."),
+    ("SELECT 1",
      'Computes 1.'),
     ("DELETE FROM orders WHERE status = 'cancelled'",
      "Deletes the rows of orders where status is 'cancelled'."),
@@ -156,6 +160,8 @@ def test_a_change_of_meaning_changes_the_words() -> None:
 
 
 def test_other_dialects() -> None:
+    assert explain_sql("SELECT DISTINCT ON (a) a, b FROM t ORDER BY a, b DESC", "postgres") == \
+        "Lists a and b (one row for each a) of t, sorted by a then b descending."
     assert explain_sql("SELECT EXTRACT(YEAR FROM d), COUNT(*) FROM t GROUP BY 1", "postgres") == \
         "Counts t, grouped by the year of d."
     assert explain_sql("SELECT date_trunc('month', d) AS m, SUM(x) FROM t GROUP BY m", "duckdb") == \
