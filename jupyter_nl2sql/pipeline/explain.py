@@ -7,9 +7,8 @@ a short, safe sentence.
 
 >>> explain_sql("SELECT COUNT(*) FROM orders WHERE status = 'cancelled'", "sqlite")
 "Counts orders whose status is 'cancelled'."
->>> explain_sql("SELECT name, city FROM customers WHERE country IN ('France', 'Spain') ORDER BY name LIMIT 5",
-...             "sqlite")
-"Lists name and city of customers whose country is one of 'France' or 'Spain', sorted by name, keeping the first 5 rows."
+>>> explain_sql("SELECT name FROM customers WHERE country IN ('France', 'Spain') ORDER BY name LIMIT 5", "sqlite")
+"Lists name of customers whose country is one of 'France' or 'Spain', sorted by name, keeping the first 5 rows."
 """
 
 from __future__ import annotations
