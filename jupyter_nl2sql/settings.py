@@ -54,7 +54,8 @@ class Option:
     nullable: bool = False
     """Whether None is a value (it means "automatic" or "off", as ``help`` says)."""
     group: str = "pipeline"
-    """``"model"``, ``"pipeline"``, ``"cache"`` or ``"display"`` (the magic's own display options)."""
+    """``"model"``, ``"pipeline"``, ``"cache"``, ``"display"`` (the magic's own display options) or ``"output"``
+    (how every front end shows an answer: the magic, the panel and the command line's flag)."""
     flags: tuple[str, ...] = ()
     """Extra command-line spellings (``-l``, ``--limit``), besides ``--name-with-dashes``."""
 
@@ -218,6 +219,9 @@ class Settings:
     fix_names: bool = option(True, "Correct a table or column name the schema has exactly once, or join the table "
                                    "a column belongs to along the foreign keys, without asking the model again.",
                              _bool)
+    refuse_missing: bool = option(True, "Answer \"can't answer that from this database\" (with a did-you-mean), "
+                                        "without asking the model, when the question names a table (\"the zoo "
+                                        "table\") unlike every table and column the database has.", _bool)
     fix_values: bool = option(True, "When a query finds nothing, use the database's spelling of a value that "
                                     "differs only in case, accents or dashes.", _bool)
     # -- caches and files
@@ -237,6 +241,8 @@ class Settings:
                                             "are shared by kernels; None: each process introspects.", _redis_url,
                                       nullable=True, group="cache")
     # -- what the magic shows
+    explain: bool = option(False, "Show under the SQL what it does in plain English, made from the SQL itself "
+                                  "(Answer.explanation).", _bool, group="output")
     show_sql: bool = option(True, "Show the SQL above the result.", _bool, group="display")
     show_stats: bool = option(True, "Show timing and memory stats below the result.", _bool, group="display")
     default_connection: str | None = option(None, "Connection used when a cell names none and none was used yet "
@@ -283,7 +289,8 @@ OPTIONS: dict[str, Option] = {f.name: Option(name=f.name, **f.metadata["option"]
                               for f in dataclasses.fields(Settings)}
 
 #: The options the pipeline uses (not the magic's display options).
-PIPELINE_OPTIONS: tuple[str, ...] = tuple(name for name, spec in OPTIONS.items() if spec.group != "display")
+PIPELINE_OPTIONS: tuple[str, ...] = tuple(name for name, spec in OPTIONS.items()
+                                          if spec.group not in ("display", "output"))
 
 
 def options_table() -> str:

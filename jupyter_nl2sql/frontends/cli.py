@@ -154,7 +154,8 @@ def _ask(args: argparse.Namespace) -> int:
         progress.close()
     if args.show_prompt and answer.prompt:
         print(answer.prompt, end="\n\n")
-    print(render.answer_text(answer, show_error=False, max_rows=args.max_rows))
+    print(render.answer_text(answer, show_error=False, max_rows=args.max_rows,
+                             show_explanation=assistant.settings.explain))
     if answer.error:
         print(f"error: {answer.error}", file=sys.stderr)
     return 1 if answer.error else 0

@@ -104,6 +104,8 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
               help="Allow SQL that changes the database, for this cell only (never a default).")
     @argument("--refresh-schema", action="store_true", help="Re-read the database schema before asking.")
     @argument("--no-stats", action="store_true", help="Do not show the stats line.")
+    @argument(OPTIONS["explain"].flag, action="store_true", default=None,
+              help=OPTIONS["explain"].help + " For this cell.")
     @argument("question", nargs="*", help="The question (line magic); in a cell magic, the cell body.")
     @line_cell_magic
     def nl2sql(self, line: str = "", cell: str | None = None, local_ns: dict | None = None) -> Any:
@@ -138,7 +140,8 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
     def _cell_settings(self, args: Any) -> Settings:
         """The traits' settings with the cell's options (``-m``, ``-l``), checked before anything runs."""
         return self.settings().replace(**{name: value for name, value in (("model", args.model),
-                                                                          ("row_cap", args.limit))
+                                                                          ("row_cap", args.limit),
+                                                                          ("explain", args.explain))
                                           if value is not None})
 
     def _connection_token(self, token: str | None) -> str | None:
@@ -173,6 +176,8 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
             _show(answer.prompt, render.prompt_html(answer.prompt))
         if settings.show_sql and answer.sql:
             _show(answer.sql, render.sql_html(answer.sql))
+        if settings.explain and answer.explanation:
+            _show(render.explanation_text(answer.explanation), render.explanation_html(answer.explanation))
         for warning in answer.warnings:
             _show(render.warning_text(warning), render.warning_html(warning))
         if settings.show_stats and not args.no_stats:

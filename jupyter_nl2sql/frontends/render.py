@@ -26,6 +26,16 @@ def sql_html(sql: str) -> str:
     return f"<pre class='nl2sql-sql'><code>{escape(sql)}</code></pre>"
 
 
+def explanation_text(explanation: str) -> str:
+    """What the SQL does (``Answer.explanation``) as a line of text."""
+    return f"-- {explanation}"
+
+
+def explanation_html(explanation: str) -> str:
+    """What the SQL does (``Answer.explanation``) as a small HTML line under the SQL."""
+    return f"<div class='nl2sql-explanation' style='color:#555;font-size:90%'>{escape(explanation)}</div>"
+
+
 def prompt_html(prompt: str) -> str:
     """The prompt the model received, as preformatted text."""
     return f"<pre class='nl2sql-prompt'>{escape(prompt)}</pre>"
@@ -61,12 +71,15 @@ def table_text(frame: Any, *, max_rows: int | None = MAX_ROWS) -> str:
     return frame.to_string(max_rows=max_rows, index=False)
 
 
-def answer_html(answer: Any, *, show_sql: bool = True, show_stats: bool = True, max_rows: int | None = MAX_ROWS
-                ) -> str:
-    """An answer as HTML: the SQL, the error, the table, the warnings, the stats line."""
+def answer_html(answer: Any, *, show_sql: bool = True, show_stats: bool = True, max_rows: int | None = MAX_ROWS,
+                show_explanation: bool = False) -> str:
+    """An answer as HTML: the SQL (and what it does, with ``show_explanation``), the error, the table, the
+    warnings, the stats line."""
     parts = []
     if show_sql and answer.sql:
         parts.append(sql_html(answer.sql))
+    if show_explanation and getattr(answer, "explanation", None):
+        parts.append(explanation_html(answer.explanation))
     if answer.error:
         parts.append(error_html(answer.error))
     if answer.dataframe is not None:
@@ -78,11 +91,14 @@ def answer_html(answer: Any, *, show_sql: bool = True, show_stats: bool = True, 
 
 
 def answer_text(answer: Any, *, show_sql: bool = True, show_stats: bool = True, show_error: bool = True,
-                max_rows: int | None = MAX_ROWS) -> str:
-    """An answer as text: the SQL, the error, the table, the warnings, the stats line (blank lines between)."""
+                max_rows: int | None = MAX_ROWS, show_explanation: bool = False) -> str:
+    """An answer as text: the SQL (and what it does, with ``show_explanation``), the error, the table, the
+    warnings, the stats line (blank lines between)."""
     parts = []
     if show_sql and answer.sql:
         parts.append(answer.sql)
+    if show_explanation and getattr(answer, "explanation", None):
+        parts.append(explanation_text(answer.explanation))
     if show_error and answer.error:
         parts.append(f"error: {answer.error}")
     if answer.dataframe is not None:

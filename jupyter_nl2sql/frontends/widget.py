@@ -143,7 +143,8 @@ class Nl2SqlPanel:
 
     Attributes tests and notebooks may drive: ``connection`` (Dropdown), ``connection_text`` +
     ``add_connection_button``, ``question``, ``generate_button``, ``run_button``, ``cancel_button``,
-    ``allow_writes``, ``sql`` (editable), ``status``, ``error``, ``table``, ``prev_button``, ``next_button``,
+    ``allow_writes``, ``sql`` (editable), ``explanation`` (what the SQL shown does), ``status``, ``error``,
+    ``table``, ``prev_button``, ``next_button``,
     ``page_label``, ``page_size``, ``stats``, ``warnings``, ``candidates`` + ``use_candidate_button``, ``history``,
     ``variable_name`` + ``save_button``, ``insert_button``; ``answer`` is the answer shown.
     """
@@ -229,6 +230,8 @@ class Nl2SqlPanel:
         self.sql = w.Textarea(placeholder="The SQL appears here; edit it and press Run to execute your version.",
                               rows=5, continuous_update=True, layout=full)
         self.sql.add_class("nl2sql-sql")
+        self.explanation = w.HTML("", layout=w.Layout(display="none"))
+        self.explanation.add_class("nl2sql-explanation")
         self.sql_hint = w.HTML("")
         self.sql_hint.add_class("nl2sql-hint")
         self.candidates = w.Dropdown(description="Candidates", options=[], layout=w.Layout(width="70%"))
@@ -266,7 +269,7 @@ class Nl2SqlPanel:
                     self.progress],
                    layout=w.Layout(align_items="center")),
             self.error,
-            self.sql, self.sql_hint, self.candidates_box,
+            self.sql, self.explanation, self.sql_hint, self.candidates_box,
             self.table, self.pager, self.warnings, self.stats,
             w.HBox([self.variable_name, self.save_button, self.insert_button]),
             w.HTML("<b>History</b> <span style='color:#666'>(click to restore; shared with %%nl2sql)</span>"),
@@ -397,6 +400,10 @@ class Nl2SqlPanel:
 
     def _update_hint(self) -> None:
         plan = self._run_plan()
+        shown = getattr(self.answer, "explanation", None) if self.answer is not None else None
+        same = bool(shown) and self.sql.value.strip() == self._shown_sql.strip()
+        self.explanation.value = render.explanation_html(shown) if same else ""
+        self.explanation.layout.display = None if same else "none"  # it explains the SQL shown, not an edit
         if plan == "sql":
             edited = self.sql.value.strip() != self._shown_sql.strip()
             text = ("edited: <b>Run</b> executes your version of the SQL" if edited
@@ -750,8 +757,11 @@ class Nl2SqlPanel:
         self.warnings.value = render.warnings_html(answer.warnings)
         self.stats.value = answer.stats._repr_html_() if answer.stats is not None else ""
         if answer.error:
-            self._show_error(f"The SQL the model wrote did not work: {answer.error}. Edit the SQL and press Run, "
-                             f"or rephrase the question.")
+            if answer.sql is None:  # refused before any SQL was written: what the question asks is not there
+                self._show_error(f"{answer.error[:1].upper()}{answer.error[1:]}. Rephrase the question.")
+            else:
+                self._show_error(f"The SQL the model wrote did not work: {answer.error}. Edit the SQL and press "
+                                 "Run, or rephrase the question.")
             self._set_status("✗ No result (see the message).", kind="error")
         else:
             self._show_error(None)

@@ -32,6 +32,8 @@ from ..models.base import accepts_cancel, accepts_keyword
 from ..settings import OPTIONS, Settings
 from .examples import (ExampleStore, StoredExample, TaughtStore, mask_question, schema_vocabulary, select_examples, sql_literals)
 from .execution import ExecutionResult, execute
+from .explain import explain_sql
+from .missing import missing_tables, refusal
 from .prompting import (LAYOUTS, Example, build_messages, empty_result_messages, extract_sql, prompt_head,
                         repair_messages)
 from .schema import Schema, SchemaCache, fit_schema
@@ -90,6 +92,9 @@ class Answer:
     score: float | None = None
     """The model's score of the reply that wrote ``sql``: its mean token log-probability (None when the backend
     cannot tell); breaks ties between candidates."""
+    explanation: str | None = None
+    """What ``sql`` does in plain English, made from its syntax tree (:func:`~.explain.explain_sql`), never from
+    the model; None without SQL."""
 
     @property
     def ok(self) -> bool:
@@ -273,6 +278,15 @@ class Assistant:
                           progress=on_progress, generate_only=generate_only, allow_writes=allow_writes)
         if not run.schema.tables:
             raise QuestionError(f"{run.conn.display_url} has no tables to ask about")
+        if s.refuse_missing:
+            names = [t.name for t in run.schema.tables]
+            missing = missing_tables(question, names, [c.name for t in run.schema.tables for c in t.columns])
+            if missing:  # nothing like it to read: no model call, nothing runs
+                answer = Answer(question=question, sql=None, stats=stats,
+                                provenance={"connection": run.conn.display_url,
+                                            "schema_fingerprint": run.schema.fingerprint})
+                answer.error, answer.error_kind = refusal(missing, names), "MissingFromSchema"
+                return self._finish(answer, run)
         ctx = run.context = self._context(question, run, stats)
         answer = Answer(question=question, sql=None, stats=stats, messages=ctx.messages[0])
         if len(ctx.tables) < len(run.schema.tables):
@@ -295,7 +309,7 @@ class Assistant:
         answer.provenance["context"] = {"examples": [e.id for e in ctx.examples],
                                         "values": [m.render() for m in ctx.matches]}
         self._solve(answer, run)
-        return self._finish(answer)
+        return self._finish(answer, run)
 
     @_reports_errors
     def run_sql(self, sql: str, connection: Any = None, *, namespace: Mapping[str, Any] | None = None,
@@ -318,7 +332,7 @@ class Assistant:
         self._execute(answer, run, checked)
         if checked.is_write:
             self._schema_cache(s).get(run.conn, sample_rows=s.sample_rows, refresh=True)
-        return self._finish(answer)
+        return self._finish(answer, run)
 
     def teach(self, question: str, sql: str, connection: Any = None, *,
               namespace: Mapping[str, Any] | None = None, settings: Settings | None = None) -> StoredExample:
@@ -711,7 +725,10 @@ class Assistant:
                 "jupyter_nl2sql": __version__,
                 "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
-    def _finish(self, answer: Answer) -> Answer:
+    def _finish(self, answer: Answer, run: Run) -> Answer:
+        if answer.sql:
+            with answer.stats.stage("explain"):
+                answer.explanation = explain_sql(answer.sql, run.conn.sqlglot_dialect)
         answer.stats.finish()
         self.history.append(answer)
         for callback in list(self._listeners):
