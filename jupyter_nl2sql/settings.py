@@ -161,6 +161,17 @@ def _generation_cache(name: str, value: Any) -> str | None:
     return parse_cache_mode(text)
 
 
+#: The values of ``plot``: the natural chart of a result, a forced kind, or none.
+PLOT_KINDS = ("auto", "bar", "line", "scatter", "none")
+
+
+def _plot(name: str, value: Any) -> str:
+    text = value.strip().lower() if isinstance(value, str) else value
+    if text not in PLOT_KINDS:
+        raise ConfigError(f"{name} must be one of {', '.join(PLOT_KINDS)}, not {value!r}")
+    return text
+
+
 def option(default: Any, help: str, check: Callable[[str, Any], Any], *, type: type | None = None,
            nullable: bool = False, group: str = "pipeline", flags: tuple[str, ...] = ()) -> Any:
     """A :class:`Settings` field described by an :class:`Option` (its ``name`` is filled in by the class)."""
@@ -245,6 +256,9 @@ class Settings:
                                   "(Answer.explanation).", _bool, group="output")
     show_sql: bool = option(True, "Show the SQL above the result.", _bool, group="display")
     show_stats: bool = option(True, "Show timing and memory stats below the result.", _bool, group="display")
+    plot: str = option("auto", "Chart under the result: 'auto' draws its natural one (a category and a number: bar; "
+                               "a date/time and numbers: line; two numbers: scatter; else none), or 'bar', 'line', "
+                               "'scatter', 'none'.", _plot, group="display")
     default_connection: str | None = option(None, "Connection used when a cell names none and none was used yet "
                                                   "(URL, alias or Engine variable).", _text, nullable=True,
                                             group="display")

@@ -106,6 +106,7 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
     @argument("--no-stats", action="store_true", help="Do not show the stats line.")
     @argument(OPTIONS["explain"].flag, action="store_true", default=None,
               help=OPTIONS["explain"].help + " For this cell.")
+    @argument(OPTIONS["plot"].flag, metavar="KIND", help=OPTIONS["plot"].help + " For this cell.")
     @argument("question", nargs="*", help="The question (line magic); in a cell magic, the cell body.")
     @line_cell_magic
     def nl2sql(self, line: str = "", cell: str | None = None, local_ns: dict | None = None) -> Any:
@@ -113,7 +114,7 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
 
         Line magic: ``%nl2sql [options] question`` (it may end in ``?``) or a subcommand: ``connect URL|SECTION
         [--alias NAME]`` (no argument: ``$DATABASE_URL``),
-        ``connections``, ``models``, ``load [MODEL]``, ``panel``, ``history``, ``cache [--clear PART]``, ``teach [-c CONNECTION] QUESTION =>
+        ``connections``, ``models``, ``load [MODEL]``, ``panel [--side]``, ``history``, ``cache [--clear PART]``, ``teach [-c CONNECTION] QUESTION =>
         SQL``, ``examples [-c CONNECTION]``, ``forget ID [-c CONNECTION]``.  Cell magic: ``%%nl2sql [options]``
         with the question as the cell body (``{var}`` is replaced by the variable's value), or ``%%nl2sql teach
         [-c CONNECTION]`` with the question on the first line and the SQL below it.
@@ -141,7 +142,8 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
         """The traits' settings with the cell's options (``-m``, ``-l``), checked before anything runs."""
         return self.settings().replace(**{name: value for name, value in (("model", args.model),
                                                                           ("row_cap", args.limit),
-                                                                          ("explain", args.explain))
+                                                                          ("explain", args.explain),
+                                                                          ("plot", args.plot))
                                           if value is not None})
 
     def _connection_token(self, token: str | None) -> str | None:
@@ -180,8 +182,9 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
             _show(render.explanation_text(answer.explanation), render.explanation_html(answer.explanation))
         for warning in answer.warnings:
             _show(render.warning_text(warning), render.warning_html(warning))
-        if settings.show_stats and not args.no_stats:
-            self._show_stats_after_cell(answer.stats)
+        chart = self._chart(answer, settings, conn)
+        stats = answer.stats if settings.show_stats and not args.no_stats else None
+        self._show_after_cell(*(item for item in (chart, stats) if item is not None))
         if answer.error:
             raise UsageError(f"{answer.error} — rephrase the question, check the connection, or run your own "
                              "SQL with %%sql / Assistant.run_sql")
@@ -191,13 +194,36 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
             self.shell.user_ns[args.output] = answer.dataframe
         return answer.dataframe
 
-    def _show_stats_after_cell(self, stats: Any) -> None:
-        """Display the stats in their own output, below the cell's result (after the table)."""
+    @staticmethod
+    def _chart(answer: Any, settings: Settings, conn: Any) -> Any:
+        """The chart of the answer's result (None: no picture, or ``plot = none``); a forced kind that does not
+        fit is said in one line, and the table is still returned."""
+        if answer.dataframe is None or answer.error or settings.plot == "none":
+            return None
+        from .charts import answer_chart
+
+        try:
+            return answer_chart(answer, settings.plot, conn, timeout=settings.timeout,
+                                max_result_bytes=settings.max_result_bytes)
+        except ImportError as exc:
+            if settings.plot != "auto":
+                _show(*_warned(f"no chart: {exc.name or 'matplotlib'} is not installed (pip install matplotlib)"))
+            return None
+        except Nl2SqlError as exc:
+            _show(*_warned(str(exc)))
+            return None
+
+    def _show_after_cell(self, *outputs: Any) -> None:
+        """Display ``outputs`` (the chart, the stats), each in its own output, below the cell's result (after the
+        table)."""
+        if not outputs:
+            return
         events = self.shell.events
 
         def show(*_: Any) -> None:
             events.unregister("post_run_cell", show)
-            display(stats)
+            for output in outputs:
+                display(output)
 
         events.register("post_run_cell", show)
 
@@ -285,9 +311,23 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
         print(f"{backend.model_id} on {backend.device} ({backend.dtype}), {when}")
 
     def _cmd_panel(self, argv: list[str], namespace: dict) -> Any:
-        from .widget import panel
+        """``%nl2sql panel [CONNECTION] [--side]``: the panel, in the cell or (``--side``) docked in JupyterLab's
+        side area through the ``sidecar`` package (without it: one line saying how to install it, and the panel
+        in the cell)."""
+        from .widget import SIDECAR_MISSING, dock, panel
 
-        return panel(argv[0] if argv else None)
+        side = "--side" in argv
+        argv = [word for word in argv if word != "--side"]
+        if len(argv) > 1:
+            raise UsageError("usage: %nl2sql panel [CONNECTION] [--side]")
+        shown = panel(argv[0] if argv else None)
+        if not side:
+            return shown
+        if dock(shown) is None:
+            print(SIDECAR_MISSING)
+            return shown
+        print("nl2sql panel opened in the side area (close its tab to remove it)")
+        return None
 
     def _cmd_history(self, argv: list[str], namespace: dict) -> Any:
         import pandas as pd
@@ -431,6 +471,11 @@ def _drop_invalid_settings(config: Any) -> None:
         except (TraitError, AttributeError) as exc:
             logging.getLogger("jupyter_nl2sql").warning("ignoring %%config Nl2SqlMagics.%s = %r: %s", name, value, exc)
             del section[name]
+
+
+def _warned(warning: str) -> tuple[str, str]:
+    """A warning's text and HTML forms (for :func:`_show`)."""
+    return render.warning_text(warning), render.warning_html(warning)
 
 
 def _show(text: str, html_text: str) -> None:

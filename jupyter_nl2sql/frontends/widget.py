@@ -44,7 +44,7 @@ from ..errors import (
     WriteRefused,
 )
 from ..settings import Settings
-from . import render
+from . import charts, render
 from .warming import WarmJob, warmer
 
 #: Rows per page of the result table (choices offered in the page-size menu).
@@ -145,7 +145,8 @@ class Nl2SqlPanel:
     ``add_connection_button``, ``question``, ``generate_button``, ``run_button``, ``cancel_button``,
     ``allow_writes``, ``sql`` (editable), ``explanation`` (what the SQL shown does), ``status``, ``error``,
     ``table``, ``prev_button``, ``next_button``,
-    ``page_label``, ``page_size``, ``stats``, ``warnings``, ``candidates`` + ``use_candidate_button``, ``history``,
+    ``page_label``, ``page_size``, ``view`` (Table / Chart) + ``chart`` (the PNG) + ``chart_note``, ``stats``,
+    ``warnings``, ``candidates`` + ``use_candidate_button``, ``history``,
     ``variable_name`` + ``save_button``, ``insert_button``; ``answer`` is the answer shown.
     """
 
@@ -249,6 +250,17 @@ class Nl2SqlPanel:
                                     layout=w.Layout(width="160px"))
         self.pager = w.HBox([self.prev_button, self.next_button, self.page_label, self.page_size],
                             layout=w.Layout(display="none", align_items="center"))
+        self.table_view = w.VBox([self.table, self.pager])
+        self.view = w.ToggleButtons(options=["Table", "Chart"], value="Table",
+                                    tooltips=["The result as a table", "The result's chart (setting: plot)"],
+                                    style=w.ToggleButtonsStyle(button_width="70px"))
+        self.view.add_class("nl2sql-view")
+        self.chart = w.Image(format="png", layout=w.Layout(max_width="100%", display="none"))
+        self.chart.add_class("nl2sql-chart")
+        self.chart_note = w.HTML("")
+        self.chart_view = w.VBox([self.chart, self.chart_note], layout=w.Layout(display="none"))
+        self._chart: tuple[Any, charts.Chart | None, str] | None = None  # (answer, its chart, the line under it)
+        self._answer_connection: Any = None  # the Connection that answered (aggregates a cut result's chart)
         self.warnings = w.HTML("")
         self.stats = w.HTML("")
         self.stats.add_class("nl2sql-stats")
@@ -270,7 +282,7 @@ class Nl2SqlPanel:
                    layout=w.Layout(align_items="center")),
             self.error,
             self.sql, self.explanation, self.sql_hint, self.candidates_box,
-            self.table, self.pager, self.warnings, self.stats,
+            self.view, self.table_view, self.chart_view, self.warnings, self.stats,
             w.HBox([self.variable_name, self.save_button, self.insert_button]),
             w.HTML("<b>History</b> <span style='color:#666'>(click to restore; shared with %%nl2sql)</span>"),
             self.history,
@@ -288,6 +300,7 @@ class Nl2SqlPanel:
         self.save_button.on_click(lambda _: self._guard(self.on_save))
         self.insert_button.on_click(lambda _: self._guard(self.on_insert))
         self.page_size.observe(lambda _: self._guard(lambda: self.show_page(0)), names="value")
+        self.view.observe(lambda _: self._guard(self.show_view), names="value")
         self.question.observe(lambda _: self._guard(self._update_hint), names="value")
         self.sql.observe(lambda _: self._guard(self._update_hint), names="value")
         self.history.observe(self._on_history_select, names="value")
@@ -623,7 +636,7 @@ class Nl2SqlPanel:
                                    settings=settings)
             if job.cancel.is_set():
                 raise Cancelled()
-            return lambda: self._show_answer(answer, question=question, generated=True)
+            return self._answered(answer, connection, namespace, settings, question=question, generated=True)
 
         self._start("generate" if generate_only else "ask",
                     "Writing SQL…" if generate_only else "Asking…", work)
@@ -642,9 +655,24 @@ class Nl2SqlPanel:
                                        cancel=job.cancel, settings=settings)
             if job.cancel.is_set():
                 raise Cancelled()
-            return lambda: self._show_answer(answer, question=question, generated=False)
+            return self._answered(answer, connection, namespace, settings, question=question, generated=False)
 
         self._start("sql", "Running your SQL…", work)
+
+    def _answered(self, answer: Any, connection: Any, namespace: Any, settings: Settings, *, question: str,
+                  generated: bool) -> Callable[[], None]:
+        """In the worker, after an answer: its chart when the chart view is open (drawing is not free), and what
+        shows the answer in the panel."""
+        conn = self.manager.resolve(connection, namespace, check=False) if answer.dataframe is not None else None
+        chart = self._chart_state(answer, conn, settings) if self.view.value == "Chart" else None
+
+        def apply() -> None:
+            self._answer_connection = conn
+            if chart is not None:
+                self._chart = chart
+            self._show_answer(answer, question=question, generated=generated)
+
+        return apply
 
     def _start(self, kind: str, text: str, work: Callable[[_Job], Callable[[], None]]) -> None:
         """Show the busy state (synchronously: the visible reaction to the click), then start the worker."""
@@ -754,6 +782,7 @@ class Nl2SqlPanel:
             self._update_model_label(answer.provenance)
         self._show_candidates(answer)
         self.show_page(0)
+        self.show_view()
         self.warnings.value = render.warnings_html(answer.warnings)
         self.stats.value = answer.stats._repr_html_() if answer.stats is not None else ""
         if answer.error:
@@ -811,6 +840,43 @@ class Nl2SqlPanel:
         self.next_button.disabled = self.page >= pages - 1
         self.pager.layout.display = None
 
+    # -- chart view ---------------------------------------------------------------------------------------------
+    def _chart_state(self, answer: Any, connection: Any = None,
+                     settings: Settings | None = None) -> tuple[Any, charts.Chart | None, str]:
+        """``(answer, its chart or None, the line shown under it)``: the chart the ``plot`` setting gives (a result
+        cut at the row cap is aggregated on ``connection``)."""
+        settings = settings or self.settings()
+        if getattr(answer, "dataframe", None) is None:
+            return answer, None, "No result to chart yet: press Run."
+        if settings.plot == "none":
+            return answer, None, "Charts are off (plot = 'none'); choose a kind with %config Nl2SqlMagics.plot."
+        try:
+            made = charts.answer_chart(answer, settings.plot, connection, timeout=settings.timeout,
+                                       max_result_bytes=settings.max_result_bytes)
+        except ImportError:
+            return answer, None, "Charts need matplotlib: pip install matplotlib"
+        except Nl2SqlError as exc:
+            return answer, None, str(exc)[:1].upper() + str(exc)[1:] + "."
+        if made is None:
+            return answer, None, (f"No natural chart for this result ({charts.describe_columns(answer.dataframe)}): "
+                                  "a chart needs a category and a number, a date and numbers, or two numbers.")
+        return answer, made, made.description
+
+    def show_view(self) -> None:
+        """Show the table or the chart of the answer, as the Table/Chart toggle says (the chart is drawn the
+        first time it is looked at)."""
+        charting = self.view.value == "Chart"
+        self.table_view.layout.display = "none" if charting else None
+        self.chart_view.layout.display = None if charting else "none"
+        if not charting:
+            return
+        if self._chart is None or self._chart[0] is not self.answer:
+            self._chart = self._chart_state(self.answer, self._answer_connection)
+        _, made, text = self._chart
+        self.chart.value = made.png if made is not None else b""
+        self.chart.layout.display = None if made is not None else "none"
+        self.chart_note.value = f"<span style='color:#555;font-size:90%'>{_esc(text)}</span>"
+
     def on_use_candidate(self) -> None:
         """Put the chosen candidate into the SQL area (Run then executes it)."""
         if self.candidates.value:
@@ -858,6 +924,7 @@ class Nl2SqlPanel:
             return
         if answer.question:
             self.question.value = answer.question
+        self._answer_connection = None  # a restored result cut at the row cap is charted from its rows at hand
         self._show_answer(answer, question=answer.question or self.question.value.strip(), generated=False)
         self._set_idle()
         self._set_status(f"Restored from history: {_esc(self.history.label or '')}")
@@ -914,6 +981,23 @@ class Nl2SqlPanel:
         self._show_error(None)
         self._set_status("✓ The code goes into a new cell when the next cell runs (Jupyter adds cells only then)",
                          kind="ok")
+
+
+#: What ``%nl2sql panel --side`` says when the ``sidecar`` package is missing.
+SIDECAR_MISSING = ("The side panel needs the sidecar package: pip install sidecar (then restart the kernel and "
+                   "reload JupyterLab); the panel is shown here instead.")
+
+
+def dock(shown: Nl2SqlPanel, *, title: str = "nl2sql") -> Any | None:
+    """Show ``shown`` in JupyterLab's side area, in a ``sidecar.Sidecar`` (returned; it stays visible while the
+    notebook scrolls); None, with nothing shown, when the ``sidecar`` package is not installed."""
+    try:
+        from sidecar import Sidecar
+    except ImportError:
+        return None
+    side = Sidecar(title=title)
+    side.append_display_data(shown)  # works without a front end too (an Output's context manager needs a kernel)
+    return side
 
 
 def panel(connection: Any = None, *, assistant: Any = None, page_size: int = DEFAULT_PAGE_SIZE,
