@@ -183,8 +183,10 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
         for warning in answer.warnings:
             _show(render.warning_text(warning), render.warning_html(warning))
         chart = self._chart(answer, settings, conn)
+        note = chart.note if chart is not None else None
+        note = {"text/plain": render.chart_note_text(note), "text/html": render.chart_note_html(note)} if note else None
         stats = answer.stats if settings.show_stats and not args.no_stats else None
-        self._show_after_cell(*(item for item in (chart, stats) if item is not None))
+        self._show_after_cell(*(item for item in (chart, note, stats) if item is not None))
         if answer.error:
             raise UsageError(f"{answer.error} — rephrase the question, check the connection, or run your own "
                              "SQL with %%sql / Assistant.run_sql")
@@ -214,8 +216,8 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
             return None
 
     def _show_after_cell(self, *outputs: Any) -> None:
-        """Display ``outputs`` (the chart, the stats), each in its own output, below the cell's result (after the
-        table)."""
+        """Display ``outputs`` (the chart, what it draws, the stats; a dict is a raw MIME bundle), each in its own
+        output, below the cell's result (after the table)."""
         if not outputs:
             return
         events = self.shell.events
@@ -223,7 +225,7 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
         def show(*_: Any) -> None:
             events.unregister("post_run_cell", show)
             for output in outputs:
-                display(output)
+                display(output, raw=isinstance(output, dict))
 
         events.register("post_run_cell", show)
 

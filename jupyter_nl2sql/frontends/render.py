@@ -36,6 +36,16 @@ def explanation_html(explanation: str) -> str:
     return f"<div class='nl2sql-explanation' style='color:#555;font-size:90%'>{escape(explanation)}</div>"
 
 
+def chart_note_text(note: str) -> str:
+    """What a chart draws when it is not every row of the result (``Chart.note``), as a line of text."""
+    return f"chart: {note}"
+
+
+def chart_note_html(note: str) -> str:
+    """What a chart draws when it is not every row of the result, as a small HTML line under the chart."""
+    return f"<div class='nl2sql-chart-note' style='color:#555;font-size:90%'>chart: {escape(note)}</div>"
+
+
 def prompt_html(prompt: str) -> str:
     """The prompt the model received, as preformatted text."""
     return f"<pre class='nl2sql-prompt'>{escape(prompt)}</pre>"

@@ -47,6 +47,7 @@ def test_magic_shows_the_natural_chart_under_the_table(ip, cell, scripted, publi
     png = base64.b64decode(chart["image/png"])
     assert png_size(png) == SIZE
     assert chart["text/plain"] == f"bar chart of customers by country ({len(df)} bars)"
+    assert not any(text.startswith("chart: ") for text in texts(published))  # every row drawn: no note
     stats = [i for i, text in enumerate(texts(published)) if text.startswith("total ")]
     assert stats and stats[0] > published.index(chart)  # the chart comes before the stats line
 
@@ -91,6 +92,9 @@ def test_magic_chart_of_a_result_cut_at_the_row_cap(ip, cell, scripted, publishe
     [chart] = images(published)
     assert chart["text/plain"].startswith("bar chart of quantity by country (")
     assert chart["text/plain"].endswith("; summed per country in the database")
+    note = published[published.index(chart) + 1]  # visible under the picture (a front end shows the PNG only)
+    assert note["text/plain"] == "chart: summed per country in the database"
+    assert note["text/html"].startswith("<div class='nl2sql-chart-note'")
 
 
 @pytest.mark.parametrize("line, message", [
