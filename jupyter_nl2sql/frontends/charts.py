@@ -33,6 +33,7 @@ import io
 import math
 import re
 import struct
+import warnings
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable
@@ -94,7 +95,8 @@ class Chart:
         plan = self.plan
         count = len(self.frame)
         unit = {"bar": "bar", "line": "point", "scatter": "point"}[plan.kind]
-        text = f"{plan.kind} chart of {', '.join(plan.y)} by {plan.x} ({count} {unit}{'s' if count != 1 else ''})"
+        text = (f"{plan.kind} chart of {', '.join(map(str, plan.y))} by {plan.x} "
+                f"({count} {unit}{'s' if count != 1 else ''})")
         return f"{text}; {self.note}" if self.note else text
 
     def mimebundle(self) -> dict[str, str]:
@@ -136,10 +138,16 @@ def to_dates(series: pd.Series) -> pd.Series:
     """A date column as pandas datetimes (NaT where a value is not a date)."""
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
         return series
-    try:
-        return pd.to_datetime(series, format="ISO8601", errors="coerce")
-    except (TypeError, ValueError):  # mixed time zones
-        return pd.to_datetime(series, format="ISO8601", errors="coerce", utc=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas warns about mixed time zones; they are read as UTC below
+        try:
+            parsed = pd.to_datetime(series, format="ISO8601", errors="coerce")
+        except (TypeError, ValueError):
+            parsed = None
+        if (parsed is None or not pd.api.types.is_datetime64_any_dtype(parsed.dtype)
+                or parsed.isna().sum() > series.isna().sum()):  # mixed time zones (or naive and aware)
+            parsed = pd.to_datetime(series, format="ISO8601", errors="coerce", utc=True)
+    return parsed
 
 
 def to_numbers(series: pd.Series) -> pd.Series:
@@ -174,7 +182,7 @@ def choose(frame: pd.DataFrame | None, kind: str = "auto") -> ChartPlan | None:
     for col in frame.columns:
         found = column_kind(frame[col])
         if found is not None:
-            columns[found].append(str(col))
+            columns[found].append(col)
     numbers, dates, categories = columns["number"], columns["date"], columns["category"]
     if kind == "auto":
         if len(frame) < 2:

@@ -135,6 +135,20 @@ def test_pyplot_figures_are_not_created() -> None:
     assert plt.get_fignums() == before
 
 
+def test_column_labels_that_are_not_text() -> None:
+    made = charts.chart(D({0: ["a", "b"], 1: [1, 2]}))
+    assert made.plan == ChartPlan("bar", 0, (1,)) and made.description == "bar chart of 1 by 0 (2 bars)"
+
+
+def test_charts_load_nothing_at_load_ext() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, jupyter_nl2sql, jupyter_nl2sql.frontends.magics, jupyter_nl2sql.frontends.widget; "
+            "print('matplotlib' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
 def test_description_is_stable_text() -> None:
     made = charts.chart(D({"country": ["FR", "DE", "US"], "n": [3, 5, 9]}))
     assert made.description == "bar chart of n by country (3 bars)"
@@ -276,3 +290,26 @@ def test_cut_result_without_a_database_says_what_was_drawn() -> None:
                         truncated=True, run=failing)
     assert made.note.endswith("the database could not aggregate it (no such function: strftime)")
     assert len(made.frame) == 2
+
+
+@pytest.mark.parametrize("url", ["demo_sqlite_url", "demo_duckdb_url",
+                                 pytest.param("demo_pg_url", marks=pytest.mark.postgres)])
+def test_cut_results_are_aggregated_on_each_database(request, url) -> None:
+    manager = ConnectionManager()
+    assistant = Assistant(connections=manager, generation_cache=False)
+    try:
+        conn = manager.resolve(request.getfixturevalue(url))
+        join = ("FROM order_items oi JOIN orders o ON o.order_id = oi.order_id "
+                "JOIN customers c ON c.customer_id = o.customer_id")
+        answer = assistant.run_sql(f"SELECT c.country, oi.quantity {join}", conn, row_cap=10)
+        made = charts.answer_chart(answer, "auto", conn)
+        full = assistant.run_sql(f"SELECT c.country, SUM(oi.quantity) AS q {join} GROUP BY c.country", conn).dataframe
+        assert answer.truncated and made.note == "summed per country in the database"
+        assert dict(zip(made.frame["country"], made.frame["quantity"].astype(int))) == dict(
+            zip(full["country"], full["q"].astype(int)))
+        answer = assistant.run_sql(f"SELECT o.order_date, oi.quantity {join}", conn, row_cap=10)
+        made = charts.answer_chart(answer, "line", conn)
+        assert made.plan.kind == "line" and made.frame["quantity"].astype(int).sum() == full["q"].astype(int).sum()
+        assert made.note.startswith("summed per order_date over 750 rows")
+    finally:
+        manager.close_all()
