@@ -214,6 +214,9 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
         except Nl2SqlError as exc:
             _show(*_warned(str(exc)))
             return None
+        except Exception as exc:  # noqa: BLE001 - drawing never costs the cell its answer
+            _show(*_warned(f"no chart: {type(exc).__name__}: {exc}"))
+            return None
 
     def _show_after_cell(self, *outputs: Any) -> None:
         """Display ``outputs`` (the chart, what it draws, the stats; a dict is a raw MIME bundle), each in its own

@@ -857,6 +857,8 @@ class Nl2SqlPanel:
             return answer, None, "Charts need matplotlib: pip install matplotlib"
         except Nl2SqlError as exc:
             return answer, None, str(exc)[:1].upper() + str(exc)[1:] + "."
+        except Exception as exc:  # noqa: BLE001 - drawing never costs the panel its answer
+            return answer, None, f"No chart: {type(exc).__name__}: {exc}"
         if made is None:
             return answer, None, (f"No natural chart for this result ({charts.describe_columns(answer.dataframe)}): "
                                   "a chart needs a category and a number, a date and numbers, or two numbers.")

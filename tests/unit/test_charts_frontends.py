@@ -97,6 +97,25 @@ def test_magic_chart_of_a_result_cut_at_the_row_cap(ip, cell, scripted, publishe
     assert note["text/html"].startswith("<div class='nl2sql-chart-note'")
 
 
+def test_a_failing_chart_costs_neither_the_cell_nor_the_panel_its_answer(ip, cell, scripted, published, monkeypatch,
+                                                                         make_panel, demo_sqlite_url) -> None:
+    from jupyter_nl2sql.frontends import charts
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("renderer exploded")
+
+    monkeypatch.setattr(charts, "draw", broken)
+    scripted(COUNT_SQL)
+    df = cell(f"%%nl2sql -c {demo_sqlite_url}\n{COUNT_QUESTION}")
+    assert isinstance(df, pd.DataFrame) and images(published) == []
+    assert "⚠ no chart: RuntimeError: renderer exploded" in texts(published)
+    p = make_panel(demo_sqlite_url)
+    p.view.value = "Chart"
+    ask(p, COUNT_QUESTION)
+    assert p.answer.dataframe is not None and "renderer exploded" in p.chart_note.value
+    assert p.error.layout.display == "none"
+
+
 @pytest.mark.parametrize("line, message", [
     ("--plot pie", "plot must be one of auto, bar, line, scatter, none, not 'pie'"),
 ])
