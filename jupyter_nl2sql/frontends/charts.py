@@ -345,7 +345,7 @@ def chart_data(frame: pd.DataFrame, plan: ChartPlan, *, sql: str | None = None, 
     if not truncated:
         return reduce_frame(frame, plan)
     columns = [str(c) for c in frame.columns]
-    fallback = f"only the first {len(frame)} rows (the result was cut at the row cap)"
+    fallback = f"only the first {len(frame)} rows (the rest of the result was not read)"
     if sql is None or run is None:
         data, note = reduce_frame(frame, plan)
         return data, fallback + (f"; {note}" if note else "")

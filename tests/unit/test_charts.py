@@ -105,6 +105,9 @@ def test_unknown_kind_is_refused_by_the_setting() -> None:
     (D({"month": ["2024-01", "2024-02", "2024-03"], "n": [1, 4, 2], "m": [2.0, 1.0, None]}), "line"),
     (D({"price": [1.0, 2.0, 3.0], "qty": [3, 2, 1]}), "scatter"),
     (D({"year": [2022, 2023, 2024], "n": [1, 2, 3]}), "line"),
+    (D({"day": ["2024-01-01", "2024-01-05", "2024-01-02"], "n": [1, 2, 3]}), "scatter"),
+    (D({"at": ["2024-01-01 10:00:00+01:00", "2024-03-31 11:00:00+02:00"], "v": [1, 2]}), "line"),
+    (D({"d": [dt.date(2024, 1, 1), dt.date(2024, 2, 1)], "n": [Decimal("1.5"), None]}), "line"),
 ])
 def test_png_of_each_kind(frame, kind) -> None:
     import matplotlib
@@ -279,7 +282,7 @@ def test_unnamed_columns_are_named_for_the_database(big) -> None:
 def test_cut_result_without_a_database_says_what_was_drawn() -> None:
     frame = D({"country": ["FR", "DE"], "n": [3, 5]})
     made = charts.chart(frame, sql="SELECT country, n FROM t", truncated=True, run=None)
-    assert made.note == "only the first 2 rows (the result was cut at the row cap)"
+    assert made.note == "only the first 2 rows (the rest of the result was not read)"
 
     def failing(sql: str) -> pd.DataFrame:
         from jupyter_nl2sql.errors import ExecutionError
