@@ -207,9 +207,10 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
         try:
             return answer_chart(answer, settings.plot, conn, timeout=settings.timeout,
                                 max_result_bytes=settings.max_result_bytes)
-        except ImportError as exc:
+        except ImportError as exc:  # matplotlib is optional: a forced kind says so, "auto" draws nothing
             if settings.plot != "auto":
-                _show(*_warned(f"no chart: {exc.name or 'matplotlib'} is not installed (pip install matplotlib)"))
+                _show(*_warned(f"no chart: {exc}" if not (exc.name or "").startswith("matplotlib")
+                               else "no chart: matplotlib is not installed (pip install matplotlib)"))
             return None
         except Nl2SqlError as exc:
             _show(*_warned(str(exc)))

@@ -116,6 +116,16 @@ def test_a_failing_chart_costs_neither_the_cell_nor_the_panel_its_answer(ip, cel
     assert p.error.layout.display == "none"
 
 
+def test_without_matplotlib_auto_is_silent_and_a_forced_kind_says_so(ip, cell, scripted, published, monkeypatch,
+                                                                      demo_sqlite_url) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)  # import raises ImportError
+    scripted(COUNT_SQL, COUNT_SQL)
+    assert isinstance(cell(f"%%nl2sql -c {demo_sqlite_url}\n{COUNT_QUESTION}"), pd.DataFrame)
+    assert images(published) == [] and not any("chart" in t for t in texts(published))
+    assert isinstance(cell(f"%%nl2sql -c {demo_sqlite_url} --plot bar\nCustomers per country?"), pd.DataFrame)
+    assert "⚠ no chart: matplotlib is not installed (pip install matplotlib)" in texts(published)
+
+
 @pytest.mark.parametrize("line, message", [
     ("--plot pie", "plot must be one of auto, bar, line, scatter, none, not 'pie'"),
 ])
