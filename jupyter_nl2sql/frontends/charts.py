@@ -79,7 +79,7 @@ class ChartPlan:
     y: tuple[str, ...]
 
 
-@dataclass
+@dataclass(eq=False)
 class Chart:
     """A drawn chart: the plan, the data drawn (``frame``: the x and y columns), the PNG and a ``note`` saying what
     was drawn when it is not every row of the result as it came."""
