@@ -47,9 +47,19 @@ LAYOUTS = ("sql", "chat")
 
 
 #: What a follow-up question is told about the turns before it (both layouts).
-FOLLOW_UP_NOTE = ("The next question may follow up on the earlier ones and leave out what they said: then start "
-                  "from the last query and keep its tables, conditions and grouping unless the question changes "
-                  "them. A question about something else is answered on its own.")
+FOLLOW_UP_NOTE = ("The question below follows up on them: rewrite the last query as the follow-up asks, keeping "
+                  "its columns, joins, conditions and grouping unless the follow-up changes them (a question about "
+                  "something else is answered on its own).")
+
+
+def thread_question(question: str, history: Sequence[Example]) -> str:
+    """The question as the prompt asks it: alone, or after the conversation's earlier questions, so that a
+    fragment ("and only for 2024?") reads as the whole request it is.
+
+    >>> thread_question("and only for 2024?", [Example("Orders per country?", "SELECT ...")])
+    'Orders per country? Follow-up: and only for 2024?'
+    """
+    return " Follow-up: ".join([*(t.question.strip() for t in history), question.strip()])
 
 
 def build_messages(question: str, schema_text: str, dialect: str, examples: Sequence[Example] = (),
@@ -76,7 +86,7 @@ def build_messages(question: str, schema_text: str, dialect: str, examples: Sequ
                      f"{FOLLOW_UP_NOTE}")
     if hints.strip():
         parts.append(hints.strip())
-    parts.append(f"Question: {question.strip()}")
+    parts.append(f"Question: {thread_question(question, history)}")
     return [{"role": "system", "content": SYSTEM_PROMPT.format(dialect=label)},
             {"role": "user", "content": "\n\n".join(parts)}]
 
@@ -97,7 +107,7 @@ def _sql_layout(question: str, schema_text: str, label: str, examples: Sequence[
     if hints.strip():
         parts.append("\n".join(line if line.startswith("--") else f"-- {line}" for line in hints.strip().splitlines()))
     parts.append(f"-- Using valid {label}, answer the following question for the tables provided above.\n"
-                 f"-- Question: {question.strip()}")
+                 f"-- Question: {thread_question(question, history)}")
     parts.append("Output only the SQL query, nothing else.")
     return [{"role": "user", "content": "\n\n".join(parts)}]
 

@@ -42,7 +42,7 @@ def test_the_follow_up_prompt_shows_the_earlier_turn_after_the_schema(scripted, 
     assert "How many orders were placed in each country?" not in before.split("-- Question:")[0]
     schema_end = after.rindex("CREATE TABLE")
     earlier = after.index("-- Question: How many orders were placed in each country?")
-    asked = after.index("-- Question: and only for 2024?")
+    asked = after.index("-- Question: How many orders were placed in each country? Follow-up: and only for 2024?")
     assert schema_end < earlier < after.index(COUNTRIES) < asked  # schema, then the earlier turn, then the question
     assert second.dataframe["n"].sum() < first.dataframe["n"].sum()
 
