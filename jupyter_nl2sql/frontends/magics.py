@@ -8,6 +8,7 @@ Usage::
     Which 5 customers spent the most?
 
     df = %nl2sql How many orders were cancelled?        # the "?" stays in the question (see input_transform)
+    df = %nl2sql and how many in 2024?                  # follows up on the question before (--new: start over)
     %config Nl2SqlMagics.row_cap = 200
 
 Subcommands of the line magic: ``connect``, ``connections``, ``models``, ``load``, ``panel``, ``history``, ``cache``,
