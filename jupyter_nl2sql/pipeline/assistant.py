@@ -296,7 +296,7 @@ class Assistant:
                           progress=on_progress, generate_only=generate_only, allow_writes=allow_writes)
         if not run.schema.tables:
             raise QuestionError(f"{run.conn.display_url} has no tables to ask about")
-        earlier = self.conversations.context(run.conn.key, follow_up)
+        earlier = self.conversations.context(run.conn.key, follow_up, question)
         if s.refuse_missing:
             names = [t.name for t in run.schema.tables]
             missing = missing_tables(question, names, [c.name for t in run.schema.tables for c in t.columns])

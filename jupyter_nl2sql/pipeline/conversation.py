@@ -10,22 +10,28 @@ Whether a question continues its connection's conversation is the caller's choic
 
 - ``False``: a new conversation starts with this question (the Python API's default: predictable);
 - ``True``: it must continue one; with no earlier question on the connection, :class:`QuestionError`;
-- ``None``: it continues the conversation when there is one, else starts one (the magic and the panel; ``--new``
-  and the panel's *New conversation* button start over).
+- ``None``: it continues the conversation when there is one *and* the question reads as a follow-up
+  (:func:`looks_like_follow_up`: "and only for 2024?", "split that by country", "top 10 instead"), else starts a new
+  one (the magic and the panel; ``--new`` and the panel's *New conversation* button start over, ``--follow``
+  insists).  A question that stands on its own is asked on its own: shown earlier, unrelated questions pull the
+  model towards them.
 
 >>> talks = Conversations()
 >>> talks.context("db", None)
 []
 >>> talks.add("db", Turn("How many orders per country?", "SELECT ...", True), new=True)
 1
->>> [t.question for t in talks.context("db", None)]
+>>> [t.question for t in talks.context("db", None, "and by city?")]
 ['How many orders per country?']
 >>> talks.context("db", False)
+[]
+>>> talks.context("db", None, "Which city has the most customers?")
 []
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -35,7 +41,7 @@ from ..errors import QuestionError
 from .prompting import Example
 
 __all__ = ["Turn", "Conversation", "Conversations", "CONTEXT_TURNS", "CONTEXT_CHARS", "NO_EARLIER_QUESTION",
-           "FollowUp", "thread_label"]
+           "FollowUp", "thread_label", "looks_like_follow_up"]
 
 #: Most earlier turns shown to the model with a follow-up (the newest ones).
 CONTEXT_TURNS = 3
@@ -69,6 +75,40 @@ class Turn:
         """The turn as the prompt shows it: the question with its SQL, or with no SQL when the turn failed (a
         query that did not work is no model for the next one)."""
         return Example(self.question, self.sql if self.ok and self.sql else "")
+
+
+# English question text (never SQL): how a follow-up opens, refers back, or stops short.
+_OPENERS = re.compile(r"^(?:and|but|now|then|also|plus|same|only|just|instead|except|excluding|including|without|"
+                      r"what about|how about|what if|sort(?:ed)?|order(?:ed)?|split|break|group(?:ed)?|top|bottom|"
+                      r"limit|per|by|for|in|as|among|of those|of these|of them|which of|who of|how many of)\b")
+_BACK = re.compile(r"\b(?:of (?:them|those|these)|instead|as well|the same|the previous|the last (?:one|query|answer)|"
+                   r"(?:sort|split|show|do|break|group|order|filter|limit|restrict) (?:that|it|this|them|those))\b")
+_EARLY_PRONOUNS = frozenset("them those these their that it this they".split())
+_ENDS_SHORT = re.compile(r"\bthe (?:most|least|best|worst|highest|lowest|biggest|smallest|largest|first|last)\W*$")
+_SHORT_WORDS = 4
+
+
+def looks_like_follow_up(question: str) -> bool:
+    """Whether ``question`` reads as a follow-up of the one before rather than a question of its own: it opens
+    like one ("and ...", "only ...", "what about ...", "top 10 ..."), refers back ("of them", "instead",
+    "split that"), has a pronoun among its first words ("what are their names?"), ends on a bare superlative
+    ("which month was the best?"), or is a fragment of at most four words ("biggest first").
+
+    >>> [looks_like_follow_up(q) for q in ("and only for 2024?", "split that by country", "top 10 instead",
+    ...                                     "what are their names?", "biggest first", "which one was the best?")]
+    [True, True, True, True, True, True]
+    >>> [looks_like_follow_up(q) for q in ("How many customers are from Italy?",
+    ...     "List the products in the Audio category with their prices.",
+    ...     "What are the names of the products that cost more than 500?")]
+    [False, False, False]
+    """
+    text = " ".join(question.lower().split())
+    words = re.findall(r"[a-z0-9']+", text)
+    if not words:
+        return False
+    if len(words) <= _SHORT_WORDS or _OPENERS.match(text) or _BACK.search(text) or _ENDS_SHORT.search(text):
+        return True
+    return any(w in _EARLY_PRONOUNS for w in words[1:4])
 
 
 def thread_label(turn: int | None) -> str:
@@ -121,10 +161,10 @@ class Conversations:
         self._talks: dict[str, Conversation] = {}
         self._lock = threading.Lock()
 
-    def context(self, key: str, follow_up: FollowUp) -> list[Turn]:
-        """The earlier turns a question on ``key`` is asked with (see the module's ``follow_up``); raises
+    def context(self, key: str, follow_up: FollowUp, question: str = "") -> list[Turn]:
+        """The earlier turns ``question`` on ``key`` is asked with (see the module's ``follow_up``); raises
         :class:`QuestionError` for ``follow_up=True`` on a connection with no earlier question."""
-        if follow_up is False:
+        if follow_up is False or (follow_up is None and not looks_like_follow_up(question)):
             return []
         with self._lock:
             talk = self._talks.get(key)

@@ -84,6 +84,18 @@ def test_a_question_without_follow_up_starts_over(scripted, demo_sqlite_url) -> 
     assert a.ask("and products?", demo_sqlite_url, follow_up=None).turn == 1
 
 
+def test_by_default_only_a_question_that_reads_as_a_follow_up_continues(scripted, demo_sqlite_url) -> None:
+    backend = scripted("SELECT count(*) FROM orders")
+    a = Assistant(connections=ConnectionManager())
+    a.ask("How many orders were placed in each country?", demo_sqlite_url)
+    own = a.ask("Which product has the highest unit price?", demo_sqlite_url, follow_up=None)
+    assert own.turn == 1 and "each country" not in _content(backend.calls[-1])  # stands alone: a new conversation
+    follow = a.ask("and the lowest?", demo_sqlite_url, follow_up=None)
+    assert follow.turn == 2 and "highest unit price" in _content(backend.calls[-1])
+    forced = a.ask("Which customers are from Spain?", demo_sqlite_url, follow_up=True)  # --follow insists
+    assert forced.turn == 3 and "and the lowest?" in _content(backend.calls[-1])
+
+
 def test_each_connection_has_its_own_conversation(scripted, demo_sqlite_url, demo_copy_url) -> None:
     backend = scripted("SELECT count(*) FROM orders")
     a = Assistant(connections=ConnectionManager())
