@@ -8,7 +8,7 @@ Usage::
     Which 5 customers spent the most?
 
     df = %nl2sql How many orders were cancelled?        # the "?" stays in the question (see input_transform)
-    df = %nl2sql and how many in 2024?                  # follows up on the question before (--new: start over)
+    df = %nl2sql and how many in 2024?                  # reads as a follow-up: asked with the question before
     %config Nl2SqlMagics.row_cap = 200
 
 Subcommands of the line magic: ``connect``, ``connections``, ``models``, ``load``, ``panel``, ``history``, ``cache``,
@@ -107,7 +107,7 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
     @argument("--refresh-schema", action="store_true", help="Re-read the database schema before asking.")
     @argument("--new", action="store_true",
               help="Start a new conversation: ask without the earlier questions on this connection (by default a "
-                   "question follows up on them: 'and only for 2024?').")
+                   "question that reads as a follow-up, like 'and only for 2024?', continues them).")
     @argument("--follow", action="store_true",
               help="This question must follow up on an earlier one on this connection (an error if there is none).")
     @argument("--no-stats", action="store_true", help="Do not show the stats line.")

@@ -14,8 +14,8 @@ Picking a database in the menu (or adding one) starts its background warm-up
 evaluated, until a click takes the status line over.  Opening the panel warms nothing by itself.
 
 History is the assistant's own (``assistant.history`` plus ``assistant.on_answer``), so questions asked with
-``%%nl2sql`` appear in the panel too.  A question follows up on the earlier ones on its database (its history
-entry is marked ``↳``); **New conversation** starts over.  Every problem the user can act on is shown inline in
+``%%nl2sql`` appear in the panel too.  A question that reads as a follow-up continues the earlier ones on its
+database (its history entry is marked ``↳``); **New conversation** starts over.  Every problem the user can act on is shown inline in
 plain words; the panel stays usable.
 
 Testing without a browser: ``p = panel("demo"); p.question.value = "..."; p.run_button.click(); p.wait()``.
