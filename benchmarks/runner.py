@@ -92,6 +92,11 @@ class Benchmark(abc.ABC):
         """Read-only SQLAlchemy URL of the item's database."""
         return sqlite_readonly_url(self.database_path(item))
 
+    def predictor_factory(self, args: argparse.Namespace, options: Mapping[str, Any],
+                          process_per_question: bool = False) -> Callable[[], Predictor]:
+        """What answers the questions (default: :func:`default_predictor_factory`)."""
+        return default_predictor_factory(args, options, process_per_question)
+
 
 def sqlite_readonly_url(path: Path) -> str:
     """``sqlite:///file:PATH?mode=ro&uri=true``: SQLAlchemy opens the file read-only through SQLite's URI mode."""
@@ -158,12 +163,13 @@ class AssistantPredictor:
         self._provenance = dict(getattr(backend, "provenance", {}) or {})
         return seconds
 
-    def predict(self, question: str, url: str) -> Prediction:
-        """One ``ask``: its SQL, stats and warnings; an ``Nl2SqlError`` becomes the prediction's error."""
+    def predict(self, question: str, url: str, **how: Any) -> Prediction:
+        """One ``ask`` (``how``: its keyword arguments, e.g. ``follow_up``): its SQL, stats and warnings; an
+        ``Nl2SqlError`` becomes the prediction's error."""
         from jupyter_nl2sql.errors import Nl2SqlError
 
         try:
-            answer = self.assistant.ask(question, url)
+            answer = self.assistant.ask(question, url, **how)
         except Nl2SqlError as exc:
             stats = getattr(exc, "stats", None)
             return Prediction(None, f"{type(exc).__name__}: {exc}", _stats_dict(stats))
@@ -507,7 +513,7 @@ def run(benchmark: Benchmark, args: argparse.Namespace, argv: Sequence[str],
     interrupted = False
     if todo:
         if predictor_factory is None:
-            predictor_factory = default_predictor_factory(args, options, config["process_per_question"])
+            predictor_factory = benchmark.predictor_factory(args, options, config["process_per_question"])
         predictor = predictor_factory()
         t_load = time.perf_counter()
         load_seconds = predictor.prepare()
@@ -526,7 +532,9 @@ def run(benchmark: Benchmark, args: argparse.Namespace, argv: Sequence[str],
                 current_db = it.db_id
                 url = benchmark.connection_url(it)
                 try:
-                    pred = predictor.predict(it.question, url)
+                    # a predictor that needs more than the question (a follow-up's conversation) takes the item
+                    predict_item = getattr(predictor, "predict_item", None)
+                    pred = predict_item(it, url) if callable(predict_item) else predictor.predict(it.question, url)
                 except KeyboardInterrupt:
                     raise
                 except Exception as exc:  # a pipeline bug must not end a long run; it is recorded instead

@@ -8,6 +8,7 @@ Usage::
     Which 5 customers spent the most?
 
     df = %nl2sql How many orders were cancelled?        # the "?" stays in the question (see input_transform)
+    df = %nl2sql and how many in 2024?                  # reads as a follow-up: asked with the question before
     %config Nl2SqlMagics.row_cap = 200
 
 Subcommands of the line magic: ``connect``, ``connections``, ``models``, ``load``, ``panel``, ``history``, ``cache``,
@@ -36,6 +37,7 @@ from traitlets.config.configurable import Configurable
 
 from ..errors import ConfigError, Nl2SqlError
 from ..paths import CLEARABLE, cache_root, cache_usage, clear_cache
+from ..pipeline.conversation import thread_label
 from ..settings import OPTIONS, Option, Settings
 from . import render
 from .warming import warmer
@@ -103,6 +105,11 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
     @argument("--allow-writes", action="store_true",
               help="Allow SQL that changes the database, for this cell only (never a default).")
     @argument("--refresh-schema", action="store_true", help="Re-read the database schema before asking.")
+    @argument("--new", action="store_true",
+              help="Start a new conversation: ask without the earlier questions on this connection (by default a "
+                   "question that reads as a follow-up, like 'and only for 2024?', continues them).")
+    @argument("--follow", action="store_true",
+              help="This question must follow up on an earlier one on this connection (an error if there is none).")
     @argument("--no-stats", action="store_true", help="Do not show the stats line.")
     @argument(OPTIONS["explain"].flag, action="store_true", default=None,
               help=OPTIONS["explain"].help + " For this cell.")
@@ -167,13 +174,19 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
         if failed:
             _show(render.warning_text(failed), render.warning_html(failed))
         warmer.cancel(keep=conn)  # a warm-up of this connection does the work this question needs next
+        if args.new and args.follow:
+            raise UsageError("--new starts a conversation and --follow continues one: give one of them")
+        follow_up = False if args.new else True if args.follow else None
         progress = CellProgress.for_shell(self.shell)
         try:
             answer = get_assistant().ask(question, conn, namespace=namespace, generate_only=args.generate_only,
                                          allow_writes=args.allow_writes, refresh_schema=args.refresh_schema,
-                                         settings=settings, on_progress=progress)
+                                         settings=settings, on_progress=progress, follow_up=follow_up)
         finally:
             progress.close()
+        if answer.follow_up:
+            note = f"{thread_label(answer.turn)}; --new starts a new conversation"
+            _show(note, f"<div style='color:#666'>{render.escape(note)}</div>")
         if args.show_prompt and answer.prompt:
             _show(answer.prompt, render.prompt_html(answer.prompt))
         if settings.show_sql and answer.sql:
@@ -339,8 +352,11 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
         import pandas as pd
         from ..pipeline.assistant import get_assistant
 
-        return pd.DataFrame([{"question": a.question, "sql": a.sql, "rows": a.rowcount, "error": a.error,
-                              "seconds": round(a.stats.total_seconds, 3)} for a in get_assistant().history])
+        frame = pd.DataFrame([{"question": a.question, "turn": a.turn, "sql": a.sql, "rows": a.rowcount,
+                               "error": a.error, "seconds": round(a.stats.total_seconds, 3)}
+                              for a in get_assistant().history],
+                             columns=["question", "turn", "sql", "rows", "error", "seconds"])
+        return frame.astype({"turn": "Int64"})  # 1: a new question, 2 and up: follow-ups; <NA>: SQL run by a person
 
 
     def _cmd_teach(self, rest: str, namespace: dict, cell: str | None) -> None:

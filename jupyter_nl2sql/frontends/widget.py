@@ -14,8 +14,9 @@ Picking a database in the menu (or adding one) starts its background warm-up
 evaluated, until a click takes the status line over.  Opening the panel warms nothing by itself.
 
 History is the assistant's own (``assistant.history`` plus ``assistant.on_answer``), so questions asked with
-``%%nl2sql`` appear in the panel too.  Every problem the user can act on is shown inline in plain words; the
-panel stays usable.
+``%%nl2sql`` appear in the panel too.  A question that reads as a follow-up continues the earlier ones on its
+database (its history entry is marked ``↳``); **New conversation** starts over.  Every problem the user can act on is shown inline in
+plain words; the panel stays usable.
 
 Testing without a browser: ``p = panel("demo"); p.question.value = "..."; p.run_button.click(); p.wait()``.
 """
@@ -43,6 +44,7 @@ from ..errors import (
     SQLCheckError,
     WriteRefused,
 )
+from ..pipeline.conversation import thread_label
 from ..settings import Settings
 from . import charts, render
 from .warming import WarmJob, warmer
@@ -143,8 +145,8 @@ class Nl2SqlPanel:
 
     Attributes tests and notebooks may drive: ``connection`` (Dropdown), ``connection_text`` +
     ``add_connection_button``, ``question``, ``generate_button``, ``run_button``, ``cancel_button``,
-    ``allow_writes``, ``sql`` (editable), ``explanation`` (what the SQL shown does), ``status``, ``error``,
-    ``table``, ``prev_button``, ``next_button``,
+    ``new_conversation_button``, ``allow_writes``, ``sql`` (editable), ``explanation`` (what the SQL shown does),
+    ``status``, ``error``, ``table``, ``prev_button``, ``next_button``,
     ``page_label``, ``page_size``, ``view`` (Table / Chart) + ``chart`` (the PNG) + ``chart_note``, ``stats``,
     ``warnings``, ``candidates`` + ``use_candidate_button``, ``history``,
     ``variable_name`` + ``save_button``, ``insert_button``; ``answer`` is the answer shown.
@@ -216,8 +218,11 @@ class Nl2SqlPanel:
                                            "new question")
         self.cancel_button = w.Button(description="Cancel", icon="stop", button_style="warning", disabled=True,
                                       tooltip="Stop the model / the query")
+        self.new_conversation_button = w.Button(description="New conversation", icon="comments",
+                                                tooltip="The next question starts over: it does not follow up on "
+                                                        "the earlier ones on this database")
         for button, name in ((self.generate_button, "generate"), (self.run_button, "run"),
-                             (self.cancel_button, "cancel")):
+                             (self.cancel_button, "cancel"), (self.new_conversation_button, "new-conversation")):
             button.add_class(f"nl2sql-{name}")
         self.allow_writes = w.Checkbox(value=False, description="allow writes (this run only)", indent=False,
                                        layout=w.Layout(width="auto", margin="0 0 0 12px"))
@@ -277,7 +282,8 @@ class Nl2SqlPanel:
             w.HBox([self.title, self.model_label], layout=w.Layout(align_items="center")),
             w.HBox([self.connection, self.refresh_button, self.connection_text, self.add_connection_button]),
             self.question,
-            w.HBox([self.generate_button, self.run_button, self.cancel_button, self.allow_writes, self.status,
+            w.HBox([self.generate_button, self.run_button, self.cancel_button, self.new_conversation_button,
+                    self.allow_writes, self.status,
                     self.progress],
                    layout=w.Layout(align_items="center")),
             self.error,
@@ -292,6 +298,7 @@ class Nl2SqlPanel:
         self.generate_button.on_click(lambda _: self._guard(self.on_generate))
         self.run_button.on_click(lambda _: self._guard(self.on_run))
         self.cancel_button.on_click(lambda _: self._guard(self.on_cancel))
+        self.new_conversation_button.on_click(lambda _: self._guard(self.on_new_conversation))
         self.add_connection_button.on_click(lambda _: self._guard(self.on_add_connection))
         self.refresh_button.on_click(lambda _: self._guard(lambda: self.refresh_connections()))
         self.prev_button.on_click(lambda _: self._guard(lambda: self.show_page(self.page - 1)))
@@ -617,6 +624,11 @@ class Nl2SqlPanel:
             self._set_status(f"Cancelled{still}.", kind="info")
         self.reaction_log.append(("cancel", time.perf_counter() - t0))
 
+    def on_new_conversation(self) -> None:
+        """New conversation: the selected database's next question does not follow up on the earlier ones."""
+        self.assistant.new_conversation(self._selected_connection(), namespace=self._namespace_now())
+        self._set_status("New conversation: the next question starts over.")
+
     def _start_ask(self, question: str, *, generate_only: bool) -> None:
         connection = self._selected_connection()
         settings = self.settings()
@@ -633,7 +645,7 @@ class Nl2SqlPanel:
 
             answer = assistant.ask(question, connection, namespace=namespace, generate_only=generate_only,
                                    allow_writes=allow_writes, cancel=job.cancel, on_progress=progress,
-                                   settings=settings)
+                                   settings=settings, follow_up=None)
             if job.cancel.is_set():
                 raise Cancelled()
             return self._answered(answer, connection, namespace, settings, question=question, generated=True)
@@ -904,7 +916,9 @@ class Nl2SqlPanel:
                     outcome = "done"
                 else:
                     outcome = "SQL only"
-                options.append((f"{len(answers) - i}. {what} — {outcome}", i))
+                mark = thread_label(answer.turn)  # "↳ follow-up (turn 2)" or ""
+                options.append((f"{'↳ ' if mark else ''}{len(answers) - i}. {what} — {outcome}"
+                                f"{' · ' + mark[2:] if mark else ''}", i))
             self._restoring = True
             try:
                 self._history_answers = answers

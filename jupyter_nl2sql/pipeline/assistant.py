@@ -18,7 +18,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
@@ -32,6 +32,7 @@ from ..models.base import accepts_cancel, accepts_keyword
 from ..settings import OPTIONS, Settings
 from .examples import (ExampleStore, StoredExample, TaughtStore, mask_question, schema_vocabulary, select_examples, sql_literals)
 from .execution import ExecutionResult, execute
+from .conversation import Conversations, FollowUp, Turn
 from .explain import explain_sql
 from .missing import missing_tables, refusal
 from .prompting import (LAYOUTS, Example, build_messages, empty_result_messages, extract_sql, prompt_head,
@@ -95,6 +96,16 @@ class Answer:
     explanation: str | None = None
     """What ``sql`` does in plain English, made from its syntax tree (:func:`~.explain.explain_sql`), never from
     the model; None without SQL."""
+    turn: int | None = None
+    """The question's number in its connection's conversation (1: it started one; 2 and up: a follow-up, asked
+    with the earlier turns as context); None for SQL run by a person."""
+    context_turns: int = 0
+    """How many earlier turns of the conversation the prompt showed (0: none, the question stood alone)."""
+
+    @property
+    def follow_up(self) -> bool:
+        """True when the question continued a conversation (``turn`` > 1)."""
+        return (self.turn or 0) > 1
 
     @property
     def ok(self) -> bool:
@@ -180,6 +191,8 @@ class Assistant:
         self.value_indexes = ValueIndexCache()
         self.examples_store = ExampleStore(s.examples_dir)
         self.history: deque[Answer] = deque(maxlen=200)
+        self.conversations = Conversations()
+        """The conversation of each connection (:mod:`~.conversation`): what a follow-up question is asked with."""
         self._listeners: list[Callable[[Answer], None]] = []
         self._lock = threading.Lock()
         self._heads: dict[tuple, str] = {}  # (backend, dialect, layout, schema text) → prompt head
@@ -263,8 +276,13 @@ class Assistant:
     def ask(self, question: str, connection: Any = None, *, namespace: Mapping[str, Any] | None = None,
             generate_only: bool = False, allow_writes: bool = False, refresh_schema: bool = False,
             cancel: threading.Event | None = None, on_progress: ProgressCallback | None = None,
-            settings: Settings | None = None, **overrides: Any) -> Answer:
+            follow_up: FollowUp = False, settings: Settings | None = None, **overrides: Any) -> Answer:
         """Answer ``question`` on ``connection`` (URL, alias, Engine, or None for the current connection).
+
+        ``follow_up``: False (default) starts a new conversation on the connection with this question; True
+        continues it (the earlier questions and their SQL are shown to the model; with no earlier question,
+        :class:`~jupyter_nl2sql.errors.QuestionError`); None continues it when there is one (the magic and the
+        panel).  See :mod:`~jupyter_nl2sql.pipeline.conversation`.
 
         ``settings`` / ``**overrides``: this call's settings (see :meth:`settings_for`), checked first.  Raises
         :class:`~jupyter_nl2sql.errors.Nl2SqlError` for what the user must fix (a refused option, an empty
@@ -278,6 +296,7 @@ class Assistant:
                           progress=on_progress, generate_only=generate_only, allow_writes=allow_writes)
         if not run.schema.tables:
             raise QuestionError(f"{run.conn.display_url} has no tables to ask about")
+        earlier = self.conversations.context(run.conn.key, follow_up, question)
         if s.refuse_missing:
             names = [t.name for t in run.schema.tables]
             missing = missing_tables(question, names, [c.name for t in run.schema.tables for c in t.columns])
@@ -286,9 +305,10 @@ class Assistant:
                                 provenance={"connection": run.conn.display_url,
                                             "schema_fingerprint": run.schema.fingerprint})
                 answer.error, answer.error_kind = refusal(missing, names), "MissingFromSchema"
-                return self._finish(answer, run)
-        ctx = run.context = self._context(question, run, stats)
-        answer = Answer(question=question, sql=None, stats=stats, messages=ctx.messages[0])
+                return self._finish(self._record_turn(answer, run, earlier), run)
+        ctx = run.context = self._context(question, run, stats, earlier)
+        answer = Answer(question=question, sql=None, stats=stats, messages=ctx.messages[0],
+                        context_turns=len(earlier))
         if len(ctx.tables) < len(run.schema.tables):
             answer.warnings.append(f"schema too large for the prompt: showed the model {len(ctx.tables)} of "
                                    f"{len(run.schema.tables)} tables in full ({', '.join(ctx.tables)})")
@@ -307,9 +327,20 @@ class Assistant:
         run.prefix = self._prefix(run.backend, run.conn, ctx)
         answer.provenance = self._provenance(run)
         answer.provenance["context"] = {"examples": [e.id for e in ctx.examples],
-                                        "values": [m.render() for m in ctx.matches]}
+                                        "values": [m.render() for m in ctx.matches], "turns": len(earlier)}
         self._solve(answer, run)
-        return self._finish(answer, run)
+        return self._finish(self._record_turn(answer, run, earlier), run)
+
+    def _record_turn(self, answer: Answer, run: Run, earlier: Sequence[Turn]) -> Answer:
+        """Add the answered question to its connection's conversation (a new one when it had no context)."""
+        turn = Turn(answer.question or "", answer.sql, answer.ok)
+        answer.turn = self.conversations.add(run.conn.key, turn, new=not earlier)
+        return answer
+
+    def new_conversation(self, connection: Any = None, *, namespace: Mapping[str, Any] | None = None) -> bool:
+        """Start over on ``connection`` (default: the current one): its next question is not a follow-up.
+        True when there was a conversation to end."""
+        return self.conversations.reset(self.connections.resolve(connection, namespace).key)
 
     @_reports_errors
     def run_sql(self, sql: str, connection: Any = None, *, namespace: Mapping[str, Any] | None = None,
@@ -606,8 +637,10 @@ class Assistant:
         s = settings or self.settings
         return self._examples(s).pool(s.example_pool)
 
-    def _context(self, question: str, run: Run, stats: Stats) -> _Context:
-        """Values the question mentions, examples like it, the schema text, and the prompt(s)."""
+    def _context(self, question: str, run: Run, stats: Stats, earlier: Sequence[Turn] = ()) -> _Context:
+        """Values the question mentions, examples like it, the schema text, and the prompt(s); ``earlier``: the
+        conversation's turns a follow-up is asked with (shown after the schema; their questions also pick the
+        tables of a schema too large to show whole)."""
         s, conn, schema = run.settings, run.conn, run.schema
         index = None
         matches: list[ValueMatch] = []
@@ -638,8 +671,11 @@ class Assistant:
             return select_examples(masked, s.few_shot, taught=taught, taught_masked=taught_masked, pool=pool,
                                    exclude_db=exclude, skip=skip)
 
+        history = [t.as_example() for t in earlier]
+        linked = " ".join([*(t.question for t in earlier), question])
+
         def schema_text(values_for: Any, layout: str) -> tuple[str, list[str]]:
-            return fit_schema(schema, question, max_chars=s.max_schema_chars, sample_rows=s.sample_rows,
+            return fit_schema(schema, linked, max_chars=s.max_schema_chars, sample_rows=s.sample_rows,
                               values_for=values_for, must=[m.table for m in matches], linking=s.schema_linking,
                               layout=layout)
 
@@ -651,8 +687,8 @@ class Assistant:
             layout = s.prompt_layout
             text, tables = schema_text(values_for, layout)
             examples = shots(0)
-            prompts = [build_messages(question, text, conn.dialect, _as_prompt(examples), hints, layout)]
-            plain = build_messages(question, text, conn.dialect, (), hints, layout) if examples else None
+            prompts = [build_messages(question, text, conn.dialect, _as_prompt(examples), hints, layout, history)]
+            plain = build_messages(question, text, conn.dialect, (), hints, layout, history) if examples else None
             # more candidates: the next-best examples; without examples, the other way of showing values, then
             # the other prompt layout
             for i in range(1, s.candidates):
@@ -660,7 +696,8 @@ class Assistant:
                     more = shots(i * s.few_shot)
                     if not more:
                         break
-                    prompts.append(build_messages(question, text, conn.dialect, _as_prompt(more), hints, layout))
+                    prompts.append(build_messages(question, text, conn.dialect, _as_prompt(more), hints, layout,
+                                                  history))
                     continue
                 if i > 2:
                     break
@@ -672,7 +709,7 @@ class Assistant:
                 else:
                     style = next(other for other in LAYOUTS if other != layout)
                 alt_text, _ = schema_text(shown, style)
-                prompts.append(build_messages(question, alt_text, conn.dialect, (), hints, style))
+                prompts.append(build_messages(question, alt_text, conn.dialect, (), hints, style, history))
         return _Context(prompts, tables, matches, hints, examples, plain, text, layout)
 
     # -- helpers ----------------------------------------------------------------------------------------------

@@ -3,9 +3,11 @@
 The prompt (layout ``"sql"``, the default) is one user message written as a SQL script: the schema (``CREATE TABLE``
 plus sample rows in a comment), worked examples (few-shot, most similar last), the database values the question
 mentions as comments, and ``-- Question: ...``; layout ``"chat"`` puts the task in a system message and the same
-parts in labelled sections.  A repair round appends the model's previous SQL and the error it
-caused (or, for a query that ran but found nothing although the question names values, a hint about those values),
-and asks for a corrected query.
+parts in labelled sections. A follow-up question (see :mod:`jupyter_nl2sql.pipeline.conversation`) also shows the
+conversation's earlier questions and their SQL, after the schema and the examples, so the schema part, which
+backends keep evaluated per database, is the same bytes with or without them. A repair round appends the model's
+previous SQL and the error it caused (or, for a query that ran but found nothing although the question names values,
+a hint about those values), and asks for a corrected query.
 """
 
 from __future__ import annotations
@@ -44,40 +46,68 @@ def dialect_label(dialect: str) -> str:
 LAYOUTS = ("sql", "chat")
 
 
+#: What a follow-up question is told about the turns before it (both layouts).
+FOLLOW_UP_NOTE = ("The question below follows up on them: rewrite the last query as the follow-up asks, keeping "
+                  "its columns, joins, conditions and grouping unless the follow-up changes them (a question about "
+                  "something else is answered on its own).")
+
+
+def thread_question(question: str, history: Sequence[Example]) -> str:
+    """The question as the prompt asks it: alone, or after the conversation's earlier questions, so that a
+    fragment ("and only for 2024?") reads as the whole request it is.
+
+    >>> thread_question("and only for 2024?", [Example("Orders per country?", "SELECT ...")])
+    'Orders per country? Follow-up: and only for 2024?'
+    """
+    return " Follow-up: ".join([*(t.question.strip() for t in history), question.strip()])
+
+
 def build_messages(question: str, schema_text: str, dialect: str, examples: Sequence[Example] = (),
-                   hints: str = "", layout: str = "sql") -> list[dict]:
+                   hints: str = "", layout: str = "sql", history: Sequence[Example] = ()) -> list[dict]:
     """Chat messages asking for the SQL that answers ``question`` over ``schema_text``.
 
     ``examples``: worked (question, SQL) pairs, shown in the given order; ``hints``: extra lines placed just
     before the question (the values the question mentions, see :func:`jupyter_nl2sql.pipeline.values.render_matches`);
-    ``layout``: one of :data:`LAYOUTS`.
+    ``layout``: one of :data:`LAYOUTS`; ``history``: the conversation's earlier questions and their SQL (empty SQL:
+    the question alone), oldest first, shown after the schema and the examples when ``question`` follows up on them.
     """
     label = dialect_label(dialect)
     if layout == "sql":
-        return _sql_layout(question, schema_text, label, examples, hints)
+        return _sql_layout(question, schema_text, label, examples, hints, history)
     parts = [f"Database schema ({label}):\n\n{schema_text}"]
     if examples:
         shots = "\n\n".join(f"Question: {ex.question}\n```sql\n{ex.sql}\n```" for ex in examples)
         parts.append("Examples of questions and their SQL (some are about other databases; use them for the "
                      f"form of the query, and only the schema above for names):\n\n{shots}")
+    if history:
+        turns = "\n\n".join(f"Question: {t.question}" + (f"\n```sql\n{t.sql.strip()}\n```" if t.sql.strip() else "")
+                              for t in history)
+        parts.append(f"Earlier questions in this conversation, oldest first, with their SQL:\n\n{turns}\n\n"
+                     f"{FOLLOW_UP_NOTE}")
     if hints.strip():
         parts.append(hints.strip())
-    parts.append(f"Question: {question.strip()}")
+    parts.append(f"Question: {thread_question(question, history)}")
     return [{"role": "system", "content": SYSTEM_PROMPT.format(dialect=label)},
             {"role": "user", "content": "\n\n".join(parts)}]
 
 
-def _sql_layout(question: str, schema_text: str, label: str, examples: Sequence[Example], hints: str) -> list[dict]:
+def _sql_layout(question: str, schema_text: str, label: str, examples: Sequence[Example], hints: str,
+                history: Sequence[Example] = ()) -> list[dict]:
     """The ``"sql"`` layout: everything is SQL text or a SQL comment, in one user message."""
     parts = [schema_text]
     if examples:
         shots = "\n\n".join(f"-- Question: {ex.question}\n{ex.sql.strip().rstrip(';')};" for ex in examples)
         parts.append("-- Examples of questions and their SQL (some are about other databases: use them for the form "
                      f"of the query, and only the tables above for names).\n{shots}")
+    if history:
+        turns = "\n\n".join(f"-- Question: {t.question}" + (f"\n{t.sql.strip().rstrip(';')};" if t.sql.strip() else "")
+                              for t in history)
+        parts.append(f"-- Earlier questions in this conversation, oldest first, with their SQL:\n{turns}\n\n"
+                     f"-- {FOLLOW_UP_NOTE}")
     if hints.strip():
         parts.append("\n".join(line if line.startswith("--") else f"-- {line}" for line in hints.strip().splitlines()))
     parts.append(f"-- Using valid {label}, answer the following question for the tables provided above.\n"
-                 f"-- Question: {question.strip()}")
+                 f"-- Question: {thread_question(question, history)}")
     parts.append("Output only the SQL query, nothing else.")
     return [{"role": "user", "content": "\n\n".join(parts)}]
 

@@ -49,7 +49,7 @@ def test_generate_only_and_show_prompt(ip, cell, scripted, demo_sqlite_url, monk
     shown = []
     monkeypatch.setattr(ip.display_pub, "publish", lambda data, **kw: shown.append(data))
     backend = scripted("SELECT name FROM departments")
-    result = cell(f"%%nl2sql -c {demo_sqlite_url} -g -p\nDepartment names?")
+    result = cell(f"%%nl2sql -c {demo_sqlite_url} -g -p --new\nDepartment names?")  # --new: no follow-up note
     assert result is None  # -g: the SQL is written, not run
     texts = [d.get("text/plain", "") for d in shown]
     assert len(backend.calls) == 1
@@ -123,7 +123,7 @@ def test_stats_shown_after_the_cell(ip, scripted, demo_sqlite_url) -> None:
     shown = []
     ip.display_pub.publish = lambda data, **kw: shown.append(data)
     scripted("SELECT 1 AS one")
-    ip.run_cell(f"%%nl2sql -c {demo_sqlite_url}\nOne?")
+    ip.run_cell(f"%%nl2sql -c {demo_sqlite_url} --new\nOne?")  # --new: no follow-up note first
     texts = [d.get("text/plain", "") for d in shown]
     assert any(t.startswith("total ") for t in texts), texts
     assert texts[0] == "SELECT 1 AS one"  # the SQL comes first, the stats last

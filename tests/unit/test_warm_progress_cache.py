@@ -174,7 +174,7 @@ def test_the_magic_shows_progress_in_a_kernel_then_the_answer(ip, cell, scripted
     monkeypatch.setattr(ip.display_pub, "publish",
                         lambda data, **kw: published.append((sorted(data), kw.get("update", False))))
     scripted("SELECT count(*) AS n FROM customers")
-    assert cell(f"%%nl2sql -c {demo_sqlite_url} --no-stats\nHow many customers?")["n"].iat[0] == 60
+    assert cell(f"%%nl2sql -c {demo_sqlite_url} --no-stats --new\nHow many customers?")["n"].iat[0] == 60
     assert published[0] == ([WIDGET_VIEW], False)  # the bar, while the question runs
     assert published[-2:] == [(["text/plain"], True), (["text/html", "text/plain"], False)]  # emptied; the SQL
 

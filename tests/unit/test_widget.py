@@ -223,7 +223,7 @@ def test_history_is_shared_with_the_magic(ip, cell, scripted, demo_sqlite_url) -
     try:
         assert isinstance(p, Nl2SqlPanel) and p.assistant is get_assistant()
         assert p._repr_mimebundle_()["text/plain"] == "nl2sql panel"
-        cell(f"%%nl2sql -c {demo_sqlite_url} --no-stats\n{question}")
+        cell(f"%%nl2sql -c {demo_sqlite_url} --no-stats --new\n{question}")
         assert p.history.options[0][0].startswith(f"{len(get_assistant().history)}. {question}")
         p.history.value = p.history.options[0][1]
         assert p.question.value == question and table_cells(p) == ["60"]
