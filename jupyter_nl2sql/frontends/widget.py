@@ -219,6 +219,7 @@ class Nl2SqlPanel:
         self.cancel_button = w.Button(description="Cancel", icon="stop", button_style="warning", disabled=True,
                                       tooltip="Stop the model / the query")
         self.new_conversation_button = w.Button(description="New conversation", icon="comments",
+                                                layout=w.Layout(width="170px"),
                                                 tooltip="The next question starts over: it does not follow up on "
                                                         "the earlier ones on this database")
         for button, name in ((self.generate_button, "generate"), (self.run_button, "run"),
@@ -263,6 +264,7 @@ class Nl2SqlPanel:
         self.chart = w.Image(format="png", layout=w.Layout(max_width="100%", display="none"))
         self.chart.add_class("nl2sql-chart")
         self.chart_note = w.HTML("")
+        self.chart_note.add_class("nl2sql-chart-note")
         self.chart_view = w.VBox([self.chart, self.chart_note], layout=w.Layout(display="none"))
         self._chart: tuple[Any, charts.Chart | None, str] | None = None  # (answer, its chart, the line under it)
         self._answer_connection: Any = None  # the Connection that answered (aggregates a cut result's chart)

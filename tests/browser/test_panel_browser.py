@@ -201,6 +201,18 @@ def _text(page, selector: str) -> str:
     return (page.text_content(selector) or "").replace("\xa0", " ")
 
 
+def _ask_and_wait(page, question: str) -> str:
+    """Type ``question``, click Run, wait until its answer is the newest history entry; return that entry."""
+    options = ".nl2sql-panel .nl2sql-history select option"
+    before = page.locator(options).count()
+    page.fill(".nl2sql-panel .nl2sql-question textarea", question)
+    page.wait_for_timeout(300)
+    page.click(".nl2sql-panel .nl2sql-run")
+    page.wait_for_function(f"document.querySelectorAll({options!r}).length > {before}", timeout=ANSWER_S * 1000)
+    page.wait_for_function("!document.querySelector('.nl2sql-panel .nl2sql-run').disabled", timeout=ANSWER_S * 1000)
+    return page.locator(options).first.inner_text()
+
+
 def _status(page) -> str:
     return page.inner_text(".nl2sql-panel .nl2sql-status")
 
@@ -271,6 +283,35 @@ def test_panel_in_jupyterlab(lab: dict) -> None:
             assert [c.strip() for c in page.locator(".nl2sql-panel .nl2sql-table td").all_inner_texts()] == ["20"]
             assert "SELECT count(*) AS n FROM products" in _text(page, ".nl2sql-panel .nl2sql-history select")
             page.locator(".nl2sql-panel").screenshot(path=str(ARTIFACTS / "panel-after-cancel.png"))
+
+            # the Chart view: a category and a number give a bar chart, drawn when the view is opened
+            page.fill(".nl2sql-panel .nl2sql-sql textarea",
+                      "SELECT category, count(*) AS products FROM products GROUP BY category")
+            page.wait_for_timeout(300)
+            page.click(".nl2sql-panel .nl2sql-run")
+            page.wait_for_function(
+                "document.querySelector('.nl2sql-panel .nl2sql-status').innerText.trim().startsWith('✓')",
+                timeout=ANSWER_S * 1000)
+            page.click(".nl2sql-panel .nl2sql-view button:has-text('Chart')")
+            page.wait_for_selector(".nl2sql-panel img.nl2sql-chart", state="visible", timeout=30_000)
+            box = page.locator(".nl2sql-panel img.nl2sql-chart").bounding_box()
+            assert box and box["width"] > 100 and box["height"] > 50, box
+            assert "bar chart of products by category" in _text(page, ".nl2sql-panel .nl2sql-chart-note")
+            assert not page.is_visible(".nl2sql-panel .nl2sql-table table")
+            page.locator(".nl2sql-panel").screenshot(path=str(ARTIFACTS / "panel-chart.png"))
+            page.click(".nl2sql-panel .nl2sql-view button:has-text('Table')")
+            page.wait_for_selector(".nl2sql-panel .nl2sql-table table", state="visible")
+
+            # a follow-up question continues the conversation (marked ↳ in the history); New conversation resets
+            _ask_and_wait(page, "How many customers are there?")
+            t3 = time.perf_counter()
+            newest = _ask_and_wait(page, "and how many of them are from Germany?")
+            timings["follow_up_answer_s"] = round(time.perf_counter() - t3, 2)
+            assert newest.replace("\xa0", " ").startswith("↳") and "Germany" in newest, newest
+            page.locator(".nl2sql-panel").screenshot(path=str(ARTIFACTS / "panel-follow-up.png"))
+            page.click(".nl2sql-panel .nl2sql-new-conversation")
+            page.wait_for_function(
+                "document.querySelector('.nl2sql-panel .nl2sql-status').innerText.includes('New conversation')")
         except Exception:
             try:
                 page.screenshot(path=str(ARTIFACTS / "failure.png"), full_page=True)
