@@ -144,18 +144,19 @@ class FrameSet:
 
     sources: tuple[Source, ...]
     spec: str | None = None  # the -c text they were read from (None: objects given from Python)
+    signature: str = ""
+    """A digest of every source's :attr:`Source.signature` when the set was made (16 hex digits): another digest
+    when a DataFrame is replaced, its columns or dtypes change (in place too), or a file is rewritten."""
+
+    def __post_init__(self) -> None:
+        if not self.signature:
+            text = repr([s.signature for s in self.sources])
+            object.__setattr__(self, "signature", hashlib.sha256(text.encode()).hexdigest()[:16])
 
     @property
     def names(self) -> list[str]:
         """The table names."""
         return [s.name for s in self.sources]
-
-    @property
-    def signature(self) -> str:
-        """A digest of every source's :attr:`Source.signature` (16 hex digits): it changes when a DataFrame is
-        replaced or its columns or dtypes change, or a file is rewritten."""
-        text = repr([s.signature for s in self.sources])
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
     def display_url(self) -> str:
