@@ -26,7 +26,7 @@ ROWS = 1_000_000
 
 CHILD = textwrap.dedent("""
     import ctypes, gc, json, sys
-    import numpy as np, pandas as pd
+    from benchmarks.frames import sales_frame as frame
     from jupyter_nl2sql.connections import ConnectionManager
     from jupyter_nl2sql.pipeline.assistant import Assistant
     from jupyter_nl2sql.pipeline.values import ValueIndex
@@ -40,16 +40,6 @@ CHILD = textwrap.dedent("""
         ctypes.CDLL("libc.so.6").malloc_trim(0)
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
-
-    def frame(n):
-        rng = np.random.default_rng(0)
-        countries = np.array(["France", "Spain", "Italy", "Peru", "Japan", "Kenya", "Chile", "Norway"])
-        products = np.array([f"product {i}" for i in range(50)])
-        return pd.DataFrame({"id": np.arange(n), "amount": rng.random(n) * 100,
-                             "quantity": rng.integers(1, 20, n, dtype="int32"),
-                             "country": pd.array(countries[rng.integers(0, len(countries), n)], dtype="str"),
-                             "product": pd.array(products[rng.integers(0, len(products), n)], dtype="str"),
-                             "day": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 365, n), unit="D")})
 
     QUERIES = ["SELECT country, COUNT(*) AS n, SUM(amount) AS total FROM sales GROUP BY country ORDER BY total DESC",
                "SELECT * FROM sales WHERE day >= '2024-12-01' ORDER BY amount DESC LIMIT 10"]
