@@ -1,7 +1,8 @@
 """A question on a 1-million-row DataFrame against a question on the demo database, same model, same process.
 
 ``python -m benchmarks.frames [--model small] [--rows 1000000] [--repeat 3]`` loads the model, warms both
-connections (schema read, value index built, the schema's prompt state evaluated), then asks each question
+connections (schema read and value index built, timed as ``first_contact_seconds``; the schema's prompt state
+evaluated), then asks each question
 ``--repeat`` times with the generation cache off and prints the median seconds of each stage, one JSON line per
 source.  It answers "is a DataFrame question about as fast as a database question?": the stages that touch the data
 (schema, values, execute, fetch) on the frame next to the same stages on the demo database, and the totals.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import time
 from typing import Any
 
 import numpy as np
@@ -47,7 +49,12 @@ def measure(model: str, rows: int, repeat: int) -> list[dict[str, Any]]:
     assistant = Assistant(model, connections=manager, generation_cache="off")
     sources = {"dataframe": {"sales": sales_frame(rows)}, "demo": demo_url()}
     try:
-        for source in sources.values():
+        first = {}
+        for name, source in sources.items():  # first contact: connect, read the schema, build the value index
+            t0 = time.perf_counter()
+            conn = manager.resolve(source)
+            assistant.value_indexes.get(conn, assistant.schemas.get(conn))
+            first[name] = time.perf_counter() - t0
             assistant.warm(source)
         out = []
         for name, source in sources.items():
@@ -56,6 +63,7 @@ def measure(model: str, rows: int, repeat: int) -> list[dict[str, Any]]:
             out.append({"source": name, "question": QUESTIONS[name], "rows": rows if name == "dataframe" else None,
                         "model": model, "repeat": repeat, "sql": answers[-1].sql, "error": answers[-1].error,
                         "total_seconds": statistics.median(a.stats.total_seconds for a in answers),
+                        "first_contact_seconds": first[name],
                         "data_seconds": sum(med[s] for s in ("schema", "values", "execute", "fetch")),
                         "stages": med})
         return out
