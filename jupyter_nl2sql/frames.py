@@ -239,8 +239,9 @@ def sources_from_token(token: str, namespace: Mapping[str, Any] | None) -> Frame
     ``connections.ini`` section: for the connection manager to resolve).
 
     ``frames`` (every DataFrame of the namespace), a DataFrame variable (or a ``{name: DataFrame}`` one), a file
-    path or glob, or a comma-separated list of DataFrame variables and files.  A list that names something else (an unknown variable, a variable that is not a DataFrame, a
-    missing or unsupported file) and ``frames`` with no DataFrame: one-line :class:`ConnectionFailed`.
+    path or glob, or a comma-separated list of DataFrame variables and files.  A list that names something else
+    (an unknown variable, a variable that is not a DataFrame, a missing or unsupported file) and ``frames`` with no
+    DataFrame: one-line :class:`ConnectionFailed`.
     """
     token = token.strip()
     namespace = namespace or {}

@@ -170,11 +170,10 @@ def test_csv_and_json_files_are_views_named_after_the_file(manager, files, sales
 
 
 def test_parquet_and_glob(manager, tmp_path, sales) -> None:
-    if pytest.importorskip("duckdb"):
-        import duckdb
+    import duckdb
 
-        for i in (1, 2):
-            duckdb.sql(f"COPY (SELECT {i} AS part, 'x' AS tag) TO '{tmp_path / f'part_{i}.parquet'}'")
+    for i in (1, 2):
+        duckdb.sql(f"COPY (SELECT {i} AS part, 'x' AS tag) TO '{tmp_path / f'part_{i}.parquet'}'")
     conn = manager.resolve(str(tmp_path / "part_*.parquet"), {})
     assert conn.frames.names == ["part"]
     assert _rows(conn, "SELECT SUM(part) FROM part") == [(3,)]

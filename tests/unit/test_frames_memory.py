@@ -7,7 +7,8 @@ ten-row frame of the same dtypes (so code and lazily imported modules are loaded
 (``/proc/self/clear_refs``) and measures the path on the big frame: peak RSS (``VmHWM``) minus RSS before.  The same
 meter then measures a copy of the frame into a DuckDB table, so the test shows the meter would see a copy.
 The growth measured is a roughly fixed cost (a new DuckDB database and its query states, a few MB whatever the
-frame's size), not a share of the frame; the frame has six columns (numbers, two text columns, a date).  A memory bound, not a timing.
+frame's size), not a share of the frame; the frame has six columns (numbers, two text columns, a date).
+A memory bound, not a timing.
 """
 
 from __future__ import annotations
