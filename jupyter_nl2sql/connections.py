@@ -44,6 +44,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from .demo import demo_url
 from .errors import ConnectionFailed, first_line as _one_line
+from .frames import ALL_FRAMES, FrameSet, is_frame, is_frame_mapping, sources_from_token, sources_from_value
 from .paths import cache_root
 from .pipeline.sqlfunctions import ALLOWED_FUNCTIONS, SQLITE_READ_PRAGMAS, SQLITE_SETTING_PRAGMAS
 
@@ -285,6 +286,55 @@ class Connection:
         if self.owned:
             self.engine.dispose()
 
+
+
+#: Per-process token in the cache identity of DataFrames (an ``id()`` means nothing in another process).
+_PROCESS = os.urandom(6).hex()
+
+
+@dataclass
+class FrameConnection(Connection):
+    """DataFrames and data files asked as one in-memory DuckDB database (:mod:`jupyter_nl2sql.frames`).
+
+    :attr:`key` holds the frame set's :attr:`~jupyter_nl2sql.frames.FrameSet.signature`, so a schema, value index
+    or result cached for other columns, dtypes, objects or file versions is never used.  Writes are refused: the
+    sources are the user's objects and files, not a database.
+    """
+
+    frames: FrameSet | None = field(default=None, repr=False)
+    _database: Any = field(default=None, repr=False)  # the DuckDB database's own connection
+
+    @property
+    def key(self) -> str:
+        """The display URL, this process, and the frame set's signature."""
+        return f"{self.display_url}#{_PROCESS}:{self.frames.signature if self.frames else ''}"
+
+    def _engine_for(self, allow_writes: bool) -> Engine:
+        if allow_writes:
+            raise ConnectionFailed(f"{self.display_url} is read-only: DataFrames and files are not written through "
+                                   "SQL (change the DataFrame in Python instead)")
+        return self.engine
+
+    def close(self) -> None:
+        """Dispose the engine and close the in-memory database."""
+        self.engine.dispose()
+        if self._database is not None:
+            self._database.close()
+            self._database = None
+
+
+def open_frames(frames: FrameSet) -> FrameConnection:
+    """A :class:`FrameConnection` serving ``frames`` (DuckDB must be installed)."""
+    try:
+        from .frames_duckdb import frames_engine  # DuckDB is an optional dependency
+    except ImportError:
+        frames_engine = None
+    if frames_engine is None:
+        raise ConnectionFailed("asking DataFrames and files needs DuckDB: pip install 'jupyter-nl2sql[duckdb]'")
+    engine, database = frames_engine(frames)
+    return FrameConnection(name=frames.spec or frames.display_url, engine=engine,
+                           url=frames.display_url, _key=f"frames:{','.join(frames.names)}", frames=frames,
+                           _database=database)
 
 def _guard_session(conn: sa.Connection, *, read_only: bool) -> None:
     """Make the current transaction read-only at the database where the dialect supports it."""
@@ -624,8 +674,11 @@ class ConnectionManager:
 
     def _resolve(self, token: Any, namespace: Mapping[str, Any] | None) -> Connection:
         if token is None or (isinstance(token, str) and not token.strip()):
-            if self.current is not None:
-                return self.current
+            current = self.current
+            if isinstance(current, FrameConnection) and current.frames.spec and namespace is not None:
+                return self._frames_again(current.frames.spec, namespace)
+            if current is not None:
+                return current
             if environment_url() is not None:
                 return self._from_url(environment_url())
             raise ConnectionFailed("no database: pass a connection (a SQLAlchemy URL, an alias, an Engine "
@@ -635,9 +688,12 @@ class ConnectionManager:
             return token
         if isinstance(token, Engine):
             return self._from_engine(token)
+        frames = sources_from_value(token)
+        if frames is not None:
+            return self._from_frames(frames)
         if not isinstance(token, str):
             raise ConnectionFailed(f"cannot connect to a {type(token).__name__}: pass a SQLAlchemy URL, an "
-                                   "alias or an Engine")
+                                   "alias, an Engine, a pandas DataFrame (or a dict of them) or a data file's path")
         token = token.strip()
         with self._lock:
             if token in self._aliases:
@@ -652,19 +708,26 @@ class ConnectionManager:
                 return self._from_engine(value)
             if isinstance(value, Connection):
                 return value
-            if token != "demo":
-                raise ConnectionFailed(f"variable '{token}' is of type {type(value).__name__}, not a SQLAlchemy "
-                                       "Engine: pass an Engine (sqlalchemy.create_engine(URL)), a URL or an alias")
+            if is_frame(value) or is_frame_mapping(value):
+                return self._from_frames(sources_from_token(token, namespace))
+            if token not in ("demo", ALL_FRAMES):
+                raise ConnectionFailed(f"variable '{token}' is of type {type(value).__name__}, neither a SQLAlchemy "
+                                       "Engine nor a pandas DataFrame: pass an Engine (sqlalchemy.create_engine(URL)), "
+                                       "a DataFrame, a URL or an alias")
         if token == "demo":
             return self._from_url(demo_url(), name="demo")
+        frames = sources_from_token(token, namespace)
+        if frames is not None:
+            return self._from_frames(frames)
         if "://" not in token and ":" not in token:
             section = ini_section_url(token)
             if section is not None:
                 return self._from_url(section, name=token)
             known = ", ".join(sorted(self.aliases())) or "none"
             files = " or ".join(str(p) for p in connections_files())
-            raise ConnectionFailed(f"unknown connection '{token}': not an alias ({known}), not an Engine "
-                                   f"variable, not a section of {files}, not a URL like sqlite:///shop.db")
+            raise ConnectionFailed(f"unknown connection '{token}': not an alias ({known}), not an Engine or "
+                                   f"DataFrame variable, not a data file, not a section of {files}, not a URL like "
+                                   "sqlite:///shop.db")
         return self._from_url(token)
 
     def _from_engine(self, engine: Engine) -> Connection:
@@ -674,6 +737,34 @@ class ConnectionManager:
                 self._by_key[key] = Connection(name=redact(engine.url), engine=engine, owned=False,
                                                url=redact(engine.url))
             return self._by_key[key]
+
+    def _frames_again(self, spec: str, namespace: Mapping[str, Any]) -> FrameConnection:
+        """The current frames connection read again from the namespace (a DataFrame may have been replaced)."""
+        frames = sources_from_token(spec, namespace)
+        if frames is None:
+            raise ConnectionFailed(f"the current connection -c {spec} names no DataFrame any more: pass -c again")
+        return self._from_frames(frames)
+
+    def _from_frames(self, frames: FrameSet) -> FrameConnection:
+        """The connection serving ``frames``: the one open for the same tables when their signature is unchanged,
+        else a new one, replacing it (so a DataFrame replaced or reshaped under the same name is seen, and the old
+        objects are not kept alive).  Frame connections no alias names are closed when another one opens."""
+        key = f"frames:{','.join(frames.names)}"
+        with self._lock:
+            existing = self._by_key.get(key)
+            if isinstance(existing, FrameConnection) and existing.frames.signature == frames.signature:
+                existing.frames = frames  # the same shape: the spec it was last asked by
+                return existing
+            stale = [k for k, c in self._by_key.items() if isinstance(c, FrameConnection)
+                     and (k == key or k not in self._aliases.values())]
+            closing = [self._by_key.pop(k) for k in stale]
+            conn = open_frames(frames)
+            self._by_key[key] = conn
+        for old in closing:
+            if old is self.current:
+                self.current = None
+            old.close()
+        return conn
 
     def _from_url(self, token: str | URL, name: str | None = None) -> Connection:
         url = with_installed_driver(token if isinstance(token, URL) else _parse_url(token))

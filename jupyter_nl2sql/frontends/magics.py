@@ -94,8 +94,10 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
     # -- the magic ------------------------------------------------------------------------------------------
     @needs_local_scope
     @magic_arguments()
-    @argument("-c", "--connection", help="SQLAlchemy URL, alias, Engine variable or connections.ini section "
-                                         "(default: the last used, else $DATABASE_URL).")
+    @argument("-c", "--connection", help="SQLAlchemy URL, alias, Engine variable or connections.ini section; or "
+                                         "DataFrames and files, read in place through DuckDB: a DataFrame "
+                                         "variable, df1,df2, 'frames' (every DataFrame), a .csv/.parquet/.json "
+                                         "path or glob (default: the last used, else $DATABASE_URL).")
     @argument("-a", "--alias", help="Remember this connection under a name.")
     @argument(*OPTIONS["model"].flags, "--model", help=OPTIONS["model"].help + " For this cell.")
     @argument("-g", "--generate-only", action="store_true", help="Write and check the SQL; do not run it.")
