@@ -479,7 +479,9 @@ class CellProgress:
                 widget.close()
             self._widgets = None
         if self._handle is not None:
-            self._handle.update({"text/plain": ""}, raw=True)
+            # an empty bundle: the output shows nothing, and it holds no text/plain that nbval could count (nbval
+            # may or may not apply this update, depending on when it arrives)
+            self._handle.update({}, raw=True)
 
 
 def _drop_invalid_settings(config: Any) -> None:

@@ -162,7 +162,7 @@ def test_cell_progress_bar_follows_the_stages_and_is_removed(ip, monkeypatch) ->
                           False)]
     progress.close()
     assert progress._widgets is None and bar.comm is None and box.comm is None  # the widgets are closed
-    assert published[-1] == ({"text/plain": ""}, True)  # and the output emptied
+    assert published[-1] == ({}, True)  # and the output emptied
     progress("generate", {})
     assert len(published) == 2  # nothing after close
 
@@ -176,7 +176,7 @@ def test_the_magic_shows_progress_in_a_kernel_then_the_answer(ip, cell, scripted
     scripted("SELECT count(*) AS n FROM customers")
     assert cell(f"%%nl2sql -c {demo_sqlite_url} --no-stats --new\nHow many customers?")["n"].iat[0] == 60
     assert published[0] == ([WIDGET_VIEW], False)  # the bar, while the question runs
-    assert published[-2:] == [(["text/plain"], True), (["text/html", "text/plain"], False)]  # emptied; the SQL
+    assert published[-2:] == [([], True), (["text/html", "text/plain"], False)]  # emptied (no text); the SQL
 
 
 def test_cell_progress_as_text_and_without_a_kernel(ip, monkeypatch) -> None:
@@ -188,7 +188,7 @@ def test_cell_progress_as_text_and_without_a_kernel(ip, monkeypatch) -> None:
     text("prefill", {"done": 10, "total": 20})
     text.close()
     assert published == [("⏳ reading the schema", False), ("⏳ evaluating the schema: 10/20 tokens", True),
-                         ("", True)]
+                         (None, True)]  # emptied: no text left
     assert CellProgress.for_shell(ip).mode is None  # the test shell has no kernel: nothing to update in place
     quiet = CellProgress(None)
     quiet("prefill", {"done": 1, "total": 2})
