@@ -87,7 +87,7 @@ CONNECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "unreachable server": ("-c postgresql+psycopg://nl2sql:pw@127.0.0.1:{port}/db",
                            (r"cannot connect", r"check the host and port")),
     "missing SQLite file": ("-c sqlite:///{tmp}/no-such.db", (r"no SQLite database at", r"check the path")),
-    "not an Engine": ("-c not_an_engine", (r"not_an_engine.* is of type int, not a SQLAlchemy Engine",
+    "not an Engine": ("-c not_an_engine", (r"not_an_engine.* is of type int, neither a SQLAlchemy Engine nor a pandas DataFrame",
                                            r"pass an Engine")),
     "unknown name": ("-c nowhere_at_all", (r"unknown connection 'nowhere_at_all'", r"URL like")),
 }
