@@ -39,13 +39,17 @@ from typing import Any, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import sqlalchemy as sa
+import sqlglot
+import sqlglot.errors
 from sqlalchemy.engine import Engine, URL
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlglot.tokens import TokenType
 
 from .demo import demo_url
-from .errors import ConnectionFailed, first_line as _one_line
+from .errors import ConnectionFailed, SQLCheckError, first_line as _one_line
 from .paths import cache_root
-from .pipeline.sqlfunctions import ALLOWED_FUNCTIONS, SQLITE_READ_PRAGMAS, SQLITE_SETTING_PRAGMAS
+from .pipeline.sqlfunctions import (ADMIN_FUNCTIONS, ALLOWED_FUNCTIONS, DUCKDB_READ_PRAGMAS, SQLITE_READ_PRAGMAS,
+                                    SQLITE_SETTING_PRAGMAS, function_policy)
 
 log = logging.getLogger(__name__)
 
@@ -381,6 +385,53 @@ def _install_sqlite_guards(engine: Engine, *, read_only: bool) -> None:
         dbapi_connection.set_authorizer(authorize)
 
 
+def duckdb_admin_call(sql: str) -> str | None:
+    """The first DuckDB administration function ``sql`` calls (``enable_logging(...)``, ``CALL checkpoint()``,
+    ``PRAGMA enable_profiling``), by sqlglot's tokens; a statement that cannot be tokenized counts as one.
+
+    The SQL check refuses these already; this is the engine-level second layer for DuckDB, which has no authorizer:
+    ``enable_logging(storage='file')`` runs despite ``lock_configuration`` and then fails every later statement,
+    and closing that connection aborts the process.
+    """
+    try:
+        tokens = sqlglot.tokenize(sql, read="duckdb")
+    except sqlglot.errors.TokenError:
+        return "(SQL that cannot be read)"
+    for before, token, after in zip([None, *tokens], tokens, [*tokens[1:], None]):
+        if before is not None and before.token_type in _DUCKDB_COMMANDS:  # CALL f(): the rest is one token
+            inner = duckdb_admin_call(token.text)
+            if inner is not None:
+                return inner
+        name = token.text.lower()
+        if name not in _DUCKDB_ADMIN or token.token_type in _STRING_TOKENS:
+            continue
+        called = after is not None and after.token_type == TokenType.L_PAREN
+        if called or (before is not None and before.text.upper() in ("CALL", "PRAGMA")):
+            return name
+    return None
+
+
+_DUCKDB_ADMIN = ADMIN_FUNCTIONS["duckdb"] - DUCKDB_READ_PRAGMAS
+_DUCKDB_COMMANDS = frozenset(sqlglot.Dialect.get_or_raise("duckdb").tokenizer_class.COMMANDS)
+_STRING_TOKENS = frozenset({TokenType.STRING, TokenType.NATIONAL_STRING, TokenType.RAW_STRING,
+                            TokenType.HEREDOC_STRING, TokenType.BIT_STRING, TokenType.HEX_STRING,
+                            TokenType.BYTE_STRING})
+
+
+def _install_duckdb_guards(engine: Engine) -> None:
+    """Refuse DuckDB administration functions before they reach a connection the library opened."""
+
+    @sa.event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _before_execute(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
+                        _many: bool) -> tuple[str, Any]:
+        name = duckdb_admin_call(statement)
+        if name is not None:
+            denied = function_policy(name, "duckdb", table_function=True)
+            reason = denied.reason if denied is not None else "is not a read-only DuckDB function"
+            raise SQLCheckError(f"refused: {name} {reason}; connections the library opens never run it")
+        return statement, parameters
+
+
 _CONNECT_HINTS = [
     (("password", "authentication", "access denied", "role"), "check the user name and password in the URL"),
     (("does not exist", "unknown database"), "check the database name in the URL"),
@@ -442,6 +493,8 @@ def _make_engine(url: URL, *, read_only: bool, engine_name: str) -> Engine:
         engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
         if backend == "sqlite":
             _install_sqlite_guards(engine, read_only=read_only)
+        elif backend == "duckdb":
+            _install_duckdb_guards(engine)
         return engine
     except NoSuchModuleError as exc:
         failure = (f"no SQLAlchemy driver for '{backend}' ({scrub(_one_line(exc), url_secrets(url))}): install "
