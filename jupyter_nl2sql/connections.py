@@ -620,6 +620,10 @@ def _parse_url(token: str) -> URL:
     if split is not None and "@" in (url.host or "") and split[2] is not None:
         scheme, user, password, rest = split
         url = sa.make_url(f"{scheme}://{quote(unquote(user), safe='')}:{quote(password, safe='')}@{rest}")
+    if split is not None and split[2] is not None and url.host and "@" in (url.database or ""):
+        # the password's tail would be sent as the database name (and the server logs it): refuse before connecting
+        raise ConnectionFailed(f"'{redact(token)}': the URL's password holds an unencoded '@' (or '/'), so part of "
+                               "it would be read as the database name; percent-encode it (@ as %40, / as %2F)")
     return url
 
 
