@@ -185,6 +185,7 @@ class Connection:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     role_warning: str | None = field(default=None, repr=False)  # PostgreSQL: the role can write (set once)
     _role_checked: bool = field(default=False, repr=False)
+    _role_told: bool = field(default=False, repr=False)
 
     @property
     def dialect(self) -> str:
@@ -255,6 +256,14 @@ class Connection:
             log.warning("%s", self.role_warning)
             warnings.warn(self.role_warning, UserWarning, stacklevel=3)
         return self.role_warning
+
+    def role_warning_once(self) -> str | None:
+        """:attr:`role_warning` the first time it is asked for, then None (the connection's first answer shows it)."""
+        with self._lock:
+            if self.role_warning is None or self._role_told:
+                return None
+            self._role_told = True
+            return self.role_warning
 
     def _engine_for(self, allow_writes: bool) -> Engine:
         if not allow_writes or not self.read_only_engine:
