@@ -215,7 +215,10 @@ def _parse_message(error: ParseError) -> str:
     first = error.errors[0]
     where = f" at line {first.get('line')}, column {first.get('col')}" if first.get("line") else ""
     near = f" near '{first['highlight']}'" if first.get("highlight") else ""
-    return f"{first.get('description') or 'invalid SQL'}{where}{near}"
+    description = first.get("description") or "invalid SQL"
+    if description.startswith("Required keyword"):  # sqlglot names its own classes here: say it in words
+        description = "incomplete SQL (an operand or clause is missing)"
+    return f"{description}{where}{near}"
 
 
 def _one_line(error: BaseException) -> str:
