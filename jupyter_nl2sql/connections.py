@@ -48,6 +48,7 @@ from sqlglot.tokens import TokenType
 from .demo import demo_url
 from .errors import ConnectionFailed, SQLCheckError, first_line as _one_line
 from .paths import cache_root
+from .pipeline.sqlcheck import STRING_TOKENS
 from .pipeline.sqlfunctions import (ADMIN_FUNCTIONS, ALLOWED_FUNCTIONS, DUCKDB_READ_PRAGMAS, SQLITE_READ_PRAGMAS,
                                     SQLITE_SETTING_PRAGMAS, function_policy)
 
@@ -412,7 +413,7 @@ def duckdb_admin_call(sql: str) -> str | None:
             if inner is not None:
                 return inner
         name = token.text.lower()
-        if name not in _DUCKDB_ADMIN or token.token_type in _STRING_TOKENS:
+        if name not in _DUCKDB_ADMIN or token.token_type in STRING_TOKENS:
             continue
         called = after is not None and after.token_type == TokenType.L_PAREN
         if called or (before is not None and before.text.upper() in ("CALL", "PRAGMA")):
@@ -422,9 +423,6 @@ def duckdb_admin_call(sql: str) -> str | None:
 
 _DUCKDB_ADMIN = ADMIN_FUNCTIONS["duckdb"] - DUCKDB_READ_PRAGMAS
 _DUCKDB_COMMANDS = frozenset(sqlglot.Dialect.get_or_raise("duckdb").tokenizer_class.COMMANDS)
-_STRING_TOKENS = frozenset({TokenType.STRING, TokenType.NATIONAL_STRING, TokenType.RAW_STRING,
-                            TokenType.HEREDOC_STRING, TokenType.BIT_STRING, TokenType.HEX_STRING,
-                            TokenType.BYTE_STRING})
 
 
 def _install_duckdb_guards(engine: Engine) -> None:
