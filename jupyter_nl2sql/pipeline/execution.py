@@ -249,7 +249,9 @@ def _duckdb_within_budget(conn: sa.Connection, sql: str, limit: int, max_bytes: 
     def limited(rows: int) -> str:
         return f"SELECT * FROM (\n{body}\n) AS _nl2sql_rows LIMIT {rows}"
 
-    description = conn.exec_driver_sql(limited(0)).cursor.description or []
+    empty = conn.exec_driver_sql(limited(0))  # bound, not run: the result's column types
+    description = empty.cursor.description or []
+    empty.close()
     types = [str(column[1]).split("(", 1)[0].upper() for column in description]
     vector_bytes = _DUCKDB_VECTOR_ROWS * len(types) * _FIXED_VALUE_BYTES
     if all(t in _DUCKDB_FIXED_TYPES for t in types) and vector_bytes <= max_bytes // 4:
