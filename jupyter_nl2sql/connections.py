@@ -39,14 +39,19 @@ from typing import Any, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import sqlalchemy as sa
+import sqlglot
+import sqlglot.errors
 from sqlalchemy.engine import Engine, URL
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlglot.tokens import TokenType
 
 from .demo import demo_url
-from .errors import ConnectionFailed, first_line as _one_line
+from .errors import ConnectionFailed, SQLCheckError, first_line as _one_line
 from .frames import ALL_FRAMES, FrameSet, is_frame, is_frame_mapping, sources_from_token, sources_from_value
 from .paths import cache_root
-from .pipeline.sqlfunctions import ALLOWED_FUNCTIONS, SQLITE_READ_PRAGMAS, SQLITE_SETTING_PRAGMAS
+from .pipeline.sqlcheck import STRING_TOKENS
+from .pipeline.sqlfunctions import (ADMIN_FUNCTIONS, ALLOWED_FUNCTIONS, DUCKDB_READ_PRAGMAS, SQLITE_READ_PRAGMAS,
+                                    SQLITE_SETTING_PRAGMAS, function_policy)
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +187,7 @@ class Connection:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     role_warning: str | None = field(default=None, repr=False)  # PostgreSQL: the role can write (set once)
     _role_checked: bool = field(default=False, repr=False)
+    _role_told: bool = field(default=False, repr=False)
 
     @property
     def dialect(self) -> str:
@@ -252,6 +258,14 @@ class Connection:
             log.warning("%s", self.role_warning)
             warnings.warn(self.role_warning, UserWarning, stacklevel=3)
         return self.role_warning
+
+    def role_warning_once(self) -> str | None:
+        """:attr:`role_warning` the first time it is asked for, then None (the connection's first answer shows it)."""
+        with self._lock:
+            if self.role_warning is None or self._role_told:
+                return None
+            self._role_told = True
+            return self.role_warning
 
     def _engine_for(self, allow_writes: bool) -> Engine:
         if not allow_writes or not self.read_only_engine:
@@ -431,6 +445,50 @@ def _install_sqlite_guards(engine: Engine, *, read_only: bool) -> None:
         dbapi_connection.set_authorizer(authorize)
 
 
+def duckdb_admin_call(sql: str) -> str | None:
+    """The first DuckDB administration function ``sql`` calls (``enable_logging(...)``, ``CALL checkpoint()``,
+    ``PRAGMA enable_profiling``), by sqlglot's tokens; a statement that cannot be tokenized counts as one.
+
+    The SQL check refuses these already; this is the engine-level second layer for DuckDB, which has no authorizer:
+    ``enable_logging(storage='file')`` runs despite ``lock_configuration`` and then fails every later statement,
+    and closing that connection aborts the process.
+    """
+    try:
+        tokens = sqlglot.tokenize(sql, read="duckdb")
+    except sqlglot.errors.TokenError:
+        return "(SQL that cannot be read)"
+    for before, token, after in zip([None, *tokens], tokens, [*tokens[1:], None]):
+        if before is not None and before.token_type in _DUCKDB_COMMANDS:  # CALL f(): the rest is one token
+            inner = duckdb_admin_call(token.text)
+            if inner is not None:
+                return inner
+        name = token.text.lower()
+        if name not in _DUCKDB_ADMIN or token.token_type in STRING_TOKENS:
+            continue
+        called = after is not None and after.token_type == TokenType.L_PAREN
+        if called or (before is not None and before.text.upper() in ("CALL", "PRAGMA")):
+            return name
+    return None
+
+
+_DUCKDB_ADMIN = ADMIN_FUNCTIONS["duckdb"] - DUCKDB_READ_PRAGMAS
+_DUCKDB_COMMANDS = frozenset(sqlglot.Dialect.get_or_raise("duckdb").tokenizer_class.COMMANDS)
+
+
+def _install_duckdb_guards(engine: Engine) -> None:
+    """Refuse DuckDB administration functions before they reach a connection the library opened."""
+
+    @sa.event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _before_execute(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
+                        _many: bool) -> tuple[str, Any]:
+        name = duckdb_admin_call(statement)
+        if name is not None:
+            denied = function_policy(name, "duckdb", table_function=True)
+            reason = denied.reason if denied is not None else "is not a read-only DuckDB function"
+            raise SQLCheckError(f"refused: {name} {reason}; connections the library opens never run it")
+        return statement, parameters
+
+
 _CONNECT_HINTS = [
     (("password", "authentication", "access denied", "role"), "check the user name and password in the URL"),
     (("does not exist", "unknown database"), "check the database name in the URL"),
@@ -492,6 +550,8 @@ def _make_engine(url: URL, *, read_only: bool, engine_name: str) -> Engine:
         engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
         if backend == "sqlite":
             _install_sqlite_guards(engine, read_only=read_only)
+        elif backend == "duckdb":
+            _install_duckdb_guards(engine)
         return engine
     except NoSuchModuleError as exc:
         failure = (f"no SQLAlchemy driver for '{backend}' ({scrub(_one_line(exc), url_secrets(url))}): install "
@@ -617,6 +677,10 @@ def _parse_url(token: str) -> URL:
     if split is not None and "@" in (url.host or "") and split[2] is not None:
         scheme, user, password, rest = split
         url = sa.make_url(f"{scheme}://{quote(unquote(user), safe='')}:{quote(password, safe='')}@{rest}")
+    if split is not None and split[2] is not None and url.host and "@" in (url.database or ""):
+        # the password's tail would be sent as the database name (and the server logs it): refuse before connecting
+        raise ConnectionFailed(f"'{redact(token)}': the URL's password holds an unencoded '@' (or '/'), so part of "
+                               "it would be read as the database name; percent-encode it (@ as %40, / as %2F)")
     return url
 
 

@@ -763,6 +763,9 @@ class Assistant:
                 "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
     def _finish(self, answer: Answer, run: Run) -> Answer:
+        role_warning = run.conn.role_warning_once()  # a role that may write: told on the connection's first answer
+        if role_warning:
+            answer.warnings.insert(0, role_warning)
         if answer.sql:
             with answer.stats.stage("explain"):
                 answer.explanation = explain_sql(answer.sql, run.conn.sqlglot_dialect)

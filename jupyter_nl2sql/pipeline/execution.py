@@ -23,6 +23,8 @@ import pandas as pd
 import sqlalchemy as sa
 import sqlglot
 import sqlglot.errors
+from sqlglot import exp
+from sqlglot.tokens import TokenType
 
 from ..connections import Connection, redact, scrub
 from ..errors import ConnectionFailed, ExecutionError, first_line as _one_line
@@ -33,6 +35,18 @@ MAX_RESULT_BYTES = 256 * 1024 * 1024
 
 #: Rows read per batch at most (the batch shrinks when rows are large).
 _MAX_BATCH = 1024
+
+#: Rows DuckDB computes at once (its vector size) before the first of them can be read.
+_DUCKDB_VECTOR_ROWS = 2048
+
+#: DuckDB result types of a fixed, small width (a wider type, or one of variable width, needs the one-row probe).
+_DUCKDB_FIXED_TYPES = frozenset({
+    "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
+    "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "DATE", "TIME", "TIME WITH TIME ZONE", "TIMESTAMP", "TIMESTAMP_S",
+    "TIMESTAMP_MS", "TIMESTAMP_NS", "TIMESTAMP WITH TIME ZONE", "INTERVAL", "UUID", "NULL"})
+
+#: Bytes Python holds at most for one value of a fixed-width type (a Decimal is the largest).
+_FIXED_VALUE_BYTES = 128
 
 
 @dataclass
@@ -143,8 +157,8 @@ def fetch_bounded(result: Any, limit: int, max_bytes: int | None) -> tuple[list[
 
 def _budget_note(rows: int, max_bytes: int) -> str:
     """One line saying that the byte budget stopped the read."""
-    return (f"result stopped after {rows} rows: the rows read hold {_megabytes(max_bytes)} (max_result_bytes), the "
-            "most one call keeps in memory; select fewer or narrower columns, aggregate, or raise max_result_bytes")
+    return (f"result stopped after {rows} rows to stay within {_megabytes(max_bytes)} (max_result_bytes), the most "
+            "one call keeps in memory; select fewer or narrower columns, aggregate, or raise max_result_bytes")
 
 
 def _megabytes(count: int) -> str:
@@ -191,6 +205,9 @@ def execute(connection: Connection, sql: str, *, row_cap: int = 1000, timeout: f
             with statement_timeout(conn, timeout, cancel), _value_length_limit(conn, max_result_bytes):
                 if stream and connection.dialect == "postgresql" and _cursor_query(sql):  # rows arrive as read
                     conn = conn.execution_options(stream_results=True, max_row_buffer=min(row_cap + 1, 64))
+                byte_rows = None  # DuckDB: the statement was limited to this many rows by the byte budget
+                if connection.dialect == "duckdb" and max_result_bytes is not None:
+                    sql, byte_rows = _duckdb_within_budget(conn, sql, row_cap + 1, max_result_bytes)
                 result = conn.exec_driver_sql(sql)
                 if not result.returns_rows:
                     rowcount = result.rowcount
@@ -199,6 +216,8 @@ def execute(connection: Connection, sql: str, *, row_cap: int = 1000, timeout: f
                 keys = list(result.keys())
                 rows, over_budget = fetch_bounded(result, row_cap + 1, max_result_bytes)
                 result.close()
+                if byte_rows is not None and len(rows) >= byte_rows:  # the last row only tells there were more
+                    rows, over_budget = rows[:byte_rows - 1], True
             t1 = time.perf_counter()
     except sa.exc.SQLAlchemyError as exc:
         failure = _failure(exc, connection, timeout=timeout, cancel=cancel, max_result_bytes=max_result_bytes)
@@ -214,6 +233,49 @@ def execute(connection: Connection, sql: str, *, row_cap: int = 1000, timeout: f
     t2 = time.perf_counter()
     note = _budget_note(len(frame), max_result_bytes) if over_budget and max_result_bytes is not None else None
     return ExecutionResult(frame, truncated, len(frame), t1 - t0, t2 - t1, note)
+
+
+def _duckdb_within_budget(conn: sa.Connection, sql: str, limit: int, max_bytes: int) -> tuple[str, int | None]:
+    """DuckDB: ``sql`` limited to the rows whose vector fits half of ``max_bytes``, and that row count (None: as is).
+
+    A query whose result types are all of small fixed width runs as it is.  Otherwise it is first run for one row;
+    the row count is half the budget over that row's size, plus one row that only tells there were more.  Rows much
+    wider than the first are not foreseen.
+    """
+    body = _query_body(sql, "duckdb")
+    if body is None:
+        return sql, None
+
+    def limited(rows: int) -> str:
+        return f"SELECT * FROM (\n{body}\n) AS _nl2sql_rows LIMIT {rows}"
+
+    empty = conn.exec_driver_sql(limited(0))  # bound, not run: the result's column types
+    description = empty.cursor.description or []
+    empty.close()
+    types = [str(column[1]).split("(", 1)[0].upper() for column in description]
+    vector_bytes = _DUCKDB_VECTOR_ROWS * len(types) * _FIXED_VALUE_BYTES
+    if all(t in _DUCKDB_FIXED_TYPES for t in types) and vector_bytes <= max_bytes // 4:
+        return sql, None
+    first = conn.exec_driver_sql(limited(1)).first()
+    if first is None:
+        return sql, None
+    rows = int(max_bytes / 2 / row_bytes(first)) + 1
+    return (limited(rows), rows) if rows < limit else (sql, None)
+
+
+def _query_body(sql: str, dialect: str) -> str | None:
+    """The text of ``sql`` without a trailing semicolon when it is one query (SELECT, WITH, set operation), else None.
+    """
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+        tokens = sqlglot.tokenize(sql, read=dialect)
+    except sqlglot.errors.SqlglotError:
+        return None
+    if len(statements) != 1 or not isinstance(statements[0], exp.Query):
+        return None
+    while tokens and tokens[-1].token_type == TokenType.SEMICOLON:
+        tokens.pop()
+    return sql[:tokens[-1].end + 1] if tokens else None
 
 
 def _cursor_query(sql: str) -> bool:

@@ -106,7 +106,8 @@ _READ_ONLY_ROOTS = (exp.Select, exp.SetOperation, exp.Values, exp.Describe, exp.
 # What sqlglot returns for an unknown keyword followed by a name ("CHECKPOINT", "LISTEN x"): an expression.
 _NOT_STATEMENTS = (exp.Condition, exp.Alias, exp.Tuple, exp.Identifier, exp.Star, exp.Var)
 _EXPLAIN_OPTIONS = frozenset({"analyze", "analyse", "verbose", "query", "plan"})
-_STRING_TOKENS = frozenset({
+#: sqlglot token types of string literals (their text is data, never a name).
+STRING_TOKENS = frozenset({
     TokenType.STRING, TokenType.NATIONAL_STRING, TokenType.BYTE_STRING, TokenType.HEX_STRING,
     TokenType.BIT_STRING, TokenType.RAW_STRING, TokenType.HEREDOC_STRING, TokenType.UNICODE_STRING,
 })
@@ -171,7 +172,7 @@ def _check_characters(text: str, tokens: list[Token], dialect: str) -> None:
     literal = bytearray(len(text))
     for previous, token in zip([None, *tokens], tokens):
         # after a command keyword (EXPLAIN, CALL, SHOW...) the tokenizer returns the raw rest as a STRING: not a literal
-        if token.token_type in _STRING_TOKENS and (previous is None or previous.token_type not in commands):
+        if token.token_type in STRING_TOKENS and (previous is None or previous.token_type not in commands):
             literal[token.start:token.end + 1] = b"\x01" * (token.end + 1 - token.start)
     for index, char in enumerate(text):
         if char == "\x00" or (not literal[index] and _suspicious(text, index)):
@@ -215,7 +216,10 @@ def _parse_message(error: ParseError) -> str:
     first = error.errors[0]
     where = f" at line {first.get('line')}, column {first.get('col')}" if first.get("line") else ""
     near = f" near '{first['highlight']}'" if first.get("highlight") else ""
-    return f"{first.get('description') or 'invalid SQL'}{where}{near}"
+    description = first.get("description") or "invalid SQL"
+    if description.startswith("Required keyword"):  # sqlglot names its own classes here: say it in words
+        description = "incomplete SQL (an operand or clause is missing)"
+    return f"{description}{where}{near}"
 
 
 def _one_line(error: BaseException) -> str:
@@ -303,7 +307,7 @@ def _command_refusals(root: exp.Expr, text: str, policy: _Policy) -> Iterator[tu
         except TokenError:
             continue
         for token, following in zip(tokens, tokens[1:]):
-            if following.token_type == TokenType.L_PAREN and token.token_type not in _STRING_TOKENS:
+            if following.token_type == TokenType.L_PAREN and token.token_type not in STRING_TOKENS:
                 name = token.text.lower()
                 denied = function_policy(name, policy.dialect)
                 if denied is not None and denied.escape:

@@ -191,6 +191,26 @@ def keep_slot() -> None:
             admin.execute("SELECT pg_create_physical_replication_slot(%s)", (KEEP_SLOT,))
 
 
+@pytest.fixture()
+def pg_server_log() -> str:
+    """The PostgreSQL server's current log file, asked of the server through the superuser URL (and the ordinary
+    URL set: the server the security databases are made on).
+
+    ``pg_current_logfile()`` when the server's logging collector writes the log; otherwise the log the Debian
+    cluster wrapper (``pg_ctlcluster``, as ``.ci/run`` starts the server) writes for ``cluster_name``.
+    """
+    import psycopg
+
+    pg_url("NL2SQL_TEST_PG_URL")
+    with psycopg.connect(_libpq(pg_url("NL2SQL_TEST_PG_SUPERUSER_URL")), autocommit=True) as admin:
+        current, data_directory, cluster = admin.execute(
+            "SELECT pg_current_logfile(), current_setting('data_directory'), current_setting('cluster_name')"
+        ).fetchone()
+    if current:
+        return current if current.startswith("/") else f"{data_directory}/{current}"
+    return f"/var/log/postgresql/postgresql-{cluster.replace('/', '-')}.log"
+
+
 @contextmanager
 def postgres_target(variable: str = "NL2SQL_TEST_PG_URL", label: str = "postgres") -> Iterator[Target]:
     """A seeded database of its own on the server named by ``variable``, dropped afterwards."""

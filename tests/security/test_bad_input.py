@@ -233,6 +233,8 @@ def test_bad_assistant_option(option: str, value: Any) -> None:
 # -- SQL -----------------------------------------------------------------------------------------------------------
 SQL: dict[str, tuple[str, type[SQLCheckError], tuple[str, ...]]] = {
     "does not parse": ("SELEC name FROM users", SQLCheckError, (r"could not parse the SQL",)),
+    "incomplete": ("SELECT name FROM users WHERE id >", SQLCheckError,
+                   (r"could not parse the SQL \(\w+\): incomplete SQL \(an operand or clause is missing\)",)),
     "multiple statements": ("SELECT name FROM users; SELECT email FROM users", SQLCheckError,
                             (r"only one statement is allowed",)),
     "unknown column": ("SELECT nickname FROM users", SQLCheckError, (r"no column nickname", r"did you mean")),

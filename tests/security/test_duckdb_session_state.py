@@ -91,17 +91,40 @@ def test_session_state_functions_are_refused_and_nothing_breaks(dialect: str, mo
     assert fresh_target.fingerprint() == before
 
 
-@pytest.mark.xfail(strict=True, reason="DuckDB 1.5 gap below the SQL check: enable_logging(storage='file') runs "
-                   "despite lock_configuration, every later statement raises PermissionException (file access is "
-                   "disabled) and the failed rollback at pool check-in aborts the process; the SQL check refuses it "
-                   "(the test above)")
 @pytest.mark.parametrize("dialect", ["duckdb"])
 def test_raw_session_survives_the_sequence(dialect: str, fresh_target: Any, canary: Path) -> None:
-    """Layer two alone (no SQL check): no crash, no file, and the pool still answers afterwards."""
+    """Layer two alone (no SQL check): no crash, no file, and the pool still answers afterwards.
+
+    DuckDB 1.5 runs ``enable_logging(storage='file')`` despite ``lock_configuration``; with file access disabled
+    every later statement then fails and closing the connection aborts the process.  The library's DuckDB engines
+    refuse its administration functions before they reach the connection (an engine-level guard, by name).
+    """
     before = fresh_target.fingerprint()
     report = _run_child(fresh_target, "raw-session", canary)
-    outcomes = {sql: outcome for sql, outcome, _ in report["outcomes"]}
-    assert outcomes[SEQUENCE[2].replace("{tmp}", str(canary))].startswith("engine:")  # SET: configuration locked
+    outcomes = {sql: (outcome, message) for sql, outcome, message in report["outcomes"]}
+    assert outcomes[SEQUENCE[2].replace("{tmp}", str(canary))][0].startswith("engine:")  # SET: configuration locked
+    for sql in SEQUENCE:
+        if "enable_logging" in sql or "enable_profiling(" in sql:
+            outcome, message = outcomes[sql.replace("{tmp}", str(canary))]
+            assert outcome == "SQLCheckError" and message.startswith("refused: ") and "\n" not in message, sql
     assert report["users"] == 3
     assert not list(canary.iterdir()), f"files were written: {list(canary.iterdir())}"
     assert fresh_target.fingerprint() == before
+
+
+@pytest.mark.parametrize("sql, name", [
+    ("SELECT * FROM enable_logging(storage = 'file', storage_path = '/tmp/x')", "enable_logging"),
+    ('SELECT * FROM system.main."enable_profiling"()', "enable_profiling"),
+    ("CALL enable_logging()", "enable_logging"),
+    ("SELECT 1; CALL force_checkpoint()", "force_checkpoint"),
+    ("PRAGMA enable_profiling", "enable_profiling"),
+    ("SELECT * FROM query('SELECT 1')", "query"),
+    ("SELECT 'enable_logging()' AS text_only", None),
+    ("PRAGMA table_info('users')", None),
+    ("SELECT count(*) AS n, histogram(age) FROM users", None),
+    ("SELECT * FROM duckdb_tables()", None),
+])
+def test_the_engine_guard_finds_administration_calls(sql: str, name: str | None) -> None:
+    from jupyter_nl2sql.connections import duckdb_admin_call
+
+    assert duckdb_admin_call(sql) == name

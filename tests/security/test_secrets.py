@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -268,3 +270,38 @@ def test_database_errors_carry_no_driver_objects(dialect: str, target: Any, assi
         error = expect_nl2sql_error(call, kind)
         assert _chain(error) == [error], f"driver exceptions kept in the chain: {_chain(error)[1:]}"
         leak.error(error)
+
+
+# --- the PostgreSQL server's own log (issue 18) ------------------------------------------------------------------
+
+@pytest.mark.postgres
+def test_the_server_log_holds_no_password(assistant: Assistant, pg_server_log: str) -> None:
+    """Wrong passwords in every URL form reach the live server; its log must name none of them (nor a part)."""
+    url = sa.make_url(os.environ["NL2SQL_TEST_PG_URL"])
+    path = pg_server_log
+    try:
+        with open(path, "rb") as log:
+            log.seek(0, 2)
+            start = log.tell()
+    except OSError as error:
+        pytest.skip(f"the PostgreSQL server log {path} cannot be read here ({error.strerror})")
+    base = f"postgresql+psycopg://{url.username}"
+    at = f"{url.host}:{url.port or 5432}"
+    forms = [
+        with_password(url.render_as_string(hide_password=False), CANARY),
+        f"{base}@{at}/{url.database}?password={CANARY}",
+        f"{base}:{CANARY[:6]}@{CANARY[6:]}@{at}/{url.database}",  # an unencoded '@': the tail looks like a host
+        f"{base}:{CANARY[:6]}@{at}/{CANARY[6:]}@{at}/{url.database}",  # ... or like a database name
+    ]
+    for form in forms:
+        expect_nl2sql_error(lambda: assistant.run_sql(SELECT_USERS, form), ConnectionFailed)
+    deadline, written = time.monotonic() + 10, ""
+    while "password authentication failed" not in written and time.monotonic() < deadline:
+        time.sleep(0.2)  # the server writes its log on its own schedule
+        with open(path, "rb") as log:
+            log.seek(start)
+            written = log.read().decode("utf-8", "replace")
+    assert "password authentication failed" in written, f"no failed login in {path}: is it the server's log?"
+    for secret in (CANARY, CANARY[:6], CANARY[6:]):
+        assert secret not in written, f"the server log holds the password: {written[-600:]!r}"
+

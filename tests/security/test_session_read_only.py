@@ -90,3 +90,24 @@ def test_read_only_session_cannot_be_escaped(dialect: str, statements: list[str]
 def test_read_only_session_still_reads(dialect: str, fresh_target: Any, connection: Connection) -> None:
     with connection.connect() as session:
         assert session.exec_driver_sql("SELECT count(*) FROM users").scalar() == 3
+
+
+@pytest.mark.parametrize("dialect", ["postgres-superuser", "postgres"])
+def test_a_role_that_may_write_is_named_in_the_first_answer(dialect: str, target: Any) -> None:
+    """The one-line warning with the read-only role recipe reaches the person: in the connection's first answer
+    (text and HTML as the magic, panel and CLI show it), logged and warned once, not repeated after."""
+    from jupyter_nl2sql.pipeline.assistant import Assistant
+
+    manager = ConnectionManager()
+    assistant = Assistant(connections=manager, generation_cache=False)
+    try:
+        with pytest.warns(UserWarning, match="pg_read_all_data"):
+            first = assistant.run_sql("SELECT count(*) AS n FROM users", target.url)
+        second = assistant.run_sql("SELECT count(*) AS n FROM users", target.url)
+    finally:
+        manager.close_all()
+    told = [w for w in first.warnings if "pg_read_all_data" in w]
+    assert len(told) == 1 and "\n" not in told[0]
+    assert ("superuser" in told[0]) == (dialect == "postgres-superuser")
+    assert told[0] in str(first) and "pg_read_all_data" in first._repr_html_()
+    assert not [w for w in second.warnings if "pg_read_all_data" in w]
