@@ -346,9 +346,11 @@ def open_frames(frames: FrameSet) -> FrameConnection:
     if frames_engine is None:
         raise ConnectionFailed("asking DataFrames and files needs DuckDB: pip install 'jupyter-nl2sql[duckdb]'")
     engine, database = frames_engine(frames)
+    _install_duckdb_guards(engine)  # as on every DuckDB engine the library opens
     return FrameConnection(name=frames.spec or frames.display_url, engine=engine,
                            url=frames.display_url, _key=f"frames:{','.join(frames.names)}", frames=frames,
                            _database=database)
+
 
 def _guard_session(conn: sa.Connection, *, read_only: bool) -> None:
     """Make the current transaction read-only at the database where the dialect supports it."""

@@ -196,8 +196,9 @@ def test_a_rewritten_file_gets_a_new_key(manager, files) -> None:
 def test_the_sql_reads_no_other_file(manager, files, sql) -> None:
     conn = manager.resolve(str(files["csv"]), {})
     sql = sql.format(secret=files["secret"], dir=files["secret"].parent)
-    with conn.connect() as c, pytest.raises(Exception, match="(?i)disabled by configuration|permission"):
-        c.exec_driver_sql(sql).fetchall()  # the engine itself, behind the SQL check
+    # below the SQL check: the engine's statement guard (file functions) or DuckDB's own configuration
+    with conn.connect() as c, pytest.raises(Exception, match="(?i)^refused: |disabled by configuration|permission"):
+        c.exec_driver_sql(sql).fetchall()
     with pytest.raises(Nl2SqlError):
         Assistant(connections=manager).run_sql(sql, conn)
 
@@ -284,3 +285,15 @@ def test_magic_bad_input_is_a_usage_error(ip, cell, scripted, tmp_path, monkeypa
     with pytest.raises(UsageError, match=fragment) as err:
         cell(source)
     assert "\n" not in str(err.value)
+
+
+def test_duckdb_administration_is_refused_below_the_sql_check(manager, sales, tmp_path) -> None:
+    """The engine-level guard of every DuckDB engine the library opens covers DataFrame connections too."""
+    from jupyter_nl2sql.errors import SQLCheckError
+
+    conn = manager.resolve(sales)
+    with pytest.raises(SQLCheckError, match="^refused: enable_logging"):
+        with conn.connect() as session:
+            session.exec_driver_sql(f"SELECT * FROM enable_logging(storage = 'file', storage_path = '{tmp_path}/logs')")
+    assert not list(tmp_path.iterdir())
+    assert execute(conn, "SELECT count(*) AS n FROM df").dataframe["n"].iat[0] == len(sales)  # a bare frame: df
