@@ -571,8 +571,9 @@ class Assistant:
             if cached is None and cache is not None:
                 # the same prompt already being generated for another caller: wait for that reply
                 lead = self._in_flight.claim(key, cancel)
-                if not lead:
-                    cached = cache.get(key, persist=persist)  # None if that caller failed: generate here
+                # a waiter reads the reply the leader stored (None if that caller failed: generate here); a new
+                # leader looks again too, since another caller may have finished between the miss and the claim
+                cached = cache.get(key, persist=persist)
             try:
                 if cached is not None:
                     answer.stats.cache_hit = True
