@@ -145,12 +145,15 @@ class _RedisCache(Counted):
     def _counted_get(self, key: str, loads: Any) -> Any:
         """Read ``key`` from Redis (through the guard), decode it with ``loads`` (an entry that does not decode is a
         miss) and count the lookup."""
+        return self._counted(self._read(key, loads))
+
+    def _read(self, key: str, loads: Any) -> Any:
+        """:meth:`_counted_get` without counting."""
         raw = self._guard.call(self.client.get, key)
         try:
-            value = None if raw is None else loads(raw)
+            return None if raw is None else loads(raw)
         except (ValueError, KeyError, TypeError):
-            value = None
-        return self._counted(value)
+            return None
 
     def purge(self) -> int:
         """Delete every shared entry of this namespace (for everyone); return how many were deleted."""
@@ -200,9 +203,13 @@ class RedisGenerationCache(_RedisCache):
 
     def get(self, key: str, *, persist: bool = True) -> dict | None:
         """The stored value for ``key``, or None (a miss; also when Redis is unavailable)."""
+        return self._counted(self.lookup(key, persist=persist))
+
+    def lookup(self, key: str, *, persist: bool = True) -> dict | None:
+        """:meth:`get` without counting."""
         if not self._shared(persist):
-            return self._counted(self.local.lookup(key, persist=False))
-        return self._counted_get(self.key(key), json.loads)
+            return self.local.lookup(key, persist=False)
+        return self._read(self.key(key), json.loads)
 
     def put(self, key: str, value: dict, *, persist: bool = True) -> None:
         """Store ``value`` (a JSON-able dict) under ``key``, with the TTL (dropped when Redis is unavailable)."""

@@ -572,8 +572,10 @@ class Assistant:
                 # the same prompt already being generated for another caller: wait for that reply
                 lead = self._in_flight.claim(key, cancel)
                 # a waiter reads the reply the leader stored (None if that caller failed: generate here); a new
-                # leader looks again too, since another caller may have finished between the miss and the claim
-                cached = cache.get(key, persist=persist)
+                # leader looks again too (uncounted unless found), since another caller may have finished between
+                # the miss and the claim
+                if not lead or cache.lookup(key, persist=persist) is not None:
+                    cached = cache.get(key, persist=persist)
             try:
                 if cached is not None:
                     answer.stats.cache_hit = True
