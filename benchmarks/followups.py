@@ -12,7 +12,7 @@ test-suite's DISTINCT-free variant); the report breaks accuracy down by turn pos
 question, ``turn 2`` and ``turn 3`` are follow-ups) and ``conversations.json`` counts the conversations whose
 every turn is right.  The runner is the shared one (:mod:`benchmarks.runner`): resumable, one JSON line per turn.
 
-    python -m benchmarks.followups --out benchmarks/results/followups-demo/RUN [--no-history]
+    python -m benchmarks.followups --out /tmp/followups-RUN (then python -m benchmarks.index --add it) [--no-history]
 """
 
 from __future__ import annotations

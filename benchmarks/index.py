@@ -88,6 +88,9 @@ def sample_name(meta: Mapping[str, Any]) -> str:
     """
     split = str(meta.get("split") or "dev")
     text = "train" if split.startswith("train") else split
+    data = (meta.get("scoring") or {}).get("data")  # a benchmark read from a data file (the follow-up sets)
+    if data:
+        text = Path(str(data)).stem.removeprefix(f"{meta.get('benchmark')}_")
     if meta.get("limit"):
         text += f"-{meta['limit']}" + (f"-seed{meta['seed']}" if meta.get("seed") else "")
     if meta.get("databases"):
@@ -107,6 +110,8 @@ def run_name(meta: Mapping[str, Any]) -> str:
     commit = str((first.get("git") or {}).get("commit") or "nogit")[:7]
     settings = _settings(meta)
     what = ("raw" if meta.get("raw") else "") + "".join(f"+{k}-{v}" for k, v in settings)
+    if (meta.get("scoring") or {}).get("history") is False:  # the follow-ups' ablation
+        what += "+no-history"
     what = what.lstrip("+") or "defaults"
     return f"{date}-{commit}-{sample_name(meta)}-{what}"
 
