@@ -13,6 +13,10 @@ question, ``turn 2`` and ``turn 3`` are follow-ups) and ``conversations.json`` c
 every turn is right.  The runner is the shared one (:mod:`benchmarks.runner`): resumable, one JSON line per turn.
 
     python -m benchmarks.followups --out /tmp/followups-RUN (then python -m benchmarks.index --add it) [--no-history]
+    python -m benchmarks.followups --data benchmarks/data/followups_tune.json --out /tmp/followups-tune-RUN
+
+``followups_tune.json`` (a Spider train database, named by its ``"database"``) is the set prompt designs are tuned on;
+the demo set is the held-out one.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class FollowupBenchmark(Benchmark):
     def __init__(self) -> None:
         self.data = DEFAULT_DATA
         self.history = True
+        self.spider_dir = Path(".")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """``--data FILE`` and ``--no-history`` (the ablation)."""
@@ -62,18 +67,24 @@ class FollowupBenchmark(Benchmark):
 
     def load(self, data_dir: Path, split: str) -> list[Item]:
         """Every turn of every conversation, in file order."""
-        conversations = json.loads(self.data.read_text(encoding="utf-8"))["conversations"]
+        doc = json.loads(self.data.read_text(encoding="utf-8"))
+        db_id = doc.get("database", "demo")
+        self.spider_dir = data_dir / "spider" / "database"
+        conversations = doc["conversations"]
         items: list[Item] = []
         for conv in conversations:
             earlier: list[str] = []
             for number, turn in enumerate(conv["turns"], 1):
-                items.append(Item(index=len(items), db_id="demo", question=turn["question"], gold=turn["gold"],
+                items.append(Item(index=len(items), db_id=db_id, question=turn["question"], gold=turn["gold"],
                                   hardness=f"turn {number}", payload=(conv["id"], number, tuple(earlier))))
                 earlier.append(turn["question"])
         return items
 
     def database_path(self, item: Item) -> Path:
-        """The bundled demo database (built on first use)."""
+        """The bundled demo database (built on first use) for ``"database": "demo"``, else the Spider database of
+        that name under ``--data-dir`` (the tuning set is on a Spider *train* database)."""
+        if item.db_id != "demo":
+            return self.spider_dir / item.db_id / f"{item.db_id}.sqlite"
         from jupyter_nl2sql.demo import demo_path
 
         return demo_path()
