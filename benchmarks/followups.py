@@ -69,7 +69,8 @@ class FollowupBenchmark(Benchmark):
         """Every turn of every conversation, in file order."""
         doc = json.loads(self.data.read_text(encoding="utf-8"))
         db_id = doc.get("database", "demo")
-        self.spider_dir = data_dir / "spider" / "database"
+        if db_id != "demo":
+            self.spider_dir = data_dir / "spider" / "database"
         conversations = doc["conversations"]
         items: list[Item] = []
         for conv in conversations:

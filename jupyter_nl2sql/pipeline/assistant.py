@@ -35,8 +35,8 @@ from .execution import ExecutionResult, execute
 from .conversation import Conversations, FollowUp, Turn
 from .explain import explain_sql
 from .missing import missing_tables, refusal
-from .prompting import (LAYOUTS, Example, build_messages, empty_result_messages, extract_sql, prompt_head,
-                        repair_messages)
+from .prompting import (LAYOUTS, Example, build_messages, empty_result_messages, extract_sql, follow_up_messages,
+                        prompt_head, repair_messages)
 from .schema import Schema, SchemaCache, fit_schema
 from .namefix import fix_names, fix_values
 from .sqlcheck import CheckedSQL, check_sql
@@ -333,7 +333,8 @@ class Assistant:
 
     def _record_turn(self, answer: Answer, run: Run, earlier: Sequence[Turn]) -> Answer:
         """Add the answered question to its connection's conversation (a new one when it had no context)."""
-        turn = Turn(answer.question or "", answer.sql, answer.ok)
+        said = tuple(answer.messages[-1:] if earlier else answer.messages or ())  # a follow-up adds one message
+        turn = Turn(answer.question or "", answer.sql, answer.ok, said)
         answer.turn = self.conversations.add(run.conn.key, turn, new=not earlier)
         return answer
 
@@ -660,7 +661,7 @@ class Assistant:
         pool = None
         masked: list[str] = []
         exclude = [_database_name(conn)]
-        if s.few_shot:
+        if s.few_shot and not earlier:  # a follow-up's examples are those its conversation's first prompt shows
             with stats.stage("examples"):
                 masked = mask_question(question, vocab, [m.span for m in matches] + _quoted(question))
                 store = self._examples(s)
@@ -674,7 +675,6 @@ class Assistant:
             return select_examples(masked, s.few_shot, taught=taught, taught_masked=taught_masked, pool=pool,
                                    exclude_db=exclude, skip=skip)
 
-        history = [t.as_example() for t in earlier]
         linked = " ".join([*(t.question for t in earlier), question])
 
         def schema_text(values_for: Any, layout: str) -> tuple[str, list[str]]:
@@ -689,9 +689,15 @@ class Assistant:
                 values_for = lambda table, column: index.column_values(table, column, k)  # noqa: E731
             layout = s.prompt_layout
             text, tables = schema_text(values_for, layout)
+            if earlier:  # a follow-up: the next message of the conversation's chat, one prompt
+                opening = earlier[0].messages or tuple(build_messages(earlier[0].question, text, conn.dialect, (),
+                                                                      "", layout))
+                thread = [(opening, _kept_sql(earlier[0])), *((t.messages, _kept_sql(t)) for t in earlier[1:])]
+                prompts = [follow_up_messages(thread, question, hints, layout)]
+                return _Context(prompts, tables, matches, hints, [], None, text, layout)
             examples = shots(0)
-            prompts = [build_messages(question, text, conn.dialect, _as_prompt(examples), hints, layout, history)]
-            plain = build_messages(question, text, conn.dialect, (), hints, layout, history) if examples else None
+            prompts = [build_messages(question, text, conn.dialect, _as_prompt(examples), hints, layout)]
+            plain = build_messages(question, text, conn.dialect, (), hints, layout) if examples else None
             # more candidates: the next-best examples; without examples, the other way of showing values, then
             # the other prompt layout
             for i in range(1, s.candidates):
@@ -699,8 +705,7 @@ class Assistant:
                     more = shots(i * s.few_shot)
                     if not more:
                         break
-                    prompts.append(build_messages(question, text, conn.dialect, _as_prompt(more), hints, layout,
-                                                  history))
+                    prompts.append(build_messages(question, text, conn.dialect, _as_prompt(more), hints, layout))
                     continue
                 if i > 2:
                     break
@@ -712,7 +717,7 @@ class Assistant:
                 else:
                     style = next(other for other in LAYOUTS if other != layout)
                 alt_text, _ = schema_text(shown, style)
-                prompts.append(build_messages(question, alt_text, conn.dialect, (), hints, style, history))
+                prompts.append(build_messages(question, alt_text, conn.dialect, (), hints, style))
         return _Context(prompts, tables, matches, hints, examples, plain, text, layout)
 
     # -- helpers ----------------------------------------------------------------------------------------------
@@ -804,6 +809,11 @@ class _Context:
 
 def _as_prompt(examples: list[StoredExample]) -> list[Example]:
     return [Example(e.question, e.sql) for e in examples]
+
+
+def _kept_sql(turn: Turn) -> str | None:
+    """The SQL a later follow-up is shown for ``turn``: none when it did not work (no model for the next query)."""
+    return turn.sql if turn.ok else None
 
 
 def _quoted(question: str) -> list[str]:

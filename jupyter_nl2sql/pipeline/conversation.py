@@ -2,9 +2,11 @@
 
 Each question asked through :meth:`~jupyter_nl2sql.pipeline.assistant.Assistant.ask` becomes a :class:`Turn` of
 its connection's :class:`Conversation` (the question, the SQL the pipeline kept, whether it passed).  A follow-up
-("and only for 2024?", "split that by country", "top 10 instead") is asked with the last turns as context in the
-prompt, *after* the schema part (:func:`~jupyter_nl2sql.pipeline.prompting.build_messages`), so the schema's
-evaluated prompt state stays shared by every question on the database.
+("and only for 2024?", "split that by country", "top 10 instead") is asked as the next message of a chat
+(:func:`~jupyter_nl2sql.pipeline.prompting.follow_up_messages`): the conversation's first prompt, the SQL kept for each
+turn as the model's reply, each follow-up as a user message.  The schema part stays the same bytes, so its evaluated
+prompt state is shared by every question on the database, and a follow-up's prompt continues the previous one, so the
+engine evaluates only what it adds.
 
 Whether a question continues its connection's conversation is the caller's choice (``follow_up``):
 
@@ -38,7 +40,6 @@ from dataclasses import dataclass
 from typing import Iterator, Literal
 
 from ..errors import QuestionError
-from .prompting import Example
 
 __all__ = ["Turn", "Conversation", "Conversations", "CONTEXT_TURNS", "CONTEXT_CHARS", "NO_EARLIER_QUESTION",
            "FollowUp", "thread_label", "looks_like_follow_up"]
@@ -61,20 +62,23 @@ NO_EARLIER_QUESTION = ("there is no earlier question on this connection to follo
 @dataclass(frozen=True)
 class Turn:
     """One question of a conversation: the question, the SQL the pipeline kept (None when it wrote none, e.g. a
-    refusal), and whether that SQL passed its checks (and ran, unless generate-only)."""
+    refusal), whether that SQL passed its checks (and ran, unless generate-only), and ``messages``: what the turn
+    put in the prompt (a conversation's first turn: its whole prompt, schema included; a follow-up: its one user
+    message), so that a later follow-up's prompt continues this one's exactly."""
 
     question: str
     sql: str | None
     ok: bool
+    messages: tuple[dict, ...] = ()
 
     def chars(self) -> int:
-        """Length of what the prompt shows of this turn."""
+        """Length of what the prompt shows of this turn (its question and SQL)."""
         return len(self.question) + len(self.sql or "")
 
-    def as_example(self) -> Example:
-        """The turn as the prompt shows it: the question with its SQL, or with no SQL when the turn failed (a
-        query that did not work is no model for the next one)."""
-        return Example(self.question, self.sql if self.ok and self.sql else "")
+    def cut(self, max_chars: int) -> "Turn":
+        """This turn with its SQL cut so that question and SQL fit ``max_chars``."""
+        room = max(max_chars - len(self.question), 0)
+        return Turn(self.question, (self.sql or "")[:room] or None, self.ok, self.messages)
 
 
 # English question text (never SQL): how a follow-up opens, refers back, or stops short.
@@ -134,21 +138,28 @@ class Conversation:
         return iter(self.turns)
 
     def context(self, max_turns: int = CONTEXT_TURNS, max_chars: int = CONTEXT_CHARS) -> list[Turn]:
-        """The newest turns that fit ``max_turns`` and ``max_chars``, oldest first; the newest always (its SQL
-        cut to fit)."""
+        """The turns a follow-up is asked with, oldest first: the conversation's first turn (its prompt holds the
+        schema the thread builds on) and the newest turns, at most ``max_turns`` in all and ``max_chars`` of
+        questions and SQL; the newest always (its SQL cut to fit)."""
+        if not self.turns:
+            return []
+        first, rest = self.turns[0], list(self.turns)[1:]
         shown: list[Turn] = []
         used = 0
-        for turn in reversed(self.turns):
-            if len(shown) >= max_turns:
+        for turn in reversed(rest):
+            if len(shown) >= max_turns - 1:
                 break
             if shown and used + turn.chars() > max_chars:
                 break
             if not shown and turn.chars() > max_chars:
-                room = max(max_chars - len(turn.question), 0)
-                turn = Turn(turn.question, (turn.sql or "")[:room] or None, turn.ok)
+                turn = turn.cut(max_chars)
             shown.append(turn)
             used += turn.chars()
-        return shown[::-1]
+        if not shown and first.chars() > max_chars:
+            return [first.cut(max_chars)]
+        if shown and used + first.chars() > max_chars:
+            first = first.cut(max(max_chars - used, 0))
+        return [first, *shown[::-1]]
 
 
 class Conversations:

@@ -3,9 +3,10 @@
 The prompt (layout ``"sql"``, the default) is one user message written as a SQL script: the schema (``CREATE TABLE``
 plus sample rows in a comment), worked examples (few-shot, most similar last), the database values the question
 mentions as comments, and ``-- Question: ...``; layout ``"chat"`` puts the task in a system message and the same
-parts in labelled sections. A follow-up question (see :mod:`jupyter_nl2sql.pipeline.conversation`) also shows the
-conversation's earlier questions and their SQL, after the schema and the examples, so the schema part, which
-backends keep evaluated per database, is the same bytes with or without them. A repair round appends the model's
+parts in labelled sections. A follow-up question (see :mod:`jupyter_nl2sql.pipeline.conversation`) is the next message of a
+chat: the conversation's first prompt, each turn's SQL as the assistant's reply and each follow-up as a user message,
+so the schema part, which backends keep evaluated per database, is the same bytes with or without them, and the
+engine's prompt cache evaluates only what a follow-up adds. A repair round appends the model's
 previous SQL and the error it caused (or, for a query that ran but found nothing although the question names values,
 a hint about those values), and asks for a corrected query.
 """
@@ -46,68 +47,92 @@ def dialect_label(dialect: str) -> str:
 LAYOUTS = ("sql", "chat")
 
 
-#: What a follow-up question is told about the turns before it (both layouts).
-FOLLOW_UP_NOTE = ("The question below follows up on them: rewrite the last query as the follow-up asks, keeping "
-                  "its columns, joins, conditions and grouping unless the follow-up changes them (a question about "
-                  "something else is answered on its own).")
+#: What a follow-up question is told, after the conversation so far (both layouts).
+FOLLOW_UP_NOTE = ("If it refines the previous question (another filter, sort, limit, column or grouping), modify the "
+                  "previous query; if it asks something new, write a new query for it.")
+#: The reply a failed turn is shown with (its SQL did not work: no model for the next one).
+NO_QUERY = "I could not write a working query for that question."
 
 
-def thread_question(question: str, history: Sequence[Example]) -> str:
-    """The question as the prompt asks it: alone, or after the conversation's earlier questions, so that a
-    fragment ("and only for 2024?") reads as the whole request it is.
+def follow_up_message(question: str, hints: str = "", layout: str = "sql") -> dict:
+    """The user message that asks a follow-up ``question`` after the conversation so far (see
+    :func:`follow_up_messages`), with the values it mentions (``hints``).
 
-    >>> thread_question("and only for 2024?", [Example("Orders per country?", "SELECT ...")])
-    'Orders per country? Follow-up: and only for 2024?'
+    >>> print(follow_up_message("and only for 2024?")["content"])  # doctest: +ELLIPSIS
+    -- Follow-up question: and only for 2024?
+    -- If it refines the previous question (...), modify the previous query; if it asks something new, ...
+    Output only the SQL query, nothing else.
     """
-    return " Follow-up: ".join([*(t.question.strip() for t in history), question.strip()])
+    if layout == "sql":
+        lines = [f"-- Follow-up question: {question.strip()}", *_comment_lines(hints), f"-- {FOLLOW_UP_NOTE}",
+                 "Output only the SQL query, nothing else."]
+    else:
+        lines = [f"Follow-up question: {question.strip()}", *([hints.strip()] if hints.strip() else []),
+                 f"{FOLLOW_UP_NOTE} Reply with the SQL in a single ```sql code block."]
+    return {"role": "user", "content": "\n".join(lines)}
+
+
+def follow_up_messages(thread: Sequence[tuple[Sequence[dict], str | None]], question: str, hints: str = "",
+                       layout: str = "sql") -> list[dict]:
+    """A follow-up ``question`` asked as the next message of the conversation: each earlier turn's messages
+    (``thread``: the first turn's whole prompt, then each follow-up's user message) with the SQL kept for it as the
+    assistant's reply (:data:`NO_QUERY` for a turn without working SQL), then :func:`follow_up_message`.
+
+    The prompt of a follow-up starts with the previous turn's prompt and reply, so the engine's prompt cache
+    evaluates only the new part, and the schema head is the same bytes as in any question on the database.
+
+    >>> opening = build_messages("Orders per country?", "CREATE TABLE orders (country TEXT);", "sqlite")
+    >>> [m["role"] for m in follow_up_messages([(opening, "SELECT country, count(*) FROM orders GROUP BY 1")],
+    ...                                        "and only for 2024?")]
+    ['user', 'assistant', 'user']
+    """
+    messages: list[dict] = []
+    for said, sql in thread:
+        reply = f"```sql\n{sql.strip().rstrip(';')}\n```" if sql and sql.strip() else NO_QUERY
+        messages += [*said, {"role": "assistant", "content": reply}]
+    messages.append(follow_up_message(question, hints, layout))
+    return messages
+
+
+def _comment_lines(hints: str) -> list[str]:
+    """``hints`` as SQL comment lines."""
+    return [line if line.startswith("--") else f"-- {line}" for line in hints.strip().splitlines()]
 
 
 def build_messages(question: str, schema_text: str, dialect: str, examples: Sequence[Example] = (),
-                   hints: str = "", layout: str = "sql", history: Sequence[Example] = ()) -> list[dict]:
+                   hints: str = "", layout: str = "sql") -> list[dict]:
     """Chat messages asking for the SQL that answers ``question`` over ``schema_text``.
 
     ``examples``: worked (question, SQL) pairs, shown in the given order; ``hints``: extra lines placed just
     before the question (the values the question mentions, see :func:`jupyter_nl2sql.pipeline.values.render_matches`);
-    ``layout``: one of :data:`LAYOUTS`; ``history``: the conversation's earlier questions and their SQL (empty SQL:
-    the question alone), oldest first, shown after the schema and the examples when ``question`` follows up on them.
+    ``layout``: one of :data:`LAYOUTS`.  A follow-up question is asked with :func:`follow_up_messages`.
     """
     label = dialect_label(dialect)
     if layout == "sql":
-        return _sql_layout(question, schema_text, label, examples, hints, history)
+        return _sql_layout(question, schema_text, label, examples, hints)
     parts = [f"Database schema ({label}):\n\n{schema_text}"]
     if examples:
         shots = "\n\n".join(f"Question: {ex.question}\n```sql\n{ex.sql}\n```" for ex in examples)
         parts.append("Examples of questions and their SQL (some are about other databases; use them for the "
                      f"form of the query, and only the schema above for names):\n\n{shots}")
-    if history:
-        turns = "\n\n".join(f"Question: {t.question}" + (f"\n```sql\n{t.sql.strip()}\n```" if t.sql.strip() else "")
-                              for t in history)
-        parts.append(f"Earlier questions in this conversation, oldest first, with their SQL:\n\n{turns}\n\n"
-                     f"{FOLLOW_UP_NOTE}")
     if hints.strip():
         parts.append(hints.strip())
-    parts.append(f"Question: {thread_question(question, history)}")
+    parts.append(f"Question: {question}")
     return [{"role": "system", "content": SYSTEM_PROMPT.format(dialect=label)},
             {"role": "user", "content": "\n\n".join(parts)}]
 
 
-def _sql_layout(question: str, schema_text: str, label: str, examples: Sequence[Example], hints: str,
-                history: Sequence[Example] = ()) -> list[dict]:
+def _sql_layout(question: str, schema_text: str, label: str, examples: Sequence[Example], hints: str) -> list[dict]:
     """The ``"sql"`` layout: everything is SQL text or a SQL comment, in one user message."""
     parts = [schema_text]
     if examples:
         shots = "\n\n".join(f"-- Question: {ex.question}\n{ex.sql.strip().rstrip(';')};" for ex in examples)
         parts.append("-- Examples of questions and their SQL (some are about other databases: use them for the form "
                      f"of the query, and only the tables above for names).\n{shots}")
-    if history:
-        turns = "\n\n".join(f"-- Question: {t.question}" + (f"\n{t.sql.strip().rstrip(';')};" if t.sql.strip() else "")
-                              for t in history)
-        parts.append(f"-- Earlier questions in this conversation, oldest first, with their SQL:\n{turns}\n\n"
-                     f"-- {FOLLOW_UP_NOTE}")
     if hints.strip():
-        parts.append("\n".join(line if line.startswith("--") else f"-- {line}" for line in hints.strip().splitlines()))
+        parts.append("\n".join(_comment_lines(hints)))
     parts.append(f"-- Using valid {label}, answer the following question for the tables provided above.\n"
-                 f"-- Question: {thread_question(question, history)}")
+                 f"-- Question: {question}")
     parts.append("Output only the SQL query, nothing else.")
     return [{"role": "user", "content": "\n\n".join(parts)}]
 

@@ -18,7 +18,8 @@ from jupyter_nl2sql.errors import QuestionError
 from jupyter_nl2sql.pipeline.assistant import Assistant, get_assistant
 from jupyter_nl2sql.pipeline.conversation import (CONTEXT_TURNS, NO_EARLIER_QUESTION, Conversation, Conversations,
                                                   Turn)
-from jupyter_nl2sql.pipeline.prompting import Example, build_messages, prompt_head
+from jupyter_nl2sql.pipeline.prompting import (NO_QUERY, build_messages, follow_up_message, follow_up_messages,
+                                               prompt_head)
 
 COUNTRIES = "SELECT c.country, count(*) AS n FROM orders o JOIN customers c ON c.customer_id = o.customer_id " \
             "GROUP BY c.country"
@@ -31,20 +32,31 @@ def _content(messages: list[dict]) -> str:
 
 
 # -- the prompt -----------------------------------------------------------------------------------------------------
-def test_the_follow_up_prompt_shows_the_earlier_turn_after_the_schema(scripted, demo_sqlite_url) -> None:
+def test_a_follow_up_is_the_next_message_of_the_first_prompt(scripted, demo_sqlite_url) -> None:
     backend = scripted(COUNTRIES, IN_2024)
     a = Assistant(connections=ConnectionManager())
     first = a.ask("How many orders were placed in each country?", demo_sqlite_url)
     second = a.ask("and only for 2024?", demo_sqlite_url, follow_up=True)
     assert (first.turn, first.follow_up, second.turn, second.follow_up) == (1, False, 2, True)
     assert second.context_turns == 1 and second.provenance["context"]["turns"] == 1
-    before, after = _content(backend.calls[0]), _content(backend.calls[1])
-    assert "How many orders were placed in each country?" not in before.split("-- Question:")[0]
-    schema_end = after.rindex("CREATE TABLE")
-    earlier = after.index("-- Question: How many orders were placed in each country?")
-    asked = after.index("-- Question: How many orders were placed in each country? Follow-up: and only for 2024?")
-    assert schema_end < earlier < after.index(COUNTRIES) < asked  # schema, then the earlier turn, then the question
+    before, after = backend.calls[0], backend.calls[1]
+    assert after[:len(before)] == before  # the first prompt, unchanged: the engine's cache covers it
+    reply, asked = after[len(before):]
+    assert reply == {"role": "assistant", "content": f"```sql\n{COUNTRIES}\n```"}
+    assert asked["role"] == "user" and asked["content"].startswith("-- Follow-up question: and only for 2024?")
+    assert "CREATE TABLE" not in asked["content"]
     assert second.dataframe["n"].sum() < first.dataframe["n"].sum()
+
+
+def test_a_third_turn_continues_the_second_prompt(scripted, demo_sqlite_url) -> None:
+    backend = scripted(COUNTRIES, IN_2024, IN_2024)
+    a = Assistant(connections=ConnectionManager())
+    a.ask("How many orders were placed in each country?", demo_sqlite_url)
+    a.ask("and only for 2024?", demo_sqlite_url, follow_up=True)
+    third = a.ask("now just the cancelled ones", demo_sqlite_url, follow_up=True)
+    second, last = backend.calls[1], backend.calls[2]
+    assert third.turn == 3 and last[:len(second)] == second
+    assert [m["role"] for m in last[len(second):]] == ["assistant", "user"]
 
 
 @pytest.mark.parametrize("layout", ["sql", "chat"])
@@ -53,13 +65,15 @@ def test_the_schema_prefix_is_the_same_bytes_with_and_without_history(layout) ->
 
     render = StandInBackend().render_prompt
     schema = "CREATE TABLE orders (order_id INTEGER, order_date DATE);\n/* 3 rows */"
-    history = [Example("How many orders?", "SELECT count(*) FROM orders"), Example("and failed?", "")]
+    opening = build_messages("How many orders?", schema, "sqlite", (), "", layout)
     alone = render(build_messages("and in 2024?", schema, "sqlite", (), "", layout))
-    follow = render(build_messages("and in 2024?", schema, "sqlite", (), "", layout, history))
+    follow = render(follow_up_messages([(opening, "SELECT count(*) FROM orders"), ([follow_up_message(
+        "and failed?", "", layout)], None)], "and in 2024?", "", layout))
     head = prompt_head(render, schema, "sqlite", layout)
     assert schema in head and alone.startswith(head) and follow.startswith(head)
+    assert follow.startswith(render(opening)[:len(render(opening)) - 40])
     assert "How many orders?" in follow[len(head):] and "SELECT count(*) FROM orders" in follow[len(head):]
-    assert "How many orders?" not in alone
+    assert NO_QUERY in follow and "How many orders?" not in alone
 
 
 def test_failed_turns_show_their_question_without_their_sql(scripted, demo_sqlite_url) -> None:
@@ -68,7 +82,7 @@ def test_failed_turns_show_their_question_without_their_sql(scripted, demo_sqlit
     assert not a.ask("How many gizmos?", demo_sqlite_url).ok
     a.ask("then orders", demo_sqlite_url, follow_up=True)
     shown = _content(backend.calls[-1])
-    assert "-- Question: How many gizmos?" in shown and "nowhere" not in shown
+    assert "-- Question: How many gizmos?" in shown and "nowhere" not in shown and NO_QUERY in shown
 
 
 # -- starting over, connections, limits -----------------------------------------------------------------------------
@@ -109,7 +123,7 @@ def test_each_connection_has_its_own_conversation(scripted, demo_sqlite_url, dem
     assert "first one" in _content(backend.calls[-1]) and "and here?" not in _content(backend.calls[-1])
 
 
-def test_the_prompt_shows_only_the_last_turns(scripted, demo_sqlite_url) -> None:
+def test_the_prompt_shows_the_first_turn_and_the_last_ones(scripted, demo_sqlite_url) -> None:
     backend = scripted("SELECT count(*) FROM orders")
     a = Assistant(connections=ConnectionManager())
     for i in range(CONTEXT_TURNS + 2):
@@ -117,7 +131,9 @@ def test_the_prompt_shows_only_the_last_turns(scripted, demo_sqlite_url) -> None
     last = a.ask("and the next?", demo_sqlite_url, follow_up=True)
     shown = _content(backend.calls[-1])
     kept = [i for i in range(CONTEXT_TURNS + 2) if f"question number {i}?" in shown]
-    assert kept == list(range(2, CONTEXT_TURNS + 2)) and last.context_turns == CONTEXT_TURNS
+    # the first (its prompt holds the schema) and the newest: CONTEXT_TURNS in all
+    assert kept == [0, *range(CONTEXT_TURNS + 3 - CONTEXT_TURNS, CONTEXT_TURNS + 2)]
+    assert last.context_turns == CONTEXT_TURNS and shown.count("CREATE TABLE orders") == 1
     assert last.turn == CONTEXT_TURNS + 3  # the thread goes on; only the prompt is bounded
 
 
@@ -126,9 +142,10 @@ def test_the_context_keeps_to_its_character_budget() -> None:
     for i in range(3):
         talk.turns.append(Turn(f"q{i}", "SELECT " + "x, " * 400 + "y FROM t", True))
     shown = talk.context(max_turns=3, max_chars=1500)
-    assert [t.question for t in shown] == ["q2"]  # one turn is about 1,200 characters: the older ones are left out
+    # one turn is about 1,200 characters: the middle one is left out, the first is cut to what is left
+    assert [t.question for t in shown] == ["q0", "q2"] and sum(t.chars() for t in shown) <= 1500
     cut = talk.context(max_turns=3, max_chars=100)
-    assert len(cut) == 1 and cut[0].chars() <= 100  # the newest alone, cut to the budget
+    assert [t.question for t in cut] == ["q0", "q2"] and cut[1].chars() <= 100 and cut[0].sql is None
 
 
 # -- no earlier question ---------------------------------------------------------------------------------------------
