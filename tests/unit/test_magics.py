@@ -113,7 +113,8 @@ def test_accuracy_switches_reach_the_pipeline(ip, scripted, demo_sqlite_url) -> 
     for line in ("prompt_layout = 'chat'", "fix_names = False", "fix_values = False", "candidates = 2"):
         ip.run_line_magic("config", f"Nl2SqlMagics.{line}")
     try:
-        ip.run_cell(f"%%nl2sql -c {demo_sqlite_url}\nHow many customers?")
+        # --new: a fresh question (a follow-up would continue an earlier test's conversation, in its layout)
+        ip.run_cell(f"%%nl2sql -c {demo_sqlite_url} --new\nHow many customers?")
         assert backend.calls[0][0]["role"] == "system" and len(backend.calls) == 2
         assert get_assistant().settings is before and before.prompt_layout == "sql" and before.candidates == 1
     finally:
