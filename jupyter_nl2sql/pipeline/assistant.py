@@ -35,8 +35,8 @@ from .execution import ExecutionResult, execute
 from .conversation import Conversations, FollowUp, Turn
 from .explain import explain_sql
 from .missing import missing_tables, refusal
-from .prompting import (LAYOUTS, Example, build_messages, empty_result_messages, extract_sql, follow_up_messages,
-                        prompt_head, repair_messages)
+from .prompting import (LAYOUTS, Example, build_messages, empty_result_messages, extract_sql, follow_up_message,
+                        follow_up_messages, prompt_head, repair_messages)
 from .schema import Schema, SchemaCache, fit_schema
 from .namefix import fix_names, fix_values
 from .sqlcheck import CheckedSQL, check_sql
@@ -333,7 +333,8 @@ class Assistant:
 
     def _record_turn(self, answer: Answer, run: Run, earlier: Sequence[Turn]) -> Answer:
         """Add the answered question to its connection's conversation (a new one when it had no context)."""
-        said = tuple(answer.messages[-1:] if earlier else answer.messages or ())  # a follow-up adds one message
+        # a follow-up adds one message; a refusal was asked nothing (the thread shows its question alone)
+        said = tuple((answer.messages or [])[-1:] if earlier else answer.messages or ())
         turn = Turn(answer.question or "", answer.sql, answer.ok, said)
         answer.turn = self.conversations.add(run.conn.key, turn, new=not earlier)
         return answer
@@ -690,9 +691,12 @@ class Assistant:
             layout = s.prompt_layout
             text, tables = schema_text(values_for, layout)
             if earlier:  # a follow-up: the next message of the conversation's chat, one prompt
+                # a turn that asked nothing (a refusal) is shown as its question alone
                 opening = earlier[0].messages or tuple(build_messages(earlier[0].question, text, conn.dialect, (),
                                                                       "", layout))
-                thread = [(opening, _kept_sql(earlier[0])), *((t.messages, _kept_sql(t)) for t in earlier[1:])]
+                thread = [(opening, _kept_sql(earlier[0])),
+                          *((t.messages or (follow_up_message(t.question, "", layout),), _kept_sql(t))
+                            for t in earlier[1:])]
                 prompts = [follow_up_messages(thread, question, hints, layout)]
                 return _Context(prompts, tables, matches, hints, [], None, text, layout)
             examples = shots(0)

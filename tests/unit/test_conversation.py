@@ -262,3 +262,15 @@ def test_the_runner_asks_follow_ups_in_context_and_replays_a_resumed_conversatio
     alone = ConversationPredictor(None, {}, history=False)
     alone.predict_item(items[2], demo_sqlite_url)
     assert len(backend.calls) == 4 and items[1].question not in _content(backend.calls[3])
+
+
+def test_a_refused_follow_up_is_recorded_and_the_next_one_goes_on(scripted, demo_sqlite_url) -> None:
+    backend = scripted(COUNTRIES, IN_2024)
+    a = Assistant(connections=ConnectionManager())
+    a.ask("How many orders were placed in each country?", demo_sqlite_url)
+    refused = a.ask("and how many unicorns are in the zoo table?", demo_sqlite_url, follow_up=True)
+    assert refused.error_kind == "MissingFromSchema" and refused.turn == 2 and len(backend.calls) == 1
+    a.ask("and only for 2024?", demo_sqlite_url, follow_up=True)
+    last = backend.calls[-1]
+    assert last[:len(backend.calls[0])] == backend.calls[0] and NO_QUERY in _content(last)
+    assert "-- Follow-up question: and how many unicorns are in the zoo table?" in _content(last)
