@@ -156,9 +156,7 @@ class Conversation:
                 turn = turn.cut(max_chars)
             shown.append(turn)
             used += turn.chars()
-        if not shown and first.chars() > max_chars:
-            return [first.cut(max_chars)]
-        if shown and used + first.chars() > max_chars:
+        if used + first.chars() > max_chars:
             first = first.cut(max(max_chars - used, 0))
         return [first, *shown[::-1]]
 

@@ -88,8 +88,9 @@ def follow_up_messages(thread: Sequence[tuple[Sequence[dict], str | None]], ques
     """
     messages: list[dict] = []
     for said, sql in thread:
-        reply = f"```sql\n{sql.strip().rstrip(';')}\n```" if sql and sql.strip() else NO_QUERY
-        messages += [*said, {"role": "assistant", "content": reply}]
+        reply = sql_reply(sql.strip().rstrip(";")) if sql and sql.strip() else {"role": "assistant",
+                                                                                 "content": NO_QUERY}
+        messages += [*said, reply]
     messages.append(follow_up_message(question, hints, layout))
     return messages
 
@@ -137,10 +138,15 @@ def _sql_layout(question: str, schema_text: str, label: str, examples: Sequence[
     return [{"role": "user", "content": "\n\n".join(parts)}]
 
 
+def sql_reply(sql: str) -> dict:
+    """``sql`` as the model's reply in a chat: an assistant message with one fenced SQL block."""
+    return {"role": "assistant", "content": f"```sql\n{sql}\n```"}
+
+
 def repair_messages(messages: list[dict], previous_sql: str, error: str) -> list[dict]:
     """``messages`` followed by the failed SQL and the error, asking for a corrected query."""
     return [*messages,
-            {"role": "assistant", "content": f"```sql\n{previous_sql}\n```"},
+            sql_reply(previous_sql),
             {"role": "user", "content": f"That query failed: {error}\nWrite a corrected query that answers the "
                                         "question. Reply with the SQL in a single ```sql code block."}]
 
@@ -148,7 +154,7 @@ def repair_messages(messages: list[dict], previous_sql: str, error: str) -> list
 def empty_result_messages(messages: list[dict], previous_sql: str, hints: str) -> list[dict]:
     """``messages`` followed by a query that ran but returned no rows, with the values the question mentions."""
     return [*messages,
-            {"role": "assistant", "content": f"```sql\n{previous_sql}\n```"},
+            sql_reply(previous_sql),
             {"role": "user", "content": "That query ran but returned no rows. "
                                         f"{hints.strip()}\nCheck the values in the conditions (exact spelling and "
                                         "case, the right column) and the joins, then write a corrected query that "
