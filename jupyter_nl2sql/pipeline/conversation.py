@@ -6,8 +6,9 @@ its connection's :class:`Conversation` (the question, the SQL the pipeline kept,
 (:func:`~jupyter_nl2sql.pipeline.prompting.follow_up_messages`): the conversation's first prompt, the SQL kept for each
 turn as the model's reply, each follow-up as a user message.  The schema part stays the same bytes, so its evaluated
 prompt state is shared by every question on the database, and a follow-up's prompt continues the previous one, so the
-engine evaluates only what it adds.  A follow-up is asked in its conversation's prompt layout, with one prompt
-(``candidates`` applies to the question that opens a conversation).
+engine evaluates only what it adds.  The first prompt keeps the layout it was asked in; the follow-up's message is
+written in the current ``prompt_layout``.  A follow-up is asked with one prompt (``candidates`` applies to the
+question that opens a conversation).
 
 Whether a question continues its connection's conversation is the caller's choice (``follow_up``):
 
