@@ -16,7 +16,9 @@ every turn is right.  The runner is the shared one (:mod:`benchmarks.runner`): r
     python -m benchmarks.followups --data benchmarks/data/followups_tune.json --out /tmp/followups-tune-RUN
 
 ``followups_tune.json`` (a Spider train database, named by its ``"database"``) is the set prompt designs are tuned on;
-the demo set is the held-out one.
+the demo set is the held-out one.  ``followups_check.json`` (Spider train's ``bike_1``) was written later, before any
+run of it, to check a change designed after reading the demo set's failures (the unasked ``LIMIT`` of
+:mod:`jupyter_nl2sql.pipeline.refinements`) on conversations nobody had looked at.
 """
 
 from __future__ import annotations

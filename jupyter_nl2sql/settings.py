@@ -233,6 +233,12 @@ class Settings:
     refuse_missing: bool = option(True, "Answer \"can't answer that from this database\" (with a did-you-mean), "
                                         "without asking the model, when the question names a table (\"the zoo "
                                         "table\") unlike every table and column the database has.", _bool)
+    keep_conditions: bool = option(True, "In a follow-up that reads as one, add back a condition of the previous "
+                                         "query that the new query dropped although the question did not widen it "
+                                         "(\"now just the cancelled ones\" keeps 2024), and say so.", _bool)
+    drop_unasked_limit: bool = option(True, "In a follow-up, run the query without a LIMIT the question did not ask "
+                                            "for (\"highest first\", \"with their prices too\") when the previous "
+                                            "query had none, and say so.", _bool)
     fix_values: bool = option(True, "When a query finds nothing, use the database's spelling of a value that "
                                     "differs only in case, accents or dashes.", _bool)
     # -- caches and files

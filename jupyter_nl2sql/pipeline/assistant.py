@@ -32,8 +32,9 @@ from ..models.base import accepts_cancel, accepts_keyword
 from ..settings import OPTIONS, Settings
 from .examples import (ExampleStore, StoredExample, TaughtStore, mask_question, schema_vocabulary, select_examples, sql_literals)
 from .execution import ExecutionResult, execute
-from .conversation import Conversations, FollowUp, Turn
+from .conversation import Conversations, FollowUp, Turn, looks_like_follow_up
 from .explain import explain_sql
+from .refinements import kept_conditions, unasked_limit
 from .missing import missing_tables, refusal
 from .prompting import (LAYOUTS, Example, build_messages, empty_result_messages, extract_sql, follow_up_message,
                         follow_up_messages, prompt_head, repair_messages)
@@ -467,7 +468,7 @@ class Assistant:
             answer.sql = sql
             answer.candidates.append(sql)
             try:
-                checked = self._check(answer, run, sql)
+                checked = self._refined(answer, run, self._check(answer, run, sql))
                 answer.sql = checked.sql
                 answer.warnings.extend(checked.warnings)
                 if checked.is_write:
@@ -559,6 +560,40 @@ class Assistant:
                     raise first from None
         answer.warnings.append("corrected names in the model's SQL: " + "; ".join(dict.fromkeys(fixed.changes)))
         return checked
+
+    def _refined(self, answer: Answer, run: Run, checked: CheckedSQL) -> CheckedSQL:
+        """A follow-up's query with the previous query's conditions it dropped unasked (``keep_conditions``) and
+        without a LIMIT its question did not ask for (``drop_unasked_limit``), each change checked again and said in
+        a warning (:mod:`~.refinements`); else ``checked`` as it is (also for a question that does not read as a
+        follow-up, :func:`~.conversation.looks_like_follow_up`)."""
+        previous = run.context.previous_sql if run.context is not None else None
+        if not previous or checked.is_write:
+            return checked
+        s, question, dialect = run.settings, answer.question or "", run.conn.sqlglot_dialect
+        if not looks_like_follow_up(question):  # a question of its own, asked in a conversation: as the model wrote it
+            return checked
+        if s.keep_conditions:
+            kept = kept_conditions(checked.sql, previous, question, dialect, run.schema.mapping())
+            if kept is not None:
+                checked = self._changed(answer, run, checked, kept[0],
+                                        "kept the previous query's conditions that the follow-up did not lift: "
+                                        + "; ".join(kept[1]))
+        if s.drop_unasked_limit:
+            sql = unasked_limit(checked.sql, previous, question, dialect)
+            if sql is not None:
+                checked = self._changed(answer, run, checked, sql,
+                                        "ran the query without its LIMIT: the follow-up did not ask for a number of "
+                                        "rows and the previous query returned them all")
+        return checked
+
+    def _changed(self, answer: Answer, run: Run, checked: CheckedSQL, sql: str, note: str) -> CheckedSQL:
+        """``sql`` checked in place of ``checked``, with ``note`` among the warnings; ``checked`` if it fails."""
+        try:
+            new = check_sql(sql, dialect=run.conn.sqlglot_dialect, schema=run.schema.mapping(), allow_writes=False)
+        except SQLCheckError:
+            return checked
+        answer.warnings.append(note)
+        return new
 
     def _generate(self, answer: Answer, run: Run, messages: list[dict]) -> str:
 
@@ -698,7 +733,8 @@ class Assistant:
                           *((t.messages or (follow_up_message(t.question, "", layout),), _kept_sql(t))
                             for t in earlier[1:])]
                 prompts = [follow_up_messages(thread, question, hints, layout)]
-                return _Context(prompts, tables, matches, hints, [], None, text, layout)
+                return _Context(prompts, tables, matches, hints, [], None, text, layout,
+                                previous_sql=_kept_sql(earlier[-1]) or "")
             examples = shots(0)
             prompts = [build_messages(question, text, conn.dialect, _as_prompt(examples), hints, layout)]
             plain = build_messages(question, text, conn.dialect, (), hints, layout) if examples else None
@@ -804,6 +840,9 @@ class _Context:
     """The schema part of the main prompt."""
     layout: str = "sql"
     """The main prompt's layout."""
+    previous_sql: str | None = None
+    """A follow-up: the SQL kept for the turn before ("" when that turn has none); None for a question that
+    starts a conversation."""
 
     @property
     def schema_chars(self) -> int:

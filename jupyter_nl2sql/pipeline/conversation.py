@@ -8,7 +8,9 @@ turn as the model's reply, each follow-up as a user message.  The schema part st
 prompt state is shared by every question on the database, and a follow-up's prompt continues the previous one, so the
 engine evaluates only what it adds.  The first prompt keeps the layout it was asked in; the follow-up's message is
 written in the current ``prompt_layout``.  A follow-up is asked with one prompt (``candidates`` applies to the
-question that opens a conversation).
+question that opens a conversation).  A follow-up's query runs without a ``LIMIT`` its question did not ask for when
+the previous query had none, and keeps the conditions of the previous query that it dropped although the question did
+not widen it (:mod:`~jupyter_nl2sql.pipeline.refinements`, ``drop_unasked_limit``, ``keep_conditions``).
 
 Whether a question continues its connection's conversation is the caller's choice (``follow_up``):
 

@@ -43,6 +43,17 @@ their there these those this that it its as than more most less least also both 
 name names number numbers count id ids value values
 """.split())
 
+#: Words of the question's analysis rather than its data (date parts, aggregates, order): never matched fuzzily on
+#: their own, so "per month" is not taken for a track called 'Moth' (an exact spelling still matches).
+ANALYSIS_WORDS = frozenset("""
+year years yearly month months monthly week weeks weekly day days daily quarter quarters hour hours minute minutes
+date dates time times total totals sum average averages mean median maximum minimum highest lowest largest smallest
+biggest longest shortest top bottom first last order sorted ascending descending between before after since
+until during older newer oldest newest most least percent percentage share ratio rank running
+""".split())
+
+_YEAR = re.compile(r"(?:1[89]|20)\d\d")
+
 _TEXT_TYPES = ("CHAR", "TEXT", "CLOB", "STRING", "VARCHAR", "NAME", "ENUM", "CITEXT", "UUID")
 _NON_TEXT_TYPES = ("INT", "REAL", "FLOA", "DOUB", "NUMERIC", "DECIMAL", "BOOL", "DATE", "TIME", "BLOB", "BYTEA",
                    "BINARY", "JSON", "ARRAY", "SERIAL", "MONEY", "INTERVAL")
@@ -213,11 +224,12 @@ class ValueIndex:
         """The values the question mentions, best first: longest exact matches, then fuzzy ones.
 
         An n-gram matches a value when their normalised forms are equal, or (n-grams of 4+ characters that are
-        not numbers) when they begin with the same character and difflib's ratio reaches ``threshold`` (one wrong
+        not numbers, nor a single word of :data:`ANALYSIS_WORDS`) when they begin with the same character and difflib's ratio reaches ``threshold`` (one wrong
         letter in a six-letter word: 0.83).  Matches may not overlap in the question; one
         span may match the same spelling in several columns (each is listed, up to three).  A single word in
         ``ignore_words`` (normalised; the schema's table and column words), or its singular, is taken to name the
-        schema, not a value ("Which driver..." is not about the surname 'Driver').
+        schema, not a value ("Which driver..." is not about the surname 'Driver').  A number that reads as a year
+        matches only in a column whose values are mostly years ("issued in 2010" is not about postal code '2010').
         """
         ignore = {normalize(w) for w in ignore_words}
         if not self.values:
@@ -235,10 +247,12 @@ class ValueIndex:
                 if len(gram) < 2 or (n == 1 and len(gram) < 3 and not gram.isdigit()):
                     continue
                 exact = self._by_norm.get(gram)
+                if exact and _YEAR.fullmatch(gram):  # "in 2010" names a year, not postal code '2010'
+                    exact = [i for i in exact if self._holds_years(self.values[i][0], self.values[i][1])]
                 if exact:
                     spans.append((-1.0, -n, start, start + n, gram, exact))
                     continue
-                if len(gram) < 4 or gram.replace(" ", "").isdigit():
+                if len(gram) < 4 or gram.replace(" ", "").isdigit() or (n == 1 and gram in ANALYSIS_WORDS):
                     continue
                 best = self._fuzzy(gram, threshold)
                 if best is not None:
@@ -258,6 +272,11 @@ class ValueIndex:
             if len(out) >= limit:
                 break
         return out[:limit]
+
+    def _holds_years(self, table: str, column: str) -> bool:
+        """Whether at least half of the column's values read as years (a year's number is a value there)."""
+        values = self._columns.get((table, column), [])
+        return sum(bool(_YEAR.fullmatch(v)) for v in values) * 2 >= len(values) > 0
 
     def _fuzzy(self, gram: str, threshold: float) -> tuple[float, str] | None:
         counts: dict[int, int] = defaultdict(int)

@@ -248,6 +248,24 @@ def test_the_follow_up_set_is_well_formed() -> None:
                                                                                          items[1].question)
 
 
+@pytest.mark.parametrize("name", ["followups_tune.json", "followups_check.json"])
+def test_the_spider_train_follow_up_sets_are_well_formed(name: str) -> None:
+    """The tuning set and the check set: conversations on a Spider *train* database, every gold runs there."""
+    from benchmarks.followups import DEFAULT_DATA
+    from benchmarks.runner import default_data_dir
+
+    doc = json.loads((DEFAULT_DATA.parent / name).read_text(encoding="utf-8"))
+    path = default_data_dir() / "spider" / "database" / doc["database"] / f"{doc['database']}.sqlite"
+    if not path.is_file():
+        pytest.skip(f"Spider data not found: {path}")
+    assert len(doc["conversations"]) >= 20 and {len(c["turns"]) for c in doc["conversations"]} == {2, 3}
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    for conv in doc["conversations"]:
+        for turn in conv["turns"]:
+            rows = db.execute(turn["gold"]).fetchall()
+            assert rows and rows != [(None,)], (conv["id"], turn["question"])
+
+
 def test_the_runner_asks_follow_ups_in_context_and_replays_a_resumed_conversation(scripted,
                                                                                   demo_sqlite_url) -> None:
     from benchmarks.followups import ConversationPredictor, FollowupBenchmark

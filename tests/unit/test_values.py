@@ -64,6 +64,23 @@ def test_numbers_match_only_exactly() -> None:
     assert index.match("concerts in 2015") == []
 
 
+def test_words_of_the_analysis_are_not_fuzzy_values() -> None:
+    index = ValueIndex.from_values([("track", "Name", "Moth"), ("track", "Name", "Yearn")])
+    assert index.match("split the invoices of 2011 by month") == []
+    assert index.match("How many tracks per year?") == []
+    assert [m.value for m in index.match("songs like Mothh")] == ["Moth"]  # a misspelt value still matches
+    exact = ValueIndex.from_values([("album", "Title", "Month")])
+    assert [m.value for m in exact.match("albums by month")] == ["Month"]  # the exact spelling is still a value
+
+
+def test_a_year_is_a_value_only_where_the_column_holds_years() -> None:
+    index = ValueIndex.from_values([("invoice", "PostalCode", v) for v in ("2010", "10012", "T6G 2C7", "H2G 1A7")]
+                                   + [("concert", "Year", v) for v in ("2014", "2015", "unknown")])
+    assert index.match("How many invoices were issued in 2010?") == []
+    assert [(m.column, m.value) for m in index.match("concerts in 2015")] == [("Year", "2015")]
+    assert [m.value for m in index.match("invoices to postal code 10012")] == ["10012"]
+
+
 def test_render_quotes_like_sql() -> None:
     text = render_matches(_index().match("songs by o'brien in English"))
     assert "-- people.Name = 'O''Brien'" in text and "-- song.Languages = 'english'" in text
