@@ -7,7 +7,9 @@ and nothing says the others were cut).  Two checks, both on the SQL's syntax tre
 the question:
 
 - :func:`kept_conditions`: a ``WHERE``/``HAVING`` condition of the previous query on tables the new query still reads,
-  whose columns the new query no longer constrains at all, is added back, unless the follow-up reads as widening
+  whose columns the new query no longer constrains at all and whose values it does not compare another column with
+  ("and how many started there?" moves the station from the end column to the start one), is added back, unless
+  the follow-up reads as widening
   the question (:func:`widens`: "for all years", "both categories", "without the filter") or stands on its own
   (see :func:`~jupyter_nl2sql.pipeline.conversation.looks_like_follow_up`; the caller decides);
 - :func:`unasked_limit`: the new query's outermost ``LIMIT`` is left out when the previous query had none and the
@@ -126,9 +128,10 @@ def kept_conditions(sql: str, previous_sql: str | None, question: str, dialect: 
     by_table: dict[str, list[str]] = {}  # table -> its aliases in the new query, as written there
     for source in _tables(new) or ():
         by_table.setdefault(source.name.lower(), []).append(source.alias_or_name)
-    constrained = set()
+    constrained, values = set(), set()
     for cond in _conjuncts(new, "where") + _conjuncts(new, "having"):
         constrained |= _resolved(cond, new_sources, columns) or set()
+        values |= _literals(cond)
     same_groups = _groups(old, old_sources, columns) == _groups(new, new_sources, columns)
     added: list[str] = []
     for clause in ("where", "having"):
@@ -141,6 +144,8 @@ def kept_conditions(sql: str, previous_sql: str | None, question: str, dialect: 
             if clause == "having" and (not same_groups or new.args.get("having") is not None):
                 continue
             if clause == "where" and not used:
+                continue
+            if _literals(cond) and _literals(cond) <= values:  # its value moved to another column ("started there")
                 continue
             moved = cond.copy()
             for col in moved.find_all(exp.Column):
@@ -187,6 +192,12 @@ def _resolved(cond: exp.Expr, sources: Mapping[str, str],
             return None
         out.add((table, col.name.lower()))
     return out
+
+
+def _literals(cond: exp.Expr) -> set[str]:
+    """The literal values ``cond`` compares with (strings as written, numbers as numbers)."""
+    return {lit.this if lit.is_string else str(float(lit.this)) for lit in cond.find_all(exp.Literal)
+            if lit.is_string or lit.is_number}
 
 
 def _conjuncts(select: exp.Select, clause: str) -> list[exp.Expr]:

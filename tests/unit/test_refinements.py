@@ -115,6 +115,7 @@ def test_a_dropped_having_comes_back_when_the_grouping_is_the_same() -> None:
     ("SELECT city FROM station ORDER BY dock_count DESC LIMIT 1", "Which city has the biggest station?"),  # other table
     ("SELECT o1.order_id FROM orders o1 JOIN orders o2 ON o1.customer_id = o2.customer_id", "pairs of them"),
     ("SELECT country FROM (SELECT * FROM customers) AS t", "their countries"),  # a derived table: not followed
+    ("SELECT COUNT(*) FROM orders WHERE order_id >= '2024-01-01' AND order_id < '2025-01-01'", "by id then"),  # moved
 ])
 def test_nothing_is_added_when_the_condition_was_changed_widened_or_cannot_be_placed(new: str, question: str) -> None:
     assert kept_conditions(new, IN_2024, question, "sqlite", SHOP) is None
