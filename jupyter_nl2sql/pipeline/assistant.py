@@ -572,28 +572,27 @@ class Assistant:
         s, question, dialect = run.settings, answer.question or "", run.conn.sqlglot_dialect
         if not looks_like_follow_up(question):  # a question of its own, asked in a conversation: as the model wrote it
             return checked
+        mapping = run.schema.mapping()
+
+        def changed(sql: str, note: str) -> CheckedSQL:  # ``sql`` checked in its place (kept as it was if it fails)
+            try:
+                new = check_sql(sql, dialect=dialect, schema=mapping, allow_writes=False)
+            except SQLCheckError:
+                return checked
+            answer.warnings.append(note)
+            return new
+
         if s.keep_conditions:
-            kept = kept_conditions(checked.sql, previous, question, dialect, run.schema.mapping())
+            kept = kept_conditions(checked.sql, previous, question, dialect, mapping)
             if kept is not None:
-                checked = self._changed(answer, run, checked, kept[0],
-                                        "kept the previous query's conditions that the follow-up did not lift: "
-                                        + "; ".join(kept[1]))
+                checked = changed(kept[0], "kept the previous query's conditions that the follow-up did not lift: "
+                                           + "; ".join(kept[1]))
         if s.drop_unasked_limit:
             sql = unasked_limit(checked.sql, previous, question, dialect)
             if sql is not None:
-                checked = self._changed(answer, run, checked, sql,
-                                        "ran the query without its LIMIT: the follow-up did not ask for a number of "
-                                        "rows and the previous query returned them all")
+                checked = changed(sql, "ran the query without its LIMIT: the follow-up did not ask for a number of "
+                                       "rows and the previous query returned them all")
         return checked
-
-    def _changed(self, answer: Answer, run: Run, checked: CheckedSQL, sql: str, note: str) -> CheckedSQL:
-        """``sql`` checked in place of ``checked``, with ``note`` among the warnings; ``checked`` if it fails."""
-        try:
-            new = check_sql(sql, dialect=run.conn.sqlglot_dialect, schema=run.schema.mapping(), allow_writes=False)
-        except SQLCheckError:
-            return checked
-        answer.warnings.append(note)
-        return new
 
     def _generate(self, answer: Answer, run: Run, messages: list[dict]) -> str:
 

@@ -38,22 +38,21 @@ from sqlglot.errors import SqlglotError
 
 __all__ = ["asks_for_a_limit", "outer_limit", "unasked_limit", "kept_conditions", "widens"]
 
-_NUMBER_WORDS = ("one two three four five six seven eight nine ten eleven twelve fifteen twenty fifty hundred "
-                 "dozen couple few handful")
-_SUPERLATIVES = ("most least best worst top bottom highest lowest biggest smallest largest greatest fewest "
-                 "cheapest dearest priciest latest earliest oldest newest youngest longest shortest heaviest "
-                 "lightest fastest slowest richest poorest busiest")
+_NUMBER = "|".join(r"\d+ one two three four five six seven eight nine ten eleven twelve fifteen twenty fifty "
+                   "hundred dozen couple few handful".split())
+_SUPERLATIVE = "|".join("most least best worst top bottom highest lowest biggest smallest largest greatest fewest "
+                        "cheapest dearest priciest latest earliest oldest newest youngest longest shortest heaviest "
+                        "lightest fastest slowest richest poorest busiest".split())
 # English question text (never SQL).  A superlative that says how to sort ("highest first", "from most to least",
 # "by latest") does not ask for a number of rows; one that picks ("which one is the lowest?", "the most") does.
-_SORTING = re.compile(rf"\b(?:from|to|by)\s+(?:the\s+)?(?:{'|'.join(_SUPERLATIVES.split())})\b|"
-                      rf"\b(?:{'|'.join(_SUPERLATIVES.split())})\s+(?:\w+\s+)?(?:first|last|to|on top|at the top)\b")
-_PICKS = re.compile(rf"\b(?:{'|'.join(_SUPERLATIVES.split())}|first|last)\b|\b(?:which|what|who)\s+one\b|"
+_SORTING = re.compile(rf"\b(?:from|to|by)\s+(?:the\s+)?(?:{_SUPERLATIVE})\b|"
+                      rf"\b(?:{_SUPERLATIVE})\s+(?:\w+\s+)?(?:first|last|to|on top|at the top)\b")
+_PICKS = re.compile(rf"\b(?:{_SUPERLATIVE}|first|last)\b|\b(?:which|what|who)\s+one\b|"
                     r"\bthe one\b|\bsingle\b|\blimit\b")
 # "top 10", "the first 5", "just 3", "10 biggest", "5 rows": a count of rows (not "more than 3", "in 2024")
 _COUNT = re.compile(rf"\b(?:top|bottom|first|last|just|only|the|show|give|list|limit)\s+(?:me\s+)?(?:the\s+)?"
-                    rf"(?:\d+|{'|'.join(_NUMBER_WORDS.split())})\b(?!\s*(?:%|percent))|"
-                    rf"\b(?:\d+|{'|'.join(_NUMBER_WORDS.split())})\s+(?:rows|results|records|entries|ones|"
-                    rf"{'|'.join(_SUPERLATIVES.split())})\b")
+                    rf"(?:{_NUMBER})\b(?!\s*(?:%|percent))|"
+                    rf"\b(?:{_NUMBER})\s+(?:rows|results|records|entries|ones|{_SUPERLATIVE})\b")
 
 
 def asks_for_a_limit(question: str) -> bool:
@@ -122,11 +121,12 @@ def kept_conditions(sql: str, previous_sql: str | None, question: str, dialect: 
     if not isinstance(new, exp.Select) or not isinstance(old, exp.Select):
         return None
     columns = {t.lower(): {c.lower() for c in cols} for t, cols in schema.items()}
-    old_sources, new_sources = _sources(old), _sources(new)
+    new_tables = _tables(new)
+    old_sources, new_sources = _sources(_tables(old)), _sources(new_tables)
     if old_sources is None or new_sources is None:
         return None
     by_table: dict[str, list[str]] = {}  # table -> its aliases in the new query, as written there
-    for source in _tables(new) or ():
+    for source in new_tables:
         by_table.setdefault(source.name.lower(), []).append(source.alias_or_name)
     constrained, values = set(), set()
     for cond in _conjuncts(new, "where") + _conjuncts(new, "having"):
@@ -145,7 +145,8 @@ def kept_conditions(sql: str, previous_sql: str | None, question: str, dialect: 
                 continue
             if clause == "where" and not used:
                 continue
-            if _literals(cond) and _literals(cond) <= values:  # its value moved to another column ("started there")
+            compared = _literals(cond)
+            if compared and compared <= values:  # its value moved to another column ("started there")
                 continue
             moved = cond.copy()
             for col in moved.find_all(exp.Column):
@@ -168,10 +169,10 @@ def _tables(select: exp.Select) -> list[exp.Table] | None:
     return out
 
 
-def _sources(select: exp.Select) -> dict[str, str] | None:
-    """The top-level tables of ``select`` by alias (or name), both lower case; None with a derived table."""
-    tables = _tables(select)
-    return {t.alias_or_name.lower(): t.name.lower() for t in tables} or None if tables is not None else None
+def _sources(tables: list[exp.Table] | None) -> dict[str, str] | None:
+    """``tables`` (see :func:`_tables`) by alias (or name), both lower case; None without any (or with a derived
+    table)."""
+    return {t.alias_or_name.lower(): t.name.lower() for t in tables} or None if tables else None
 
 
 def _table_of(col: exp.Column, sources: Mapping[str, str], columns: Mapping[str, set[str]]) -> str | None:

@@ -127,6 +127,8 @@ class ValueIndex:
     _grams: dict[str, list[int]] = field(default_factory=dict, repr=False)
     _norms: list[str] = field(default_factory=list, repr=False)
     _columns: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)
+    _year_columns: frozenset[tuple[str, str]] = field(default_factory=frozenset, repr=False)
+    """The columns whose values are mostly years (where a year's number is a value)."""
 
     # -- building ---------------------------------------------------------------------------------------------
     @classmethod
@@ -195,6 +197,8 @@ class ValueIndex:
             for g in _trigrams(norm):
                 grams[g].append(j)
         self._by_norm, self._grams, self._norms = dict(by_norm), dict(grams), norms
+        self._year_columns = frozenset(key for key, values in self._columns.items()
+                                       if sum(bool(_YEAR.fullmatch(v)) for v in values) * 2 >= len(values))
 
     # -- reading ----------------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -224,8 +228,8 @@ class ValueIndex:
         """The values the question mentions, best first: longest exact matches, then fuzzy ones.
 
         An n-gram matches a value when their normalised forms are equal, or (n-grams of 4+ characters that are
-        not numbers, nor a single word of :data:`ANALYSIS_WORDS`) when they begin with the same character and difflib's ratio reaches ``threshold`` (one wrong
-        letter in a six-letter word: 0.83).  Matches may not overlap in the question; one
+        not numbers, nor a single word of :data:`ANALYSIS_WORDS`) when they begin with the same character and
+        difflib's ratio reaches ``threshold`` (one wrong letter in a six-letter word: 0.83).  Matches may not overlap in the question; one
         span may match the same spelling in several columns (each is listed, up to three).  A single word in
         ``ignore_words`` (normalised; the schema's table and column words), or its singular, is taken to name the
         schema, not a value ("Which driver..." is not about the surname 'Driver').  A number that reads as a year
@@ -248,7 +252,7 @@ class ValueIndex:
                     continue
                 exact = self._by_norm.get(gram)
                 if exact and _YEAR.fullmatch(gram):  # "in 2010" names a year, not postal code '2010'
-                    exact = [i for i in exact if self._holds_years(self.values[i][0], self.values[i][1])]
+                    exact = [i for i in exact if self.values[i][:2] in self._year_columns]
                 if exact:
                     spans.append((-1.0, -n, start, start + n, gram, exact))
                     continue
@@ -272,11 +276,6 @@ class ValueIndex:
             if len(out) >= limit:
                 break
         return out[:limit]
-
-    def _holds_years(self, table: str, column: str) -> bool:
-        """Whether at least half of the column's values read as years (a year's number is a value there)."""
-        values = self._columns.get((table, column), [])
-        return sum(bool(_YEAR.fullmatch(v)) for v in values) * 2 >= len(values) > 0
 
     def _fuzzy(self, gram: str, threshold: float) -> tuple[float, str] | None:
         counts: dict[int, int] = defaultdict(int)

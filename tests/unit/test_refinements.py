@@ -49,7 +49,8 @@ def test_only_the_outermost_limit_counts() -> None:
     assert outer_limit(inner, "sqlite") is None
     assert unasked_limit(inner, "SELECT name FROM t", "with their names", "sqlite") is None
     union = "SELECT a FROM t UNION SELECT a FROM u LIMIT 2"
-    assert unasked_limit(union, "SELECT a FROM t", "and from u too", "sqlite") == "SELECT a FROM t UNION SELECT a FROM u"
+    assert unasked_limit(union, "SELECT a FROM t", "and from u too", "sqlite") == \
+        "SELECT a FROM t UNION SELECT a FROM u"
     assert outer_limit("SELEC nonsense", "sqlite") is None
 
 
