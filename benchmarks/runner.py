@@ -116,6 +116,8 @@ class Prediction:
     """Every SQL the model wrote for the question, in order (first try, repairs, other candidates)."""
     score: float | None = None
     """The model's score of the reply behind ``sql`` (mean token log-probability), when the backend reports it."""
+    confidence: dict[str, Any] | None = None
+    """The answer's confidence (``Confidence.to_dict()``: level, agree, of, lowest, runner_up), when it has one."""
     wall_seconds: float | None = None
     """Wall time of a question asked in a process of its own (start, imports, model load, answer), else None."""
 
@@ -176,7 +178,8 @@ class AssistantPredictor:
         if answer.provenance and not self._provenance:
             self._provenance = dict(answer.provenance)
         return Prediction(answer.sql or None, answer.error, _stats_dict(answer.stats), list(answer.warnings or []),
-                          list(getattr(answer, "candidates", None) or []), getattr(answer, "score", None))
+                          list(getattr(answer, "candidates", None) or []), getattr(answer, "score", None),
+                          confidence=answer.confidence.to_dict() if getattr(answer, "confidence", None) else None)
 
     def describe(self) -> dict[str, Any]:
         """Model provenance as reported by the backend / the answers, and the options."""
@@ -286,6 +289,7 @@ def make_record(item: Item, pred: Prediction, score: Score, scoring_seconds: flo
         "warnings": pred.warnings,
         "candidates": pred.candidates,
         "score": pred.score,
+        "confidence": pred.confidence,
         "scoring_s": scoring_seconds,
         "load_avg_1m": _load_average(),
         "pred_rows": score.pred_rows,

@@ -118,6 +118,13 @@ def _timeout(name: str, value: Any) -> float | None:
     return seconds or None
 
 
+def _fraction(name: str, value: Any) -> float:
+    number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
+    if not 0 < number <= 1:  # also NaN
+        raise ConfigError(f"{name} must be a number above 0 and at most 1, not {value!r}")
+    return number
+
+
 def _backend(name: str, value: Any) -> str:
     return normalize_backend(value)
 
@@ -227,6 +234,12 @@ class Settings:
     candidates: int = option(1, "Queries written from varied prompts; the result most of them agree on is kept, a "
                                 "tie going to the reply the model scored highest (at most 3 without examples).",
                              _int(1))
+    alternatives: int = option(0, "Where the model hesitated over a token of its SQL (see unsure_below), continue "
+                                  "its reply from up to this many such places with its second choice, run each "
+                                  "query and keep the result most agree on (the prompt is not evaluated again); the "
+                                  "answer's confidence says how many agree. 0: off.", _int(0))
+    unsure_below: float = option(0.5, "A token of the model's SQL whose probability is below this is a "
+                                      "hesitation (see alternatives).", _fraction, type=float)
     fix_names: bool = option(True, "Correct a table or column name the schema has exactly once, or join the table "
                                    "a column belongs to along the foreign keys, without asking the model again.",
                              _bool)

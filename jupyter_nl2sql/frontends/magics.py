@@ -195,6 +195,8 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
             _show(answer.sql, render.sql_html(answer.sql))
         if settings.explain and answer.explanation:
             _show(render.explanation_text(answer.explanation), render.explanation_html(answer.explanation))
+        if answer.confidence is not None and not answer.error:
+            _show(render.confidence_text(answer.confidence), render.confidence_html(answer.confidence))
         for warning in answer.warnings:
             _show(render.warning_text(warning), render.warning_html(warning))
         chart = self._chart(answer, settings, conn)

@@ -66,6 +66,33 @@ def warnings_html(warnings: Iterable[str]) -> str:
     return "".join(warning_html(w) for w in warnings)
 
 
+#: How each confidence level is marked and coloured.
+CONFIDENCE_STYLE = {"high": ("✓", "#2a7a2a"), "medium": ("~", "#a60"), "low": (WARNING_MARK, "#c00")}
+
+
+def confidence_text(confidence: Any) -> str:
+    """An answer's :class:`~jupyter_nl2sql.pipeline.confidence.Confidence` as one line, with the runner-up SQL when
+    the candidates disagree.
+
+    >>> from jupyter_nl2sql.pipeline.confidence import Confidence
+    >>> confidence_text(Confidence.of_votes(1, 3, runner_up="SELECT 2"))
+    '⚠ low confidence: 1 of 3 candidate queries agree on this result; the runner-up: SELECT 2'
+    """
+    mark = CONFIDENCE_STYLE.get(confidence.level, ("", ""))[0]
+    line = f"{mark} {confidence.level} confidence: {confidence}"
+    if confidence.hesitated:
+        line += " on this result"
+    if confidence.runner_up and confidence.level != "high":
+        line += f"; the runner-up: {' '.join(confidence.runner_up.split())}"
+    return line
+
+
+def confidence_html(confidence: Any) -> str:
+    """:func:`confidence_text` as an HTML line, coloured by level."""
+    colour = CONFIDENCE_STYLE.get(confidence.level, ("", "#666"))[1]
+    return f"<div class='nl2sql-confidence' style='color:{colour}'>{escape(confidence_text(confidence))}</div>"
+
+
 def error_html(message: str) -> str:
     """An error message as an HTML line."""
     return f"<div class='nl2sql-error' style='color:#b00020;padding:4px 0'>{WARNING_MARK} {escape(message)}</div>"
@@ -92,6 +119,8 @@ def answer_html(answer: Any, *, show_sql: bool = True, show_stats: bool = True, 
         parts.append(explanation_html(answer.explanation))
     if answer.error:
         parts.append(error_html(answer.error))
+    if getattr(answer, "confidence", None) is not None and not answer.error:
+        parts.append(confidence_html(answer.confidence))
     if answer.dataframe is not None:
         parts.append(table_html(answer.dataframe, max_rows=max_rows))
     parts.append(warnings_html(answer.warnings))
@@ -111,6 +140,8 @@ def answer_text(answer: Any, *, show_sql: bool = True, show_stats: bool = True, 
         parts.append(explanation_text(answer.explanation))
     if show_error and answer.error:
         parts.append(f"error: {answer.error}")
+    if getattr(answer, "confidence", None) is not None and not answer.error:
+        parts.append(confidence_text(answer.confidence))
     if answer.dataframe is not None:
         parts.append(table_text(answer.dataframe, max_rows=max_rows))
     if answer.warnings:

@@ -797,7 +797,9 @@ class Nl2SqlPanel:
         self._show_candidates(answer)
         self.show_page(0)
         self.show_view()
-        self.warnings.value = render.warnings_html(answer.warnings)
+        confidence = getattr(answer, "confidence", None)
+        shown = render.confidence_html(confidence) if confidence is not None and not answer.error else ""
+        self.warnings.value = shown + render.warnings_html(answer.warnings)
         self.stats.value = answer.stats._repr_html_() if answer.stats is not None else ""
         if answer.error:
             if answer.sql is None:  # refused before any SQL was written: what the question asks is not there
@@ -825,7 +827,8 @@ class Nl2SqlPanel:
         unique = list(dict.fromkeys(c for c in (answer.candidates or []) if c))
         if len(unique) > 1:
             self.candidates.options = [(f"{i + 1}: {' '.join(c.split())[:90]}", c) for i, c in enumerate(unique)]
-            self.candidates.value = unique[-1]
+            runner_up = getattr(getattr(answer, "confidence", None), "runner_up", None)
+            self.candidates.value = runner_up if runner_up in unique else unique[-1]  # the runner-up: one click away
             self.candidates_box.layout.display = None
         else:
             self.candidates.options = []

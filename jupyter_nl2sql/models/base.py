@@ -39,6 +39,42 @@ def sql_block_end(text: str) -> int | None:
 
 
 @dataclass(frozen=True)
+class BranchPoint:
+    """A place in a reply where the model hesitated: the reply up to there, the token it chose and its runner-up,
+    each with its probability.  Continuing the reply from ``reply_before + alternative`` gives the answer the
+    model would have written had it taken the other way there."""
+
+    reply_before: str
+    chosen: str
+    alternative: str
+    p_chosen: float
+    p_alternative: float
+
+    def to_list(self) -> list:
+        """The point as JSON-ready values (for the generation cache)."""
+        return [self.reply_before, self.chosen, self.alternative, self.p_chosen, self.p_alternative]
+
+
+#: A generated token whose probability is below this is kept as a :class:`BranchPoint` of its reply.
+BRANCH_FLOOR = 0.98
+
+
+def branch_points(tokens: list[tuple[str, float, str | None, float | None]]) -> tuple[BranchPoint, ...]:
+    """The :class:`BranchPoint` s of a reply given token by token as ``(text, probability, runner-up text,
+    runner-up probability)``: the tokens below :data:`BRANCH_FLOOR` that had a runner-up.
+
+    >>> [p.alternative for p in branch_points([("SELECT", 0.99, "select", 0.01), (" name", 0.6, " *", 0.3)])]
+    [' *']
+    """
+    points, before = [], []
+    for text, p, alt, p_alt in tokens:
+        if p < BRANCH_FLOOR and alt is not None and alt != text:
+            points.append(BranchPoint("".join(before), text, alt, p, float(p_alt or 0.0)))
+        before.append(text)
+    return tuple(points)
+
+
+@dataclass(frozen=True)
 class Generation:
     """The model's reply to one prompt, with its cost."""
 
@@ -65,6 +101,9 @@ class Generation:
     state file), ``"computed"`` or ``"none"``; None when the backend keeps no prefix states."""
     prefix_seconds: float = 0.0
     """Time spent bringing that head in (restoring or evaluating it)."""
+    branch_points: tuple[BranchPoint, ...] = ()
+    """Where the model hesitated (see :class:`BranchPoint`), in reply order, ``reply_start`` included in each
+    ``reply_before``; empty when the backend cannot tell or the model never did."""
 
     @property
     def tokens_per_second(self) -> float | None:

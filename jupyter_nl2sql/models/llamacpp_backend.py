@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import secrets
 import threading
@@ -45,7 +46,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import Cancelled, ConfigError, ModelError
-from .base import Generation, Message, sql_block_end
+from .base import Generation, Message, branch_points, sql_block_end
 from .device import brief_openmp_spin
 from .files import cache_dir, first_line
 from .resolve import ResolvedModel
@@ -350,37 +351,42 @@ class LlamaCppBackend:
     # -- generation ----------------------------------------------------------------------------------------
     def generate(self, messages: list[Message], max_new_tokens: int = 256,
                  cancel: threading.Event | None = None, prefix: str | None = None,
-                 progress: ProgressFn | None = None) -> Generation:
+                 progress: ProgressFn | None = None, reply_start: str = "") -> Generation:
         """Greedy reply to ``messages``; stops at an end token or at the end of a fenced SQL block.
 
         ``prefix``: the prompt's question-independent head (see :meth:`warm`), brought in first when given.
+        ``reply_start``: the reply's first characters, taken as written (a :class:`BranchPoint`'s other way); the
+        returned text starts with them.  The reply's :class:`BranchPoint` s come with it.
         Raises :class:`~jupyter_nl2sql.errors.Cancelled` when ``cancel`` is set before the reply is complete.
         """
-        prompt = self.render_prompt(messages)
+        prompt = self.render_prompt(messages) + reply_start
         with self._lock:
             if cancel is not None and cancel.is_set():
                 raise Cancelled("cancelled")
             t0 = time.perf_counter()
             warm = self._warm(prefix, cancel, progress) if prefix and prompt.startswith(prefix) else Warm("none")
-            done, timings, logprobs = self._complete(prompt, max_new_tokens, cancel, progress)
+            done, timings, tokens = self._complete(prompt, max_new_tokens, cancel, progress)
             if self._resident is not None and not prompt.startswith(self._resident):
                 self._resident = None
             seconds = time.perf_counter() - t0
+        done = reply_start + done
         end = sql_block_end(done)
         computed, reused = int(timings.get("prompt_n", 0)), int(timings.get("cache_n", 0))
+        logprobs = [math.log(max(p, 1e-300)) for _, p, _, _ in tokens]
         return Generation(done[:end] if end is not None else done, computed + reused,
                           int(timings.get("predicted_n", 0)), seconds, tokens_reused=reused,
                           logprob=sum(logprobs) / len(logprobs) if logprobs else None,
+                          branch_points=branch_points([(reply_start, 1.0, None, None), *tokens]),
                           prefill_seconds=float(timings.get("prompt_ms", 0.0)) / 1000,
                           decode_seconds=float(timings.get("predicted_ms", 0.0)) / 1000,
                           prefix_source=warm.source, prefix_seconds=warm.seconds)
 
     def _complete(self, prompt: str, max_new_tokens: int, cancel: threading.Event | None,
-                  progress: ProgressFn | None) -> tuple[str, dict[str, Any], list[float]]:
+                  progress: ProgressFn | None) -> tuple[str, dict[str, Any], list[Token]]:
         """Run one completion of ``prompt`` (``max_new_tokens`` = 0: only evaluate it); the text, the engine's
-        timings and the generated tokens' log-probabilities."""
+        timings and the generated tokens, each as (text, probability, runner-up text, runner-up probability)."""
         parts: list[str] = []
-        logprobs: list[float] = []
+        tokens: list[Token] = []
         timings: dict[str, Any] = {}
         state = {"cancelled": False, "error": None}
 
@@ -399,7 +405,7 @@ class LlamaCppBackend:
                 if choice.get("text"):
                     parts.append(choice["text"])
                 for tok in (choice.get("logprobs") or {}).get("content") or ():
-                    logprobs.append(float(tok["logprob"]))
+                    tokens.append(_token(tok))
             if cancel is not None and cancel.is_set():
                 state["cancelled"] = True
                 return True
@@ -407,7 +413,7 @@ class LlamaCppBackend:
 
         request = {"prompt": prompt, "n_predict": max_new_tokens, "temperature": 0.0, "top_k": 1,
                    "cache_prompt": True, "id_slot": 0, "stream": True, "timings_per_token": True,
-                   "return_progress": True, "n_probs": 1 if max_new_tokens else 0}
+                   "return_progress": True, "n_probs": 2 if max_new_tokens else 0}
         try:
             result = self._server.handle_completions(request, on_chunk)
         except Exception as exc:  # the engine reports bad requests (context overflow...) as exceptions
@@ -418,7 +424,20 @@ class LlamaCppBackend:
             raise _generation_error(state["error"], self.n_ctx)
         if state["cancelled"]:
             raise Cancelled("cancelled")
-        return "".join(parts), timings, logprobs
+        return "".join(parts), timings, tokens
+
+
+#: A generated token: its text, probability, and the runner-up's text and probability (None when not reported).
+Token = tuple[str, float, "str | None", "float | None"]
+
+
+def _token(entry: dict[str, Any]) -> Token:
+    """One generated token of the engine's stream (``n_probs`` = 2: the chosen token and the best other one)."""
+    text = str(entry.get("token", ""))
+    others = [t for t in entry.get("top_logprobs") or () if t.get("token") != text]
+    alt = others[0] if others else None
+    return (text, math.exp(float(entry["logprob"])), None if alt is None else str(alt["token"]),
+            None if alt is None else math.exp(float(alt["logprob"])))
 
 
 _ENGINES: list[Any] = []

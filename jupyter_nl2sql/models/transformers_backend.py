@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import sys
 import threading
@@ -20,10 +21,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import Cancelled, ModelError
-from .base import Generation, Message, sql_block_end
+from .base import Generation, Message, branch_points, sql_block_end
 from .device import brief_openmp_spin
 from .files import cache_dir, first_line, temp_sibling
 from .resolve import ResolvedModel
@@ -219,15 +220,23 @@ class GreedyScore(LogitsProcessor):
 
     def __init__(self) -> None:
         self.steps: list[torch.Tensor] = []
+        self.runner_up: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        self.steps.append(torch.log_softmax(scores.float(), dim=-1).max(dim=-1).values.cpu())
+        top = torch.log_softmax(scores.float(), dim=-1).topk(2, dim=-1)
+        self.steps.append(top.values[:, 0].cpu())
+        self.runner_up.append((top.values[:, 1].cpu(), top.indices[:, 1].cpu()))
         return scores
 
     def mean(self, row: int, n_tokens: int) -> float | None:
         """Mean log-probability of the first ``n_tokens`` tokens of ``row`` (None when nothing was recorded)."""
         steps = self.steps[:n_tokens]
         return float(torch.stack(steps)[:, row].mean()) if steps else None
+
+    def tokens(self, row: int, ids: list[int], decode: Callable[[list[int]], str]) -> list[tuple]:
+        """``row``'s generated tokens ``ids`` as (text, probability, runner-up text, runner-up probability)."""
+        return [(decode([tok]), math.exp(float(self.steps[i][row])), decode([int(self.runner_up[i][1][row])]),
+                 math.exp(float(self.runner_up[i][0][row]))) for i, tok in enumerate(ids[:len(self.steps)])]
 
 
 class CancelStop(StoppingCriteria):
@@ -295,16 +304,18 @@ class TransformersBackend:
         return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
 
     def generate(self, messages: list[Message], max_new_tokens: int = 256,
-                 cancel: threading.Event | None = None) -> Generation:
+                 cancel: threading.Event | None = None, reply_start: str = "") -> Generation:
         """Greedy reply to ``messages``; stops at EOS or at the end of a fenced SQL block.
 
+        ``reply_start``: the reply's first characters, taken as written (a :class:`~.base.BranchPoint`'s other
+        way); the returned text starts with them.
         Raises :class:`~jupyter_nl2sql.errors.Cancelled` when ``cancel`` is set before the reply is complete (it is
         checked after every token; the prompt's own forward pass is not interrupted).
         """
-        return self.generate_batch([messages], max_new_tokens, cancel)[0]
+        return self.generate_batch([messages], max_new_tokens, cancel, reply_start=reply_start)[0]
 
     def generate_batch(self, conversations: list[list[Message]], max_new_tokens: int = 256,
-                       cancel: threading.Event | None = None) -> list[Generation]:
+                       cancel: threading.Event | None = None, *, reply_start: str = "") -> list[Generation]:
         """Greedy replies to several conversations in one batched ``generate`` (what a model server does with
         concurrent requests); one :class:`Generation` per conversation, in order.
 
@@ -312,7 +323,7 @@ class TransformersBackend:
         reply ends at EOS or at the close of its SQL block while the others go on.  A batch of one is exactly
         :meth:`generate` (no padding).  ``seconds`` of each result is the batch's wall time.
         """
-        prompts = [self.render_prompt(m) for m in conversations]
+        prompts = [self.render_prompt(m) + reply_start for m in conversations]
         unique = list(dict.fromkeys(prompts))
         tokenizer = self.tokenizer
         with self._lock, torch.inference_mode():
@@ -350,8 +361,10 @@ class TransformersBackend:
             if len(unique) > 1:  # a row that finished early is filled with padding up to the longest reply
                 while new_tokens and new_tokens[-1] == self._pad:
                     new_tokens.pop()
-            text = tokenizer.decode(new_tokens, skip_special_tokens=True)
+            text = reply_start + tokenizer.decode(new_tokens, skip_special_tokens=True)
             end = sql_block_end(text)
+            tokens = score.tokens(row, new_tokens, tokenizer.decode) if score and len(unique) == 1 else []
             replies[prompt] = Generation(text[:end] if end is not None else text, n_in, len(new_tokens), seconds,
-                                         logprob=score.mean(row, len(new_tokens)) if score else None)
+                                         logprob=score.mean(row, len(new_tokens)) if score else None,
+                                         branch_points=branch_points([(reply_start, 1.0, None, None), *tokens]))
         return [replies[p] for p in prompts]

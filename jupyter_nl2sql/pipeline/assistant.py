@@ -28,10 +28,11 @@ from ..caches.generation import InFlight, cache_key, model_identity, persistent_
 from ..connections import Connection, ConnectionManager, manager as default_manager
 from ..errors import ExecutionError, QuestionError, SQLCheckError, WriteRefused
 from ..frontends import render
-from ..models.base import accepts_cancel, accepts_keyword
+from ..models.base import BranchPoint, accepts_cancel, accepts_keyword
 from ..settings import OPTIONS, Settings
 from .examples import (ExampleStore, StoredExample, TaughtStore, mask_question, schema_vocabulary, select_examples, sql_literals)
 from .execution import ExecutionResult, execute
+from .confidence import Confidence, hesitations, lowest_in_sql
 from .conversation import Conversations, FollowUp, Turn, looks_like_follow_up
 from .explain import explain_sql
 from .refinements import kept_conditions, unasked_limit
@@ -94,6 +95,9 @@ class Answer:
     score: float | None = None
     """The model's score of the reply that wrote ``sql``: its mean token log-probability (None when the backend
     cannot tell); breaks ties between candidates."""
+    confidence: Confidence | None = None
+    """How sure the answer is: whether the model hesitated while writing its SQL and how many candidate queries
+    agree on the result (see ``alternatives``); None when nothing was generated or the backend cannot tell."""
     explanation: str | None = None
     """What ``sql`` does in plain English, made from its syntax tree (:func:`~.explain.explain_sql`), never from
     the model; None without SQL."""
@@ -152,6 +156,8 @@ class Run:
     prefix: str | None = None
     """The head every prompt on this database shares (schema, sample rows), as the model renders it, when the
     backend keeps its evaluated state (:meth:`Assistant._prefix`); None otherwise."""
+    hesitated: tuple[list[dict], tuple[BranchPoint, ...]] | None = None
+    """The messages of the latest reply the SQL came from, and where the model hesitated in it."""
 
     @property
     def cancelled(self) -> bool:
@@ -437,6 +443,8 @@ class Assistant:
         variants = ctx.messages[:1] if run.generate_only else ctx.messages[:run.settings.candidates]
         if len(variants) <= 1:
             self._attempt(answer, run, answer.messages or variants[0])
+            if not run.generate_only:
+                self._second_look(answer, run)
             return
         tries: list[Answer] = []
         for i, messages in enumerate(variants):
@@ -457,6 +465,55 @@ class Assistant:
         if len(tries) > 1:
             tie = "; a tie, decided by the model's score" if by_score else ""
             answer.warnings.append(f"wrote {len(tries)} candidate queries; {votes} of them agree on this result{tie}")
+            answer.confidence = Confidence.of_votes(votes, len(tries), runner_up=_runner_up(tries, best))
+
+    def _second_look(self, answer: Answer, run: Run) -> None:
+        """Where the model hesitated while writing the answer's SQL (a token below ``unsure_below``), continue its
+        reply from up to ``alternatives`` of those places with the runner-up token (the prompt is not evaluated
+        again), run each query, and keep the result most of them agree on (the first query wins a tie); the
+        answer's :class:`~.confidence.Confidence` says how many agree."""
+        s = run.settings
+        if run.hesitated is None or answer.error_kind == "WriteRefused" or run.cancelled:
+            return
+        messages, points = run.hesitated
+        lowest = lowest_in_sql(points)
+        unsure = hesitations(points, s.unsure_below)
+        places = unsure[:s.alternatives]
+        if not places:
+            if points or answer.score is not None:  # else the backend cannot tell
+                answer.confidence = Confidence("low" if not answer.ok else "medium" if unsure else "high",
+                                               lowest=lowest)
+            return
+        tries, tried = [answer], []
+        for i, place in enumerate(places):
+            if run.cancelled:
+                break
+            run.progress("alternative", {"alternative": i + 1, "of": len(places)})
+            trial = Answer(question=answer.question, sql=None, stats=answer.stats, messages=messages)
+            try:
+                trial.sql = self._generate(trial, run, messages, reply_start=place.reply_before + place.alternative)
+                checked = self._refined(trial, run, self._check(trial, run, trial.sql, allow_writes=False))
+                trial.sql = checked.sql
+                if checked.kind == "explain":
+                    continue
+                self._execute(trial, run, checked)
+                trial.warnings.extend(checked.warnings)
+            except (SQLCheckError, ExecutionError, WriteRefused) as exc:
+                trial.fail(exc)
+            trial.score = None  # a continuation's score is not comparable with a whole reply's: ties go to the first
+            tries.append(trial)
+            tried.append(place.p_chosen)
+        answer.candidates.extend(t.sql for t in tries[1:] if t.sql)
+        best, votes, _ = vote(tries)
+        runner_up = _runner_up(tries, best)  # before the answer takes the winner's result
+        if best is not answer:
+            answer.sql, answer.dataframe, answer.error, answer.error_kind = best.sql, best.dataframe, None, None
+            answer.rowcount, answer.truncated, answer.executed = best.rowcount, best.truncated, best.executed
+            answer.warnings.extend(best.warnings)
+            answer.warnings.append(f"the model hesitated; took the result {votes} of {len(tries)} candidate queries "
+                                   "agree on instead of its first query's")
+        answer.confidence = Confidence.of_votes(votes, len(tries), lowest=lowest, runner_up=runner_up,
+                                                places=tuple(tried))
 
     def _attempt(self, answer: Answer, run: Run, messages: list[dict]) -> None:
         """Generate, check, execute; on a failed check or execution, feed the error back (bounded rounds); on an
@@ -594,12 +651,16 @@ class Assistant:
                                        "rows and the previous query returned them all")
         return checked
 
-    def _generate(self, answer: Answer, run: Run, messages: list[dict]) -> str:
-
+    def _generate(self, answer: Answer, run: Run, messages: list[dict], reply_start: str = "") -> str:
+        """The SQL of the model's greedy reply to ``messages`` (remembered in the generation cache), its cost in
+        ``answer.stats`` and its score in ``answer.score``.  ``reply_start``: the reply's first characters, taken as
+        written (another way at a place the model hesitated); without it, where the model hesitated goes to
+        ``run.hesitated``."""
         backend, cache, cancel = run.backend, run.replies, run.cancel
         max_new_tokens = run.settings.max_new_tokens
         identity = model_identity(backend.provenance)
-        key = cache_key(identity, messages, {"greedy": True, "max_new_tokens": max_new_tokens})
+        how = {"greedy": True, "max_new_tokens": max_new_tokens, **({"reply_start": reply_start} if reply_start else {})}
+        key = cache_key(identity, messages, how)
         persist = persistent_identity(identity)  # only content-addressed models go to the disk store
         cached = cache.get(key, persist=persist) if cache is not None else None
         lead = False
@@ -617,21 +678,27 @@ class Assistant:
                     answer.stats.cache_hit = True
                     text = cached["text"]
                     answer.score = cached.get("logprob")
+                    points = tuple(BranchPoint(*p) for p in cached.get("points") or ())
                 else:
                     extra = {"cancel": cancel} if cancel is not None and accepts_cancel(backend.generate) else {}
+                    if reply_start:
+                        extra["reply_start"] = reply_start
                     if run.prefix is not None:  # the backend keeps prefix states (see _prefix)
                         extra["prefix"] = run.prefix
                         extra["progress"] = functools.partial(_prefill_then_decode, run)
                     gen = backend.generate(messages, max_new_tokens=max_new_tokens, **extra)  # may raise
                     answer.stats.add_generation(gen)
-                    text = gen.text
+                    text, points = gen.text, tuple(gen.branch_points)
                     answer.score = gen.logprob
                     if cache is not None:
                         cache.put(key, {"text": text, "tokens_in": gen.tokens_in, "tokens_out": gen.tokens_out,
-                                        "logprob": gen.logprob}, persist=persist)
+                                        "logprob": gen.logprob, "points": [p.to_list() for p in points]},
+                                  persist=persist)
             finally:
                 if lead:
                     self._in_flight.release(key)
+        if not reply_start:
+            run.hesitated = (messages, points)
         return extract_sql(text)
 
     def _execute(self, answer: Answer, run: Run, checked: CheckedSQL) -> None:
@@ -901,6 +968,14 @@ def _result_key(answer: Answer) -> tuple | None:
         return None
     rows = (tuple(sorted(repr(v) for v in row)) for row in answer.dataframe.itertuples(index=False, name=None))
     return (answer.dataframe.shape[1], tuple(sorted(rows)))
+
+
+def _runner_up(tries: list[Answer], best: Answer) -> str | None:
+    """The SQL of the first attempt whose result differs from ``best``'s (a failed one last), None when all agree."""
+    chosen = _result_key(best)
+    others = [t for t in tries if t.sql and _result_key(t) != chosen]
+    others.sort(key=lambda t: _result_key(t) is None)
+    return others[0].sql if others else None
 
 
 def vote(tries: list[Answer]) -> tuple[Answer, int, bool]:

@@ -1,0 +1,96 @@
+"""How sure an answer is, and where to look for another one.
+
+Greedy decoding writes one query; the model's token probabilities say where it hesitated ("``COUNT(*)`` or
+``COUNT(DISTINCT``?", "``T2.name`` or ``T1.name``?").  :func:`hesitations` picks those places inside the SQL, most
+doubtful first; the pipeline continues the reply from each with the runner-up token (the prompt is not evaluated
+again: the engine keeps it), runs every query it gets, and keeps the result most of them share
+(:func:`jupyter_nl2sql.pipeline.assistant.vote`).  :class:`Confidence` is what the user sees of it: whether the
+model hesitated at all, and how many of the queries agree.
+
+>>> from jupyter_nl2sql.models.base import BranchPoint
+>>> points = (BranchPoint("", "```", "SELECT", 0.6, 0.3),
+...           BranchPoint("```sql\\nSELECT", " name", " *", 0.55, 0.4),
+...           BranchPoint("```sql\\nSELECT name FROM t", "\\n", " ", 0.5, 0.4))
+>>> [p.alternative for p in hesitations(points, 0.7)]  # not the fence, not a different space
+[' *']
+>>> str(Confidence.of_votes(2, 3, lowest=0.55))
+'2 of 3 candidate queries agree'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from ..models.base import FENCE, BranchPoint
+
+__all__ = ["Confidence", "hesitations", "LEVELS"]
+
+#: Confidence levels, from surest.
+LEVELS = ("high", "medium", "low")
+
+
+@dataclass(frozen=True)
+class Confidence:
+    """How sure an answer is: ``level`` (one of :data:`LEVELS`), how many of the candidate queries written for it
+    agree on its result (``agree`` of ``of``; 1 of 1 when the model never hesitated), the probability of the least
+    sure token of its SQL (``lowest``, None when the backend cannot tell) and the SQL of the best other result
+    (``runner_up``, None without one)."""
+
+    level: str
+    agree: int = 1
+    of: int = 1
+    lowest: float | None = None
+    runner_up: str | None = None
+    places: tuple[float, ...] = ()
+    """The probability of the chosen token at each place another candidate was written from, in their order."""
+
+    @classmethod
+    def of_votes(cls, agree: int, of: int, *, lowest: float | None = None, runner_up: str | None = None,
+                 places: tuple[float, ...] = ()) -> Confidence:
+        """The confidence of a result that ``agree`` of ``of`` candidate queries share: high when all do, low when
+        at most half do (or none ran), else medium."""
+        level = "high" if agree == of and of > 0 else "low" if 2 * agree <= of else "medium"
+        return cls(level, agree, of, lowest, runner_up, places)
+
+    @property
+    def hesitated(self) -> bool:
+        """True when the model wrote other candidates because it hesitated (or was asked for several)."""
+        return self.of > 1
+
+    def __str__(self) -> str:
+        if not self.hesitated:
+            return {"high": "the model did not hesitate", "medium": "the model hesitated (no other candidate was "
+                    "written)"}.get(self.level, "the model's query failed")
+        return f"{self.agree} of {self.of} candidate queries agree"
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields."""
+        return {"level": self.level, "agree": self.agree, "of": self.of, "lowest": self.lowest,
+                "runner_up": self.runner_up, "places": list(self.places)}
+
+
+def hesitations(points: Sequence[BranchPoint], unsure_below: float) -> list[BranchPoint]:
+    """The places in a reply's SQL where the chosen token's probability was below ``unsure_below`` and the
+    runner-up says something else (not only other spacing or case), least sure first.  Places before the SQL
+    begins (a fence or a "Here is" preamble) do not count."""
+    found = [p for p in points if p.p_chosen < unsure_below and _in_sql(p.reply_before)
+             and p.alternative.strip().lower() != p.chosen.strip().lower() and FENCE not in p.alternative
+             and FENCE not in p.chosen]
+    return sorted(found, key=lambda p: p.p_chosen)
+
+
+def lowest_in_sql(points: Sequence[BranchPoint]) -> float | None:
+    """The least probability of a token inside the SQL among ``points`` (None when there is none: every token
+    was at least :data:`~jupyter_nl2sql.models.base.BRANCH_FLOOR` sure)."""
+    inside = [p.p_chosen for p in points if _in_sql(p.reply_before)]
+    return min(inside) if inside else None
+
+
+def _in_sql(reply_before: str) -> bool:
+    """Whether a reply that reads ``reply_before`` so far is inside its SQL: past an opening fence's line, or
+    begun without a fence."""
+    if FENCE not in reply_before:
+        return bool(reply_before.strip())
+    opened = reply_before.find(FENCE)
+    return "\n" in reply_before[opened:] and reply_before.count(FENCE) == 1

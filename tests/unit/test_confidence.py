@@ -1,0 +1,155 @@
+"""Second looks where the model hesitated, and the confidence an answer carries.
+
+A HesitantBackend (prepared replies with prepared hesitations; plumbing only, no claim about a real model) stands
+in for the engine: its first reply hesitates where it is told to, and a reply asked to start with a given text
+(``reply_start``) is the prepared continuation of that text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from jupyter_nl2sql.errors import ConfigError
+from jupyter_nl2sql.frontends import render
+from jupyter_nl2sql.models.base import BRANCH_FLOOR, BranchPoint, Generation, branch_points
+from jupyter_nl2sql.models.testing import StandInBackend
+from jupyter_nl2sql.pipeline.assistant import Assistant
+from jupyter_nl2sql.pipeline.confidence import Confidence, hesitations, lowest_in_sql
+
+FIRST = "```sql\nSELECT count(*) FROM customers\n```"
+OPEN = "```sql\nSELECT "
+
+
+@dataclass(kw_only=True)
+class HesitantBackend(StandInBackend):
+    """Replies ``first``, hesitating at ``points``; a reply that must start with ``s`` is ``continuations[s]``."""
+
+    first: str = FIRST
+    points: tuple[BranchPoint, ...] = ()
+    continuations: dict[str, str] = field(default_factory=dict)
+    model_id: str = "hesitant-test-backend"
+    starts: list[str] = field(default_factory=list)
+
+    def generate(self, messages: list[dict], max_new_tokens: int = 256, reply_start: str = "",
+                 **_: Any) -> Generation:
+        self.calls.append(messages)
+        self.starts.append(reply_start)
+        if reply_start:
+            return Generation(text=self.continuations[reply_start], tokens_in=10, tokens_out=5, seconds=0.001,
+                              logprob=-0.1)
+        return Generation(text=self.first, tokens_in=10, tokens_out=5, seconds=0.001, logprob=-0.2,
+                          branch_points=self.points)
+
+
+def _point(after: str, chosen: str, alternative: str, p: float) -> BranchPoint:
+    return BranchPoint(OPEN + after, chosen, alternative, p, 1 - p - 0.01)
+
+
+@pytest.fixture()
+def hesitant(monkeypatch: pytest.MonkeyPatch):
+    def install(**kwargs: Any) -> HesitantBackend:
+        backend = HesitantBackend(**kwargs)
+        monkeypatch.setattr(Assistant, "backend", lambda self: (backend, None))
+        return backend
+
+    return install
+
+
+def test_no_hesitation_is_high_confidence_and_one_call(hesitant, demo_sqlite_url: str) -> None:
+    backend = hesitant(points=(_point("count(*) FROM customers", "\n", " WHERE", 0.99),))
+    ans = Assistant(generation_cache="off", alternatives=2).ask("How many customers?", demo_sqlite_url)
+    assert ans.ok and ans.dataframe.iloc[0, 0] == 60
+    assert ans.confidence == Confidence("high", lowest=0.99)
+    assert backend.starts == [""]
+    assert "high confidence: the model did not hesitate" in str(ans)
+
+
+def test_majority_of_the_alternatives_wins_and_names_the_runner_up(hesitant, demo_sqlite_url: str) -> None:
+    # the first reply counts customers; at two places the model nearly wrote a count of orders instead
+    a = OPEN + "count(*) FROM orders"
+    b = OPEN + "count(order_id)"
+    backend = hesitant(points=(_point("count(*) FROM", " customers", " orders", 0.45),
+                               _point("count(", "*)", "order_id)", 0.3)),
+                       continuations={a: a + "\n```", b: b + " FROM orders\n```"})
+    ans = Assistant(generation_cache="off", alternatives=2).ask("How many orders?", demo_sqlite_url)
+    assert backend.starts == ["", b, a]  # least sure place first
+    assert ans.sql == "SELECT count(order_id) FROM orders"
+    assert ans.confidence.agree == 2 and ans.confidence.of == 3 and ans.confidence.level == "medium"
+    assert ans.confidence.runner_up == "SELECT count(*) FROM customers"
+    assert ans.confidence.places == (0.3, 0.45)
+    assert any("hesitated" in w and "2 of 3" in w for w in ans.warnings)
+    assert ans.candidates[-2:] == ["SELECT count(order_id) FROM orders", "SELECT count(*) FROM orders"]
+
+
+def test_a_tie_keeps_the_first_query_and_says_low(hesitant, demo_sqlite_url: str) -> None:
+    a = OPEN + "count(*) FROM orders"
+    hesitant(points=(_point("count(*) FROM", " customers", " orders", 0.45),), continuations={a: a + "\n```"})
+    ans = Assistant(generation_cache="off", alternatives=1).ask("How many customers?", demo_sqlite_url)
+    assert ans.sql == "SELECT count(*) FROM customers"
+    assert ans.confidence.level == "low" and (ans.confidence.agree, ans.confidence.of) == (1, 2)
+    assert ans.confidence.runner_up == "SELECT count(*) FROM orders"
+    text = render.confidence_text(ans.confidence)
+    assert text.startswith(render.WARNING_MARK) and "the runner-up: SELECT count(*) FROM orders" in text
+
+
+def test_a_failing_alternative_has_no_vote(hesitant, demo_sqlite_url: str) -> None:
+    a = OPEN + "count(*) FROM unicorns"
+    hesitant(points=(_point("count(*) FROM", " customers", " unicorns", 0.45),), continuations={a: a + "\n```"})
+    ans = Assistant(generation_cache="off", alternatives=1).ask("How many customers?", demo_sqlite_url)
+    assert ans.ok and ans.sql == "SELECT count(*) FROM customers"
+    assert (ans.confidence.agree, ans.confidence.of) == (1, 2) and ans.confidence.runner_up is not None
+
+
+def test_alternatives_off_still_says_the_model_hesitated(hesitant, demo_sqlite_url: str) -> None:
+    backend = hesitant(points=(_point("count(*) FROM", " customers", " orders", 0.45),))
+    ans = Assistant(generation_cache="off").ask("How many customers?", demo_sqlite_url)
+    assert backend.starts == [""]
+    assert ans.confidence.level == "medium" and not ans.confidence.hesitated
+    assert "hesitated" in str(ans.confidence)
+
+
+def test_a_write_is_never_looked_at_again(hesitant, demo_copy_url: str) -> None:
+    backend = hesitant(first="```sql\nDELETE FROM customers\n```",
+                       points=(_point("", "DELETE", "SELECT", 0.4),))
+    ans = Assistant(generation_cache="off", alternatives=2).ask("Delete the customers", demo_copy_url)
+    assert ans.error_kind == "WriteRefused" and backend.starts == [""]
+
+
+def test_hesitations_are_remembered_with_the_cached_reply(hesitant, demo_sqlite_url: str) -> None:
+    a = OPEN + "count(*) FROM orders"
+    backend = hesitant(points=(_point("count(*) FROM", " customers", " orders", 0.45),), continuations={a: a + "\n```"})
+    assistant = Assistant(generation_cache="memory", alternatives=1)
+    first = assistant.ask("How many customers?", demo_sqlite_url)
+    again = assistant.ask("How many customers?", demo_sqlite_url)
+    assert len(backend.calls) == 2  # the second ask came from the cache, its second look too
+    assert again.confidence == first.confidence and again.confidence.of == 2
+
+
+def test_hesitations_inside_the_sql_only() -> None:
+    points = (BranchPoint("", "```", "SELECT", 0.6, 0.3), BranchPoint("```", "sql", "SQL", 0.4, 0.5),
+              BranchPoint(OPEN, "name", "NAME", 0.4, 0.5), BranchPoint(OPEN + "name", "\n", "  ", 0.5, 0.4),
+              BranchPoint(OPEN + "name", " FROM", " ,", 0.7, 0.2), BranchPoint(OPEN + "a", "\n", "```", 0.3, 0.6))
+    assert [p.alternative for p in hesitations(points, 0.8)] == [" ,"]
+    assert hesitations(points, 0.6) == []
+    assert lowest_in_sql(points) == 0.3
+    assert [p.alternative for p in hesitations((BranchPoint("SELECT", " a", " b", 0.2, 0.7),), 0.5)] == [" b"]
+
+
+def test_branch_points_from_tokens() -> None:
+    tokens = [("```sql\n", 1.0, None, None), ("SELECT", 0.5, "WITH", 0.4), (" a", BRANCH_FLOOR, " b", 0.01),
+              (" b", 0.9, " b", 0.05)]
+    assert branch_points(tokens) == (BranchPoint("```sql\n", "SELECT", "WITH", 0.5, 0.4),)
+
+
+@pytest.mark.parametrize("value", [0, -0.1, 1.5, "half", True])
+def test_unsure_below_is_a_probability(value: Any) -> None:
+    with pytest.raises(ConfigError, match="unsure_below"):
+        Assistant(unsure_below=value)
+
+
+def test_levels_by_votes() -> None:
+    assert [Confidence.of_votes(a, n).level for a, n in [(3, 3), (2, 3), (1, 2), (1, 3), (0, 3)]] == \
+        ["high", "medium", "low", "low", "low"]
