@@ -202,14 +202,19 @@ def accuracy_by_database(records: Sequence[Mapping[str, Any]]) -> dict[str, dict
     return out
 
 
+def parser_for(benchmark: AnalystBenchmark) -> argparse.ArgumentParser:
+    """The command line of ``python -m benchmarks.analyst``: the runner's options and ``--data``."""
+    parser = build_parser(benchmark.name)
+    parser.set_defaults(split="all")
+    benchmark.add_arguments(parser)
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m benchmarks.analyst``."""
+    """``python -m benchmarks.analyst``: run (or resume) the suite, then print the right answers per database."""
     argv = list(sys.argv[1:] if argv is None else argv)
     benchmark = AnalystBenchmark()
-    parser = build_parser(benchmark.name)
-    parser.set_defaults(split="analyst")
-    benchmark.add_arguments(parser)
-    args = parser.parse_args(argv)
+    args = parser_for(benchmark).parse_args(argv)
     out = run(benchmark, args, [f"benchmarks.{benchmark.name}", *argv])
     wanted = set(json.loads((out / "run.json").read_text(encoding="utf-8"))["selected_indices"])
     records = [r for r in load_records(out / RESULTS_FILE) if r["index"] in wanted]
