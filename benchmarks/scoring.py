@@ -26,6 +26,7 @@ Spider's dev.json, and serves as the oracle for the AST version.
 
 from __future__ import annotations
 
+import math
 import random
 import sqlite3
 import time
@@ -33,7 +34,7 @@ from collections import Counter
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import sqlglot
 from sqlglot import exp
@@ -229,6 +230,33 @@ def normalize_floats(rows: Iterable[Row], digits: int) -> list[Row]:
     return [tuple(norm(v) for v in row) for row in rows]
 
 
+def _number_or_text(value: Any) -> Any:
+    """``value`` as a number when it is text that spells a finite one (``'2024'``, ``' 03'``, ``'4.5'``), else as
+    it is."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return number if math.isfinite(number) else value
+
+
+def numeric_text_as_numbers(rows: Iterable[Row]) -> list[Row]:
+    """Every text value that spells a number replaced by that number (an opt-in tolerance, not test-suite's):
+    SQLite's ``strftime`` returns text, so ``strftime('%Y', d)`` and ``CAST(strftime('%Y', d) AS INTEGER)`` give the
+    same year, and ``'03'`` the same month as ``3``.
+
+    >>> numeric_text_as_numbers([("2024", "03", "2024-03", 1.5, None, "inf")])
+    [(2024, 3, '2024-03', 1.5, None, 'inf')]
+    """
+    return [tuple(_number_or_text(v) for v in row) for row in rows]
+
+
 def results_equal(gold: Sequence[Row], pred: Sequence[Row], *, ordered: bool, float_digits: int | None = None,
                   seed: int = 0) -> bool:
     """Whether ``pred`` denotes the same result as ``gold``, up to a column permutation.
@@ -288,12 +316,15 @@ class MatchResult(Score):
 
 def execution_match(db_path: str | Path, pred_sql: str | None, gold_sql: str, *, timeout: float = DEFAULT_TIMEOUT,
                     keep_distinct: bool = False, float_digits: int | None = None,
-                    gold_result: ExecResult | None = None) -> MatchResult:
+                    gold_result: ExecResult | None = None,
+                    normalize: Callable[[Sequence[Row]], list[Row]] | None = None) -> MatchResult:
     """Score ``pred_sql`` against ``gold_sql`` on the SQLite database ``db_path`` (test-suite semantics).
 
     ``gold_result`` may pass an already computed gold execution (it must have been run with the same
-    ``keep_distinct``).  A missing or empty prediction is wrong with ``pred_error`` set; a gold that fails is wrong
-    with ``gold_error`` set (the runner reports these apart, they should never happen).
+    ``keep_distinct``).  ``normalize``, when given, maps both row lists before they are compared (an opt-in
+    tolerance, e.g. :func:`numeric_text_as_numbers`).  A missing or empty prediction is wrong with ``pred_error``
+    set; a gold that fails is wrong with ``gold_error`` set (the runner reports these apart, they should never
+    happen).
     """
     ordered = has_top_level_order_by(gold_sql)
     if gold_result is None:
@@ -310,7 +341,10 @@ def execution_match(db_path: str | Path, pred_sql: str | None, gold_sql: str, *,
         return MatchResult(False, ordered=ordered, pred_error=pred_result.error, gold_rows=len(gold_result.rows),
                            pred_seconds=pred_result.seconds, gold_seconds=gold_result.seconds)
     assert pred_result.rows is not None
-    correct = results_equal(gold_result.rows, pred_result.rows, ordered=ordered, float_digits=float_digits)
+    gold_rows, pred_rows = gold_result.rows, pred_result.rows
+    if normalize is not None:
+        gold_rows, pred_rows = normalize(gold_rows), normalize(pred_rows)
+    correct = results_equal(gold_rows, pred_rows, ordered=ordered, float_digits=float_digits)
     return MatchResult(correct, ordered=ordered, gold_rows=len(gold_result.rows), pred_rows=len(pred_result.rows),
                        pred_seconds=pred_result.seconds, gold_seconds=gold_result.seconds)
 

@@ -12,6 +12,7 @@ import os
 import random
 import sqlite3
 from pathlib import Path
+from typing import Mapping, Sequence
 
 from ..paths import cache_root
 
@@ -117,20 +118,27 @@ def _rows(seed: int = 7) -> dict[str, list[tuple]]:
             "orders": orders, "order_items": items}
 
 
-def build_demo_db(path: str | os.PathLike) -> Path:
-    """Write the demo database to ``path`` (replacing it) and return the path."""
+def write_sqlite(path: str | os.PathLike, schema: str, tables: Mapping[str, Sequence[tuple]], version: int) -> Path:
+    """Write a SQLite file at ``path`` (replacing it, atomically): ``schema``'s DDL, then ``tables``' rows in order,
+    and ``version`` as its ``user_version``.  Return the path.  Also used for the benchmarks' own databases."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     with sqlite3.connect(tmp) as db:
-        db.executescript(SCHEMA)
-        for table, rows in _rows().items():
+        db.executescript(schema)
+        for table, rows in tables.items():
             marks = ", ".join("?" * len(rows[0]))
             db.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
-        db.execute(f"PRAGMA user_version = {DEMO_VERSION}")
+        db.execute(f"PRAGMA user_version = {int(version)}")
+    db.close()
     os.replace(tmp, path)
     return path
+
+
+def build_demo_db(path: str | os.PathLike) -> Path:
+    """Write the demo database to ``path`` (replacing it) and return the path."""
+    return write_sqlite(path, SCHEMA, _rows(), DEMO_VERSION)
 
 
 def demo_path() -> Path:
