@@ -225,6 +225,9 @@ class Settings:
                                         "in full, the others as one line (False: always everything).", _bool)
     value_retrieval: bool = option(True, "Tell the model how the database spells the values the question "
                                          "mentions.", _bool)
+    synonym_linking: bool = option(False, "Tell the model which table or column a question word means when it is "
+                                          "a synonym of the name or one step more specific or general in WordNet, "
+                                          "or a word of its comment (\"instructors\": table teacher).", _bool)
     few_shot: int = option(3, "Worked examples shown: the ones taught for this database first, then the most "
                               "similar of example_pool.", _int(0))
     example_pool: str | None = option(None, "A JSON file of {question, query, db_id} examples from other "

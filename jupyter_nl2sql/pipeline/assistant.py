@@ -43,6 +43,7 @@ from .schema import Schema, SchemaCache, fit_schema
 from .namefix import fix_names, fix_values
 from .sqlcheck import CheckedSQL, check_sql
 from .stats import Stats
+from .synonyms import LinkerCache, SynonymLink, render_links
 from .values import ValueIndexCache, ValueMatch, render_matches
 
 #: Longest question accepted (characters).
@@ -196,6 +197,7 @@ class Assistant:
         self._schema_caches: dict[str | None, SchemaCache] = {s.schema_cache: self.schemas}
         self._in_flight = InFlight()
         self.value_indexes = ValueIndexCache()
+        self.synonym_linkers = LinkerCache()
         self.examples_store = ExampleStore(s.examples_dir)
         self.history: deque[Answer] = deque(maxlen=200)
         self.conversations = Conversations()
@@ -334,7 +336,8 @@ class Assistant:
         run.prefix = self._prefix(run.backend, run.conn, ctx)
         answer.provenance = self._provenance(run)
         answer.provenance["context"] = {"examples": [e.id for e in ctx.examples],
-                                        "values": [m.render() for m in ctx.matches], "turns": len(earlier)}
+                                        "values": [m.render() for m in ctx.matches],
+                                        "synonyms": [link.render() for link in ctx.links], "turns": len(earlier)}
         self._solve(answer, run)
         return self._finish(self._record_turn(answer, run, earlier), run)
 
@@ -758,6 +761,14 @@ class Assistant:
                 if s.value_retrieval:
                     matches = index.match(question, ignore_words=vocab)
         hints = render_matches(matches, conn.dialect)
+        links: list[SynonymLink] = []
+        if s.synonym_linking:
+            with stats.stage("synonyms"):
+                linker = self.synonym_linkers.get(schema)
+                if linker is not None:
+                    links = linker.link(question, ignore=[m.span for m in matches] + _quoted(question))
+        # what the prompt says just before the question: the values' spellings, then the words that mean the schema
+        said = "\n".join(part for part in (hints, render_links(links)) if part)
         taught: list[StoredExample] = []
         taught_masked: list[list[str]] = []
         pool = None
@@ -779,10 +790,11 @@ class Assistant:
 
         linked = " ".join([*(t.question for t in earlier), question])
 
+        must = [m.table for m in matches] + [link.table for link in links if link.table]
+
         def schema_text(values_for: Any, layout: str) -> tuple[str, list[str]]:
             return fit_schema(schema, linked, max_chars=s.max_schema_chars, sample_rows=s.sample_rows,
-                              values_for=values_for, must=[m.table for m in matches], linking=s.schema_linking,
-                              layout=layout)
+                              values_for=values_for, must=must, linking=s.schema_linking, layout=layout)
 
         with stats.stage("prompt"):
             values_for = None
@@ -798,12 +810,12 @@ class Assistant:
                 thread = [(opening, _kept_sql(earlier[0])),
                           *((t.messages or (follow_up_message(t.question, "", layout),), _kept_sql(t))
                             for t in earlier[1:])]
-                prompts = [follow_up_messages(thread, question, hints, layout)]
+                prompts = [follow_up_messages(thread, question, said, layout)]
                 return _Context(prompts, tables, matches, hints, [], None, text, layout,
-                                previous_sql=_kept_sql(earlier[-1]) or "")
+                                previous_sql=_kept_sql(earlier[-1]) or "", links=links)
             examples = shots(0)
-            prompts = [build_messages(question, text, conn.dialect, _as_prompt(examples), hints, layout)]
-            plain = build_messages(question, text, conn.dialect, (), hints, layout) if examples else None
+            prompts = [build_messages(question, text, conn.dialect, _as_prompt(examples), said, layout)]
+            plain = build_messages(question, text, conn.dialect, (), said, layout) if examples else None
             # more candidates: the next-best examples; without examples, the other way of showing values, then
             # the other prompt layout
             for i in range(1, s.candidates):
@@ -811,7 +823,7 @@ class Assistant:
                     more = shots(i * s.few_shot)
                     if not more:
                         break
-                    prompts.append(build_messages(question, text, conn.dialect, _as_prompt(more), hints, layout))
+                    prompts.append(build_messages(question, text, conn.dialect, _as_prompt(more), said, layout))
                     continue
                 if i > 2:
                     break
@@ -823,8 +835,8 @@ class Assistant:
                 else:
                     style = next(other for other in LAYOUTS if other != layout)
                 alt_text, _ = schema_text(shown, style)
-                prompts.append(build_messages(question, alt_text, conn.dialect, (), hints, style))
-        return _Context(prompts, tables, matches, hints, examples, plain, text, layout)
+                prompts.append(build_messages(question, alt_text, conn.dialect, (), said, style))
+        return _Context(prompts, tables, matches, hints, examples, plain, text, layout, links=links)
 
     # -- helpers ----------------------------------------------------------------------------------------------
     def _prefix(self, backend: Any, conn: Connection, ctx: _Context) -> str | None:
@@ -893,7 +905,8 @@ class Assistant:
 @dataclass
 class _Context:
     """What :meth:`Assistant.ask` puts in front of the model: the prompt variants (the first is the main one), the
-    tables shown in full, the values found in the question and their prompt lines, and the examples shown."""
+    tables shown in full, the values found in the question and their prompt lines (``hints``: what a query that
+    found nothing is repaired with), and the examples shown."""
 
     messages: list[list[dict]]
     tables: list[str]
@@ -909,6 +922,9 @@ class _Context:
     previous_sql: str | None = None
     """A follow-up: the SQL kept for the turn before ("" when that turn has none); None for a question that
     starts a conversation."""
+    links: list[SynonymLink] = field(default_factory=list)
+    """The question's words that mean a table or column in other words (``synonym_linking``), said in the
+    prompt after the value hints."""
 
     @property
     def schema_chars(self) -> int:

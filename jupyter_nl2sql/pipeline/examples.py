@@ -74,7 +74,12 @@ def identifier_words(name: str) -> list[str]:
     return normalize(spaced).split()
 
 
-def _stem(word: str) -> str:
+def stem(word: str) -> str:
+    """A word without its plural ending: ``puppies`` → ``puppy``, ``boxes`` → ``box``, ``class`` stays.
+
+    >>> [stem(w) for w in ("puppies", "boxes", "teachers", "class")]
+    ['puppy', 'box', 'teacher', 'class']
+    """
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
     if len(word) > 3 and word.endswith("es") and word[-3] in "sxz":
@@ -85,7 +90,7 @@ def _stem(word: str) -> str:
 
 
 #: Words kept as they are even when a table or column is named after them: they carry the question's structure.
-_STRUCTURE_WORDS = frozenset("""
+STRUCTURE_WORDS = frozenset("""
 how many much what which who when where each every all any average avg total sum count number maximum minimum max
 min most least highest lowest largest smallest more less than greater fewer before after between order sorted
 descending ascending not no without never both either and or distinct different unique top first last only
@@ -97,8 +102,8 @@ def schema_vocabulary(table_names: Iterable[str], column_names: Iterable[str]) -
     words: set[str] = set()
     for name in [*table_names, *column_names]:
         for w in identifier_words(name):
-            if len(w) > 1 and w not in _STRUCTURE_WORDS and not w.isdigit():
-                words.add(_stem(w))
+            if len(w) > 1 and w not in STRUCTURE_WORDS and not w.isdigit():
+                words.add(stem(w))
     return frozenset(words)
 
 
@@ -126,7 +131,7 @@ def mask_question(question: str, vocabulary: Iterable[str] = (), values: Iterabl
         if tag is None:
             if _is_number(word):
                 tag = NUMBER
-            elif word not in _STRUCTURE_WORDS and _stem(word) in vocab:
+            elif word not in STRUCTURE_WORDS and stem(word) in vocab:
                 tag = SCHEMA
         token = tag or word
         if token in (SCHEMA, VALUE, NUMBER) and out and out[-1] == token:
