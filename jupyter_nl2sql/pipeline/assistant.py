@@ -30,13 +30,15 @@ from ..errors import ExecutionError, QuestionError, SQLCheckError, WriteRefused
 from ..frontends import render
 from ..models.base import BranchPoint, accepts_cancel, accepts_keyword
 from ..settings import OPTIONS, Settings
-from .examples import (ExampleStore, StoredExample, TaughtStore, mask_question, schema_vocabulary, select_examples, sql_literals)
+from .examples import (ExampleStore, StoredExample, TaughtStore, identifier_words, mask_question, schema_vocabulary,
+                       select_examples, sql_literals)
 from .execution import ExecutionResult, execute
 from .confidence import Confidence, hesitations, lowest_in_sql
 from .conversation import Conversations, FollowUp, Turn, looks_like_follow_up
 from .explain import explain_sql
 from .refinements import kept_conditions, unasked_limit
-from .missing import missing_tables, refusal
+from .lexicon import LexiconCache
+from .missing import missing_from_schema, refusal
 from .prompting import (LAYOUTS, Example, build_messages, empty_result_messages, extract_sql, follow_up_message,
                         follow_up_messages, prompt_head, repair_messages)
 from .schema import Schema, SchemaCache, fit_schema
@@ -198,6 +200,7 @@ class Assistant:
         self._in_flight = InFlight()
         self.value_indexes = ValueIndexCache()
         self.synonym_linkers = LinkerCache()
+        self.lexicons = LexiconCache()
         self.examples_store = ExampleStore(s.examples_dir)
         self.history: deque[Answer] = deque(maxlen=200)
         self.conversations = Conversations()
@@ -306,15 +309,13 @@ class Assistant:
         if not run.schema.tables:
             raise QuestionError(f"{run.conn.display_url} has no tables to ask about")
         earlier = self.conversations.context(run.conn.key, follow_up, question)
-        if s.refuse_missing:
-            names = [t.name for t in run.schema.tables]
-            missing = missing_tables(question, names, [c.name for t in run.schema.tables for c in t.columns])
-            if missing:  # nothing like it to read: no model call, nothing runs
-                answer = Answer(question=question, sql=None, stats=stats,
-                                provenance={"connection": run.conn.display_url,
-                                            "schema_fingerprint": run.schema.fingerprint})
-                answer.error, answer.error_kind = refusal(missing, names), "MissingFromSchema"
-                return self._finish(self._record_turn(answer, run, earlier), run)
+        said = self._unanswerable(question, run, stats) if s.refuse_missing else None
+        if said:  # nothing like it to read: no model call, nothing runs
+            answer = Answer(question=question, sql=None, stats=stats,
+                            provenance={"connection": run.conn.display_url,
+                                        "schema_fingerprint": run.schema.fingerprint})
+            answer.error, answer.error_kind = said, "MissingFromSchema"
+            return self._finish(self._record_turn(answer, run, earlier), run)
         ctx = run.context = self._context(question, run, stats, earlier)
         answer = Answer(question=question, sql=None, stats=stats, messages=ctx.messages[0],
                         context_turns=len(earlier))
@@ -340,6 +341,27 @@ class Assistant:
                                         "synonyms": [link.render() for link in ctx.links], "turns": len(earlier)}
         self._solve(answer, run)
         return self._finish(self._record_turn(answer, run, earlier), run)
+
+    def unanswerable(self, question: str, connection: Any = None, *, namespace: Mapping[str, Any] | None = None,
+                     settings: Settings | None = None, **overrides: Any) -> str | None:
+        """The "can't answer that from this database" line :meth:`ask` would answer ``question`` with, before any
+        model call (whatever ``refuse_missing`` says), or None when it would go on; nothing is generated or run."""
+        s = self.settings_for(settings, **overrides)
+        stats = Stats().start()
+        return self._unanswerable(_clean_question(question), self._start(s, connection, namespace, stats), stats)
+
+    def _unanswerable(self, question: str, run: Run, stats: Stats) -> str | None:
+        """:func:`~jupyter_nl2sql.pipeline.missing.refusal` for what the question asks about that the schema lacks
+        (tables it names, subjects no name, comment, sample or indexed value, nor a WordNet relative of one, is
+        like), or None."""
+        schema = run.schema
+        values = frozenset(identifier_words(_database_name(run.conn)))  # a database is about what it is named
+        if run.settings.value_retrieval:  # the index the context reads next: built once
+            with stats.stage("values"):
+                values |= self.value_indexes.get(run.conn, schema).words()
+        with stats.stage("refuse"):
+            missing = missing_from_schema(question, schema, self.lexicons.get(schema), values)
+        return refusal(missing, [t.name for t in schema.tables]) if missing else None
 
     def _record_turn(self, answer: Answer, run: Run, earlier: Sequence[Turn]) -> Answer:
         """Add the answered question to its connection's conversation (a new one when it had no context)."""

@@ -7,8 +7,15 @@ unlike every table *and* column of the schema (same letters up to case, spacing 
 name inside the other, or a close spelling all count as alike), so a question that names the schema's things in
 its own words is never refused.  It is deliberately narrow: only an explicit "... table" is read.
 
+:func:`missing_things` reads the question's subject instead — the thing counted, listed or averaged ("How many
+unicorns…", "List the spaceships…", "the average salary of the astronauts", "refunds per month") — and keeps a
+subject none of whose nouns the database's :class:`~jupyter_nl2sql.pipeline.lexicon.SchemaLexicon` knows (no table,
+column, comment, sample or indexed value, close spelling, plural or WordNet relative).  Generic nouns ("number",
+"name", "records", "people"), words of the analysis ("average", "year"), names written with a capital and quoted
+text are never a missing subject.  :func:`missing_from_schema` is both, as the Assistant asks before any model call.
+
 >>> missing_tables("How many unicorns are in the zoo table?", ["employees", "departments"], ["name"])
-[('zoo', None)]
+[Missing(name='zoo', near=None, table=True)]
 >>> missing_tables("List the names in the employee table", ["employees", "departments"], ["name"])
 []
 >>> refusal(missing_tables("Rows of the departmnts table?", ["employees"], []), ["employees"])
@@ -19,11 +26,26 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
+from .examples import STRUCTURE_WORDS
+from .lexicon import SchemaLexicon
 from .namefix import squash
+from .synonyms import FUNCTION_WORDS, GENERIC_WORDS
+from .values import ANALYSIS_WORDS
 
-__all__ = ["missing_tables", "refusal"]
+__all__ = ["Missing", "missing_from_schema", "missing_tables", "missing_things", "refusal"]
+
+
+class Missing(NamedTuple):
+    """Something a question asks about that the database lacks."""
+
+    name: str
+    """As the question writes it: ``zoo``, ``unicorns``."""
+    near: str | None
+    """The table with the closest spelling, for a did-you-mean (None when none is close)."""
+    table: bool = True
+    """True for an explicitly named table ("the zoo table"), False for a subject ("How many unicorns")."""
 
 # Question text (English), not SQL: "the zoo table", "the `TV Channel` table", "a table called zoo".
 _NAMED = re.compile(r"\b(?:the|a|an)\s+[\"'`]?((?:[\w-]+\s+){0,2}?[\w-]+)[\"'`]?\s+table\b", re.IGNORECASE)
@@ -36,12 +58,12 @@ _FUNCTION_WORDS = frozenset("a an the of in on at by for from to with and or all
 _CLOSE = 0.75
 
 
-def missing_tables(question: str, tables: Sequence[str], columns: Iterable[str] = ()) -> list[tuple[str, str | None]]:
+def missing_tables(question: str, tables: Sequence[str], columns: Iterable[str] = ()) -> list[Missing]:
     """The tables ``question`` names that are unlike every name in ``tables`` and ``columns``, each with the
     nearest table name (or None when none is close): ``[("zoo", None)]``; [] when it names none or only known ones."""
     names = [m.group(1) for m in _NAMED.finditer(question)] + [m.group(1) for m in _CALLED.finditer(question)]
     known = [squash(n) for n in [*tables, *columns] if squash(n)]
-    out: list[tuple[str, str | None]] = []
+    out: list[Missing] = []
     for phrase in dict.fromkeys(names):
         words = phrase.split()
         cut = max((i + 1 for i, w in enumerate(words) if w.lower() in _FUNCTION_WORDS), default=0)
@@ -53,15 +75,131 @@ def missing_tables(question: str, tables: Sequence[str], columns: Iterable[str] 
         spans = [squash("".join(words[i:])) for i in range(len(words))]
         if any(_alike(span, k) for span in spans if span for k in known):
             continue
-        out.append((name, _nearest(name, tables)))
+        out.append(Missing(name, _nearest(name, tables)))
     return out
 
 
-def refusal(missing: list[tuple[str, str | None]], tables: Sequence[str]) -> str:
-    """One line saying what the database lacks, with a did-you-mean or the list of its tables."""
+# -- subjects -------------------------------------------------------------------------------------------------------
+#: First words after which the question's subject follows ("List…", "What is…", "Number of…").
+_OPENERS = frozenset("""list show give find return display count get tell print enumerate name what which number
+numbers average total""".split())
+#: Words skipped before a subject: commands, determiners, quantifiers and the analysis ("the average", "names of").
+_LEAD = (ANALYSIS_WORDS | STRUCTURE_WORDS | frozenset("""the a an all every some of me us is are was were list show
+give find return display count get tell print enumerate name names number numbers id ids amount different distinct
+unique overall mean youngest latest earliest how many much what which""".split())) - {"and", "or", "not", "no"}
+#: Aggregates: the phrase after one is an attribute ("the average salary"), its "of" names the subject.
+_AGGREGATES = frozenset("average averages mean total totals sum maximum minimum max min".split())
+#: Words that end a subject: function words, prepositions, pronouns, auxiliaries (not the generic nouns: "given
+#: names" is one phrase).
+_STOP = FUNCTION_WORDS | frozenset("""be being am can could will would should may might must into over under about via
+like near across through against along among around behind beyond upon toward towards within without above below
+but nor so if whether while they them he she we you i one ones there here whose""".split())
+#: Nouns that stand for any table or column: never a missing subject.
+_GENERIC = GENERIC_WORDS | ANALYSIS_WORDS | STRUCTURE_WORDS | frozenset("""amount everything anything something
+everyone anybody anyone somebody someone total list lists group groups number numbers name names value values
+count counts place places way ways one two three four five six seven eight nine ten""".split())
+#: Subject phrases read after one anchor ("salary of the astronauts": two), and words per phrase.
+_CHAIN, _PHRASE = 3, 3
+_QUOTED = re.compile(r"\"[^\"]*\"|\u201c[^\u201d]*\u201d|`[^`]*`|(?<!\w)'[^']*'(?!\w)")
+_TOKEN = re.compile(r"[^\W_]+")
+
+
+def missing_things(question: str, lexicon: SchemaLexicon, values: Iterable[str] = ()) -> list[Missing]:
+    """The question's subjects (see the module docstring) whose nouns ``lexicon`` knows none of, as written:
+    ``[Missing("unicorns", None, table=False)]``; ``values``: the words of the database's values."""
+    if lexicon.wordnet is None:
+        return []  # no senses to compare a paraphrase with: nothing is refused
+    words = _TOKEN.findall(_QUOTED.sub(" \x00 ", question).replace("\x00", "QUOTED"))
+    lower = [w.casefold() for w in words]
+    starts = [i + 2 for i in range(len(lower) - 1) if lower[i:i + 2] == ["how", "many"]]
+    if lower and lower[0] in _OPENERS:
+        starts.append(0)
+    values = frozenset(values)
+    out: list[Missing] = []
+    for start in sorted(set(starts)):
+        for phrase in _subjects(words, lower, start):
+            nouns = [w for w in phrase if w.casefold() not in _GENERIC and len(w) > 2 and lexicon.is_noun(w)]
+            if not nouns or phrase[-1].casefold() in _GENERIC or any(_is_name(w, words) for w in phrase) or _known(phrase, nouns, lexicon, values):
+                continue
+            name = " ".join(w.casefold() for w in nouns)
+            if name not in {m.name for m in out}:
+                out.append(Missing(name, None, table=False))
+    return out
+
+
+def missing_from_schema(question: str, schema: Any, lexicon: SchemaLexicon | None = None,
+                        values: Iterable[str] = ()) -> list[Missing]:
+    """What the Assistant refuses ``question`` for before any model call: the tables it names explicitly that
+    ``schema`` lacks (:func:`missing_tables`), then, with a ``lexicon`` (None: not read), its subjects the lexicon
+    does not know (:func:`missing_things`)."""
+    tables = [t.name for t in schema.tables]
+    found = missing_tables(question, tables, [c.name for t in schema.tables for c in t.columns])
+    if lexicon is not None:
+        said = {squash(m.name).rstrip("s") for m in found}
+        found += [m for m in missing_things(question, lexicon, values) if squash(m.name).rstrip("s") not in said]
+    return found
+
+
+def _subjects(words: list[str], lower: list[str], start: int) -> list[list[str]]:
+    """The subjects read from ``start`` (leading commands, determiners and "names of" skipped): the first noun
+    phrase, unless it is an attribute — followed by "of", or after an aggregate ("the average salary") — in which
+    case the phrase after its "of" when an aggregate came first ("the average salary of the astronauts"); and the
+    phrase after a "per" ("refunds per month")."""
+    i, aggregate = _skip_lead(lower, start)
+    first = _phrase_end(lower, i)
+    if first == i:
+        return []
+    found, end = [], first
+    if first < len(lower) and lower[first] == "of":
+        if aggregate:
+            j, _ = _skip_lead(lower, first + 1)
+            end = _phrase_end(lower, j)
+            found.append(words[j:end])
+    elif not aggregate and (first >= len(lower) or lower[first] not in ("and", "or")):  # "the sex and job of"
+        found.append(words[i:first])
+    if end < len(lower) and lower[end] == "per":
+        j, _ = _skip_lead(lower, end + 1)
+        found.append(words[j:_phrase_end(lower, j)])
+    return [phrase for phrase in found if phrase]
+
+
+def _skip_lead(lower: list[str], i: int) -> tuple[int, bool]:
+    """The position after the words of :data:`_LEAD` from ``i``, and whether an aggregate was among them."""
+    aggregate = False
+    while i < len(lower) and lower[i] in _LEAD:
+        aggregate = aggregate or lower[i] in _AGGREGATES
+        i += 1
+    return i, aggregate
+
+
+def _phrase_end(lower: list[str], i: int) -> int:
+    """Where the noun phrase from ``i`` ends: at a function word, a number or after :data:`_PHRASE` words."""
+    j = i
+    while j < len(lower) and j - i < _PHRASE and lower[j] not in _STOP and lower[j].isalpha():
+        j += 1
+    return j
+
+
+def _is_name(word: str, words: list[str]) -> bool:
+    """A capitalised word after the question's first one, or quoted text: a value, not a thing to look for."""
+    return word == "QUOTED" or (word is not words[0] and word[:1].isupper() and not word.isupper())
+
+
+def _known(phrase: list[str], nouns: list[str], lexicon: SchemaLexicon, values: frozenset[str]) -> bool:
+    """Whether any noun of the phrase, or the phrase as one term ("water slide", "roller coaster"), is known."""
+    whole = " ".join(phrase)
+    return any(lexicon.knows(w, values) for w in nouns) or (len(phrase) > 1 and lexicon.knows(whole, values))
+
+
+def refusal(missing: Sequence[Missing], tables: Sequence[str]) -> str:
+    """One line saying what the database lacks, with a did-you-mean or the list of its tables.
+
+    >>> refusal([Missing("unicorns", None, table=False)], ["zoo_animals"])
+    "can't answer that from this database: it has no unicorns; its tables: zoo_animals"
+    """
     parts = []
-    for name, near in missing:
-        parts.append(f"no table {name}" + (f" (did you mean {near}?)" if near else ""))
+    for name, near, table in missing:
+        parts.append(f"no {'table ' if table else ''}{name}" + (f" (did you mean {near}?)" if near else ""))
     shown = ", ".join(sorted(tables)[:12]) + (", ..." if len(tables) > 12 else "")
     return f"can't answer that from this database: it has {'; '.join(parts)}; its tables: {shown}"
 

