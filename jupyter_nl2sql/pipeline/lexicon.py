@@ -31,7 +31,10 @@ from .synonyms import GENERIC_WORDS, MAX_HYPONYMS, same_root
 from .values import STOPWORDS, normalize
 from .wordnet import HYPERNYM, HYPONYM, INSTANCE_HYPERNYM, INSTANCE_HYPONYM, WordNet, WordNetCache
 
-__all__ = ["SchemaLexicon", "LexiconCache"]
+__all__ = ["SchemaLexicon", "LexiconCache", "THING_CATEGORIES"]
+
+#: The WordNet noun categories of things a question may ask about that a database would keep rows of.
+THING_CATEGORIES = frozenset("animal artifact body food location object person plant substance".split())
 
 #: Steps up WordNet's classes from a sense of a schema word (``car`` → motor vehicle → … → vehicle).
 SCHEMA_DEPTH = 4
@@ -131,6 +134,19 @@ class SchemaLexicon:
         counts = {pos: len(self.wordnet.senses(b, pos)) for pos in ("n", "a", "r")
                   for b in self.wordnet.base_forms(word, pos)[:1]}
         return counts.get("n", 0) > 0 and counts["n"] >= max(counts.get("a", 0), counts.get("r", 0))
+
+
+    def is_thing(self, word: str) -> bool:
+        """Whether ``word``'s most frequent noun sense is a thing one could keep rows of: a person, animal, plant,
+        artifact, food, substance, place, object or body part ("unicorn", "spaceship"), not an act, a group, a
+        possession or an idea ("purchase", "staff", "revenue"), which a schema may hold under other names or
+        compute from its columns (False without WordNet)."""
+        if self.wordnet is None:
+            return False
+        for base in self.wordnet.base_forms(word, "n")[:1]:
+            first = self.wordnet.senses(base, "n", 1)
+            return bool(first) and self.wordnet.synset(first[0]).category in THING_CATEGORIES
+        return False
 
 
 class LexiconCache(WordNetCache[SchemaLexicon]):

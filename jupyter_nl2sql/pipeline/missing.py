@@ -119,7 +119,7 @@ def missing_things(question: str, lexicon: SchemaLexicon, values: Iterable[str] 
     for start in sorted(set(starts)):
         for phrase in _subjects(words, lower, start):
             nouns = [w for w in phrase if w.casefold() not in _GENERIC and len(w) > 2 and lexicon.is_noun(w)]
-            if not nouns or phrase[-1].casefold() in _GENERIC or any(_is_name(w, words) for w in phrase) or _known(phrase, nouns, lexicon, values):
+            if not nouns or not lexicon.is_thing(nouns[-1]) or phrase[-1].casefold() in _GENERIC or any(_is_name(w, words) for w in phrase) or _known(phrase, nouns, lexicon, values):
                 continue
             name = " ".join(w.casefold() for w in nouns)
             if name not in {m.name for m in out}:

@@ -37,6 +37,11 @@ HYPERNYM, INSTANCE_HYPERNYM, HYPONYM, INSTANCE_HYPONYM, DERIVED = "@", "@i", "~"
 
 #: Synsets kept after reading (the schemas' words and a session's questions need a few thousand).
 MAX_CACHED_SYNSETS = 50_000
+#: WordNet's lexicographer files (``lexnames``) by number, the noun ones without their ``noun.`` prefix.
+LEXICOGRAPHER_FILES = dict(enumerate(
+    "adj.all adj.pert adv.all Tops act animal artifact attribute body cognition communication event feeling food "
+    "group location motive object person phenomenon plant possession process quantity relation shape state "
+    "substance time".split()))
 
 #: Inflectional endings and their replacements, tried in order when a word is not in the index as written
 #: (WordNet's ``morphy`` detachment rules).
@@ -71,6 +76,8 @@ class Synset:
     pointers: tuple[tuple[str, tuple[str, int], int], ...]
     gloss: str = ""
     """The definition and examples, as WordNet writes them after ``|``."""
+    category: str = ""
+    """The lexicographer file it belongs to, without its part of speech: ``"artifact"``, ``"person"``, ``"act"``."""
 
     def related(self, *symbols: str) -> list[tuple[str, int]]:
         """The synsets this one points to with any of ``symbols``."""
@@ -211,7 +218,8 @@ class WordNet:
             symbol, target, target_pos, source_target = fields[at + 1 + 4 * i:at + 5 + 4 * i]
             pointers.append((symbol, ("a" if target_pos == "s" else target_pos, int(target)),
                              int(source_target[2:], 16)))
-        synset = Synset(("a" if pos == "s" else pos, offset), words, tuple(pointers), gloss.strip())
+        synset = Synset(("a" if pos == "s" else pos, offset), words, tuple(pointers), gloss.strip(),
+                        LEXICOGRAPHER_FILES.get(int(fields[1]), ""))
         with self._lock:
             if len(self._synsets) >= MAX_CACHED_SYNSETS:  # a bound for a long-lived kernel, not a working set
                 self._synsets.clear()
