@@ -258,6 +258,9 @@ class Settings:
     drop_unasked_limit: bool = option(True, "In a follow-up, run the query without a LIMIT the question did not ask "
                                             "for (\"highest first\", \"with their prices too\") when the previous "
                                             "query had none, and say so.", _bool)
+    round_as_asked: bool = option(True, "When the question asks for N decimals (\"rounded to 1 decimal\", \"2 decimal "
+                                        "places\"), round the query's fractional columns (divisions, averages) that "
+                                        "the model left unrounded, and say so.", _bool)
     fix_values: bool = option(True, "When a query finds nothing, use the database's spelling of a value that "
                                     "differs only in case, accents or dashes.", _bool)
     # -- caches and files

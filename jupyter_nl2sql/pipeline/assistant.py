@@ -37,6 +37,7 @@ from .confidence import Confidence, hesitations, lowest_in_sql
 from .conversation import Conversations, FollowUp, Turn, looks_like_follow_up
 from .explain import explain_sql
 from .refinements import kept_conditions, unasked_limit
+from .rounding import asked_decimals, rounded_as_asked
 from .lexicon import LexiconCache
 from .missing import missing_from_schema, refusal
 from .prompting import (LAYOUTS, Example, build_messages, empty_result_messages, extract_sql, follow_up_message,
@@ -644,28 +645,33 @@ class Assistant:
         return checked
 
     def _refined(self, answer: Answer, run: Run, checked: CheckedSQL) -> CheckedSQL:
-        """A follow-up's query with the previous query's conditions it dropped unasked (``keep_conditions``) and
-        without a LIMIT its question did not ask for (``drop_unasked_limit``), each change checked again and said in
+        """The query with its fractional columns rounded as the question asks (``round_as_asked``, :mod:`~.rounding`);
+        for a follow-up, also with the previous query's conditions it dropped unasked (``keep_conditions``) and
+        without a LIMIT its question did not ask for (``drop_unasked_limit``); each change checked again and said in
         a warning (:mod:`~.refinements`); else ``checked`` as it is (also for a question that does not read as a
         follow-up, :func:`~.conversation.looks_like_follow_up`)."""
-        previous = run.context.previous_sql if run.context is not None else None
-        if not previous or checked.is_write:
+        if checked.is_write or checked.kind == "explain":
             return checked
         s, question, dialect = run.settings, answer.question or "", run.conn.sqlglot_dialect
-        if not looks_like_follow_up(question):  # a question of its own, asked in a conversation: as the model wrote it
-            return checked
-        mapping = run.schema.mapping()
 
         def changed(sql: str, note: str) -> CheckedSQL:  # ``sql`` checked in its place (kept as it was if it fails)
             try:
-                new = check_sql(sql, dialect=dialect, schema=mapping, allow_writes=False)
+                new = check_sql(sql, dialect=dialect, schema=run.schema.mapping(), allow_writes=False)
             except SQLCheckError:
                 return checked
             answer.warnings.append(note)
             return new
 
+        decimals = asked_decimals(question) if s.round_as_asked else None
+        rounded = rounded_as_asked(checked.sql, decimals, dialect) if decimals is not None else None
+        if rounded is not None:
+            checked = changed(rounded[0], f"rounded {', '.join(rounded[1])} to {decimals} decimal"
+                                          f"{'' if decimals == 1 else 's'} as the question asks")
+        previous = run.context.previous_sql if run.context is not None else None
+        if not previous or not looks_like_follow_up(question):  # a question of its own: as the model wrote it
+            return checked
         if s.keep_conditions:
-            kept = kept_conditions(checked.sql, previous, question, dialect, mapping)
+            kept = kept_conditions(checked.sql, previous, question, dialect, run.schema.mapping())
             if kept is not None:
                 checked = changed(kept[0], "kept the previous query's conditions that the follow-up did not lift: "
                                            + "; ".join(kept[1]))
