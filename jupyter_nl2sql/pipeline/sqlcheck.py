@@ -14,8 +14,11 @@ module is the first of the two layers.
 from __future__ import annotations
 
 import difflib
+import functools
+import string
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,11 +133,52 @@ def check_sql(sql: str, *, dialect: str = "sqlite", schema: Schema | None = None
                           "postgres") from None
     text, tokens = _prepare(sql, dialect)
     kind, is_write, root = _check_statement(text, tokens, dialect, allow_writes)
+    if dialect == "sqlite":
+        _check_date_formats(root)
     warnings: list[str] = []
     query = _schema_query(root)
     if schema is not None and not is_write and query is not None:
         warnings = _check_schema(query, schema, dialect)
     return CheckedSQL(sql=text, kind=kind, is_write=is_write, tables=_tables(root), warnings=warnings)
+
+
+@functools.cache
+def sqlite_date_codes() -> frozenset[str]:
+    """The ``strftime`` format letters this process's SQLite knows (it returns NULL for any other): asked of an
+    in-memory database of the same library that runs the queries."""
+    import sqlite3
+
+    with closing(sqlite3.connect(":memory:")) as probe:
+        return frozenset(c for c in string.ascii_letters
+                         if probe.execute("SELECT strftime(?, '2024-05-06 10:11:12')", (f"%{c}",)).fetchone()[0]
+                         is not None)
+
+
+def _check_date_formats(root: exp.Expr) -> None:
+    """Refuse an SQLite ``strftime`` whose literal format has a letter SQLite does not know: the query would run
+    and give NULL where a date part was meant (a quarter, a month name), a silent wrong answer."""
+    known = sqlite_date_codes()
+    for node in root.find_all(exp.TimeToStr):
+        fmt = node.args.get("format")
+        if not isinstance(fmt, exp.Literal) or not fmt.is_string:
+            continue
+        unknown = sorted({c for c in _date_codes(fmt.this) if c not in known})
+        if unknown:
+            hint = (" (for a quarter: (CAST(strftime('%m', d) AS INTEGER) + 2) / 3)"
+                    if {"q", "Q"} & set(unknown) else "")
+            raise SQLCheckError(f"SQLite's strftime has no {', '.join('%' + c for c in unknown)}: it gives NULL; "
+                                f"it knows {' '.join('%' + c for c in sorted(known))}{hint}")
+
+
+def _date_codes(fmt: str) -> list[str]:
+    """The letters after each ``%`` of a strftime format (``%%`` is a percent sign; other characters are not
+    probed, so not judged)."""
+    codes, i = [], 0
+    while (i := fmt.find("%", i)) != -1 and i + 1 < len(fmt):
+        if fmt[i + 1] in string.ascii_letters:
+            codes.append(fmt[i + 1])
+        i += 2
+    return codes
 
 
 # --- text -------------------------------------------------------------------------------------------------------
