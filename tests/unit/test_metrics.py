@@ -104,7 +104,7 @@ def test_raised_errors_are_counted_by_kind(scripted, metrics, assistant, tmp_pat
 def test_an_answer_with_an_error_is_counted(scripted, demo_sqlite_url, metrics, assistant):
     scripted("SELECT * FROM spaceships")
     instrument(assistant, metrics)
-    ans = assistant.ask("List the spaceships", demo_sqlite_url)
+    ans = assistant.ask("List the orders", demo_sqlite_url)  # the model names a table there is none of
     assert not ans.ok
     assert ans.error_kind == "SQLCheckError"  # the pipeline records what failed (no table spaceships)
     assert value(metrics, "nl2sql_errors_total", kind="SQLCheckError") == 1
