@@ -653,25 +653,29 @@ class Assistant:
         if checked.is_write or checked.kind == "explain":
             return checked
         s, question, dialect = run.settings, answer.question or "", run.conn.sqlglot_dialect
+        decimals = asked_decimals(question) if s.round_as_asked else None
+        rounded = rounded_as_asked(checked.sql, decimals, dialect) if decimals is not None else None
+        previous = run.context.previous_sql if run.context is not None else None
+        follow_up = bool(previous) and looks_like_follow_up(question)  # else as the model wrote it
+        if rounded is None and not follow_up:
+            return checked
+        mapping = run.schema.mapping()
 
         def changed(sql: str, note: str) -> CheckedSQL:  # ``sql`` checked in its place (kept as it was if it fails)
             try:
-                new = check_sql(sql, dialect=dialect, schema=run.schema.mapping(), allow_writes=False)
+                new = check_sql(sql, dialect=dialect, schema=mapping, allow_writes=False)
             except SQLCheckError:
                 return checked
             answer.warnings.append(note)
             return new
 
-        decimals = asked_decimals(question) if s.round_as_asked else None
-        rounded = rounded_as_asked(checked.sql, decimals, dialect) if decimals is not None else None
         if rounded is not None:
             checked = changed(rounded[0], f"rounded {', '.join(rounded[1])} to {decimals} decimal"
                                           f"{'' if decimals == 1 else 's'} as the question asks")
-        previous = run.context.previous_sql if run.context is not None else None
-        if not previous or not looks_like_follow_up(question):  # a question of its own: as the model wrote it
+        if not follow_up:
             return checked
         if s.keep_conditions:
-            kept = kept_conditions(checked.sql, previous, question, dialect, run.schema.mapping())
+            kept = kept_conditions(checked.sql, previous, question, dialect, mapping)
             if kept is not None:
                 checked = changed(kept[0], "kept the previous query's conditions that the follow-up did not lift: "
                                            + "; ".join(kept[1]))

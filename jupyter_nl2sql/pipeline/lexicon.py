@@ -87,10 +87,11 @@ class SchemaLexicon:
         words += [w for text in _comments(schema) for w in normalize(text).split()]
         content = {w for w in words if len(w) > 2 and w.isalpha()}
         samples = {w for text in _samples(schema) for w in normalize(text).split() if len(w) > 2 and w.isalpha()}
-        own = {sense for word in sorted(content) + phrases for sense in _noun_senses(wordnet, word)} if wordnet else set()
-        senses = set().union(*(_classes(wordnet, sense, SCHEMA_DEPTH) for sense in own)) if wordnet else set()
-        parents = set().union(*(_classes(wordnet, sense, COUSIN_DEPTH) - {sense} for sense in own)) if wordnet else set()
-        parents = {p for p in parents if not _broad(wordnet, p)}
+        own = ({sense for word in sorted(content) + phrases for sense in _noun_senses(wordnet, word)}
+               if wordnet else set())  # no senses: nothing below is read from WordNet either
+        senses = set().union(*(_classes(wordnet, sense, SCHEMA_DEPTH) for sense in own))
+        parents = {p for sense in own for p in _classes(wordnet, sense, COUSIN_DEPTH) - {sense}
+                   if not _broad(wordnet, p)}
         squashed = tuple(dict.fromkeys(s for s in map(squash, names) if len(s) >= MIN_PART))
         named = frozenset(stem(w) for w in content)
         return cls(named | {stem(w) for w in samples}, named, squashed, frozenset(own), frozenset(senses),
@@ -134,7 +135,6 @@ class SchemaLexicon:
         counts = {pos: len(self.wordnet.senses(b, pos)) for pos in ("n", "a", "r")
                   for b in self.wordnet.base_forms(word, pos)[:1]}
         return counts.get("n", 0) > 0 and counts["n"] >= max(counts.get("a", 0), counts.get("r", 0))
-
 
     def is_thing(self, word: str) -> bool:
         """Whether ``word``'s most frequent noun sense is a thing one could keep rows of: a person, animal, plant,

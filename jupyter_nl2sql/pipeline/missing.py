@@ -60,7 +60,8 @@ _CLOSE = 0.75
 
 def missing_tables(question: str, tables: Sequence[str], columns: Iterable[str] = ()) -> list[Missing]:
     """The tables ``question`` names that are unlike every name in ``tables`` and ``columns``, each with the
-    nearest table name (or None when none is close): ``[("zoo", None)]``; [] when it names none or only known ones."""
+    nearest table name (or None when none is close): ``[Missing("zoo", None)]``; [] when it names none or only
+    known ones."""
     names = [m.group(1) for m in _NAMED.finditer(question)] + [m.group(1) for m in _CALLED.finditer(question)]
     known = [squash(n) for n in [*tables, *columns] if squash(n)]
     out: list[Missing] = []
@@ -119,7 +120,8 @@ def missing_things(question: str, lexicon: SchemaLexicon, values: Iterable[str] 
     for start in sorted(set(starts)):
         for phrase in _subjects(words, lower, start):
             nouns = [w for w in phrase if w.casefold() not in _GENERIC and len(w) > 2 and lexicon.is_noun(w)]
-            if not nouns or not lexicon.is_thing(nouns[-1]) or phrase[-1].casefold() in _GENERIC or any(_is_name(w, words) for w in phrase) or _known(phrase, nouns, lexicon, values):
+            if (not nouns or not lexicon.is_thing(nouns[-1]) or phrase[-1].casefold() in _GENERIC
+                    or any(_is_name(w, words) for w in phrase) or _known(phrase, nouns, lexicon, values)):
                 continue
             name = " ".join(w.casefold() for w in nouns)
             if name not in {m.name for m in out}:

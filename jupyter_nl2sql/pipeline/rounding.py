@@ -46,7 +46,8 @@ def asked_decimals(question: str) -> int | None:
 
 def rounded_as_asked(sql: str, decimals: int, dialect: str) -> tuple[str, list[str]] | None:
     """``sql`` with each fractional column of its outermost ``SELECT`` rounded to ``decimals`` and the names of
-    those columns (``"column 2"`` for one without a name), or None when there is none to round (or the SQL does not parse as one ``SELECT``)."""
+    those columns (``"column 2"`` for one without a name), or None when there is none to round (or the SQL does
+    not parse as one ``SELECT``)."""
     try:
         tree = sqlglot.parse_one(sql, read=dialect)
     except SqlglotError:
@@ -74,9 +75,9 @@ def rounded_as_asked(sql: str, decimals: int, dialect: str) -> tuple[str, list[s
 def _fractional(value: exp.Expr) -> bool:
     """Whether a projection computes a fraction that is not rounded yet: a division, an average or a cast to a
     floating type anywhere in it, and no ROUND (or other rounding) around it."""
-    if isinstance(value, (exp.Round, exp.Floor, exp.Ceil, exp.Star)) or value.find(exp.Round) is not None:
+    if isinstance(value, (exp.Floor, exp.Ceil, exp.Star, exp.Count, exp.Column, exp.Literal)):
         return False
-    if isinstance(value, (exp.Count, exp.Column, exp.Literal)):
+    if value.find(exp.Round) is not None:  # the projection itself or a part of it
         return False
     if value.find(exp.Div, exp.Avg) is not None:
         return True
