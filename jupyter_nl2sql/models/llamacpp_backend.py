@@ -262,6 +262,9 @@ class LlamaCppBackend:
         params.cpuparams.n_threads = n_threads
         params.cpuparams_batch.n_threads = n_threads
         params.warmup = False
+        # The engine's "fit" step loads the model once more to size the context and GPU layers to the free memory;
+        # both are set here, and on a CPU it only delays every start.
+        params.fit_params = False
         params.verbosity = 0
         params.cache_ram_mib = _env_int("NL2SQL_LLAMA_RAM_CACHE_MB", RAM_PROMPT_CACHE_MB, minimum=0)
         params.api_keys = [api_key]

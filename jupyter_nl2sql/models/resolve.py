@@ -22,6 +22,7 @@ import importlib
 import logging
 import os
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -231,6 +232,8 @@ def _download_snapshot(repo_id: str, *, progress: bool) -> ResolvedModel:
 # -- Hugging Face cache and network --------------------------------------------------------------------------------
 def hf_cached_snapshot(repo_id: str) -> Path | None:
     """The locally cached snapshot of ``repo_id`` when it has a config and safetensors weights (never online)."""
+    if not _hf_cache_folder(repo_id).is_dir():  # the common case, without importing the Hub client
+        return None
     try:
         from huggingface_hub import snapshot_download
 
@@ -244,6 +247,8 @@ def hf_cached_snapshot(repo_id: str) -> Path | None:
 
 def _hf_cached_file(repo_id: str, filename: str) -> Path | None:
     """A file of ``repo_id`` in the local Hugging Face cache (never online)."""
+    if not _hf_cache_folder(repo_id).is_dir():
+        return None
     try:
         from huggingface_hub import try_to_load_from_cache
 
@@ -251,6 +256,20 @@ def _hf_cached_file(repo_id: str, filename: str) -> Path | None:
     except Exception:
         return None
     return Path(found) if isinstance(found, str) and os.path.isfile(found) else None
+
+
+def _hf_cache_folder(repo_id: str) -> Path:
+    """Where the Hugging Face cache keeps model ``repo_id``, found as ``huggingface_hub`` finds it (``HF_HUB_CACHE``,
+    else ``HF_HOME``/hub, else ``XDG_CACHE_HOME``/huggingface/hub, else ``~/.cache/huggingface/hub``; once the
+    client is imported, its own setting)."""
+    loaded = sys.modules.get("huggingface_hub.constants")
+    cache = (getattr(loaded, "HF_HUB_CACHE", None) if loaded is not None else None) or \
+        os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if not cache:
+        home = os.environ.get("HF_HOME") or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface")
+        cache = os.path.join(home, "hub")
+    return Path(cache).expanduser() / ("models--" + repo_id.replace("/", "--"))
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
