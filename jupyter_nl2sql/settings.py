@@ -261,6 +261,9 @@ class Settings:
     round_as_asked: bool = option(True, "When the question asks for N decimals (\"rounded to 1 decimal\", \"2 decimal "
                                         "places\"), round the query's fractional columns (divisions, averages) that "
                                         "the model left unrounded, and say so.", _bool)
+    top_per_group: bool = option(True, "When the question asks for the top rows of each group (\"the 2 biggest "
+                                       "spenders in each country\") and the model's query ranks all rows together, "
+                                       "keep the top rows of each group instead, and say so.", _bool)
     fix_values: bool = option(True, "When a query finds nothing, use the database's spelling of a value that "
                                     "differs only in case, accents or dashes.", _bool)
     # -- caches and files

@@ -37,13 +37,15 @@ from .confidence import Confidence, hesitations, lowest_in_sql
 from .conversation import Conversations, FollowUp, Turn, looks_like_follow_up
 from .explain import explain_sql
 from .refinements import kept_conditions, unasked_limit
+from .pergroup import top_per_group
 from .rounding import asked_decimals, rounded_as_asked
+from .windows import nest_windows
 from .lexicon import LexiconCache
 from .missing import missing_from_schema, refusal
 from .prompting import (LAYOUTS, Example, build_messages, empty_result_messages, extract_sql, follow_up_message,
                         follow_up_messages, prompt_head, repair_messages)
 from .schema import Schema, SchemaCache, fit_schema
-from .namefix import fix_names, fix_values
+from .namefix import NameFix, fix_names, fix_values
 from .sqlcheck import CheckedSQL, check_sql
 from .stats import Stats
 from .synonyms import LinkerCache, SynonymLink, render_links
@@ -635,13 +637,17 @@ class Assistant:
                 return check_sql(sql, dialect=dialect, schema=mapping, allow_writes=writes)
             except SQLCheckError as first:
                 fixed = fix_names(sql, mapping, dialect, run.schema.links()) if run.settings.fix_names else None
+                nested = nest_windows(fixed.sql if fixed is not None else sql, dialect)
+                if nested is not None:  # a running total over groups (windows.py), as well as names or alone
+                    fixed = NameFix(nested, [*(fixed.changes if fixed is not None else []),
+                                             "window aggregates over the groups' aggregates (SUM(SUM(x)) OVER)"])
                 if fixed is None or not fixed.changed:
                     raise
                 try:
                     checked = check_sql(fixed.sql, dialect=dialect, schema=mapping, allow_writes=writes)
                 except SQLCheckError:
                     raise first from None
-        answer.warnings.append("corrected names in the model's SQL: " + "; ".join(dict.fromkeys(fixed.changes)))
+        answer.warnings.append("corrected the model's SQL: " + "; ".join(dict.fromkeys(fixed.changes)))
         return checked
 
     def _refined(self, answer: Answer, run: Run, checked: CheckedSQL) -> CheckedSQL:
@@ -655,9 +661,11 @@ class Assistant:
         s, question, dialect = run.settings, answer.question or "", run.conn.sqlglot_dialect
         decimals = asked_decimals(question) if s.round_as_asked else None
         rounded = rounded_as_asked(checked.sql, decimals, dialect) if decimals is not None else None
+        grouped = top_per_group(rounded[0] if rounded else checked.sql, question, dialect) if s.top_per_group \
+            else None
         previous = run.context.previous_sql if run.context is not None else None
         follow_up = bool(previous) and looks_like_follow_up(question)  # else as the model wrote it
-        if rounded is None and not follow_up:
+        if rounded is None and grouped is None and not follow_up:
             return checked
         mapping = run.schema.mapping()
 
@@ -672,6 +680,9 @@ class Assistant:
         if rounded is not None:
             checked = changed(rounded[0], f"rounded {', '.join(rounded[1])} to {decimals} decimal"
                                           f"{'' if decimals == 1 else 's'} as the question asks")
+        if grouped is not None:
+            checked = changed(grouped[0], f"kept the top rows of each {grouped[1]} as the question asks (the "
+                                          f"model's query ranked all rows together)")
         if not follow_up:
             return checked
         if s.keep_conditions:

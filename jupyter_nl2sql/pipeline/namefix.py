@@ -69,7 +69,9 @@ def fix_names(sql: str, schema: SchemaMapping, dialect: str = "sqlite", links: I
     In order: unquoted multi-word headers are quoted (``Winning Driver`` would otherwise parse as a column with an
     alias, ``School/Club Team`` as a division, or not at all); unknown tables and columns are renamed to their
     unique squashed match (:func:`squash`) among the tables in reach; a column on a join alias whose table lacks it
-    moves to the one other table of that query that has it; with the schema's foreign keys (``links``), a column
+    moves to the one other table of that query that has it; with the schema's foreign keys (``links``), a join
+    condition that compares a column with itself (``ON T1.id = T1.id``) becomes the one foreign key between the
+    joined table and the other table of the query linked to it, and a column
     that no table of the query has but exactly one nearest table of the schema has is reached by joining that
     table along the foreign keys (at most two hops, each over exactly one key).  Returns the input unchanged when
     nothing applies or the SQL cannot be parsed.
@@ -84,6 +86,7 @@ def fix_names(sql: str, schema: SchemaMapping, dialect: str = "sqlite", links: I
     _fix_columns(tree, tables, changes)
     graph = _link_graph(links, spelled)
     if graph:
+        _fix_self_joins(tree, tables, graph, changes)
         _add_joins(tree, tables, spelled, graph, changes)
     if not changes:
         return NameFix(sql)
@@ -323,6 +326,42 @@ def _add_joins(tree: exp.Expr, tables: dict[str, dict[str, str]], spelled: dict[
             owner = owners[column.name.lower()]
             column.set("this", exp.to_identifier(tables[owner][column.name.lower()]))
             column.set("table", exp.to_identifier(alias_of[owner]))
+
+
+def _fix_self_joins(tree: exp.Expr, tables: dict[str, dict[str, str]],
+                    graph: dict[str, dict[str, tuple[list[str], list[str]]]], changes: list[str]) -> None:
+    """Replace ``ON a.x = a.x`` (true on every row) by the foreign key between the joined table and the one other
+    table of its query that a single key links it to; left alone when none or several fit, or in a self-join."""
+    for scope in traverse_scope(tree):
+        select = scope.expression
+        sources = _table_sources(scope, tables)
+        in_query = {alias: scope.sources[_alias_spelling(scope, alias)].name.lower() for alias in sources}
+        if not isinstance(select, exp.Select) or len(set(in_query.values())) != len(in_query):
+            continue
+        for join in select.args.get("joins") or ():
+            on, joined = join.args.get("on"), join.this
+            if on is None or not isinstance(joined, exp.Table) or joined.alias_or_name.lower() not in in_query:
+                continue
+            for eq in list(on.find_all(exp.EQ)):
+                left, right = eq.this, eq.expression
+                if not (isinstance(left, exp.Column) and isinstance(right, exp.Column)
+                        and left.sql().casefold() == right.sql().casefold()):
+                    continue
+                here = joined.alias_or_name.lower()
+                named = left.table.lower()
+                others = [named] if named and named != here else [a for a in in_query if a != here]
+                linked = [a for a in others if in_query.get(a) in graph.get(in_query[here], {})]
+                if len(linked) != 1:
+                    continue
+                cols_here, cols_there = graph[in_query[here]][in_query[linked[0]]]
+                if len(cols_here) != 1:
+                    continue
+                fixed = exp.EQ(this=exp.column(exp.to_identifier(cols_there[0]),
+                                               table=exp.to_identifier(_alias_spelling(scope, linked[0]))),
+                               expression=exp.column(exp.to_identifier(cols_here[0]),
+                                                     table=exp.to_identifier(_alias_spelling(scope, here))))
+                changes.append(f"join condition {eq.sql()} → {fixed.sql()}")
+                eq.replace(fixed)
 
 
 def _is_missing(column: exp.Column, sources: dict[str, dict[str, str]], aliases: set[str]) -> bool:

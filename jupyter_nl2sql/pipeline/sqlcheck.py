@@ -34,6 +34,7 @@ from ..errors import ConfigError, SQLCheckError, WriteRefused
 from .sqlfunctions import (ADMIN_FUNCTIONS, BUILTIN_QUALIFIERS, DENIED_FUNCTIONS, DIALECTS, DUCKDB_READ_PRAGMAS,
                            SQLITE_READ_PRAGMAS, SQLITE_SETTING_PRAGMAS, STATEMENT_KEYWORDS, WRITE_FUNCTIONS, Denied,
                            function_policy, relation_policy)
+from .windows import ungrouped_windows
 
 Schema = Mapping[str, Mapping[str, str]]
 """``{"table": {"column": "TYPE"}}``; names are compared case-insensitively."""
@@ -135,6 +136,11 @@ def check_sql(sql: str, *, dialect: str = "sqlite", schema: Schema | None = None
     kind, is_write, root = _check_statement(text, tokens, dialect, allow_writes)
     if dialect == "sqlite":
         _check_date_formats(root)
+    _check_join_conditions(root)
+    windows = ungrouped_windows(root, dialect)
+    if windows:
+        raise SQLCheckError(f"{windows[0]} runs after GROUP BY, where its column is no longer one value (SQLite "
+                            f"takes one row's): aggregate inside it, e.g. SUM(SUM(x)) OVER (...) for a running total")
     warnings: list[str] = []
     query = _schema_query(root)
     if schema is not None and not is_write and query is not None:
@@ -168,6 +174,23 @@ def _check_date_formats(root: exp.Expr) -> None:
                     if {"q", "Q"} & set(unknown) else "")
             raise SQLCheckError(f"SQLite's strftime has no {', '.join('%' + c for c in unknown)}: it gives NULL; "
                                 f"it knows {' '.join('%' + c for c in sorted(known))}{hint}")
+
+
+def _check_join_conditions(root: exp.Expr) -> None:
+    """Refuse a join whose condition compares a column with itself (``ON o.id = o.id``): it holds on every row,
+    so the join pairs every row with every other, a silent wrong answer (:func:`~.namefix.fix_names` mends it along
+    the schema's foreign keys when exactly one fits; otherwise the repair round is told)."""
+    for join in root.find_all(exp.Join):
+        on = join.args.get("on")
+        if on is None:
+            continue
+        for eq in on.find_all(exp.EQ):
+            left, right = eq.this, eq.expression
+            if not (isinstance(left, exp.Column) and isinstance(right, exp.Column)
+                    and left.sql().casefold() == right.sql().casefold()):
+                continue
+            raise SQLCheckError(f"the join condition {eq.sql()} compares a column with itself, so every row "
+                                f"matches: compare a column of each joined table")
 
 
 def _date_codes(fmt: str) -> list[str]:

@@ -80,7 +80,7 @@ def test_assistant_fixes_names_without_another_model_call(scripted, demo_sqlite_
     assert ans.ok and len(backend.calls) == 1
     assert ans.sql == "SELECT last_name FROM employees ORDER BY last_name LIMIT 3"
     assert list(ans.dataframe.columns) == ["last_name"] and len(ans.dataframe) == 3
-    assert any("corrected names" in w and "lastname → last_name" in w for w in ans.warnings)
+    assert any("corrected the model's SQL" in w and "lastname → last_name" in w for w in ans.warnings)
 
 
 def test_wrong_alias_is_moved_to_the_table_that_has_the_column(scripted, demo_sqlite_url: str) -> None:
@@ -233,3 +233,48 @@ def test_checker_refuses_a_column_of_a_table_the_query_does_not_join() -> None:
                   schema={"customers": {"name": "TEXT"}, "order_items": {"quantity": "INTEGER"}})
     check_sql("SELECT name FROM customers AS c WHERE EXISTS (SELECT 1 FROM orders WHERE orders.cid = c.id)",
               schema={"customers": {"name": "TEXT", "id": "INTEGER"}, "orders": {"cid": "INTEGER"}})
+
+
+@pytest.mark.parametrize("sql, fixed", [
+    # the qualifier is the other table: compared with the joined table's key
+    ("SELECT c.name FROM customers AS c JOIN orders AS o ON c.customer_id = c.customer_id",
+     "SELECT c.name FROM customers AS c JOIN orders AS o ON c.customer_id = o.customer_id"),
+    # the qualifier is the joined table: the one other table linked to it
+    ("SELECT c.name FROM customers AS c JOIN orders AS o ON o.customer_id = o.customer_id WHERE o.order_id > 3",
+     "SELECT c.name FROM customers AS c JOIN orders AS o ON c.customer_id = o.customer_id WHERE o.order_id > 3"),
+])
+def test_join_condition_on_one_column_becomes_the_foreign_key(sql: str, fixed: str) -> None:
+    result = fix_names(sql, SHOP, links=SHOP_LINKS)
+    assert result.sql == fixed and result.changes[0].startswith("join condition ")
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT t.nickname FROM matches AS m JOIN teams AS t ON t.team_id = t.team_id",  # home or away: two keys
+    "SELECT d.city FROM customers AS c JOIN departments AS d ON d.city = d.city",  # no key between them
+    "SELECT c.name FROM customers AS c JOIN orders AS o ON c.customer_id = o.customer_id",  # nothing wrong
+])
+def test_join_condition_is_not_guessed(sql: str) -> None:
+    assert not fix_names(sql, SHOP, links=SHOP_LINKS).changed
+
+
+def test_assistant_mends_a_join_on_one_column(scripted, demo_sqlite_url: str) -> None:
+    from jupyter_nl2sql.pipeline.assistant import Assistant
+
+    backend = scripted("SELECT COUNT(*) FROM customers AS c JOIN orders AS o ON c.customer_id = c.customer_id "
+                       "WHERE c.country = 'Germany'")
+    ans = Assistant(generation_cache=False).ask("How many orders from Germany?", demo_sqlite_url)
+    assert ans.ok and len(backend.calls) == 1 and "ON c.customer_id = o.customer_id" in ans.sql
+    want = Assistant(generation_cache=False).run_sql(
+        "SELECT count(*) FROM orders o JOIN customers c USING (customer_id) WHERE c.country = 'Germany'",
+        demo_sqlite_url).dataframe.iloc[0, 0]
+    assert int(ans.dataframe.iloc[0, 0]) == want > 0
+
+
+def test_a_join_on_one_column_without_a_key_goes_to_the_repair_round(scripted, demo_sqlite_url: str) -> None:
+    from jupyter_nl2sql.pipeline.assistant import Assistant
+
+    backend = scripted("SELECT COUNT(*) FROM customers AS c JOIN products AS p ON p.product_id = p.product_id",
+                       "SELECT COUNT(*) FROM customers")
+    ans = Assistant(generation_cache=False).ask("How many customers?", demo_sqlite_url)
+    assert ans.ok and len(backend.calls) == 2
+    assert "compares a column with itself" in backend.calls[1][-1]["content"]

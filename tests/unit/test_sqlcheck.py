@@ -497,3 +497,18 @@ def test_allow_lists_are_large_and_exclude_the_dangerous() -> None:
                 "pg_terminate_backend", "query_to_xml", "nextval", "pg_sleep", "lo_import", "set_config",
                 "pg_stat_get_activity", "pg_stat_get_backend_activity", "ts_stat"} & ALLOWED_FUNCTIONS["postgres"]
     assert all(len(ALLOWED_FUNCTIONS[d]) > 150 for d in ALLOWED_FUNCTIONS)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT c.name FROM customers AS c JOIN orders AS o ON c.customer_id = c.customer_id",
+    "SELECT c.name FROM customers AS c JOIN orders AS o ON o.order_id > 1 AND O.Customer_ID = o.customer_id",
+    "SELECT name FROM customers JOIN orders ON customer_id = customer_id",
+])
+def test_a_join_that_compares_a_column_with_itself_is_refused(sql: str) -> None:
+    with pytest.raises(SQLCheckError, match="compares a column with itself"):
+        check_sql(sql)
+
+
+def test_a_join_on_two_columns_and_a_where_on_one_are_accepted() -> None:
+    check_sql("SELECT c.name FROM customers AS c JOIN orders AS o ON c.customer_id = o.customer_id "
+              "WHERE c.name = c.name")
