@@ -77,7 +77,7 @@ def top_per_group(sql: str, question: str, dialect: str) -> tuple[str, str] | No
     if names is None:
         return None
     aliases = {p.alias.lower(): p.unalias() for p in tree.expressions if p.alias}
-    ranking = [_expanded(o.copy(), aliases) for o in order.expressions]
+    ranking = [_expanded(o.copy(), aliases, tree.expressions) for o in order.expressions]
     window = exp.Window(this=exp.RowNumber(), partition_by=[p.copy() for p in partition],
                         order=exp.Order(expressions=ranking))
     inner = tree.copy()
@@ -148,8 +148,14 @@ def _named(projection: exp.Expr, name: str) -> exp.Expr:
     return exp.alias_(projection, exp.to_identifier(name, quoted=True))
 
 
-def _expanded(ordered: exp.Expr, aliases: dict[str, exp.Expr]) -> exp.Expr:
-    """An ORDER BY key with the output names it uses replaced by what they compute (a window cannot see them)."""
+def _expanded(ordered: exp.Expr, aliases: dict[str, exp.Expr], outputs: list[exp.Expr]) -> exp.Expr:
+    """An ORDER BY key with the output names and positions it uses (``ORDER BY spend``, ``ORDER BY 3``) replaced by
+    what they compute (a window sees neither)."""
+    key = ordered.this if isinstance(ordered, exp.Ordered) else ordered
+    if isinstance(key, exp.Literal) and key.is_int and 1 <= int(key.this) <= len(outputs):
+        key.replace(outputs[int(key.this) - 1].unalias().copy())
+        return ordered
+
     def swap(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Column) and not node.table and node.name.lower() in aliases:
             return aliases[node.name.lower()].copy()
