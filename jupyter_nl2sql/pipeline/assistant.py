@@ -34,6 +34,7 @@ from .examples import (ExampleStore, StoredExample, TaughtStore, identifier_word
                        select_examples, sql_literals)
 from .execution import ExecutionResult, execute
 from .confidence import Confidence, hesitations, lowest_in_sql
+from .conjunctions import intersected
 from .conversation import Conversations, FollowUp, Turn, looks_like_follow_up
 from .explain import explain_sql
 from .refinements import kept_conditions, unasked_limit
@@ -637,11 +638,8 @@ class Assistant:
                 return check_sql(sql, dialect=dialect, schema=mapping, allow_writes=writes)
             except SQLCheckError as first:
                 fixed = fix_names(sql, mapping, dialect, run.schema.links()) if run.settings.fix_names else None
-                nested = nest_windows(fixed.sql if fixed is not None else sql, dialect)
-                if nested is not None:  # a running total over groups (windows.py), as well as names or alone
-                    fixed = NameFix(nested, [*(fixed.changes if fixed is not None else []),
-                                             "window aggregates over the groups' aggregates (SUM(SUM(x)) OVER)"])
-                if fixed is None or not fixed.changed:
+                fixed = _mended(fixed or NameFix(sql), dialect)
+                if not fixed.changed:
                     raise
                 try:
                     checked = check_sql(fixed.sql, dialect=dialect, schema=mapping, allow_writes=writes)
@@ -1088,6 +1086,24 @@ def get_assistant() -> Assistant:
         if _default is None:
             _default = Assistant()
         return _default
+
+
+
+#: Deterministic mends of SQL the checker refused, tried after the names (each: the SQL, or None when it does not
+#: apply), and what each change is called in the answer's warnings.
+MENDS: tuple[tuple[Callable[[str, str], str | None], str], ...] = (
+    (nest_windows, "window aggregates over the groups' aggregates (SUM(SUM(x)) OVER)"),
+    (intersected, "one query per value, intersected (no row has both values)"),
+)
+
+
+def _mended(fixed: NameFix, dialect: str) -> NameFix:
+    """``fixed`` after every :data:`MENDS` entry that applies to its SQL, each change added to its list."""
+    for mend, note in MENDS:
+        sql = mend(fixed.sql, dialect)
+        if sql is not None:
+            fixed = NameFix(sql, [*fixed.changes, note])
+    return fixed
 
 
 def _prefill_then_decode(run: Run, done: int, total: int) -> None:

@@ -31,6 +31,7 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.tokens import Token, TokenType
 
 from ..errors import ConfigError, SQLCheckError, WriteRefused
+from .conjunctions import contradictions
 from .sqlfunctions import (ADMIN_FUNCTIONS, BUILTIN_QUALIFIERS, DENIED_FUNCTIONS, DIALECTS, DUCKDB_READ_PRAGMAS,
                            SQLITE_READ_PRAGMAS, SQLITE_SETTING_PRAGMAS, STATEMENT_KEYWORDS, WRITE_FUNCTIONS, Denied,
                            function_policy, relation_policy)
@@ -137,6 +138,10 @@ def check_sql(sql: str, *, dialect: str = "sqlite", schema: Schema | None = None
     if dialect == "sqlite":
         _check_date_formats(root)
     _check_join_conditions(root)
+    both = contradictions(root, dialect)
+    if both:
+        raise SQLCheckError(f"{both[0]} can never hold on one row: for what has both values, intersect one query per "
+                            f"value (INTERSECT), or group and keep the groups with both (HAVING COUNT(DISTINCT ...) = 2)")
     windows = ungrouped_windows(root, dialect)
     if windows:
         raise SQLCheckError(f"{windows[0]} runs after GROUP BY, where its column is no longer one value (SQLite "
