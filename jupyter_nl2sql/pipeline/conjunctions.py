@@ -15,9 +15,9 @@ SELECT name FROM c JOIN l ON l.code = c.code WHERE l.lang = 'en' INTERSECT SELEC
 
 from __future__ import annotations
 
-import sqlglot
 from sqlglot import exp
-from sqlglot.errors import SqlglotError
+
+from .sqltree import parse_or_none
 
 __all__ = ["contradictions", "intersected"]
 
@@ -25,7 +25,7 @@ __all__ = ["contradictions", "intersected"]
 def contradictions(sql: str | exp.Expr, dialect: str) -> list[str]:
     """The pairs ``col = a AND col = b`` (``a`` and ``b`` different literals) of the queries' ``WHERE`` clauses, as
     text."""
-    tree = _parse(sql, dialect)
+    tree = parse_or_none(sql, dialect)
     if tree is None:
         return []
     return [f"{first.sql(dialect=dialect)} AND {second.sql(dialect=dialect)}"
@@ -35,7 +35,7 @@ def contradictions(sql: str | exp.Expr, dialect: str) -> list[str]:
 def intersected(sql: str, dialect: str) -> str | None:
     """``sql`` (one ``SELECT`` of plain columns whose ``WHERE`` has one contradictory pair) as the same query once
     per value, intersected; None for anything else."""
-    tree = _parse(sql, dialect)
+    tree = parse_or_none(sql, dialect)
     if not isinstance(tree, exp.Select) or tree.args.get("where") is None:
         return None
     pairs = _pairs(tree.args["where"])
@@ -58,15 +58,6 @@ def _simplified(select: exp.Select) -> exp.Select:
     kept = [c for c in _conjuncts(where.this) if not isinstance(c, exp.Boolean)]
     select.set("where", exp.Where(this=exp.and_(*kept)) if kept else None)
     return select
-
-
-def _parse(sql: str | exp.Expr, dialect: str) -> exp.Expr | None:
-    if isinstance(sql, exp.Expr):
-        return sql
-    try:
-        return sqlglot.parse_one(sql, read=dialect)
-    except SqlglotError:
-        return None
 
 
 def _conjuncts(condition: exp.Expr) -> list[exp.Expr]:

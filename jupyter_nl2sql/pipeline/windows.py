@@ -17,9 +17,9 @@ minimum or maximum).  All on the syntax tree (sqlglot).
 
 from __future__ import annotations
 
-import sqlglot
 from sqlglot import exp
-from sqlglot.errors import SqlglotError
+
+from .sqltree import parse_or_none
 
 __all__ = ["ungrouped_windows", "nest_windows"]
 
@@ -35,7 +35,7 @@ def ungrouped_windows(sql: str | exp.Expr, dialect: str) -> list[str]:
 def nest_windows(sql: str, dialect: str) -> str | None:
     """``sql`` with each :func:`ungrouped_windows` ``SUM``, ``MIN`` or ``MAX`` reading the same aggregate of its
     groups, or None when there is none of those (or another kind is among them)."""
-    tree = _parse(sql, dialect)
+    tree = parse_or_none(sql, dialect)
     found = _found(tree, dialect) if tree is not None else []
     if not found or any(not isinstance(window.this, _NESTABLE) for window, _ in found):
         return None
@@ -45,18 +45,9 @@ def nest_windows(sql: str, dialect: str) -> str | None:
     return tree.sql(dialect=dialect)
 
 
-def _parse(sql: str | exp.Expr, dialect: str) -> exp.Expr | None:
-    if isinstance(sql, exp.Expr):
-        return sql
-    try:
-        return sqlglot.parse_one(sql, read=dialect)
-    except SqlglotError:
-        return None
-
-
 def _found(sql: str | exp.Expr, dialect: str) -> list[tuple[exp.Window, exp.Select]]:
     """(window, its SELECT) for each window aggregate over an ungrouped, unaggregated column."""
-    tree = _parse(sql, dialect)
+    tree = parse_or_none(sql, dialect)
     if tree is None:
         return []
     out = []

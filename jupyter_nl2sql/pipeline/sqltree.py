@@ -1,0 +1,20 @@
+"""One parse for the modules that rewrite model SQL on its syntax tree (sqlglot)."""
+
+from __future__ import annotations
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+__all__ = ["parse_or_none"]
+
+
+def parse_or_none(sql: str | exp.Expr, dialect: str) -> exp.Expr | None:
+    """``sql`` parsed as one statement of ``dialect`` (a tree is returned as it is), None when sqlglot cannot read
+    it: a rewrite then leaves the SQL to the checker, which says why."""
+    if isinstance(sql, exp.Expr):
+        return sql
+    try:
+        return sqlglot.parse_one(sql, read=dialect)
+    except SqlglotError:
+        return None
