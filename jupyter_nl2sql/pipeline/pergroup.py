@@ -29,6 +29,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
+from .examples import identifier_words
 from .namefix import squash
 
 __all__ = ["asked_group", "top_per_group"]
@@ -111,17 +112,41 @@ def _kept(tree: exp.Select, question: str) -> int | None:
 
 
 def _group_columns(tree: exp.Select, group: str, candidates: list[exp.Expr]) -> list[exp.Expr]:
-    """The query expressions among ``candidates`` (its GROUP BY keys, else its outputs) that stand for ``group``:
-    one named like it (a column or an output name: ``country``, ``year``), else the columns of the table named
-    like it (``employee``: the columns of ``employees``)."""
-    want = _stems(group)
+    """The query expressions among ``candidates`` (its GROUP BY keys, else its outputs) that stand for ``group``,
+    the first kind of match that finds any: a column or output named like it (``country``, ``year``), the columns of
+    a table named like it (``employee``: the columns of ``employees``), then the same with one word of the name
+    (``media`` for ``media_type_name``, ``dept`` for "department")."""
     outputs = {p.unalias(): p.alias for p in tree.expressions if p.alias}
-    named = [c for c in candidates if _stems(outputs.get(c) or (c.name if isinstance(c, exp.Column) else "")) & want]
-    if named:
-        return named[:1]
     tables = {t.alias_or_name.lower(): t.name for t in tree.find_all(exp.Table)}
-    return [c for c in candidates if isinstance(c, exp.Column) and c.table
-            and _stems(tables.get(c.table.lower(), "")) & want]
+    for alike in (_same, _one_word):
+        named = [c for c in candidates if alike(group, outputs.get(c) or (c.name if isinstance(c, exp.Column) else ""))]
+        if named:
+            return named[:1]
+        owned = [c for c in candidates if isinstance(c, exp.Column) and c.table
+                 and alike(group, tables.get(c.table.lower(), ""))]
+        if owned:
+            return owned
+    return []
+
+
+def _same(group: str, name: str) -> bool:
+    """The name is the group's word, up to case, punctuation and a plural."""
+    return bool(_stems(group) & _stems(name))
+
+
+def _one_word(group: str, name: str) -> bool:
+    """A word of the name is the group's word, or an abbreviation of it: four letters or more, the same first three,
+    the rest in order (``dept`` for department, ``cust`` for customer)."""
+    want = _stems(group)
+    return any(_stems(word) & want or _abbreviates(word, group) for word in identifier_words(name))
+
+
+def _abbreviates(short: str, word: str) -> bool:
+    """``short`` is ``word`` shortened: at least four letters, its first three, then letters of it in order."""
+    if len(short) < 4 or len(short) >= len(word) or short[:3] != word[:3]:
+        return False
+    rest = iter(word[3:])
+    return all(letter in rest for letter in short[3:])
 
 
 def _stems(word: str) -> set[str]:

@@ -39,6 +39,11 @@ SPEND = ("SELECT c.country, c.name, SUM(o.total) AS spend FROM customers AS c JO
     ("SELECT d.name AS department, e.last_name, e.salary FROM employees AS e JOIN departments AS d "
      "ON d.department_id = e.department_id ORDER BY e.salary DESC",
      "highest paid employee in every department", 1, "d.name"),
+    # one word of a name: an abbreviation, and a word of an output name
+    ("SELECT i.dept_name, i.name, i.salary FROM instructor AS i ORDER BY i.salary DESC",
+     "the highest paid instructor in each department", 1, "i.dept_name"),
+    ("SELECT m.name AS media_type_name, t.name, t.bytes FROM tracks AS t JOIN media_types AS m "
+     "ON m.id = t.media_type_id ORDER BY t.bytes DESC LIMIT 2", "the 2 largest tracks in each media type", 2, "m.name"),
 ])
 def test_top_rows_of_each_group(sql: str, question: str, keep: int, group: str) -> None:
     found = top_per_group(sql, question, "sqlite")
@@ -84,3 +89,15 @@ def test_assistant_top_per_group_can_be_switched_off(scripted, demo_sqlite_url) 
     answer = Assistant(generation_cache=False, few_shot=0, top_per_group=False).ask(
         "highest paid employee in every department", demo_sqlite_url)
     assert answer.ok and answer.sql == sql and len(answer.dataframe) == 1
+
+
+@pytest.mark.parametrize("short, word, alike", [
+    ("dept", "department", True), ("cust", "customer", True), ("empl", "employee", True),
+    ("date", "department", False),  # letters in order, but not its first three
+    ("emp", "employee", False),  # too short to tell
+    ("department", "department", False),  # the word itself is matched as a word, not as an abbreviation
+])
+def test_abbreviations(short: str, word: str, alike: bool) -> None:
+    from jupyter_nl2sql.pipeline.pergroup import _abbreviates
+
+    assert _abbreviates(short, word) is alike
