@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import re
 
-import sqlglot
 from sqlglot import exp
-from sqlglot.errors import SqlglotError
 
 from .examples import identifier_words
 from .namefix import squash
+from .sqltree import parse_or_none
 
 __all__ = ["asked_group", "top_per_group"]
 
@@ -59,11 +58,8 @@ def top_per_group(sql: str, question: str, dialect: str) -> tuple[str, str] | No
     group = asked_group(question)
     if group is None or not _SUPERLATIVE.search(question):
         return None
-    try:
-        tree = sqlglot.parse_one(sql, read=dialect)
-    except SqlglotError:
-        return None
-    order = tree.args.get("order")
+    tree = parse_or_none(sql, dialect)
+    order = tree.args.get("order") if isinstance(tree, exp.Select) else None
     if not isinstance(tree, exp.Select) or order is None or tree.find(exp.Window) is not None \
             or tree.args.get("distinct") or any(isinstance(p.unalias(), exp.Star) for p in tree.expressions):
         return None

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import re
 
-import sqlglot
 from sqlglot import exp
-from sqlglot.errors import SqlglotError
+
+from .sqltree import parse_or_none
 
 __all__ = ["asked_decimals", "rounded_as_asked"]
 
@@ -48,10 +48,7 @@ def rounded_as_asked(sql: str, decimals: int, dialect: str) -> tuple[str, list[s
     """``sql`` with each fractional column of its outermost ``SELECT`` rounded to ``decimals`` and the names of
     those columns (``"column 2"`` for one without a name), or None when there is none to round (or the SQL does
     not parse as one ``SELECT``)."""
-    try:
-        tree = sqlglot.parse_one(sql, read=dialect)
-    except SqlglotError:
-        return None
+    tree = parse_or_none(sql, dialect)
     if not isinstance(tree, exp.Select):
         return None
     rounded: list[str] = []
