@@ -8,7 +8,8 @@ Assistant.ask` makes first, with the schema and value index it would read — ab
 - every Spider dev question whose database is in the shared data (972 of 1034: wta_1's file is missing) and every
   Spider train question (``train_spider_compact.json``), and the hand-written paraphrases of train questions
   (``benchmarks/data/paraphrases_train.json``): each refusal there is a false one;
-- ``benchmarks/data/unanswerable.json`` (``tune`` and ``check``): each should be refused, naming its missing thing.
+- ``benchmarks/data/unanswerable.json`` (``tune``, ``check`` and ``holdout``): each should be refused, naming its
+  missing thing.
 
 It prints and writes the counts and every false refusal.  ``--sets`` picks some of them (``dev`` is the held-out
 check: look at its false refusals only at the end).
@@ -32,7 +33,7 @@ from jupyter_nl2sql.pipeline.values import normalize
 UNANSWERABLE = REPO_ROOT / "benchmarks" / "data" / "unanswerable.json"
 PARAPHRASES = REPO_ROOT / "benchmarks" / "data" / "paraphrases_train.json"
 #: Every set, in the order they run: (name, should it be refused).
-SETS = {"train": False, "paraphrases": False, "dev": False, "tune": True, "check": True}
+SETS = {"train": False, "paraphrases": False, "dev": False, "tune": True, "check": True, "holdout": True}
 
 
 def load_sets(data_dir: Path, names: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
