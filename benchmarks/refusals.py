@@ -7,7 +7,8 @@ Assistant.ask` makes first, with the schema and value index it would read — ab
 
 - every Spider dev question whose database is in the shared data (972 of 1034: wta_1's file is missing) and every
   Spider train question (``train_spider_compact.json``), and the hand-written paraphrases of train questions
-  (``benchmarks/data/paraphrases_train.json``): each refusal there is a false one;
+  (``benchmarks/data/paraphrases_train.json``), and the analyst suite's questions (``benchmarks/data/analyst.json``,
+  on the demo and the streaming database): each refusal there is a false one;
 - ``benchmarks/data/unanswerable.json`` (``tune``, ``check`` and ``holdout``): each should be refused, naming its
   missing thing.
 
@@ -24,16 +25,20 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from benchmarks.analyst import database_file, load_questions
+from benchmarks.analyst_db import NAME as STREAMING
 from benchmarks.runner import REPO_ROOT, default_data_dir, sqlite_readonly_url
-from jupyter_nl2sql.demo import demo_path
 from jupyter_nl2sql.pipeline.assistant import Assistant
 from jupyter_nl2sql.pipeline.examples import stem
 from jupyter_nl2sql.pipeline.values import normalize
 
+#: The databases the analyst suite asks about (built or bundled, not in the shared data).
+ANALYST_DATABASES = ("demo", STREAMING)
 UNANSWERABLE = REPO_ROOT / "benchmarks" / "data" / "unanswerable.json"
 PARAPHRASES = REPO_ROOT / "benchmarks" / "data" / "paraphrases_train.json"
 #: Every set, in the order they run: (name, should it be refused).
-SETS = {"train": False, "paraphrases": False, "dev": False, "tune": True, "check": True, "holdout": True}
+SETS = {"train": False, "paraphrases": False, "analyst": False, "dev": False, "tune": True, "check": True,
+        "holdout": True}
 
 
 def load_sets(data_dir: Path, names: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
@@ -42,7 +47,8 @@ def load_sets(data_dir: Path, names: Sequence[str]) -> dict[str, list[dict[str, 
     spider = data_dir / "spider"
     sources = {"train": lambda: json.loads((spider / "train_spider_compact.json").read_text(encoding="utf-8")),
                "dev": lambda: json.loads((spider / "dev.json").read_text(encoding="utf-8")),
-               "paraphrases": lambda: json.loads(PARAPHRASES.read_text(encoding="utf-8"))}
+               "paraphrases": lambda: json.loads(PARAPHRASES.read_text(encoding="utf-8")),
+               "analyst": lambda: [{"db_id": q["database"], "question": q["question"]} for q in load_questions()]}
     unanswerable = json.loads(UNANSWERABLE.read_text(encoding="utf-8"))["questions"]
     out = {}
     for name in names:
@@ -53,8 +59,11 @@ def load_sets(data_dir: Path, names: Sequence[str]) -> dict[str, list[dict[str, 
 
 
 def database_url(db_id: str, data_dir: Path) -> str | None:
-    """The read-only URL of ``db_id`` (``demo``: the bundled demo database), or None when its file is missing."""
-    path = demo_path() if db_id == "demo" else data_dir / "spider" / "database" / db_id / f"{db_id}.sqlite"
+    """The read-only URL of ``db_id`` (``demo``: the bundled demo database, ``streaming``: the analyst suite's), or
+    None when its file is missing."""
+    if db_id in ANALYST_DATABASES:
+        return sqlite_readonly_url(database_file(db_id))
+    path = data_dir / "spider" / "database" / db_id / f"{db_id}.sqlite"
     return sqlite_readonly_url(path) if Path(path).is_file() else None
 
 

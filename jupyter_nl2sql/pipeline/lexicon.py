@@ -34,7 +34,7 @@ from .wordnet import HYPERNYM, HYPONYM, INSTANCE_HYPERNYM, INSTANCE_HYPONYM, Wor
 __all__ = ["SchemaLexicon", "LexiconCache", "THING_CATEGORIES"]
 
 #: The WordNet noun categories of things a question may ask about that a database would keep rows of.
-THING_CATEGORIES = frozenset("animal artifact body food location object person plant substance".split())
+THING_CATEGORIES = frozenset("animal artifact body food location object person plant substance communication possession cognition".split())
 
 #: Steps up WordNet's classes from a sense of a schema word (``car`` → motor vehicle → … → vehicle).
 SCHEMA_DEPTH = 4
@@ -43,6 +43,10 @@ QUESTION_DEPTH = 2
 #: Steps up from a schema word's sense to a class a question word may share (``city`` → municipality, the class of
 #: ``town``).
 COUSIN_DEPTH = 1
+#: Steps up from a schema word's sense to a class whose direct kinds a question word may be (``professor`` →
+#: academic → educator, the class of ``teacher``); farther up, the kinds are too unlike (a ``passenger`` and a
+#: ``pilot`` are both travellers four steps up).
+SIBLING_DEPTH = 2
 #: Spelling closeness (difflib ratio) at which a question word is taken for a schema word.
 CLOSE = 0.8
 #: Letters a question word shares at the start with a schema word to be taken for its root ("advises", advisor).
@@ -54,6 +58,9 @@ GLOSS_SENSES = 2
 #: Words of a definition that say nothing about the schema.
 _PLAIN = STOPWORDS | GENERIC_WORDS | frozenset("""especially usually often something someone that which whose used
 make made having being person""".split())
+#: Words that end the head of a definition: what follows qualifies it.
+_QUALIFIERS = frozenset("""of in on at by for from to with who whom whose which that where when as than into
+under over about between through during like riding having being""".split())
 #: Shortest compound name searched for a question word inside it (``countrylanguage`` holds "language").
 MIN_PART = 4
 
@@ -75,6 +82,9 @@ class SchemaLexicon:
     parents: frozenset[tuple[str, int]]
     """The classes :data:`COUSIN_DEPTH` step above those senses, broad ones left out: a question word one step
     below one of them is the schema's sibling (a town and a city are municipalities)."""
+    near: frozenset[tuple[str, int]] = frozenset()
+    """Those senses and their classes up to :data:`SIBLING_DEPTH` steps: a question word one step below one of them
+    is the schema's sibling or cousin (a teacher is an educator, as a professor is)."""
     wordnet: WordNet | None = None
 
     @classmethod
@@ -83,6 +93,8 @@ class SchemaLexicon:
         knows spellings only."""
         names = [name for t in schema.tables for name in [t.name, *(c.name for c in t.columns)]]
         words = [w for name in names for w in identifier_words(name)]
+        words += [w[1:] for w in words if len(w) > MIN_PART and wordnet and wordnet.base_forms(w[1:], "n")
+                  and not wordnet.base_forms(w, "n")]  # "lname", "fname": a letter before a word
         phrases = ["_".join(identifier_words(name)) for name in names if len(identifier_words(name)) > 1]
         words += [w for text in _comments(schema) for w in normalize(text).split()]
         content = {w for w in words if len(w) > 2 and w.isalpha()}
@@ -92,10 +104,11 @@ class SchemaLexicon:
         senses = set().union(*(_classes(wordnet, sense, SCHEMA_DEPTH) for sense in own))
         parents = {p for sense in own for p in _classes(wordnet, sense, COUSIN_DEPTH) - {sense}
                    if not _broad(wordnet, p)}
+        near = {c for sense in own for c in _classes(wordnet, sense, SIBLING_DEPTH) if not _broad(wordnet, c)}
         squashed = tuple(dict.fromkeys(s for s in map(squash, names) if len(s) >= MIN_PART))
         named = frozenset(stem(w) for w in content)
         return cls(named | {stem(w) for w in samples}, named, squashed, frozenset(own), frozenset(senses),
-                   frozenset(parents), wordnet)
+                   frozenset(parents), frozenset(near), wordnet)
 
     def knows(self, word: str, values: Iterable[str] = ()) -> bool:
         """Whether ``word`` (or a phrase, words separated by spaces) could mean something this schema has;
@@ -108,7 +121,7 @@ class SchemaLexicon:
             return True
         if len(root) >= MIN_PART and any(root in name or name in low.replace(" ", "") for name in self.names):
             return True
-        if difflib.get_close_matches(root, self.stems, n=1, cutoff=CLOSE) or same_root(root, self.stems, least=ROOT):
+        if difflib.get_close_matches(root, self.stems, n=1, cutoff=CLOSE) or same_root(root, self.named, least=ROOT):
             return True
         if self.wordnet is None:
             return True  # no senses to compare: nothing is known to be missing
@@ -117,24 +130,32 @@ class SchemaLexicon:
         # its definition uses a schema word (a town is "smaller than a city"; a mentor "a trusted guide and advisor")
         senses = _noun_senses(self.wordnet, low)[:QUESTION_SENSES]
         if any(sense in self.senses or _classes(self.wordnet, sense, QUESTION_DEPTH, past_broad=True) & self.own
-               or (_classes(self.wordnet, sense, 1) - {sense}) & (self.parents | self.senses)
+               or (_classes(self.wordnet, sense, 1) - {sense}) & (self.parents | self.near)
                for sense in senses):
             return True
         return any(stem(w) in self.named for sense in senses[:GLOSS_SENSES] for w in self._gloss_words(sense))
 
     def _gloss_words(self, sense: tuple[str, int]) -> list[str]:
-        """The content words of a sense's definition (its examples, after a ``;``, left out)."""
+        """The content words of the head of a sense's definition: what the thing is, up to the first word that
+        says more of it ("a wise and trusted guide and advisor", not "a waiter | in a restaurant who has charge of
+        wines"); its examples, after a ``;``, left out."""
         definition = self.wordnet.synset(sense).gloss.split(";")[0] if self.wordnet else ""
-        return [w for w in normalize(definition).split() if len(w) > 3 and w not in _PLAIN]
+        words = normalize(definition).split()
+        head = next((i for i, w in enumerate(words) if w in _QUALIFIERS and i > 0), len(words))
+        return [w for w in words[:head] if len(w) > 3 and w not in _PLAIN]
 
     def is_noun(self, word: str) -> bool:
         """Whether WordNet has ``word`` mainly as a noun: as one, with at least as many senses as it has as an
         adjective or adverb ("common", "out" are not; False without WordNet)."""
         if self.wordnet is None:
             return False
-        counts = {pos: len(self.wordnet.senses(b, pos)) for pos in ("n", "a", "r")
-                  for b in self.wordnet.base_forms(word, pos)[:1]}
+        counts = self._sense_counts(word)
         return counts.get("n", 0) > 0 and counts["n"] >= max(counts.get("a", 0), counts.get("r", 0))
+
+    def _sense_counts(self, word: str) -> dict[str, int]:
+        """How many senses ``word``'s dictionary form has as a noun, adjective and adverb."""
+        return {pos: len(self.wordnet.senses(b, pos)) for pos in ("n", "a", "r")
+                for b in self.wordnet.base_forms(word, pos)[:1]}
 
     def is_thing(self, word: str) -> bool:
         """Whether ``word``'s most frequent noun sense is a thing one could keep rows of: a person, animal, plant,
@@ -143,10 +164,7 @@ class SchemaLexicon:
         compute from its columns (False without WordNet)."""
         if self.wordnet is None:
             return False
-        for base in self.wordnet.base_forms(word, "n")[:1]:
-            first = self.wordnet.senses(base, "n", 1)
-            return bool(first) and self.wordnet.synset(first[0]).category in THING_CATEGORIES
-        return False
+        return any(self.wordnet.synset(first).category in THING_CATEGORIES for first in _first_senses(self.wordnet, word))
 
 
 class LexiconCache(WordNetCache[SchemaLexicon]):
@@ -173,6 +191,13 @@ def _noun_senses(wordnet: WordNet, word: str) -> list[tuple[str, int]]:
     between its words."""
     bases = dict.fromkeys(b for form in (word, stem(word)) for b in wordnet.base_forms(form, "n")[:1])
     return list(dict.fromkeys(s for base in bases for s in wordnet.senses(base, "n")))
+
+
+def _first_senses(wordnet: WordNet, word: str) -> list[tuple[str, int]]:
+    """The most frequent noun sense of ``word`` as written and of its singular ("judges": a judge, not only the
+    book of Judges)."""
+    bases = dict.fromkeys(b for form in (word, stem(word)) for b in wordnet.base_forms(form, "n")[:1])
+    return [first for base in bases for first in wordnet.senses(base, "n", 1)]
 
 
 def _classes(wordnet: WordNet, sense: tuple[str, int], depth: int, past_broad: bool = False

@@ -95,10 +95,15 @@ _AGGREGATES = frozenset("average averages mean total totals sum maximum minimum 
 _STOP = FUNCTION_WORDS | frozenset("""be being am can could will would should may might must into over under about via
 like near across through against along among around behind beyond upon toward towards within without above below
 but nor so if whether while they them he she we you i one ones there here whose""".split())
+#: Money a schema computes from prices and quantities rather than keeps: never a missing attribute.
+_DERIVED = frozenset("""revenue revenues sales profit profits earnings turnover spend spending margin margins cost costs
+value worth""".split())
 #: Nouns that stand for any table or column: never a missing subject.
 _GENERIC = GENERIC_WORDS | ANALYSIS_WORDS | STRUCTURE_WORDS | frozenset("""amount everything anything something
 everyone anybody anyone somebody someone total list lists group groups number numbers name names value values
-count counts place places way ways one two three four five six seven eight nine ten""".split())
+count counts place places way ways one two three four five six seven eight nine ten""".split()) | _DERIVED
+#: Lead words of a count: an aggregate of one ("the average number of students") sums a column, rows need not exist.
+_COUNTS = frozenset("number numbers count counts amount".split())
 #: Subject phrases read after one anchor ("salary of the astronauts": two), and words per phrase.
 _CHAIN, _PHRASE = 3, 3
 _QUOTED = re.compile(r"\"[^\"]*\"|\u201c[^\u201d]*\u201d|`[^`]*`|(?<!\w)'[^']*'(?!\w)")
@@ -119,6 +124,8 @@ def missing_things(question: str, lexicon: SchemaLexicon, values: Iterable[str] 
     out: list[Missing] = []
     for start in sorted(set(starts)):
         for phrase in _subjects(words, lower, start):
+            while len(phrase) > 1 and phrase[-1].casefold() in _GENERIC:
+                phrase = phrase[:-1]  # "luggage items", "popcorn sales": the thing is what comes before
             nouns = [w for w in phrase if w.casefold() not in _GENERIC and len(w) > 2 and lexicon.is_noun(w)]
             if (not nouns or not lexicon.is_thing(nouns[-1]) or phrase[-1].casefold() in _GENERIC
                     or any(_is_name(w, words) for w in phrase) or _known(phrase, nouns, lexicon, values)):
@@ -148,17 +155,22 @@ def _subjects(words: list[str], lower: list[str], start: int) -> list[list[str]]
     case the phrase after its "of" when an aggregate came first ("the average salary of the astronauts"); and the
     phrase after a "per" ("refunds per month")."""
     i, aggregate = _skip_lead(lower, start)
+    counted = not _COUNTS.isdisjoint(lower[start:i])  # "the total number of students": a count a column may hold
     first = _phrase_end(lower, i)
     if first == i:
         return []
+    # an aggregate stays with what it sums: "the total score" may be a column named total
+    head = i - 1 if i > start and lower[i - 1] in _AGGREGATES else i
     found, end = [], first
     if first < len(lower) and lower[first] == "of":
+        found.append(words[head:first])  # the attribute: "the salary of each journalist"
         if aggregate:
             j, _ = _skip_lead(lower, first + 1)
             end = _phrase_end(lower, j)
             found.append(words[j:end])
-    elif not aggregate and (first >= len(lower) or lower[first] not in ("and", "or")):  # "the sex and job of"
-        found.append(words[i:first])
+    elif ((not aggregate or not counted) and
+          (first >= len(lower) or lower[first] not in ("and", "or"))):  # "the sex and job of"
+        found.append(words[head:first])  # the subject, or what an aggregate sums: "average rent per dorm"
     if end < len(lower) and lower[end] == "per":
         j, _ = _skip_lead(lower, end + 1)
         found.append(words[j:_phrase_end(lower, j)])
@@ -166,9 +178,10 @@ def _subjects(words: list[str], lower: list[str], start: int) -> list[list[str]]
 
 
 def _skip_lead(lower: list[str], i: int) -> tuple[int, bool]:
-    """The position after the words of :data:`_LEAD` from ``i``, and whether an aggregate was among them."""
+    """The position after the words of :data:`_LEAD` and numbers from ``i``, and whether an aggregate was among
+    them."""
     aggregate = False
-    while i < len(lower) and lower[i] in _LEAD:
+    while i < len(lower) and (lower[i] in _LEAD or lower[i].isdigit()):  # "the top 5 suppliers"
         aggregate = aggregate or lower[i] in _AGGREGATES
         i += 1
     return i, aggregate
