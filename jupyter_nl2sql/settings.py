@@ -249,9 +249,10 @@ class Settings:
     refuse_missing: bool = option(True, "Answer \"can't answer that from this database\" (with a did-you-mean), "
                                         "without asking the model, when the question names a table (\"the zoo "
                                         "table\") unlike every table and column the database has, or asks about a "
-                                        "thing (\"How many unicorns...\": a person, animal, object or place, not an "
-                                        "act, group or sum) that no name, comment, value or WordNet relative of one "
-                                        "in the database is like.", _bool)
+                                        "thing or an attribute (\"How many unicorns...\", \"the average salary of "
+                                        "the astronauts\": a person, animal, object, place, document or sum of money "
+                                        "one keeps, not an act, a group or money computed from prices) that no name, "
+                                        "comment, value or WordNet relative of one in the database is like.", _bool)
     keep_conditions: bool = option(True, "In a follow-up that reads as one, add back a condition of the previous "
                                          "query that the new query dropped although the question did not widen it "
                                          "(\"now just the cancelled ones\" keeps 2024), and say so.", _bool)

@@ -152,7 +152,7 @@ def _ask(args: argparse.Namespace) -> int:
                                allow_writes=args.allow_writes, on_progress=progress)
     finally:
         progress.close()
-    if args.show_prompt and answer.prompt:
+    if args.show_prompt and assistant.prompt_text(answer):
         print(answer.prompt, end="\n\n")
     print(render.answer_text(answer, show_error=False, max_rows=args.max_rows,
                              show_explanation=assistant.settings.explain))

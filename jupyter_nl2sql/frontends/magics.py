@@ -189,7 +189,7 @@ class Nl2SqlMagics(Magics, Nl2SqlOptions):
         if answer.follow_up:
             note = f"{thread_label(answer.turn)}; --new starts a new conversation"
             _show(note, f"<div style='color:#666'>{render.escape(note)}</div>")
-        if args.show_prompt and answer.prompt:
+        if args.show_prompt and get_assistant().prompt_text(answer, settings):
             _show(answer.prompt, render.prompt_html(answer.prompt))
         if settings.show_sql and answer.sql:
             _show(answer.sql, render.sql_html(answer.sql))

@@ -264,6 +264,21 @@ def gguf_data_end(path: Path) -> tuple[int, int]:
     return n_tensors, data_start + end
 
 
+#: Quantisations a GGUF file name may state, longest names first where one holds another.
+GGUF_FILE_TYPES = ("q4_k_m", "q4_k_s", "q5_k_m", "q5_k_s", "q6_k", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k",
+                   "q3_k_m", "q3_k_s", "q3_k_l", "iq4_xs", "iq4_nl", "bf16", "f16", "f32")
+
+
+def gguf_file_type(name: str) -> str:
+    """The quantisation a GGUF file name states, else ``gguf``: the dtype the llama.cpp backend reports.
+
+    >>> gguf_file_type("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"), gguf_file_type("model.gguf")
+    ('q4_k_m', 'gguf')
+    """
+    lower = name.lower().replace("-", "_").replace(".", "_")
+    return next((q for q in GGUF_FILE_TYPES if f"_{q}_" in lower or lower.endswith(f"_{q}_gguf")), "gguf")
+
+
 def check_gguf(path: Path) -> None:
     """Raise :class:`ModelError` unless ``path`` is a GGUF file whose header parses and whose tensors all lie
     inside the file: catches a wrong file type, a damaged header and a truncated download in well under a second.

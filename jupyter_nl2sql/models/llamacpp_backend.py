@@ -48,7 +48,7 @@ from typing import Any, Callable
 from ..errors import Cancelled, ConfigError, ModelError
 from .base import Generation, Message, branch_points, sql_block_end
 from .device import brief_openmp_spin
-from .files import cache_dir, first_line
+from .files import cache_dir, first_line, gguf_file_type
 from .resolve import ResolvedModel
 
 with brief_openmp_spin():  # see there: keeps decoding fast when other processes compete for the cores
@@ -225,7 +225,7 @@ class LlamaCppBackend:
         self.n_ctx = n_ctx
         self.n_threads = n_threads
         self.states = states
-        self.dtype = _file_type(resolved.path.name)
+        self.dtype = gguf_file_type(resolved.path.name)
         self.provenance: dict[str, Any] = {
             **resolved.provenance(), "dtype": self.dtype, "device": "cpu", "backend": "llama.cpp",
             "loaded_from": "gguf-mmap", "engine": f"xllamacpp {engine_version()}", "n_ctx": n_ctx,
@@ -503,16 +503,6 @@ def _generation_error(error: Any, n_ctx: int) -> ModelError:
 
 
 #: Quantisation names as they appear in GGUF file names → the dtype shown in stats/provenance.
-_QUANTS = ("q4_k_m", "q4_k_s", "q5_k_m", "q5_k_s", "q6_k", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k",
-           "q3_k_m", "q3_k_s", "q3_k_l", "iq4_xs", "iq4_nl", "bf16", "f16", "f32")
-
-
-def _file_type(name: str) -> str:
-    """The quantisation a GGUF file name states (``...-q4_k_m.gguf`` → ``q4_k_m``), else ``gguf``."""
-    lower = name.lower().replace("-", "_").replace(".", "_")
-    return next((q for q in _QUANTS if f"_{q}_" in lower or lower.endswith(f"_{q}_gguf")), "gguf")
-
-
 def _report(message: str, progress: bool) -> None:
     """Log ``message``; with ``progress`` and no logging configured for our logger, also print it to stderr."""
     logger.info(message)

@@ -26,7 +26,7 @@ from ..errors import ConfigError, ModelError
 from .base import Backend
 from .http_backend import is_http_model, redact_http_setting
 from .device import choose_device_dtype, normalize_dtype
-from .files import first_line
+from .files import first_line, gguf_file_type
 from .known import DEFAULT_MODEL
 from .resolve import ResolvedModel, resolve_model
 
@@ -193,6 +193,51 @@ def get_backend(model: Any = None, device: Any = None, dtype: Any = None, progre
             load_seconds = time.perf_counter() - t0
         _BY_REQUEST[request] = loaded
         return loaded, load_seconds
+
+
+class DeferredBackend:
+    """A model not loaded yet, known by what keys its replies in a cache: ``provenance`` (the files' sha256 or
+    revision, the backend that would run them, dtype and device), ``model_id``, ``device`` and ``dtype``, all found
+    from its files without starting an engine (:func:`defer_backend`).  :meth:`load` loads it; it has nothing
+    else of a :class:`~jupyter_nl2sql.models.Backend`."""
+
+    deferred = True
+
+    def __init__(self, request: tuple[str, str, str, str], provenance: dict[str, Any]) -> None:
+        self._request = request
+        self.provenance = provenance
+        self.model_id: str = provenance["model_id"]
+        self.device: str = provenance["device"]
+        self.dtype: str = provenance["dtype"]
+
+    def __repr__(self) -> str:
+        return f"<DeferredBackend {self.model_id} ({self.provenance['backend']}, {self.dtype}, not loaded)>"
+
+    def load(self, progress: bool = True) -> tuple[Backend, float | None]:
+        """:func:`get_backend` for the same settings: the loaded backend and the seconds its load took."""
+        model, device, dtype, backend = self._request
+        return get_backend(model, device=device, dtype=dtype, backend=backend, progress=progress)
+
+
+def defer_backend(model: Any = None, device: Any = None, dtype: Any = None, progress: bool = True,
+                  backend: Any = None) -> DeferredBackend | None:
+    """What :func:`get_backend` would load for these settings, as a :class:`DeferredBackend`, without loading it —
+    so a reply already in a cache is answered without starting the engine; None when that backend is loaded
+    already (:func:`get_backend` returns it at once) or is a model server.  Finds the files as a load would
+    (joining the model's parts on first use) and raises as it would."""
+    request = _request_key(model, device, dtype, backend)
+    with _LOCK:
+        if request in _BY_REQUEST or is_http_model(request[0]):
+            return None
+        chosen_device, chosen_dtype = choose_device_dtype(device, dtype)
+        resolved = resolve_model(model, progress=progress)
+        kind = choose_backend(request[3], resolved, chosen_device, dtype)
+        if (str(resolved.path), chosen_device, chosen_dtype if kind == "transformers" else "gguf", kind) in _BY_FILES:
+            return None
+    # the device and dtype each backend reports (LlamaCppBackend, TransformersBackend)
+    where = ({"dtype": gguf_file_type(resolved.path.name), "device": "cpu"} if kind == "llama.cpp"
+             else {"dtype": chosen_dtype, "device": chosen_device})
+    return DeferredBackend(request, {**resolved.provenance(), **where, "backend": kind})
 
 
 def loaded_backends() -> list[Backend]:

@@ -280,6 +280,38 @@ class Assistant:
         s = settings or self.settings
         return get_backend(s.model, device=s.device, dtype=s.dtype, backend=s.backend)
 
+    def _deferred(self, settings: Settings) -> Any:
+        """The model the settings name as a :class:`~jupyter_nl2sql.models.DeferredBackend` (identified, not
+        loaded), or None when it is loaded already, is a model server, or :meth:`backend` is overridden (a test
+        double or a subclass serves the questions)."""
+        if getattr(type(self).backend, "__func__", type(self).backend) is not _ASSISTANT_BACKEND:
+            return None
+        from ..models import defer_backend
+
+        return defer_backend(settings.model, device=settings.device, dtype=settings.dtype, backend=settings.backend)
+
+    def _load_model(self, answer: Answer, run: Run) -> None:
+        """Load the run's model (the ``load`` stage, when it was not loaded yet), then what needs it: the prompt as
+        the model renders it (``answer.prompt``) and the head whose evaluated state it keeps (``run.prefix``)."""
+        run.progress("load", {})
+        t0 = time.perf_counter()
+        run.backend, load_seconds = self.load(run.settings)
+        if load_seconds is not None:
+            answer.stats.model_load_seconds = load_seconds
+            answer.stats.record("load", time.perf_counter() - t0)
+        answer.prompt = run.backend.render_prompt(answer.messages)
+        run.prefix = self._prefix(run.backend, run.conn, run.context)
+        if answer.provenance:  # loaded after the answer was described: the engine's own record
+            answer.provenance.update(run.backend.provenance)
+
+    def prompt_text(self, answer: Answer, settings: Settings | None = None) -> str | None:
+        """The prompt ``answer`` sent, as the model renders it (``answer.prompt``): rendered now, loading the model,
+        when its reply came from the cache before the model was loaded; None for an answer without messages (a
+        refusal)."""
+        if answer.prompt is None and answer.messages:
+            answer.prompt = self.load(settings)[0].render_prompt(answer.messages)
+        return answer.prompt
+
     def load(self, settings: Settings | None = None) -> tuple[Any, float | None]:
         """:meth:`backend` for a call's settings: ``backend()`` itself when they name this assistant's own model
         (so an override of ``backend()``, a test double or a subclass, serves every such question)."""
@@ -330,15 +362,11 @@ class Assistant:
             answer.warnings.append(f"the schema shown to the model is {ctx.schema_chars:,} characters, over "
                                    f"max_schema_chars={s.max_schema_chars:,}: raise max_schema_chars, lower "
                                    "sample_rows, or ask about fewer tables")
-        run.progress("load", {})
-        t0 = time.perf_counter()
-        run.backend, load_seconds = self.load(s)
-        if load_seconds is not None:
-            stats.model_load_seconds = load_seconds
-            stats.record("load", time.perf_counter() - t0)
+        # a reply the cache may hold needs no model: the engine starts when a reply must be generated
+        run.backend = self._deferred(s) if run.replies is not None else None
+        if run.backend is None:
+            self._load_model(answer, run)
         stats.device = f"{run.backend.device} {run.backend.dtype}"
-        answer.prompt = run.backend.render_prompt(answer.messages)
-        run.prefix = self._prefix(run.backend, run.conn, ctx)
         answer.provenance = self._provenance(run)
         answer.provenance["context"] = {"examples": [e.id for e in ctx.examples],
                                         "values": [m.render() for m in ctx.matches],
@@ -707,6 +735,9 @@ class Assistant:
         key = cache_key(identity, messages, how)
         persist = persistent_identity(identity)  # only content-addressed models go to the disk store
         cached = cache.get(key, persist=persist) if cache is not None else None
+        if cached is None and getattr(backend, "deferred", False):  # a reply to write: the model is needed now
+            self._load_model(answer, run)
+            backend = run.backend
         lead = False
         with answer.stats.stage("generate"):
             if cached is None and cache is not None:
@@ -941,6 +972,11 @@ class Assistant:
         for callback in list(self._listeners):
             callback(answer)
         return answer
+
+
+#: The model loading of :meth:`Assistant.backend` as defined here: a replaced one (a test double, a subclass's) is
+#: never deferred.
+_ASSISTANT_BACKEND = Assistant.backend
 
 
 @dataclass
