@@ -113,16 +113,9 @@ class SchemaLexicon:
     def knows(self, word: str, values: Iterable[str] = ()) -> bool:
         """Whether ``word`` (or a phrase, words separated by spaces) could mean something this schema has;
         ``values``: the normalised words of the database's values (:meth:`ValueIndex.words`)."""
+        if self.spelled(word, values):
+            return True
         low = " ".join(normalize(word).split())
-        root = stem(low.replace(" ", ""))
-        if not root or root in self.stems or low in self.stems:
-            return True
-        if {low, root, root + "s", root + "es"} & set(values):
-            return True
-        if len(root) >= MIN_PART and any(root in name or name in low.replace(" ", "") for name in self.names):
-            return True
-        if difflib.get_close_matches(root, self.stems, n=1, cutoff=CLOSE) or same_root(root, self.named, least=ROOT):
-            return True
         if self.wordnet is None:
             return True  # no senses to compare: nothing is known to be missing
         # a sense of the word is one of the schema's or a class of one, or one of its classes is the schema's, or its
@@ -134,6 +127,31 @@ class SchemaLexicon:
                for sense in senses):
             return True
         return any(stem(w) in self.named for sense in senses[:GLOSS_SENSES] for w in self._gloss_words(sense))
+
+    def spelled(self, word: str, values: Iterable[str] = ()) -> bool:
+        """Whether ``word`` (or a phrase) is spelled like something of this schema: the same word up to plural and
+        case, a word of a value, a part of a compound name or a compound name inside it, a close spelling or the
+        same root (what :meth:`knows` reads before any sense)."""
+        low = " ".join(normalize(word).split())
+        root = stem(low.replace(" ", ""))
+        if not root or root in self.stems or low in self.stems:
+            return True
+        if {low, root, root + "s", root + "es"} & set(values):
+            return True
+        if len(root) >= MIN_PART and any(root in name or name in low.replace(" ", "") for name in self.names):
+            return True
+        return bool(difflib.get_close_matches(root, self.stems, n=1, cutoff=CLOSE)
+                    or same_root(root, self.named, least=ROOT))
+
+    def compound(self, words: list[str]) -> str | None:
+        """The longest run of two or more of ``words``, ending with the last, that WordNet has as one noun ("fire
+        station", "interest rate", "crew member"), written with spaces; None when there is none."""
+        if self.wordnet is None:
+            return None
+        for i in range(len(words) - 1):
+            if self.wordnet.base_forms("_".join(w.casefold() for w in words[i:]), "n"):
+                return " ".join(w.casefold() for w in words[i:])
+        return None
 
     def _gloss_words(self, sense: tuple[str, int]) -> list[str]:
         """The content words of the head of a sense's definition: what the thing is, up to the first word that

@@ -124,6 +124,15 @@ def missing_things(question: str, lexicon: SchemaLexicon, values: Iterable[str] 
     out: list[Missing] = []
     for start in sorted(set(starts)):
         for phrase in _subjects(words, lower, start):
+            compound = lexicon.compound(phrase)
+            if compound is not None and lexicon.is_thing(compound.replace(" ", "_")):
+                # "fire stations", "interest rate": the compound is the thing, whatever its words mean alone;
+                # known when it is, or when a word of it is spelled like the schema's ("phone number": telephone)
+                if not (any(_is_name(w, words) for w in phrase) or lexicon.knows(compound, values)
+                        or any(lexicon.spelled(w, values) for w in compound.split() if w not in _GENERIC)):
+                    if compound not in {m.name for m in out}:
+                        out.append(Missing(compound, None, table=False))
+                continue
             while len(phrase) > 1 and phrase[-1].casefold() in _GENERIC:
                 phrase = phrase[:-1]  # "luggage items", "popcorn sales": the thing is what comes before
             nouns = [w for w in phrase if w.casefold() not in _GENERIC and len(w) > 2 and lexicon.is_noun(w)]
