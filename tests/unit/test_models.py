@@ -504,3 +504,29 @@ def test_default_model_writes_sql():
     ], max_new_tokens=64)
     assert "SELECT" in gen.text.upper() and gen.tokens_out > 0
     assert backend.provenance["sha256"] in (known.sha256, None)
+
+
+# -- deferred loading ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("how", [{"backend": "llama.cpp"}, {"backend": "transformers", "device": "cpu",
+                                                             "dtype": "float32"}])
+def test_a_deferred_backend_is_known_by_the_identity_the_loaded_one_reports(cache, tiny_gguf, how):
+    """The reply cache keys on the model's identity: an unloaded model must have the loaded one's (tiny random
+    weights: plumbing only)."""
+    from jupyter_nl2sql.caches.generation import model_identity
+    from jupyter_nl2sql.models import DeferredBackend, defer_backend, llama_cpp_available, loaded_backends
+
+    if how["backend"] == "llama.cpp" and not llama_cpp_available():
+        pytest.skip("the llama.cpp engine (xllamacpp) is not installed")
+    deferred = defer_backend(str(tiny_gguf), progress=False, **how)
+    assert isinstance(deferred, DeferredBackend) and loaded_backends() == []  # identified, nothing started
+    loaded, seconds = deferred.load(progress=False)
+    assert seconds is not None and loaded_backends() == [loaded]
+    assert model_identity(deferred.provenance) == model_identity(loaded.provenance)
+    assert (deferred.model_id, deferred.device, deferred.dtype) == (loaded.model_id, loaded.device, loaded.dtype)
+    assert defer_backend(str(tiny_gguf), progress=False, **how) is None  # loaded: get_backend returns it at once
+
+
+def test_model_servers_are_not_deferred():
+    from jupyter_nl2sql.models import defer_backend
+
+    assert defer_backend("openai+http://127.0.0.1:9/v1#m") is None
