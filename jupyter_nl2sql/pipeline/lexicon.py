@@ -214,6 +214,7 @@ def _noun_senses(wordnet: WordNet, word: str) -> list[tuple[str, int]]:
 def _first_senses(wordnet: WordNet, word: str) -> list[tuple[str, int]]:
     """The most frequent noun sense of ``word`` as written and of its singular ("judges": a judge, not only the
     book of Judges)."""
+    word = word.replace(" ", "_")  # a compound, as WordNet writes it
     bases = dict.fromkeys(b for form in (word, stem(word)) for b in wordnet.base_forms(form, "n")[:1])
     return [first for base in bases for first in wordnet.senses(base, "n", 1)]
 

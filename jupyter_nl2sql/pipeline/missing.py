@@ -8,11 +8,13 @@ name inside the other, or a close spelling all count as alike), so a question th
 its own words is never refused.  It is deliberately narrow: only an explicit "... table" is read.
 
 :func:`missing_things` reads the question's subject instead — the thing counted, listed or averaged ("How many
-unicorns…", "List the spaceships…", "the average salary of the astronauts", "refunds per month") — and keeps a
-subject none of whose nouns the database's :class:`~jupyter_nl2sql.pipeline.lexicon.SchemaLexicon` knows (no table,
-column, comment, sample or indexed value, close spelling, plural or WordNet relative).  Generic nouns ("number",
-"name", "records", "people"), words of the analysis ("average", "year"), names written with a capital and quoted
-text are never a missing subject.  :func:`missing_from_schema` is both, as the Assistant asks before any model call.
+unicorns…", "List the spaceships…", "the average salary of the astronauts", "refunds per month") and the attribute
+asked for ("the salary of each journalist", "average rent per dorm") — and keeps one that is a thing one keeps rows
+of and none of whose nouns the database's :class:`~jupyter_nl2sql.pipeline.lexicon.SchemaLexicon` knows (no table,
+column, comment, sample or indexed value, close spelling, plural or WordNet relative); a compound WordNet has as one
+noun ("fire station") is judged as one.  Generic nouns ("number", "name", "records", "people"), words of the
+analysis ("average", "year"), money computed from prices ("revenue"), names written with a capital and quoted text
+are never missing.  :func:`missing_from_schema` is both, as the Assistant asks before any model call.
 
 >>> missing_tables("How many unicorns are in the zoo table?", ["employees", "departments"], ["name"])
 [Missing(name='zoo', near=None, table=True)]
@@ -125,9 +127,10 @@ def missing_things(question: str, lexicon: SchemaLexicon, values: Iterable[str] 
     for start in sorted(set(starts)):
         for phrase in _subjects(words, lower, start):
             compound = lexicon.compound(phrase)
-            if compound is not None and lexicon.is_thing(compound.replace(" ", "_")):
+            if compound is not None and lexicon.is_thing(compound):
                 # "fire stations", "interest rate": the compound is the thing, whatever its words mean alone;
-                # known when it is, or when a word of it is spelled like the schema's ("phone number": telephone)
+                # known when it is, or when a word of it is spelled like the schema's (a "phone number" where a
+                # value says phone)
                 if not (any(_is_name(w, words) for w in phrase) or lexicon.knows(compound, values)
                         or any(lexicon.spelled(w, values) for w in compound.split() if w not in _GENERIC)):
                     if compound not in {m.name for m in out}:
@@ -159,10 +162,11 @@ def missing_from_schema(question: str, schema: Any, lexicon: SchemaLexicon | Non
 
 
 def _subjects(words: list[str], lower: list[str], start: int) -> list[list[str]]:
-    """The subjects read from ``start`` (leading commands, determiners and "names of" skipped): the first noun
-    phrase, unless it is an attribute — followed by "of", or after an aggregate ("the average salary") — in which
-    case the phrase after its "of" when an aggregate came first ("the average salary of the astronauts"); and the
-    phrase after a "per" ("refunds per month")."""
+    """The phrases read from ``start`` (leading commands, determiners, numbers and "names of" skipped): the first
+    noun phrase — the subject ("How many unicorns"), an attribute followed by "of" ("the salary of each
+    journalist"), or what an aggregate sums ("average rent", "the total score": the aggregate stays with it, a
+    column may be named after it) unless it counts ("the total number of students"); after an aggregate's "of", the
+    phrase it is of ("the average salary of the astronauts"); and the phrase after a "per" ("refunds per month")."""
     i, aggregate = _skip_lead(lower, start)
     counted = not _COUNTS.isdisjoint(lower[start:i])  # "the total number of students": a count a column may hold
     first = _phrase_end(lower, i)
@@ -177,8 +181,8 @@ def _subjects(words: list[str], lower: list[str], start: int) -> list[list[str]]
             j, _ = _skip_lead(lower, first + 1)
             end = _phrase_end(lower, j)
             found.append(words[j:end])
-    elif ((not aggregate or not counted) and
-          (first >= len(lower) or lower[first] not in ("and", "or"))):  # "the sex and job of"
+    elif not (aggregate and counted) and (first >= len(lower) or lower[first] not in ("and", "or")):  # "the sex
+        # and job of"
         found.append(words[head:first])  # the subject, or what an aggregate sums: "average rent per dorm"
     if end < len(lower) and lower[end] == "per":
         j, _ = _skip_lead(lower, end + 1)
