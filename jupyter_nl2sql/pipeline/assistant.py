@@ -34,6 +34,7 @@ from .examples import (ExampleStore, StoredExample, TaughtStore, identifier_word
                        select_examples, sql_literals)
 from .execution import ExecutionResult, execute
 from .confidence import Confidence, hesitations, lowest_in_sql
+from .drift import dropped_asks
 from .conjunctions import intersected
 from .conversation import Conversations, FollowUp, Turn, looks_like_follow_up
 from .explain import explain_sql
@@ -165,6 +166,8 @@ class Run:
     backend keeps its evaluated state (:meth:`Assistant._prefix`); None otherwise."""
     hesitated: tuple[list[dict], tuple[BranchPoint, ...]] | None = None
     """The messages of the latest reply the SQL came from, and where the model hesitated in it."""
+    dropped: list[str] = field(default_factory=list)
+    """What a repair round dropped that the question asked for (:func:`~.drift.dropped_asks`)."""
 
     @property
     def cancelled(self) -> bool:
@@ -502,6 +505,9 @@ class Assistant:
             self._attempt(answer, run, answer.messages or variants[0])
             if not run.generate_only:
                 self._second_look(answer, run)
+            if run.dropped and answer.ok:  # told in a warning; the level says it too
+                answer.confidence = (answer.confidence or Confidence("high")).lowered(
+                    "the repaired query dropped " + ", ".join(run.dropped) + " that the question asks for")
             return
         tries: list[Answer] = []
         for i, messages in enumerate(variants):
@@ -585,6 +591,13 @@ class Assistant:
                 checked = self._refined(answer, run, self._check(answer, run, sql))
                 answer.sql = checked.sql
                 answer.warnings.extend(checked.warnings)
+                if round_no:  # a repair: did it drop what the question asked for?
+                    lost = dropped_asks(answer.question or "", answer.candidates[0], checked.sql,
+                                        run.conn.sqlglot_dialect)
+                    run.dropped[:] = lost
+                    if lost:
+                        answer.warnings.append("the repaired query no longer has " + ", ".join(lost) + ", which "
+                                               "the question asks for: check that it answers the question")
                 if checked.is_write:
                     answer.warnings.append("this statement changes the database (writes were allowed for this call)")
                 if run.generate_only:

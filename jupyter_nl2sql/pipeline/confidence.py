@@ -19,6 +19,7 @@ model hesitated at all, and how many of the queries agree.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -44,6 +45,8 @@ class Confidence:
     runner_up: str | None = None
     places: tuple[float, ...] = ()
     """The probability of the chosen token at each place another candidate was written from, in their order."""
+    reason: str = ""
+    """Why the level is lower than the votes say ("" when it is not): what the user is told instead."""
 
     @classmethod
     def of_votes(cls, agree: int, of: int, *, lowest: float | None = None, runner_up: str | None = None,
@@ -53,12 +56,22 @@ class Confidence:
         level = "high" if agree == of and of > 0 else "low" if 2 * agree <= of else "medium"
         return cls(level, agree, of, lowest, runner_up, places)
 
+    def lowered(self, reason: str) -> Confidence:
+        """This confidence at the lowest level, saying ``reason`` instead of the votes.
+
+        >>> str(Confidence("high").lowered("the repair dropped the value 'cancelled'"))
+        "the repair dropped the value 'cancelled'"
+        """
+        return dataclasses.replace(self, level=LEVELS[-1], reason=reason)
+
     @property
     def hesitated(self) -> bool:
         """True when the model wrote other candidates because it hesitated (or was asked for several)."""
         return self.of > 1
 
     def __str__(self) -> str:
+        if self.reason:
+            return self.reason
         if not self.hesitated:
             return {"high": "the model did not hesitate", "medium": "the model hesitated (no other candidate was "
                     "written)"}.get(self.level, "the model's query failed")
@@ -67,7 +80,7 @@ class Confidence:
     def to_dict(self) -> dict:
         """JSON-ready fields."""
         return {"level": self.level, "agree": self.agree, "of": self.of, "lowest": self.lowest,
-                "runner_up": self.runner_up, "places": list(self.places)}
+                "runner_up": self.runner_up, "places": list(self.places), "reason": self.reason}
 
 
 def hesitations(points: Sequence[BranchPoint], unsure_below: float) -> list[BranchPoint]:

@@ -35,6 +35,19 @@ def test_repair_round_feeds_the_error_back(scripted, demo_sqlite_url: str) -> No
     assert any("repair" in w for w in ans.warnings)
 
 
+def test_a_repair_that_drops_what_the_question_asked_is_told(scripted, demo_sqlite_url: str) -> None:
+    scripted("SELECT count(*) FROM order_history WHERE status = 'cancelled'", "SELECT count(*) FROM orders")
+    ans = Assistant().ask("How many orders were cancelled?", demo_sqlite_url)
+    assert ans.ok and ans.sql == "SELECT count(*) FROM orders"  # shown, not refused: such a repair may be right
+    assert any("no longer has the value 'cancelled'" in w for w in ans.warnings)
+    assert ans.confidence.level == "low" and "'cancelled'" in str(ans.confidence)
+    scripted("SELECT count(*) FROM order_history WHERE status = 'cancelled'",
+             "SELECT count(*) FROM orders WHERE status = 'cancelled'")
+    ans = Assistant().ask("How many orders were cancelled?", demo_sqlite_url)
+    assert ans.ok and not any("no longer has" in w for w in ans.warnings)
+    assert ans.confidence is None or ans.confidence.level != "low"
+
+
 def test_unfixable_sql_is_an_error_not_a_wrong_answer(scripted, demo_sqlite_url: str) -> None:
     scripted("SELECT * FROM spaceships")
     ans = Assistant(repair_rounds=1).ask("List the spaceships", demo_sqlite_url)
