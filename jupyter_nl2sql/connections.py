@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import configparser
+import functools
 import hashlib
 import hmac
 import importlib.util
@@ -460,7 +461,7 @@ def duckdb_admin_call(sql: str) -> str | None:
     except sqlglot.errors.TokenError:
         return "(SQL that cannot be read)"
     for before, token, after in zip([None, *tokens], tokens, [*tokens[1:], None]):
-        if before is not None and before.token_type in _DUCKDB_COMMANDS:  # CALL f(): the rest is one token
+        if before is not None and before.token_type in _duckdb_commands():  # CALL f(): the rest is one token
             inner = duckdb_admin_call(token.text)
             if inner is not None:
                 return inner
@@ -474,7 +475,13 @@ def duckdb_admin_call(sql: str) -> str | None:
 
 
 _DUCKDB_ADMIN = ADMIN_FUNCTIONS["duckdb"] - DUCKDB_READ_PRAGMAS
-_DUCKDB_COMMANDS = frozenset(sqlglot.Dialect.get_or_raise("duckdb").tokenizer_class.COMMANDS)
+
+
+@functools.cache
+def _duckdb_commands() -> frozenset[Any]:
+    """The token types after which DuckDB's tokenizer reads the rest of a statement as one token (``CALL``):
+    read on first use, since loading sqlglot's DuckDB dialect costs about 0.1 s at import."""
+    return frozenset(sqlglot.Dialect.get_or_raise("duckdb").tokenizer_class.COMMANDS)
 
 
 def _install_duckdb_guards(engine: Engine) -> None:
