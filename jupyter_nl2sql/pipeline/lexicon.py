@@ -40,12 +40,9 @@ THING_CATEGORIES = frozenset("animal artifact body food location object person p
 SCHEMA_DEPTH = 4
 #: Steps up from a sense of a question word (``puppy`` → dog; ``occasion`` → social event → event).
 QUESTION_DEPTH = 2
-#: Steps up from a schema word's sense to a class a question word may share (``city`` → municipality, the class of
-#: ``town``).
-COUSIN_DEPTH = 1
-#: Steps up from a schema word's sense to a class whose direct kinds a question word may be (``professor`` →
-#: academic → educator, the class of ``teacher``); farther up, the kinds are too unlike (a ``passenger`` and a
-#: ``pilot`` are both travellers four steps up).
+#: Steps up from a schema word's sense to a class whose direct kinds a question word may be: its siblings (``city`` →
+#: municipality, the class of ``town``) and cousins (``professor`` → academic → educator, the class of ``teacher``);
+#: farther up, the kinds are too unlike.
 SIBLING_DEPTH = 2
 #: Spelling closeness (difflib ratio) at which a question word is taken for a schema word.
 CLOSE = 0.8
@@ -79,12 +76,10 @@ class SchemaLexicon:
     """The noun senses of those words."""
     senses: frozenset[tuple[str, int]]
     """Those senses and their classes up to :data:`SCHEMA_DEPTH` steps (none above a broad class)."""
-    parents: frozenset[tuple[str, int]]
-    """The classes :data:`COUSIN_DEPTH` step above those senses, broad ones left out: a question word one step
-    below one of them is the schema's sibling (a town and a city are municipalities)."""
-    near: frozenset[tuple[str, int]] = frozenset()
-    """Those senses and their classes up to :data:`SIBLING_DEPTH` steps: a question word one step below one of them
-    is the schema's sibling or cousin (a teacher is an educator, as a professor is)."""
+    near: frozenset[tuple[str, int]]
+    """Those senses and their classes up to :data:`SIBLING_DEPTH` steps, broad ones left out: a question word one
+    step below one of them is the schema's sibling or cousin (a town and a city are municipalities; a teacher is an
+    educator, as a professor is)."""
     wordnet: WordNet | None = None
 
     @classmethod
@@ -102,13 +97,11 @@ class SchemaLexicon:
         own = ({sense for word in sorted(content) + phrases for sense in _noun_senses(wordnet, word)}
                if wordnet else set())  # no senses: nothing below is read from WordNet either
         senses = set().union(*(_classes(wordnet, sense, SCHEMA_DEPTH) for sense in own))
-        parents = {p for sense in own for p in _classes(wordnet, sense, COUSIN_DEPTH) - {sense}
-                   if not _broad(wordnet, p)}
         near = {c for sense in own for c in _classes(wordnet, sense, SIBLING_DEPTH) if not _broad(wordnet, c)}
         squashed = tuple(dict.fromkeys(s for s in map(squash, names) if len(s) >= MIN_PART))
         named = frozenset(stem(w) for w in content)
         return cls(named | {stem(w) for w in samples}, named, squashed, frozenset(own), frozenset(senses),
-                   frozenset(parents), frozenset(near), wordnet)
+                   frozenset(near), wordnet)
 
     def knows(self, word: str, values: Iterable[str] = ()) -> bool:
         """Whether ``word`` (or a phrase, words separated by spaces) could mean something this schema has;
@@ -123,7 +116,7 @@ class SchemaLexicon:
         # its definition uses a schema word (a town is "smaller than a city"; a mentor "a trusted guide and advisor")
         senses = _noun_senses(self.wordnet, low)[:QUESTION_SENSES]
         if any(sense in self.senses or _classes(self.wordnet, sense, QUESTION_DEPTH, past_broad=True) & self.own
-               or (_classes(self.wordnet, sense, 1) - {sense}) & (self.parents | self.near)
+               or (_classes(self.wordnet, sense, 1) - {sense}) & self.near
                for sense in senses):
             return True
         return any(stem(w) in self.named for sense in senses[:GLOSS_SENSES] for w in self._gloss_words(sense))
@@ -167,13 +160,9 @@ class SchemaLexicon:
         adjective or adverb ("common", "out" are not; False without WordNet)."""
         if self.wordnet is None:
             return False
-        counts = self._sense_counts(word)
+        counts = {pos: len(self.wordnet.senses(b, pos)) for pos in ("n", "a", "r")
+                  for b in self.wordnet.base_forms(word, pos)[:1]}
         return counts.get("n", 0) > 0 and counts["n"] >= max(counts.get("a", 0), counts.get("r", 0))
-
-    def _sense_counts(self, word: str) -> dict[str, int]:
-        """How many senses ``word``'s dictionary form has as a noun, adjective and adverb."""
-        return {pos: len(self.wordnet.senses(b, pos)) for pos in ("n", "a", "r")
-                for b in self.wordnet.base_forms(word, pos)[:1]}
 
     def is_thing(self, word: str) -> bool:
         """Whether ``word``'s most frequent noun sense is a thing one could keep rows of: a person, animal, plant,
@@ -182,7 +171,8 @@ class SchemaLexicon:
         compute from its columns (False without WordNet)."""
         if self.wordnet is None:
             return False
-        return any(self.wordnet.synset(first).category in THING_CATEGORIES for first in _first_senses(self.wordnet, word))
+        firsts = [s for base in _bases(self.wordnet, word) for s in self.wordnet.senses(base, "n", 1)]
+        return any(self.wordnet.synset(first).category in THING_CATEGORIES for first in firsts)
 
 
 class LexiconCache(WordNetCache[SchemaLexicon]):
@@ -207,16 +197,13 @@ def _noun_senses(wordnet: WordNet, word: str) -> list[tuple[str, int]]:
     """The noun senses of ``word``'s dictionary forms, the word as written and without a plural ending
     ("stations": station, not only the Stations of the Cross), most frequent first; a phrase has ``_`` or spaces
     between its words."""
-    bases = dict.fromkeys(b for form in (word, stem(word)) for b in wordnet.base_forms(form, "n")[:1])
-    return list(dict.fromkeys(s for base in bases for s in wordnet.senses(base, "n")))
+    return list(dict.fromkeys(s for base in _bases(wordnet, word) for s in wordnet.senses(base, "n")))
 
 
-def _first_senses(wordnet: WordNet, word: str) -> list[tuple[str, int]]:
-    """The most frequent noun sense of ``word`` as written and of its singular ("judges": a judge, not only the
-    book of Judges)."""
-    word = word.replace(" ", "_")  # a compound, as WordNet writes it
-    bases = dict.fromkeys(b for form in (word, stem(word)) for b in wordnet.base_forms(form, "n")[:1])
-    return [first for base in bases for first in wordnet.senses(base, "n", 1)]
+def _bases(wordnet: WordNet, word: str) -> list[str]:
+    """The noun dictionary forms of ``word`` as written and without a plural ending ("judges": judge, not only the
+    book of Judges), one each."""
+    return list(dict.fromkeys(b for form in (word, stem(word)) for b in wordnet.base_forms(form, "n")[:1]))
 
 
 def _classes(wordnet: WordNet, sense: tuple[str, int], depth: int, past_broad: bool = False

@@ -126,26 +126,29 @@ def missing_things(question: str, lexicon: SchemaLexicon, values: Iterable[str] 
     out: list[Missing] = []
     for start in sorted(set(starts)):
         for phrase in _subjects(words, lower, start):
-            compound = lexicon.compound(phrase)
-            if compound is not None and lexicon.is_thing(compound):
-                # "fire stations", "interest rate": the compound is the thing, whatever its words mean alone;
-                # known when it is, or when a word of it is spelled like the schema's (a "phone number" where a
-                # value says phone)
-                if not (any(_is_name(w, words) for w in phrase) or lexicon.knows(compound, values)
-                        or any(lexicon.spelled(w, values) for w in compound.split() if w not in _GENERIC)):
-                    if compound not in {m.name for m in out}:
-                        out.append(Missing(compound, None, table=False))
-                continue
-            while len(phrase) > 1 and phrase[-1].casefold() in _GENERIC:
-                phrase = phrase[:-1]  # "luggage items", "popcorn sales": the thing is what comes before
-            nouns = [w for w in phrase if w.casefold() not in _GENERIC and len(w) > 2 and lexicon.is_noun(w)]
-            if (not nouns or not lexicon.is_thing(nouns[-1]) or phrase[-1].casefold() in _GENERIC
-                    or any(_is_name(w, words) for w in phrase) or _known(phrase, nouns, lexicon, values)):
-                continue
-            name = " ".join(w.casefold() for w in nouns)
-            if name not in {m.name for m in out}:
+            name = _missing_name(phrase, words, lexicon, values)
+            if name is not None and name not in {m.name for m in out}:
                 out.append(Missing(name, None, table=False))
     return out
+
+
+def _missing_name(phrase: list[str], words: list[str], lexicon: SchemaLexicon, values: frozenset[str]) -> str | None:
+    """What ``phrase`` (read from the question ``words``) asks about that the lexicon does not know, as it will be
+    named in the refusal; None when it is known, not a thing, or a name."""
+    compound = lexicon.compound(phrase)
+    if compound is not None and lexicon.is_thing(compound):
+        # "fire stations", "interest rate": the compound is the thing, whatever its words mean alone; known when it
+        # is, or when a word of it is spelled like the schema's (a "phone number" where a value says phone)
+        known = lexicon.knows(compound, values) or any(lexicon.spelled(w, values) for w in compound.split()
+                                                        if w not in _GENERIC)
+        return None if known or any(_is_name(w, words) for w in phrase) else compound
+    while len(phrase) > 1 and phrase[-1].casefold() in _GENERIC:
+        phrase = phrase[:-1]  # "luggage items", "popcorn sales": the thing is what comes before
+    nouns = [w for w in phrase if w.casefold() not in _GENERIC and len(w) > 2 and lexicon.is_noun(w)]
+    if (not nouns or not lexicon.is_thing(nouns[-1]) or any(_is_name(w, words) for w in phrase)
+            or _known(phrase, nouns, lexicon, values)):
+        return None
+    return " ".join(w.casefold() for w in nouns)
 
 
 def missing_from_schema(question: str, schema: Any, lexicon: SchemaLexicon | None = None,
