@@ -20,7 +20,8 @@ from .resolve import ResolvedModel, resolve_model
 
 __all__ = [
     "Backend", "Generation", "Message", "DEFAULT_MODEL", "KNOWN_MODELS", "KnownModel", "lookup_known",
-    "get_backend", "defer_backend", "DeferredBackend", "clear_backends", "loaded_backends", "resolve_model", "ResolvedModel", "Hardware",
+    "get_backend", "defer_backend", "DeferredBackend", "clear_backends", "loaded_backends", "resolve_model",
+    "ResolvedModel", "Hardware",
     "choose_device_dtype", "accepts_cancel", "BACKENDS", "choose_backend", "normalize_backend",
     "llama_cpp_available",
 ]

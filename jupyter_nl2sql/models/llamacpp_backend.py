@@ -502,7 +502,6 @@ def _generation_error(error: Any, n_ctx: int) -> ModelError:
     return ModelError(f"llama.cpp generation failed: {first_line(text)}")
 
 
-#: Quantisation names as they appear in GGUF file names → the dtype shown in stats/provenance.
 def _report(message: str, progress: bool) -> None:
     """Log ``message``; with ``progress`` and no logging configured for our logger, also print it to stderr."""
     logger.info(message)

@@ -146,6 +146,17 @@ def _request_key(model: Any, device: Any, dtype: Any, backend: Any) -> tuple[str
             normalize_backend(backend))
 
 
+def _resolve(request: tuple[str, str, str, str], model: Any, device: Any, dtype: Any, progress: bool
+             ) -> tuple[ResolvedModel, str, str, str, tuple[str, str, str, str]]:
+    """For a request (:func:`_request_key`): the model's files, the backend that runs them, the device and dtype
+    chosen, and the key its loaded backend is kept under in ``_BY_FILES``."""
+    chosen_device, chosen_dtype = choose_device_dtype(device, dtype)
+    resolved = resolve_model(model, progress=progress)
+    kind = choose_backend(request[3], resolved, chosen_device, dtype)
+    files = (str(resolved.path), chosen_device, chosen_dtype if kind == "transformers" else "gguf", kind)
+    return resolved, kind, chosen_device, chosen_dtype, files
+
+
 def get_backend(model: Any = None, device: Any = None, dtype: Any = None, progress: bool = True,
                 backend: Any = None) -> tuple[Backend, float | None]:
     """The backend for ``model`` on ``device`` in ``dtype``, loading it on first use.
@@ -174,10 +185,7 @@ def get_backend(model: Any = None, device: Any = None, dtype: Any = None, progre
             _BY_FILES[(remote.model_id, remote.device, remote.dtype, "openai-http")] = remote
             _BY_REQUEST[request] = remote
             return remote, time.perf_counter() - t0
-        chosen_device, chosen_dtype = choose_device_dtype(device, dtype)
-        resolved = resolve_model(model, progress=progress)
-        kind = choose_backend(request[3], resolved, chosen_device, dtype)
-        files = (str(resolved.path), chosen_device, chosen_dtype if kind == "transformers" else "gguf", kind)
+        resolved, kind, chosen_device, chosen_dtype, files = _resolve(request, model, device, dtype, progress)
         loaded = _BY_FILES.get(files)
         load_seconds = None
         if loaded is None:
@@ -229,10 +237,8 @@ def defer_backend(model: Any = None, device: Any = None, dtype: Any = None, prog
     with _LOCK:
         if request in _BY_REQUEST or is_http_model(request[0]):
             return None
-        chosen_device, chosen_dtype = choose_device_dtype(device, dtype)
-        resolved = resolve_model(model, progress=progress)
-        kind = choose_backend(request[3], resolved, chosen_device, dtype)
-        if (str(resolved.path), chosen_device, chosen_dtype if kind == "transformers" else "gguf", kind) in _BY_FILES:
+        resolved, kind, chosen_device, chosen_dtype, files = _resolve(request, model, device, dtype, progress)
+        if files in _BY_FILES:
             return None
     # the device and dtype each backend reports (LlamaCppBackend, TransformersBackend)
     where = ({"dtype": gguf_file_type(resolved.path.name), "device": "cpu"} if kind == "llama.cpp"

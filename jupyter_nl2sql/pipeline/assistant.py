@@ -287,7 +287,7 @@ class Assistant:
         """The model the settings name as a :class:`~jupyter_nl2sql.models.DeferredBackend` (identified, not
         loaded), or None when it is loaded already, is a model server, or :meth:`backend` is overridden (a test
         double or a subclass serves the questions)."""
-        if getattr(type(self).backend, "__func__", type(self).backend) is not _ASSISTANT_BACKEND:
+        if type(self).backend is not _ASSISTANT_BACKEND:
             return None
         from ..models import defer_backend
 
@@ -594,7 +594,7 @@ class Assistant:
                 if round_no:  # a repair: did it drop what the question asked for?
                     lost = dropped_asks(answer.question or "", answer.candidates[0], checked.sql,
                                         run.conn.sqlglot_dialect)
-                    run.dropped[:] = lost
+                    run.dropped = lost
                     if lost:
                         answer.warnings.append("the repaired query no longer has " + ", ".join(lost) + ", which "
                                                "the question asks for: check that it answers the question")
@@ -1135,7 +1135,6 @@ def get_assistant() -> Assistant:
         if _default is None:
             _default = Assistant()
         return _default
-
 
 
 #: Deterministic mends of SQL the checker refused, tried after the names (each: the SQL, or None when it does not

@@ -34,7 +34,8 @@ from .wordnet import HYPERNYM, HYPONYM, INSTANCE_HYPERNYM, INSTANCE_HYPONYM, Wor
 __all__ = ["SchemaLexicon", "LexiconCache", "THING_CATEGORIES"]
 
 #: The WordNet noun categories of things a question may ask about that a database would keep rows of.
-THING_CATEGORIES = frozenset("animal artifact body food location object person plant substance communication possession cognition".split())
+THING_CATEGORIES = frozenset("""animal artifact body food location object person plant substance communication
+possession cognition""".split())
 
 #: Steps up WordNet's classes from a sense of a schema word (``car`` → motor vehicle → … → vehicle).
 SCHEMA_DEPTH = 4
