@@ -28,6 +28,7 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.tokens import TokenType
 
 from .sqlcheck import Schema as SchemaMapping
+from .sqltree import compares_itself
 
 #: A foreign key: (table, its columns, referenced table, referenced columns).
 Link = tuple[str, Sequence[str], str, Sequence[str]]
@@ -343,12 +344,10 @@ def _fix_self_joins(tree: exp.Expr, tables: dict[str, dict[str, str]],
             if on is None or not isinstance(joined, exp.Table) or joined.alias_or_name.lower() not in in_query:
                 continue
             for eq in list(on.find_all(exp.EQ)):
-                left, right = eq.this, eq.expression
-                if not (isinstance(left, exp.Column) and isinstance(right, exp.Column)
-                        and left.sql().casefold() == right.sql().casefold()):
+                if not compares_itself(eq):
                     continue
                 here = joined.alias_or_name.lower()
-                named = left.table.lower()
+                named = eq.this.table.lower()
                 others = [named] if named and named != here else [a for a in in_query if a != here]
                 linked = [a for a in others if in_query.get(a) in graph.get(in_query[here], {})]
                 if len(linked) != 1:

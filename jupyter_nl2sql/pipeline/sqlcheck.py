@@ -35,6 +35,7 @@ from .conjunctions import contradictions
 from .sqlfunctions import (ADMIN_FUNCTIONS, BUILTIN_QUALIFIERS, DENIED_FUNCTIONS, DIALECTS, DUCKDB_READ_PRAGMAS,
                            SQLITE_READ_PRAGMAS, SQLITE_SETTING_PRAGMAS, STATEMENT_KEYWORDS, WRITE_FUNCTIONS, Denied,
                            function_policy, relation_policy)
+from .sqltree import compares_itself
 from .windows import ungrouped_windows
 
 Schema = Mapping[str, Mapping[str, str]]
@@ -190,9 +191,7 @@ def _check_join_conditions(root: exp.Expr) -> None:
         if on is None:
             continue
         for eq in on.find_all(exp.EQ):
-            left, right = eq.this, eq.expression
-            if not (isinstance(left, exp.Column) and isinstance(right, exp.Column)
-                    and left.sql().casefold() == right.sql().casefold()):
+            if not compares_itself(eq):
                 continue
             raise SQLCheckError(f"the join condition {eq.sql()} compares a column with itself, so every row "
                                 f"matches: compare a column of each joined table")

@@ -6,7 +6,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-__all__ = ["parse_or_none"]
+__all__ = ["compares_itself", "parse_or_none"]
 
 
 def parse_or_none(sql: str | exp.Expr, dialect: str) -> exp.Expr | None:
@@ -18,3 +18,14 @@ def parse_or_none(sql: str | exp.Expr, dialect: str) -> exp.Expr | None:
         return sqlglot.parse_one(sql, read=dialect)
     except SqlglotError:
         return None
+
+
+def compares_itself(eq: exp.EQ) -> bool:
+    """Whether ``eq`` compares a column with itself (``o.id = o.id``, true on every row).
+
+    >>> compares_itself(sqlglot.parse_one("o.id = O.ID")), compares_itself(sqlglot.parse_one("o.id = c.id"))
+    (True, False)
+    """
+    left, right = eq.this, eq.expression
+    return (isinstance(left, exp.Column) and isinstance(right, exp.Column)
+            and left.sql().casefold() == right.sql().casefold())
