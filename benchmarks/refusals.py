@@ -9,8 +9,8 @@ Assistant.ask` makes first, with the schema and value index it would read — ab
   Spider train question (``train_spider_compact.json``), and the hand-written paraphrases of train questions
   (``benchmarks/data/paraphrases_train.json``), and the analyst suite's questions (``benchmarks/data/analyst.json``,
   on the demo and the streaming database): each refusal there is a false one;
-- ``benchmarks/data/unanswerable.json`` (``tune``, ``check``, ``holdout`` and ``holdout2``): each should be refused, naming its
-  missing thing.
+- ``benchmarks/data/unanswerable.json`` (``tune``, ``check``, ``holdout`` and ``holdout2``): each should be
+  refused, naming its missing thing.
 
 It prints and writes the counts and every false refusal.  ``--sets`` picks some of them (``dev`` is the held-out
 check: look at its false refusals only at the end).
