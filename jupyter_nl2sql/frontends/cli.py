@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from ..paths import CLEARABLE, cache_root, cache_usage, clear_cache
 from ..settings import OPTIONS, Settings
@@ -161,5 +162,26 @@ def _ask(args: argparse.Namespace) -> int:
     return 1 if answer.error else 0
 
 
+def leave(code: int | None) -> NoReturn:
+    """End the command with exit status ``code`` once the pooled connections are closed and the output is flushed,
+    without tearing the loaded model down thread by thread and page by page: the operating system reclaims its
+    memory at once, and a one-shot question does not wait for it."""
+    from ..connections import manager
+
+    manager.close_all()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (``| head``): nothing more can be written anyway
+            pass
+    os._exit(code or 0)
+
+
+def run() -> NoReturn:
+    """The ``jupyter-nl2sql`` and ``python -m jupyter_nl2sql`` command: :func:`main`, then :func:`leave`."""
+    leave(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

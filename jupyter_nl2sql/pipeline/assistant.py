@@ -60,6 +60,8 @@ ProgressCallback = Callable[[str, Mapping[str, Any]], None]
 
 #: The options that decide which model runs (a question asked with other values loads that model).
 MODEL_OPTIONS = ("model", "device", "dtype", "backend")
+#: The warning an answer that changed the database carries.
+WRITE_NOTE = "this statement changes the database (writes were allowed for this call)"
 
 
 def _no_progress(stage: str, info: Mapping[str, Any]) -> None:
@@ -168,6 +170,8 @@ class Run:
     """The messages of the latest reply the SQL came from, and where the model hesitated in it."""
     dropped: list[str] = field(default_factory=list)
     """What a repair round dropped that the question asked for (:func:`~.drift.dropped_asks`)."""
+    notes: list[str] = field(default_factory=list)
+    """Warnings that say nothing against the query (a row cap reached): they leave its confidence as it is."""
 
     @property
     def cancelled(self) -> bool:
@@ -502,12 +506,17 @@ class Assistant:
         ctx = run.context
         variants = ctx.messages[:1] if run.generate_only else ctx.messages[:run.settings.candidates]
         if len(variants) <= 1:
+            told = len(answer.warnings)
             self._attempt(answer, run, answer.messages or variants[0])
             if not run.generate_only:
                 self._second_look(answer, run)
             if run.dropped and answer.ok:  # told in a warning; the level says it too
                 answer.confidence = (answer.confidence or Confidence("high")).lowered(
                     "the repaired query dropped " + ", ".join(run.dropped) + " that the question asks for")
+            elif answer.ok and answer.confidence is not None and answer.executed:
+                doubt = _doubt(answer, [w for w in answer.warnings[told:] if w not in run.notes])
+                if doubt:
+                    answer.confidence = answer.confidence.capped("medium", doubt)
             return
         tries: list[Answer] = []
         for i, messages in enumerate(variants):
@@ -599,7 +608,8 @@ class Assistant:
                         answer.warnings.append("the repaired query no longer has " + ", ".join(lost) + ", which "
                                                "the question asks for: check that it answers the question")
                 if checked.is_write:
-                    answer.warnings.append("this statement changes the database (writes were allowed for this call)")
+                    answer.warnings.append(WRITE_NOTE)
+                    run.notes.append(WRITE_NOTE)
                 if run.generate_only:
                     answer.error = answer.error_kind = None
                     return
@@ -811,8 +821,10 @@ class Assistant:
         answer.truncated = result.truncated
         answer.executed = True
         if result.truncated:
-            answer.warnings.append(getattr(result, "note", None) or f"result truncated to the first {run.row_cap} rows "
-                                   "(row cap); raise it with --limit or narrow the question")
+            note = getattr(result, "note", None) or (f"result truncated to the first {run.row_cap} rows (row cap); "
+                                                     "raise it with --limit or narrow the question")
+            answer.warnings.append(note)
+            run.notes.append(note)
 
     @staticmethod
     def _cached_result(run: Run, sql: str) -> ExecutionResult | None:
@@ -1053,6 +1065,15 @@ def _owners_hint(error: str, schema: Schema) -> str:
     name = m.group(1).strip('"`[]').lower()
     owners = [f"{t.name}.{c.name}" for t in schema.tables for c in t.columns if c.name.lower() == name]
     return f" (a column of that name is in {', '.join(owners[:4])})" if owners else ""
+
+
+def _doubt(answer: Answer, mended: list[str]) -> str:
+    """Why an answer the model wrote without hesitating is still not sure ("" when nothing says so): the pipeline
+    had to mend or re-ask its query (``mended``: those warnings), or the query found nothing.  On stored Spider runs
+    such answers were wrong far more often than the rest, so their confidence is medium at most."""
+    if mended:
+        return "the model's query needed mending: " + mended[0]
+    return "the query found nothing" if _found_nothing(answer.dataframe) else ""
 
 
 def _found_nothing(frame: pd.DataFrame | None) -> bool:

@@ -64,6 +64,18 @@ class Confidence:
         """
         return dataclasses.replace(self, level=LEVELS[-1], reason=reason)
 
+    def capped(self, level: str, reason: str) -> Confidence:
+        """This confidence at ``level`` at most, saying ``reason`` when that lowers it (unchanged otherwise).
+
+        >>> str(Confidence("high").capped("medium", "the query found nothing"))
+        'the query found nothing'
+        >>> Confidence("low").capped("medium", "the query found nothing").level
+        'low'
+        """
+        if LEVELS.index(self.level) >= LEVELS.index(level):
+            return self
+        return dataclasses.replace(self, level=level, reason=reason)
+
     @property
     def hesitated(self) -> bool:
         """True when the model wrote other candidates because it hesitated (or was asked for several)."""

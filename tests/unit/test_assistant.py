@@ -48,6 +48,25 @@ def test_a_repair_that_drops_what_the_question_asked_is_told(scripted, demo_sqli
     assert ans.confidence is None or ans.confidence.level != "low"
 
 
+def test_a_mended_or_empty_answer_is_not_high_confidence(scripted, demo_sqlite_url: str) -> None:
+    backend = scripted("SELECT count(*) AS n FROM customers")
+    backend.scores = [-0.1]
+    ans = Assistant().ask("How many customers?", demo_sqlite_url)
+    assert ans.ok and ans.confidence.level == "high" and not ans.confidence.reason
+    backend = scripted("SELECT nme FROM customers LIMIT 1", "SELECT name FROM customers ORDER BY name LIMIT 1")
+    backend.scores = [-0.1]
+    ans = Assistant().ask("First customer name?", demo_sqlite_url)
+    assert ans.ok and ans.confidence.level == "medium" and "needed mending: first SQL failed" in str(ans.confidence)
+    backend = scripted("SELECT name FROM customers WHERE city = 'Atlantis'")
+    backend.scores = [-0.1]
+    ans = Assistant(repair_empty=False).ask("Which customers live in Atlantis?", demo_sqlite_url)
+    assert ans.ok and ans.confidence.level == "medium" and str(ans.confidence) == "the query found nothing"
+    backend = scripted("SELECT name FROM customers")
+    backend.scores = [-0.1]
+    ans = Assistant(row_cap=5).ask("List every customer's name.", demo_sqlite_url)
+    assert ans.ok and ans.truncated and ans.confidence.level == "high"  # a row cap says nothing against the query
+
+
 def test_unfixable_sql_is_an_error_not_a_wrong_answer(scripted, demo_sqlite_url: str) -> None:
     scripted("SELECT * FROM spaceships")
     ans = Assistant(repair_rounds=1).ask("List the spaceships", demo_sqlite_url)
