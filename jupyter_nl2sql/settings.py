@@ -218,8 +218,8 @@ class Settings:
     sample_rows: int = option(3, "Sample rows per table shown to the model.", _int(0))
     max_schema_chars: int = option(12_000, "Above this many characters of schema, only the tables the question "
                                            "needs are shown in full.", _int(1))
-    prompt_layout: str = option("sql", "'sql': the prompt is a SQL script (schema, sample rows, -- Question:); "
-                                       "'chat': a system message and labelled sections.", _layout)
+    prompt_layout: str = option("sql", "'sql': the prompt is a SQL script (schema, sample rows, the task, -- "
+                                       "Question: last); 'chat': a system message and labelled sections.", _layout)
     column_values: int = option(0, "Distinct values shown next to each text column (0: none).", _int(0))
     schema_linking: bool = option(True, "For schemas over max_schema_chars: the linked tables and their join paths "
                                         "in full, the others as one line (False: always everything).", _bool)

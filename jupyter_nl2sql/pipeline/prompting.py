@@ -1,14 +1,15 @@
 """Prompts for the model and getting the SQL back out of its reply.
 
 The prompt (layout ``"sql"``, the default) is one user message written as a SQL script: the schema (``CREATE TABLE``
-plus sample rows in a comment), worked examples (few-shot, most similar last), the database values the question
-mentions as comments, and ``-- Question: ...``; layout ``"chat"`` puts the task in a system message and the same
-parts in labelled sections. A follow-up question (see :mod:`jupyter_nl2sql.pipeline.conversation`) is the next message of a
-chat: the conversation's first prompt, each turn's SQL as the assistant's reply and each follow-up as a user message,
-so the schema part, which backends keep evaluated per database, is the same bytes with or without them, and the
-engine's prompt cache evaluates only what a follow-up adds. A repair round appends the model's
-previous SQL and the error it caused (or, for a query that ran but found nothing although the question names values,
-a hint about those values), and asks for a corrected query.
+plus sample rows in a comment), worked examples (few-shot, most similar last), the task, the database values the
+question mentions as comments, and ``-- Question: ...`` last, so that everything before the question's own lines is
+the same for every question on a database and is evaluated once (see :func:`prompt_head`); layout ``"chat"`` puts
+the task in a system message and the same parts in labelled sections. A follow-up question (see
+:mod:`jupyter_nl2sql.pipeline.conversation`) is the next message of a chat: the conversation's first prompt, each
+turn's SQL as the assistant's reply and each follow-up as a user message, so the schema part, which backends keep
+evaluated per database, is the same bytes with or without them, and the engine's prompt cache evaluates only what a
+follow-up adds. A repair round appends the model's previous SQL and the error it caused (or, for a query that ran
+but found nothing although the question names values, a hint about those values), and asks for a corrected query.
 """
 
 from __future__ import annotations
@@ -41,9 +42,10 @@ def dialect_label(dialect: str) -> str:
 
 
 #: Prompt layouts: ``"sql"`` is one user message written as a SQL script (the schema, then ``-- Using valid SQLite,
-#: answer the following question for the tables provided above.`` and ``-- Question: ...``), the layout of
-#: Qwen2.5-Coder's own text-to-SQL evaluation; ``"chat"`` is a system message with the task and a user message in
-#: labelled sections.
+#: answer the following question for the tables provided above. Output only the SQL query, nothing else.`` and
+#: ``-- Question: ...``): the layout of Qwen2.5-Coder's own text-to-SQL evaluation, with its closing instruction
+#: moved up into the task line so that the question is the prompt's last line; ``"chat"`` is a system message with
+#: the task and a user message in labelled sections.
 LAYOUTS = ("sql", "chat")
 
 
@@ -130,11 +132,9 @@ def _sql_layout(question: str, schema_text: str, label: str, examples: Sequence[
         shots = "\n\n".join(f"-- Question: {ex.question}\n{ex.sql.strip().rstrip(';')};" for ex in examples)
         parts.append("-- Examples of questions and their SQL (some are about other databases: use them for the form "
                      f"of the query, and only the tables above for names).\n{shots}")
-    if hints.strip():
-        parts.append("\n".join(_comment_lines(hints)))
-    parts.append(f"-- Using valid {label}, answer the following question for the tables provided above.\n"
-                 f"-- Question: {question}")
-    parts.append("Output only the SQL query, nothing else.")
+    task = (f"-- Using valid {label}, answer the following question for the tables provided above. Output only the "
+            "SQL query, nothing else.")
+    parts.append("\n".join([task, *(_comment_lines(hints) if hints.strip() else []), f"-- Question: {question}"]))
     return [{"role": "user", "content": "\n\n".join(parts)}]
 
 
@@ -183,12 +183,14 @@ _SENTINELS = (("How many rows are there?", "-- t.a = 1"), ("List every name.", "
 
 def prompt_head(render: Callable[[list[dict]], str], schema_text: str, dialect: str, layout: str = "sql") -> str:
     """The head every question's prompt over ``schema_text`` shares, as ``render`` (the model's chat template)
-    writes it: the system message, the schema and its sample rows, up to the last line break before anything that
-    depends on the question.  A backend keeps this head's evaluated state, so no question pays for it twice.
+    writes it: the system message, the schema and its sample rows and the task, up to the last line break before
+    anything that depends on the question.  A backend keeps this head's evaluated state, so no question pays for
+    it twice.
 
     >>> render = lambda messages: "".join(m["content"] + "\\n" for m in messages)
-    >>> prompt_head(render, "CREATE TABLE t (a INT);", "sqlite")
-    'CREATE TABLE t (a INT);\\n\\n'
+    >>> prompt_head(render, "CREATE TABLE t (a INT);", "sqlite").splitlines()[-1]
+    '-- Using valid SQLite, answer the following question for the tables provided above. Output only the SQL query, \
+nothing else.'
     """
     a, b = (render(build_messages(q, schema_text, dialect, (), hints, layout)) for q, hints in _SENTINELS)
     n = 0

@@ -75,7 +75,8 @@ def test_sql_layout_is_one_sql_script() -> None:
     text = msgs[0]["content"]
     assert text.startswith("CREATE TABLE t") and "-- Values in the database" in text and "-- t.a = 'x'" in text
     assert "-- Using valid PostgreSQL, answer the following question" in text and "-- Question: How many?" in text
-    assert text.index("-- t.a") < text.index("-- Question:")
+    assert text.index("-- Using valid") < text.index("-- t.a") < text.index("-- Question:")
+    assert text.endswith("-- Question: How many?")  # the question last: all before it is the same for any question
     fixed = repair_messages(msgs, "SELECT b FROM t", "no column b")
     assert [m["role"] for m in fixed] == ["user", "assistant", "user"] and "no column b" in fixed[-1]["content"]
 
