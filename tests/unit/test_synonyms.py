@@ -143,7 +143,7 @@ def test_the_link_goes_just_before_the_question_and_the_schema_head_is_unchanged
     off = Assistant(synonym_linking=False).ask("How many puppies are there?", kennel_url)
     line = '-- "puppies" here means table dogs'
     assert on.ok and line in on.prompt and line not in off.prompt
-    assert on.prompt.replace(line + "\n\n", "") == off.prompt  # the line is all that the setting adds
+    assert on.prompt.replace(line + "\n", "") == off.prompt  # the line is all that the setting adds
     start = on.prompt.index(line)
     assert "CREATE TABLE teacher" in on.prompt[:start] and "-- Question: How many puppies" in on.prompt[start:]
     assert on.provenance["context"]["synonyms"] == ['"puppies" here means table dogs']
