@@ -165,6 +165,18 @@ class SchemaLexicon:
                   for b in self.wordnet.base_forms(word, pos)[:1]}
         return counts.get("n", 0) > 0 and counts["n"] >= max(counts.get("a", 0), counts.get("r", 0))
 
+    def is_verb(self, word: str) -> bool:
+        """Whether ``word`` reads as a verb here: an inflected form WordNet knows only as a verb ("filed", "sold"),
+        or a verb with at least as many senses as the word has as a noun ("own", "hold"; not "report", "supply")
+        (False without WordNet)."""
+        if self.wordnet is None:
+            return False
+        verbs = self.wordnet.base_forms(word, "v")
+        if not verbs:
+            return False
+        nouns = self.wordnet.base_forms(word, "n")
+        return not nouns or len(self.wordnet.senses(verbs[0], "v")) >= len(self.wordnet.senses(nouns[0], "n"))
+
     def is_thing(self, word: str) -> bool:
         """Whether ``word``'s most frequent noun sense is a thing one could keep rows of: a person, animal, plant,
         artifact, food, substance, place, object or body part ("unicorn", "spaceship"), not an act, a group, a

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any, Iterable, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from .examples import STRUCTURE_WORDS
 from .lexicon import SchemaLexicon
@@ -102,10 +102,16 @@ _DERIVED = frozenset("""revenue revenues sales profit profits earnings turnover 
 value worth""".split())
 #: Nouns that stand for any table or column: never a missing subject.
 _GENERIC = GENERIC_WORDS | ANALYSIS_WORDS | STRUCTURE_WORDS | frozenset("""amount everything anything something
-everyone anybody anyone somebody someone total list lists group groups number numbers name names value values
+everyone anybody anyone somebody someone nobody none total list lists group groups number numbers name names value values
 count counts place places way ways one two three four five six seven eight nine ten""".split()) | _DERIVED
 #: Lead words of a count: an aggregate of one ("the average number of students") sums a column, rows need not exist.
 _COUNTS = frozenset("number numbers count counts amount".split())
+#: Forms of "have" after a subject: what follows is its object ("Which students have a scholarship?").
+_HAVE = frozenset("has have had".split())
+#: Lead words of an object that is counted, compared or denied ("more than 15000 students", "at least 2 pets", "two
+#: or more", "without wireless networking"): a column may hold the number or the flag, so it is never missing.
+_COMPARED = frozenset("""more most less least fewer fewest than over under at many much one two three four five six
+seven eight nine ten without no not never""".split())
 #: Subject phrases read after one anchor ("salary of the astronauts": two), and words per phrase.
 _CHAIN, _PHRASE = 3, 3
 _QUOTED = re.compile(r"\"[^\"]*\"|\u201c[^\u201d]*\u201d|`[^`]*`|(?<!\w)'[^']*'(?!\w)")
@@ -125,7 +131,7 @@ def missing_things(question: str, lexicon: SchemaLexicon, values: Iterable[str] 
     values = frozenset(values)
     out: list[Missing] = []
     for start in sorted(set(starts)):
-        for phrase in _subjects(words, lower, start):
+        for phrase in _subjects(words, lower, start, lexicon.is_verb):
             name = _missing_name(phrase, words, lexicon, values)
             if name is not None and name not in {m.name for m in out}:
                 out.append(Missing(name, None, table=False))
@@ -164,12 +170,14 @@ def missing_from_schema(question: str, schema: Any, lexicon: SchemaLexicon | Non
     return found
 
 
-def _subjects(words: list[str], lower: list[str], start: int) -> list[list[str]]:
+def _subjects(words: list[str], lower: list[str], start: int, is_verb: Callable[[str], bool]) -> list[list[str]]:
     """The phrases read from ``start`` (leading commands, determiners, numbers and "names of" skipped): the first
     noun phrase — the subject ("How many unicorns"), an attribute followed by "of" ("the salary of each
     journalist"), or what an aggregate sums ("average rent", "the total score": the aggregate stays with it, a
     column may be named after it) unless it counts ("the total number of students"); after an aggregate's "of", the
-    phrase it is of ("the average salary of the astronauts"); and the phrase after a "per" ("refunds per month")."""
+    phrase it is of ("the average salary of the astronauts"); the object of a verb that follows the subject
+    ("Which customers filed a complaint?", "Which city has the most hospitals?"); and the phrase after a "per"
+    ("refunds per month")."""
     i, aggregate = _skip_lead(lower, start)
     counted = not _COUNTS.isdisjoint(lower[start:i])  # "the total number of students": a count a column may hold
     first = _phrase_end(lower, i)
@@ -187,6 +195,14 @@ def _subjects(words: list[str], lower: list[str], start: int) -> list[list[str]]
     elif not (aggregate and counted) and (first >= len(lower) or lower[first] not in ("and", "or")):  # "the sex
         # and job of"
         found.append(words[head:first])  # the subject, or what an aggregate sums: "average rent per dorm"
+        verb = next((k for k in range(i + 1, first) if is_verb(lower[k])), None)
+        if verb is None and first < len(lower) and lower[first] in _HAVE:
+            verb = first
+        if verb is not None:
+            j, _ = _skip_lead(lower, verb + 1)
+            if _COMPARED.isdisjoint(lower[verb + 1:j + 1]) and not any(w.isdigit() for w in lower[verb + 1:j]):
+                end = _phrase_end(lower, j)  # the object: "a complaint"; not a count ("more than 15000 students":
+                found.append(words[j:end])  # a column may hold it)
     if end < len(lower) and lower[end] == "per":
         j, _ = _skip_lead(lower, end + 1)
         found.append(words[j:_phrase_end(lower, j)])

@@ -113,6 +113,26 @@ def test_answerable_wordings_are_not_refused(question: str, demo_lexicon: Schema
 
 
 @needs_wordnet
+@pytest.mark.parametrize("question, missing", [  # the object of the subject's verb
+    ("Which employees have a pet?", "pet"), ("Which customers own a yacht?", "yacht"),
+    ("Which departments have a parking lot?", "parking lot"),
+    ("Which products were shipped with a courier?", None),  # a preposition: no object
+])
+def test_the_object_of_the_verb_is_read_too(question: str, missing: str | None, demo_lexicon: SchemaLexicon) -> None:
+    assert missing_things(question, demo_lexicon) == ([Missing(missing, None, table=False)] if missing else [])
+
+
+@needs_wordnet
+@pytest.mark.parametrize("question", [  # counted, compared or denied: a column may hold the number or the flag
+    "Which departments have more than 5 cars?", "Which customers have at least two yachts?",
+    "Which departments have two or more cars?", "Which employees come without a car?",
+    "Which departments have 3 cars?", "Which customers have an email?", "Which employees have the highest salary?",
+])
+def test_an_object_counted_compared_or_denied_is_not_refused(question: str, demo_lexicon: SchemaLexicon) -> None:
+    assert missing_things(question, demo_lexicon) == []
+
+
+@needs_wordnet
 @pytest.mark.parametrize("question", [  # acts, groups, money a schema computes: it may name them otherwise
     "How many purchases were there?", "How many staff do we have?", "What is the revenue per product?",
     "What is the profit of each product?", "Show the top 5 products by total sales",
