@@ -179,8 +179,12 @@ def leave(code: int | None) -> NoReturn:
 
 
 def run() -> NoReturn:
-    """The ``jupyter-nl2sql`` and ``python -m jupyter_nl2sql`` command: :func:`main`, then :func:`leave`."""
-    leave(main())
+    """The ``jupyter-nl2sql`` and ``python -m jupyter_nl2sql`` command: :func:`main`, then :func:`leave` after
+    ``ask`` (the command that loads the model), an ordinary exit after the others."""
+    code = main()
+    if sys.argv[1:2] == ["ask"]:
+        leave(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -287,17 +287,18 @@ def test_cache_in_the_command_line(cache_root, capsys) -> None:
     assert left == {"examples/shop.json", "demo-v1.sqlite", "stray.txt"}  # the user's examples stay
 
 
-def test_the_command_ends_with_its_status_and_all_its_output(cache_root) -> None:
-    """``python -m jupyter_nl2sql`` leaves without tearing a loaded model down (cli.leave): its exit status and its
-    whole output, piped, still arrive."""
+def test_the_command_ends_with_its_status_and_all_its_output(cache_root, tmp_path) -> None:
+    """``python -m jupyter_nl2sql ask`` leaves without tearing a loaded model down (cli.leave): its exit status and
+    its whole output, piped, still arrive; the other commands exit as usual."""
     import os
     import subprocess
     import sys
 
     env = {**os.environ, "NL2SQL_CACHE_DIR": str(cache_root)}
-    done = subprocess.run([sys.executable, "-m", "jupyter_nl2sql", "cache"], capture_output=True, text=True,
-                          env=env, timeout=120)
-    assert done.returncode == 0 and str(cache_root) in done.stdout and done.stdout.rstrip().endswith(")")
+    missing = f"sqlite:///{tmp_path / 'nowhere' / 'x.db'}"
+    done = subprocess.run([sys.executable, "-m", "jupyter_nl2sql", "ask", "--db", missing, "How many?"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2 and done.stderr.rstrip().endswith("sqlite:////absolute/path.db)")
     done = subprocess.run([sys.executable, "-m", "jupyter_nl2sql", "cache", "--clear", "nothing"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 2 and "unknown cache part" in done.stderr
