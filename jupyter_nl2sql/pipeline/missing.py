@@ -100,18 +100,20 @@ but nor so if whether while they them he she we you i one ones there here whose"
 #: Money a schema computes from prices and quantities rather than keeps: never a missing attribute.
 _DERIVED = frozenset("""revenue revenues sales profit profits earnings turnover spend spending margin margins cost costs
 value worth""".split())
+#: Numbers in words: never a subject, and an object they lead is counted.
+_NUMBER_WORDS = frozenset("one two three four five six seven eight nine ten".split())
 #: Nouns that stand for any table or column: never a missing subject.
 _GENERIC = GENERIC_WORDS | ANALYSIS_WORDS | STRUCTURE_WORDS | frozenset("""amount everything anything something
-everyone anybody anyone somebody someone nobody none total list lists group groups number numbers name names value values
-count counts place places way ways one two three four five six seven eight nine ten""".split()) | _DERIVED
+everyone anybody anyone somebody someone nobody none total list lists group groups number numbers name names value
+values count counts place places way ways""".split()) | _NUMBER_WORDS | _DERIVED
 #: Lead words of a count: an aggregate of one ("the average number of students") sums a column, rows need not exist.
 _COUNTS = frozenset("number numbers count counts amount".split())
 #: Forms of "have" after a subject: what follows is its object ("Which students have a scholarship?").
 _HAVE = frozenset("has have had".split())
 #: Lead words of an object that is counted, compared or denied ("more than 15000 students", "at least 2 pets", "two
 #: or more", "without wireless networking"): a column may hold the number or the flag, so it is never missing.
-_COMPARED = frozenset("""more most less least fewer fewest than over under at many much one two three four five six
-seven eight nine ten without no not never""".split())
+_COMPARED = _NUMBER_WORDS | frozenset("""more most less least fewer fewest than over under at many much without no
+not never""".split())
 #: Subject phrases read after one anchor ("salary of the astronauts": two), and words per phrase.
 _CHAIN, _PHRASE = 3, 3
 _QUOTED = re.compile(r"\"[^\"]*\"|\u201c[^\u201d]*\u201d|`[^`]*`|(?<!\w)'[^']*'(?!\w)")
