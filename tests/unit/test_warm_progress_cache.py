@@ -8,6 +8,9 @@ The warm-up tests run the real engine (xllamacpp) on the tiny random-weight GGUF
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -290,10 +293,6 @@ def test_cache_in_the_command_line(cache_root, capsys) -> None:
 def test_the_command_ends_with_its_status_and_all_its_output(cache_root, tmp_path) -> None:
     """``python -m jupyter_nl2sql ask`` leaves without tearing a loaded model down (cli.leave): its exit status and
     its whole output, piped, still arrive; the other commands exit as usual."""
-    import os
-    import subprocess
-    import sys
-
     env = {**os.environ, "NL2SQL_CACHE_DIR": str(cache_root)}
     missing = f"sqlite:///{tmp_path / 'nowhere' / 'x.db'}"
     done = subprocess.run([sys.executable, "-m", "jupyter_nl2sql", "ask", "--db", missing, "How many?"],
