@@ -205,8 +205,9 @@ class Settings:
                                 _device, nullable=True, group="model")
     dtype: str | None = option(None, "'bfloat16' ('bf16'), 'float16' ('fp16') or 'float32'; None: automatic for "
                                      "the device.", _dtype, nullable=True, group="model")
-    backend: str = option("auto", f"{', '.join(repr(b) for b in BACKENDS)}: 'auto' takes llama.cpp for a .gguf "
-                                  "on the CPU (the prebuilt xllamacpp engine), else transformers ('hf').", _backend, group="model")
+    backend: str = option("auto", f"{', '.join(repr(b) for b in BACKENDS)}: 'auto' takes, for a .gguf on the CPU, "
+                                  "ik_llama.cpp (the fastest here), else llama.cpp (xllamacpp), whichever runs on "
+                                  "this machine; else transformers ('hf').", _backend, group="model")
     max_new_tokens: int = option(256, "Most tokens the model may generate per answer.", _int(1), group="model")
     # -- the pipeline
     row_cap: int = option(1000, "Most rows fetched per query; the rest are not read.", _int(1), flags=("-l", "--limit"))

@@ -31,7 +31,6 @@ This module imports ``xllamacpp`` at import time: import it only when a model is
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -41,14 +40,16 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from ..errors import Cancelled, ConfigError, ModelError
+from ..errors import Cancelled, ModelError
 from .base import Generation, Message, branch_points, sql_block_end
 from .device import brief_openmp_spin
-from .files import cache_dir, first_line, gguf_file_type
+from .files import first_line, gguf_file_type
+from .llama_common import (DEFAULT_N_CTX, DEFAULT_PREFIX_CACHE_MB, MIN_PREFIX_CHARS, PROMPT_BATCH, PrefixStates,
+                           ProgressFn, Token, Warm, env_int, generation_error, physical_cores, prefix_state_dir,
+                           report)
 from .resolve import ResolvedModel
 
 with brief_openmp_spin():  # see there: keeps decoding fast when other processes compete for the cores
@@ -56,47 +57,9 @@ with brief_openmp_spin():  # see there: keeps decoding fast when other processes
 
 logger = logging.getLogger("jupyter_nl2sql")
 
-DEFAULT_N_CTX = 8192
-"""Context window (prompt + reply tokens).  The KV cache costs ~28 KB per token for the 1.5B model; the
-pipeline's schema cap (``max_schema_chars``) stays well inside it."""
-PROMPT_BATCH = 512
-"""Prompt tokens evaluated per step; the cancel event and progress are checked between steps (smaller batches cost
-prompt throughput on a CPU)."""
-DEFAULT_PREFIX_CACHE_MB = 2048
-"""Disk budget of the prefix states (a state of the 1.5B model is ~28 KB per prompt token: ~25 MB for a schema of
-900 tokens); the least recently used are removed past it."""
 RAM_PROMPT_CACHE_MB = 256
 """Host memory llama.cpp may keep earlier prompts' states in, so switching back to a database asked a moment ago is
 a copy, not a prefill."""
-MIN_PREFIX_CHARS = 200
-"""Shorter prefixes are not worth a state file."""
-
-ProgressFn = Callable[[int, int], None]
-"""``progress(tokens_done, tokens_total)`` while a prompt is evaluated."""
-
-
-def physical_cores() -> int:
-    """Physical cores this process may run on (hyper-threads add nothing to matrix arithmetic)."""
-    try:
-        allowed = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        allowed = os.cpu_count() or 1
-    try:
-        import psutil
-
-        physical = psutil.cpu_count(logical=False) or allowed
-    except Exception:  # pragma: no cover - psutil is a dependency; be safe anyway
-        physical = allowed
-    return max(1, min(allowed, physical))
-
-
-def _env_int(name: str, default: int, minimum: int = 1) -> int:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    if not text.isdigit() or int(text) < minimum:
-        raise ConfigError(f"{name} must be a whole number ≥ {minimum}, not {text!r}")
-    return int(text)
 
 
 def engine_version() -> str:
@@ -111,105 +74,6 @@ def _dist_version(name: str) -> str:
         return version(name)
     except PackageNotFoundError:  # pragma: no cover - a source checkout of xllamacpp
         return "unknown"
-
-
-@dataclass(frozen=True)
-class Warm:
-    """How a prompt prefix came to be in the model's cache before a question."""
-
-    source: str
-    """``"resident"`` (already there), ``"restored"`` (read from its state file), ``"computed"`` (evaluated now, and
-    saved when persistence is on) or ``"none"`` (no prefix: too short, or persistence off and not resident)."""
-    tokens: int = 0
-    """Tokens of the prefix (0 when unknown)."""
-    seconds: float = 0.0
-    """Time spent bringing it in."""
-
-
-class PrefixStates:
-    """The prefix-state files of one model and engine build: ``<dir>/<sha256 of the prefix text>.bin``, used least
-    recently first out when they pass ``budget_bytes``."""
-
-    def __init__(self, directory: Path, budget_bytes: int) -> None:
-        self.directory = directory
-        self.budget_bytes = budget_bytes
-
-    @staticmethod
-    def key(prefix: str) -> str:
-        """The file stem for ``prefix`` (the exact text: another schema or sample row is another key)."""
-        return hashlib.sha256(prefix.encode("utf-8")).hexdigest()[:40]
-
-    @property
-    def enabled(self) -> bool:
-        """False when the budget is 0 (persistence off)."""
-        return self.budget_bytes > 0
-
-    def path(self, key: str) -> Path:
-        """Where the state for ``key`` lives."""
-        return self.directory / f"{key}.bin"
-
-    def has(self, key: str) -> bool:
-        """Whether a state file for ``key`` exists."""
-        return self.enabled and self.path(key).is_file()
-
-    def touch(self, key: str) -> None:
-        """Mark ``key`` as just used (the LRU order is the files' modification times)."""
-        try:
-            os.utime(self.path(key))
-        except OSError:
-            pass
-
-    def forget(self, key: str) -> None:
-        """Remove the state for ``key`` (it failed to restore)."""
-        self.path(key).unlink(missing_ok=True)
-
-    def files(self) -> list[Path]:
-        """The state files, least recently used first."""
-        if not self.directory.is_dir():
-            return []
-        found = []
-        for p in self.directory.glob("*.bin"):
-            try:
-                found.append((p.stat().st_mtime, p))
-            except OSError:
-                continue
-        return [p for _, p in sorted(found)]
-
-    def total_bytes(self) -> int:
-        """Bytes the state files take."""
-        return sum(p.stat().st_size for p in self.files() if p.exists())
-
-    def enforce_budget(self, keep: str | None = None) -> list[Path]:
-        """Remove the least recently used files until the rest fit the budget (never ``keep``); the removed."""
-        files = self.files()
-        sizes = {p: p.stat().st_size for p in files if p.exists()}
-        total = sum(sizes.values())
-        removed = []
-        for p in files:
-            if total <= self.budget_bytes:
-                break
-            if keep is not None and p.stem == keep:
-                continue
-            p.unlink(missing_ok=True)
-            total -= sizes.get(p, 0)
-            removed.append(p)
-        return removed
-
-
-def prefix_state_dir(resolved: ResolvedModel) -> Path:
-    """The folder of ``resolved``'s prefix states under the cache root: one per model file and engine build."""
-    ident = resolved.sha256 or hashlib.sha256(f"{resolved.path}:{_file_stamp(resolved.path)}".encode()).hexdigest()
-    root = Path(os.environ["NL2SQL_PREFIX_STATE_DIR"]) if os.environ.get("NL2SQL_PREFIX_STATE_DIR") else (
-        cache_dir() / "prefix-states")
-    return root / f"{ident[:16]}-xllamacpp-{engine_version()}"
-
-
-def _file_stamp(path: Path) -> str:
-    try:
-        st = path.stat()
-        return f"{st.st_size}:{st.st_mtime_ns}"
-    except OSError:
-        return "missing"
 
 
 class LlamaCppBackend:
@@ -244,13 +108,13 @@ class LlamaCppBackend:
             raise ModelError(f"the llama.cpp backend needs a .gguf file; {resolved.path} is a Hugging Face folder: "
                              f"use backend 'transformers' (or 'auto')")
         t0 = time.perf_counter()
-        n_threads = n_threads or _env_int("NL2SQL_LLAMA_THREADS", physical_cores())
-        n_ctx = n_ctx or _env_int("NL2SQL_LLAMA_N_CTX", DEFAULT_N_CTX)
-        budget = _env_int("NL2SQL_PREFIX_CACHE_MB", DEFAULT_PREFIX_CACHE_MB, minimum=0) * 1024 * 1024
-        states = PrefixStates(state_dir or prefix_state_dir(resolved), budget)
+        n_threads = n_threads or env_int("NL2SQL_LLAMA_THREADS", physical_cores())
+        n_ctx = n_ctx or env_int("NL2SQL_LLAMA_N_CTX", DEFAULT_N_CTX)
+        budget = env_int("NL2SQL_PREFIX_CACHE_MB", DEFAULT_PREFIX_CACHE_MB, minimum=0) * 1024 * 1024
+        states = PrefixStates(state_dir or prefix_state_dir(resolved, f"xllamacpp-{engine_version()}"), budget)
         if states.enabled:
             states.directory.mkdir(parents=True, exist_ok=True)
-        _report(f"Loading {resolved.model_id} with llama.cpp from {resolved.path.name} ({n_threads} threads)",
+        report(f"Loading {resolved.model_id} with llama.cpp from {resolved.path.name} ({n_threads} threads)",
                 progress)
         api_key = secrets.token_urlsafe(24)
         params = xllamacpp.CommonParams()
@@ -266,7 +130,7 @@ class LlamaCppBackend:
         # both are set here, and on a CPU it only delays every start.
         params.fit_params = False
         params.verbosity = 0
-        params.cache_ram_mib = _env_int("NL2SQL_LLAMA_RAM_CACHE_MB", RAM_PROMPT_CACHE_MB, minimum=0)
+        params.cache_ram_mib = env_int("NL2SQL_LLAMA_RAM_CACHE_MB", RAM_PROMPT_CACHE_MB, minimum=0)
         params.api_keys = [api_key]
         params.hostnames = ["127.0.0.1"]
         if states.enabled:
@@ -279,7 +143,7 @@ class LlamaCppBackend:
                            resolved.model_id, train_ctx)
         backend = cls(server, resolved, n_ctx=n_ctx, n_threads=n_threads, api_key=api_key, states=states,
                       meta=meta)
-        _report(f"Loaded {resolved.model_id} (llama.cpp, {backend.dtype}, context {backend.n_ctx}) in "
+        report(f"Loaded {resolved.model_id} (llama.cpp, {backend.dtype}, context {backend.n_ctx}) in "
                 f"{time.perf_counter() - t0:.1f} s", progress)
         return backend
 
@@ -430,10 +294,6 @@ class LlamaCppBackend:
         return "".join(parts), timings, tokens
 
 
-#: A generated token: its text, probability, and the runner-up's text and probability (None when not reported).
-Token = tuple[str, float, "str | None", "float | None"]
-
-
 def _token(entry: dict[str, Any]) -> Token:
     """One generated token of the engine's stream (``n_probs`` = 2: the chosen token and the best other one)."""
     text = str(entry.get("token", ""))
@@ -495,17 +355,4 @@ def _model_meta(server: Any, api_key: str) -> dict[str, Any]:
 
 
 def _generation_error(error: Any, n_ctx: int) -> ModelError:
-    text = error.get("message", str(error)) if isinstance(error, dict) else str(error)
-    if "context" in text.lower() and ("exceed" in text.lower() or "size" in text.lower()):
-        return ModelError(f"the prompt is longer than the model's context of {n_ctx} tokens: lower "
-                          f"max_schema_chars (fewer tables shown) or raise NL2SQL_LLAMA_N_CTX")
-    return ModelError(f"llama.cpp generation failed: {first_line(text)}")
-
-
-def _report(message: str, progress: bool) -> None:
-    """Log ``message``; with ``progress`` and no logging configured for our logger, also print it to stderr."""
-    logger.info(message)
-    if progress and not logger.hasHandlers():
-        import sys
-
-        print(message, file=sys.stderr)
+    return generation_error(error.get("message", str(error)) if isinstance(error, dict) else str(error), n_ctx)

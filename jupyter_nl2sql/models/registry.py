@@ -4,11 +4,12 @@ A kernel loads the model once; every later ``%%nl2sql`` cell, widget click or ``
 serialises loads, so two threads asking at once load once (and two different models never load side by side,
 which would double the memory needed).
 
-Which backend runs the model (:func:`choose_backend`; the ``backend`` setting): ``"llama.cpp"`` runs a GGUF file
-as it is on the CPU (memory-mapped, 4-bit, fastest on a CPU); ``"transformers"`` runs anything on any device
-(Hugging Face folders, GPUs, a chosen dtype).  ``"auto"`` (the default) takes llama.cpp when the model is a GGUF,
-the device is the CPU, no dtype was asked for (llama.cpp runs the file's own quantisation) and the ``xllamacpp``
-engine (a dependency, installed from a prebuilt wheel) loads; otherwise transformers.
+Which backend runs the model (:func:`choose_backend`; the ``backend`` setting): ``"ik_llama.cpp"`` and
+``"llama.cpp"`` run a GGUF file's own 4-bit weights on the CPU (the ``ik-llama-cpp-python`` wheel, its weights
+repacked for its kernels, and the ``xllamacpp`` wheel: both dependencies, no compiler); ``"transformers"`` runs
+anything on any device (Hugging Face folders, GPUs, a chosen dtype).  ``"auto"`` (the default) takes, when the
+model is a GGUF, the device is the CPU and no dtype was asked for, the first of ik_llama.cpp (measured fastest
+here: ``benchmarks/engines/``) and llama.cpp that can run on this machine; otherwise transformers.
 """
 
 from __future__ import annotations
@@ -36,12 +37,20 @@ _LOCK = threading.RLock()
 _BY_REQUEST: dict[tuple[str, str, str, str], Backend] = {}
 _BY_FILES: dict[tuple[str, str, str, str], Backend] = {}
 
-BACKENDS = ("auto", "transformers", "llama.cpp")
+BACKENDS = ("auto", "transformers", "llama.cpp", "ik_llama.cpp")
+#: The GGUF engines on the CPU, fastest first: what ``auto`` tries.
+GGUF_ENGINES = ("ik_llama.cpp", "llama.cpp")
 BACKEND_ALIASES = {"": "auto", "auto": "auto", "transformers": "transformers", "hf": "transformers",
                    "torch": "transformers", "llama.cpp": "llama.cpp", "llamacpp": "llama.cpp",
-                   "llama_cpp": "llama.cpp", "llama-cpp": "llama.cpp", "gguf": "llama.cpp"}
+                   "llama_cpp": "llama.cpp", "llama-cpp": "llama.cpp", "gguf": "llama.cpp", "xllamacpp": "llama.cpp",
+                   "ik_llama.cpp": "ik_llama.cpp", "ik-llama.cpp": "ik_llama.cpp", "ik_llama_cpp": "ik_llama.cpp",
+                   "ik-llama-cpp": "ik_llama.cpp", "ikllama": "ik_llama.cpp", "ik": "ik_llama.cpp"}
 LLAMA_INSTALL_HINT = "pip install xllamacpp"
 LLAMA_MISSING = "the llama.cpp engine (xllamacpp) is not installed"
+IK_INSTALL_HINT = "pip install ik-llama-cpp-python"
+IK_MISSING = "the ik_llama.cpp engine (ik-llama-cpp-python) is not installed"
+#: What the ik-llama-cpp-python wheel's kernels need (it is built for AVX2).
+IK_CPU_FLAGS = ("avx2", "fma", "f16c")
 
 
 def normalize_backend(backend: Any) -> str:
@@ -53,7 +62,7 @@ def normalize_backend(backend: Any) -> str:
     """
     text = str(backend if backend is not None else "auto").strip().lower()
     if text not in BACKEND_ALIASES:
-        raise ConfigError(f"unknown backend {backend!r}: use auto, transformers or llama.cpp")
+        raise ConfigError(f"unknown backend {backend!r}: use auto, transformers, llama.cpp or ik_llama.cpp")
     return BACKEND_ALIASES[text]
 
 
@@ -111,31 +120,62 @@ def llama_cpp_available() -> bool:
     return llama_cpp_problem() is None
 
 
+@functools.lru_cache(maxsize=1)
+def ik_llama_problem() -> str | None:
+    """Why the ik_llama.cpp backend cannot run here (not installed, not an x86-64 CPU with AVX2, does not load),
+    or None when it can."""
+    import platform
+
+    try:
+        if importlib.util.find_spec("ik_llama_cpp") is None:
+            return f"{IK_MISSING}: run {IK_INSTALL_HINT}"
+    except (ImportError, ValueError):
+        return f"{IK_MISSING}: run {IK_INSTALL_HINT}"
+    from .device import cpu_flags
+
+    flags = cpu_flags()
+    if platform.machine().lower() not in ("x86_64", "amd64") or (flags and not set(IK_CPU_FLAGS) <= flags):
+        return "the ik_llama.cpp wheel is built for x86-64 CPUs with AVX2, FMA and F16C, which this machine is not"
+    try:
+        importlib.import_module(".ikllama_backend", __package__)  # loads the engine's library
+    except Exception as exc:  # a broken shared library, a missing system dependency
+        return (f"the ik_llama.cpp engine does not load ({type(exc).__name__}: {first_line(exc)}): reinstall "
+                f"ik-llama-cpp-python")
+    return None
+
+
+def engine_problem(kind: str) -> str | None:
+    """Why the GGUF engine ``kind`` (one of :data:`GGUF_ENGINES`) cannot run here, or None."""
+    return ik_llama_problem() if kind == "ik_llama.cpp" else llama_cpp_problem()
+
+
 def choose_backend(backend: Any, resolved: ResolvedModel, device: str, dtype_requested: Any) -> str:
-    """``"llama.cpp"`` or ``"transformers"`` for these files on ``device``; see the module docstring.
+    """``"ik_llama.cpp"``, ``"llama.cpp"`` or ``"transformers"`` for these files on ``device``; see the module
+    docstring.
 
     An explicit ``backend`` that cannot work here raises a one-line :class:`ModelError` / :class:`ConfigError`.
     """
     wanted = normalize_backend(backend)
     if wanted == "transformers":
         return wanted
-    if wanted == "llama.cpp":
+    if wanted in GGUF_ENGINES:
         if not resolved.is_gguf:
-            raise ModelError(f"backend llama.cpp needs a .gguf model, but {resolved.model_id} resolved to the "
+            raise ModelError(f"backend {wanted} needs a .gguf model, but {resolved.model_id} resolved to the "
                              f"Hugging Face folder {resolved.path}: pass a .gguf file, or use backend auto")
         if device != "cpu":
-            raise ConfigError(f"backend llama.cpp runs on the CPU here, not {device}: use device cpu (or auto "
+            raise ConfigError(f"backend {wanted} runs on the CPU here, not {device}: use device cpu (or auto "
                               f"on a machine without a GPU), or backend transformers for the GPU")
-        problem = llama_cpp_problem()
+        problem = engine_problem(wanted)
         if problem is not None:
-            raise ModelError(f"backend llama.cpp cannot run: {problem}; or use backend transformers")
+            raise ModelError(f"backend {wanted} cannot run: {problem}; or use backend transformers")
         return wanted
     if resolved.is_gguf and device == "cpu" and normalize_dtype(dtype_requested) is None:
-        problem = llama_cpp_problem()
-        if problem is None:
-            return "llama.cpp"
-        if not problem.startswith(LLAMA_MISSING):
-            logger.warning("using transformers instead of llama.cpp: %s", problem)
+        for kind in GGUF_ENGINES:
+            problem = engine_problem(kind)
+            if problem is None:
+                return kind
+            if not problem.startswith((LLAMA_MISSING, IK_MISSING)):
+                logger.warning("not using %s: %s", kind, problem)
     return "transformers"
 
 
@@ -164,7 +204,7 @@ def get_backend(model: Any = None, device: Any = None, dtype: Any = None, progre
     ``model``: None (the default model), a Hub id or known alias, a local folder, a ``.gguf`` file, or a model
     server (``openai+http://127.0.0.1:8000/v1#model-name``: :mod:`~jupyter_nl2sql.models.http_backend`).
     ``device``/``dtype``: None or ``"auto"`` to choose automatically, else e.g. ``"cpu"``, ``"cuda:0"``,
-    ``"bfloat16"``.  ``backend``: None/``"auto"``, ``"transformers"`` or ``"llama.cpp"`` (see the module
+    ``"bfloat16"``.  ``backend``: None/``"auto"``, ``"transformers"``, ``"llama.cpp"`` or ``"ik_llama.cpp"`` (see the module
     docstring); the choice is in ``backend.provenance["backend"]``.  Returns ``(backend, load_seconds)`` where
     ``load_seconds`` is None when the backend was already loaded.  Raises
     :class:`~jupyter_nl2sql.errors.ModelError` or :class:`~jupyter_nl2sql.errors.ConfigError` with a one-line
@@ -189,7 +229,11 @@ def get_backend(model: Any = None, device: Any = None, dtype: Any = None, progre
         loaded = _BY_FILES.get(files)
         load_seconds = None
         if loaded is None:
-            if kind == "llama.cpp":
+            if kind == "ik_llama.cpp":
+                from .ikllama_backend import IkLlamaBackend
+
+                loaded = IkLlamaBackend.load(resolved, progress=progress)
+            elif kind == "llama.cpp":
                 from .llamacpp_backend import LlamaCppBackend
 
                 loaded = LlamaCppBackend.load(resolved, progress=progress)
@@ -241,7 +285,7 @@ def defer_backend(model: Any = None, device: Any = None, dtype: Any = None, prog
         if files in _BY_FILES:
             return None
     # the device and dtype each backend reports (LlamaCppBackend, TransformersBackend)
-    where = ({"dtype": gguf_file_type(resolved.path.name), "device": "cpu"} if kind == "llama.cpp"
+    where = ({"dtype": gguf_file_type(resolved.path.name), "device": "cpu"} if kind in GGUF_ENGINES
              else {"dtype": chosen_dtype, "device": chosen_device})
     return DeferredBackend(request, {**resolved.provenance(), **where, "backend": kind})
 

@@ -1,8 +1,8 @@
 """The llama.cpp backend: which backend ``auto`` picks, and the real llama.cpp code on a tiny random GGUF.
 
-Selection tests monkeypatch whether the engine can run; the plumbing tests load a 2-layer random-weight GGUF
-through the real engine (``xllamacpp``, a dependency: gibberish replies by design).  The real 1.5B model runs only
-under the ``model`` marker.
+Selection tests monkeypatch whether the engines can run; the plumbing tests load a 2-layer random-weight GGUF
+through each real engine (``xllamacpp`` and ``ik-llama-cpp-python``, dependencies: gibberish replies by design).
+The real 1.5B model runs only under the ``model`` marker.
 """
 
 from __future__ import annotations
@@ -37,10 +37,12 @@ def hf_model(tmp_path) -> ResolvedModel:
 
 # -- selection (no llama.cpp needed) ------------------------------------------------------------------------------
 NOT_INSTALLED = f"{registry.LLAMA_MISSING}: run {registry.LLAMA_INSTALL_HINT}"
+IK_NOT_INSTALLED = f"{registry.IK_MISSING}: run {registry.IK_INSTALL_HINT}"
 
 
 @pytest.mark.parametrize("installed", [True, False])
 def test_auto_picks_llamacpp_only_for_gguf_on_cpu_when_installed(monkeypatch, gguf_model, hf_model, installed):
+    monkeypatch.setattr(registry, "ik_llama_problem", lambda: IK_NOT_INSTALLED)
     monkeypatch.setattr(registry, "llama_cpp_problem", lambda: None if installed else NOT_INSTALLED)
     expected = "llama.cpp" if installed else "transformers"
     assert choose_backend(None, gguf_model, "cpu", None) == expected
@@ -49,6 +51,41 @@ def test_auto_picks_llamacpp_only_for_gguf_on_cpu_when_installed(monkeypatch, gg
     assert choose_backend("auto", gguf_model, "cpu", "bfloat16") == "transformers"  # a dtype asks for transformers
     assert choose_backend("auto", hf_model, "cpu", None) == "transformers"
     assert choose_backend("transformers", gguf_model, "cpu", None) == "transformers"
+
+
+@pytest.mark.parametrize("llama", [True, False])
+def test_auto_prefers_ik_llama_when_it_runs(monkeypatch, gguf_model, hf_model, llama, caplog):
+    """ik_llama.cpp first (measured fastest), then xllamacpp; a machine ik cannot run on says why and moves on."""
+    monkeypatch.setattr(registry, "llama_cpp_problem", lambda: None if llama else NOT_INSTALLED)
+    monkeypatch.setattr(registry, "ik_llama_problem", lambda: None)
+    assert choose_backend(None, gguf_model, "cpu", None) == "ik_llama.cpp"
+    assert choose_backend("auto", hf_model, "cpu", None) == "transformers"
+    assert choose_backend("auto", gguf_model, "cpu", "bfloat16") == "transformers"
+    assert choose_backend("llama.cpp", gguf_model, "cpu", None) == "llama.cpp" if llama else True
+    no_avx2 = "the ik_llama.cpp wheel is built for x86-64 CPUs with AVX2, FMA and F16C, which this machine is not"
+    monkeypatch.setattr(registry, "ik_llama_problem", lambda: no_avx2)
+    assert choose_backend(None, gguf_model, "cpu", None) == ("llama.cpp" if llama else "transformers")
+    assert "not using ik_llama.cpp: the ik_llama.cpp wheel is built for x86-64" in caplog.text
+    with pytest.raises(ModelError, match="backend ik_llama.cpp cannot run: the ik_llama.cpp wheel is built"):
+        choose_backend("ik", gguf_model, "cpu", None)
+
+
+def test_ik_llama_problem_when_not_installed_or_no_avx2(monkeypatch):
+    import importlib.util
+
+    from jupyter_nl2sql.models import device
+
+    real_find_spec = importlib.util.find_spec
+    registry.ik_llama_problem.cache_clear()
+    try:
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+        assert registry.ik_llama_problem() == IK_NOT_INSTALLED
+        registry.ik_llama_problem.cache_clear()
+        monkeypatch.setattr(importlib.util, "find_spec", real_find_spec)
+        monkeypatch.setattr(device, "cpu_flags", lambda: {"sse2", "avx"})
+        assert "built for x86-64 CPUs with AVX2" in registry.ik_llama_problem()
+    finally:
+        registry.ik_llama_problem.cache_clear()
 
 
 def test_explicit_llamacpp_says_what_is_wrong(monkeypatch, gguf_model, hf_model):
@@ -67,6 +104,8 @@ def test_backend_names():
     assert normalize_backend(None) == normalize_backend("") == normalize_backend(" AUTO ") == "auto"
     assert normalize_backend("llama_cpp") == normalize_backend("GGUF") == "llama.cpp"
     assert normalize_backend("hf") == "transformers"
+    assert normalize_backend("ik") == normalize_backend("IK_LLAMA.CPP") == "ik_llama.cpp"
+    assert normalize_backend("xllamacpp") == "llama.cpp"
     with pytest.raises(ConfigError, match="unknown backend 'onnx'"):
         normalize_backend("onnx")
 
@@ -88,15 +127,17 @@ def test_build_for_missing_instructions_is_not_auto_selected(monkeypatch, gguf_m
                                             {"avx", "avx2", "fma"})
     assert problem == ["AVX512", "AVX512_VNNI"]
     assert registry.missing_cpu_features("CPU : AVX512 = 1 |", set()) == []  # flags unknown: trust the build
+    monkeypatch.setattr(registry, "ik_llama_problem", lambda: IK_NOT_INSTALLED)
     monkeypatch.setattr(registry, "llama_cpp_problem", lambda: "this xllamacpp build uses AVX512, which ...")
     assert choose_backend(None, gguf_model, "cpu", None) == "transformers"
-    assert "using transformers instead of llama.cpp" in caplog.text
+    assert "not using llama.cpp: this xllamacpp build uses AVX512" in caplog.text
     with pytest.raises(ModelError, match="build uses AVX512"):
         choose_backend("llama.cpp", gguf_model, "cpu", None)
 
 
 def test_get_backend_without_llama_falls_back_to_transformers(monkeypatch, gguf_model):
-    """``auto`` with llama_cpp missing loads through transformers (no llama import attempted)."""
+    """``auto`` with both llama.cpp engines missing loads through transformers (no llama import attempted)."""
+    monkeypatch.setattr(registry, "ik_llama_problem", lambda: IK_NOT_INSTALLED)
     monkeypatch.setattr(registry, "llama_cpp_problem", lambda: NOT_INSTALLED)
     monkeypatch.setattr(registry, "resolve_model", lambda model, progress=True: gguf_model)
     monkeypatch.setattr(registry, "choose_device_dtype", lambda device, dtype: ("cpu", "float32"))
@@ -134,31 +175,42 @@ def test_assistant_passes_backend_setting(monkeypatch):
 
 
 # -- the real llama.cpp engine on a tiny random GGUF ----------------------------------------------------------------
-def _load_tiny(directory: Path, **kwargs):
-    from jupyter_nl2sql.models.llamacpp_backend import LlamaCppBackend
+ENGINES = ("llama.cpp", "ik_llama.cpp")
+
+
+def _load_tiny(directory: Path, engine: str = "llama.cpp", **kwargs):
     from jupyter_nl2sql.models.resolve import resolve_path
     from jupyter_nl2sql.models.testing import make_tiny_random_gguf
 
+    if engine == "ik_llama.cpp":
+        from jupyter_nl2sql.models.ikllama_backend import IkLlamaBackend as Engine
+    else:
+        from jupyter_nl2sql.models.llamacpp_backend import LlamaCppBackend as Engine
     path = directory / "tiny.gguf"
     if not path.exists():
         make_tiny_random_gguf(path)
     kwargs.setdefault("state_dir", directory / "states")
-    return LlamaCppBackend.load(resolve_path(path, progress=False), progress=False, n_threads=1, **kwargs)
+    return Engine.load(resolve_path(path, progress=False), progress=False, n_threads=1, **kwargs)
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def engine(request) -> str:
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("tiny-llama")
+def tiny_dir(tmp_path_factory, engine) -> Path:
+    return tmp_path_factory.mktemp(f"tiny-{engine}")
 
 
 @pytest.fixture(scope="module")
-def tiny_llama(tiny_dir):
-    return _load_tiny(tiny_dir)
+def tiny_llama(tiny_dir, engine):
+    return _load_tiny(tiny_dir, engine)
 
 
-def test_tiny_gguf_loads_and_generates(tiny_llama):
+def test_tiny_gguf_loads_and_generates(tiny_llama, engine):
     b = tiny_llama
-    assert b.provenance["backend"] == "llama.cpp" and b.provenance["sha256"] and b.provenance["engine"]
+    assert b.provenance["backend"] == engine and b.provenance["sha256"] and b.provenance["engine"]
     assert b.device == "cpu" and b.provenance["n_ctx_train"] == 4096
     prompt = b.render_prompt(MESSAGES)
     assert prompt.startswith("<|im_start|>system\nYou write SQLite.<|im_end|>\n")
@@ -192,10 +244,10 @@ def test_greedy_is_deterministic_and_prefix_is_reused(tiny_llama):
     assert back.text == first.text  # reuse never changes the answer
 
 
-def test_reply_score_is_the_mean_token_log_probability(tiny_llama):
+def test_reply_score_is_the_mean_token_log_probability(tmp_path):
     """The streamed score equals the mean of the log-probabilities the engine reports for the same tokens in a
-    separate, non-streamed request."""
-    b = tiny_llama
+    separate, non-streamed request (xllamacpp)."""
+    b = _load_tiny(tmp_path)
     gen = b.generate(MESSAGES, max_new_tokens=8)
     reply = b._server.handle_completions({"prompt": b.render_prompt(MESSAGES), "n_predict": 8, "temperature": 0.0,
                                           "top_k": 1, "n_probs": 1, "cache_prompt": False})
@@ -230,8 +282,8 @@ def test_cancel_before_and_during_generation(tiny_llama):
     assert b.generate(MESSAGES, max_new_tokens=10, cancel=threading.Event()).text == reference.text
 
 
-def test_cancel_during_prompt_evaluation_and_progress(tiny_dir):
-    b = _load_tiny(tiny_dir, n_batch=16)
+def test_cancel_during_prompt_evaluation_and_progress(tiny_dir, engine):
+    b = _load_tiny(tiny_dir, engine, n_batch=16)
     long = [MESSAGES[0], {"role": "user", "content": "SELECT name FROM users; " * 40}]
     seen: list[tuple[int, int]] = []
     flag = _CancelAfter(3)  # before the prompt, then once per progress report of a 16-token batch
@@ -260,19 +312,20 @@ def _ask(question: str) -> list[dict]:
     return [MESSAGES[0], {"role": "user", "content": schema + f"\nQuestion: {question}"}]
 
 
-def test_prefix_state_is_saved_once_and_restored_by_a_new_engine(tmp_path):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_prefix_state_is_saved_once_and_restored_by_a_new_engine(tmp_path, engine):
     """What a kernel restart or a one-shot CLI call sees: a second engine restores the state the first saved, the
     question then evaluates only its own tokens, and the answer is the one a cold engine gives."""
-    first = _load_tiny(tmp_path)
+    first = _load_tiny(tmp_path, engine)
     head = first.render_prompt(_ask("a"))[:len(first.render_prompt(_ask("a")).split("\nQuestion:")[0]) + 1]
     assert head.endswith("\n") and len(head) > 200
     warm = first.warm(head)
     files = list((tmp_path / "states").glob("*.bin"))
     assert warm.source == "computed" and warm.tokens > 0 and len(files) == 1
     assert first.warm(head).source == "resident"
-    cold = _load_tiny(tmp_path, state_dir=tmp_path / "elsewhere")  # no states: evaluates everything
+    cold = _load_tiny(tmp_path, engine, state_dir=tmp_path / "elsewhere")  # no states: evaluates everything
     reference = cold.generate(_ask("how many rows?"), max_new_tokens=6)
-    second = _load_tiny(tmp_path)
+    second = _load_tiny(tmp_path, engine)
     gen = second.generate(_ask("how many rows?"), max_new_tokens=6, prefix=head)
     assert gen.prefix_source == "restored" and gen.tokens_reused >= warm.tokens - 2
     assert gen.tokens_computed < reference.tokens_computed / 3
@@ -281,39 +334,44 @@ def test_prefix_state_is_saved_once_and_restored_by_a_new_engine(tmp_path):
     assert again.prefix_source == "resident"
 
 
-def test_a_changed_schema_never_meets_the_old_state(tmp_path):
-    b = _load_tiny(tmp_path)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_changed_schema_never_meets_the_old_state(tmp_path, engine):
+    b = _load_tiny(tmp_path, engine)
     head = SCHEMA_HEAD
     b.warm(head)
     changed = head.replace("price REAL", "price REAL, stock INTEGER", 1)
     assert b.states.key(changed) != b.states.key(head)
-    fresh = _load_tiny(tmp_path)
+    fresh = _load_tiny(tmp_path, engine)
     assert fresh.warm(changed).source == "computed"  # not the old file
     assert len(list((tmp_path / "states").glob("*.bin"))) == 2
 
 
-def test_a_broken_state_file_is_evaluated_again(tmp_path, caplog):
-    b = _load_tiny(tmp_path)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_broken_state_file_is_evaluated_again(tmp_path, caplog, engine):
+    b = _load_tiny(tmp_path, engine)
     b.warm(SCHEMA_HEAD)
     (state,) = (tmp_path / "states").glob("*.bin")
     state.write_bytes(b"not a state" * 10)
-    fresh = _load_tiny(tmp_path)
+    fresh = _load_tiny(tmp_path, engine)
     assert fresh.warm(SCHEMA_HEAD).source == "computed"
     assert "did not restore" in caplog.text
-    assert _load_tiny(tmp_path).warm(SCHEMA_HEAD).source == "restored"  # the rewritten file is good
+    assert _load_tiny(tmp_path, engine).warm(SCHEMA_HEAD).source == "restored"  # the rewritten file is good
 
 
-def test_persistence_off_writes_nothing(tmp_path, monkeypatch):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_persistence_off_writes_nothing(tmp_path, monkeypatch, engine):
     monkeypatch.setenv("NL2SQL_PREFIX_CACHE_MB", "0")
-    b = _load_tiny(tmp_path)
+    b = _load_tiny(tmp_path, engine)
     assert b.warm(SCHEMA_HEAD).source == "none"
     gen = b.generate(_ask("how many?"), max_new_tokens=4, prefix=SCHEMA_HEAD)
     assert gen.tokens_out > 0 and not (tmp_path / "states").exists()
 
 
-def test_the_engine_port_refuses_requests_without_the_process_key(tiny_llama):
+def test_the_engine_port_refuses_requests_without_the_process_key(tmp_path):
     import urllib.error
     import urllib.request
+
+    tiny_llama = _load_tiny(tmp_path)
 
     request = urllib.request.Request(tiny_llama._address + "/slots/0?action=save", data=b'{"filename": "x.bin"}',
                                      headers={"Content-Type": "application/json"}, method="POST")
@@ -338,7 +396,7 @@ def test_prefix_states_keep_to_their_budget_least_recently_used_first(tmp_path):
     assert sorted(p.stem for p in store.files()) == ["a", "d"] and store.total_bytes() == 200
 
 
-def test_get_backend_auto_uses_llamacpp_for_gguf_on_cpu(tmp_path, monkeypatch):
+def test_get_backend_auto_uses_ik_llama_for_gguf_on_cpu(tmp_path, monkeypatch):
     from jupyter_nl2sql.models.testing import make_tiny_random_gguf
 
     monkeypatch.setenv("NL2SQL_CACHE_DIR", str(tmp_path / "cache"))
@@ -346,7 +404,7 @@ def test_get_backend_auto_uses_llamacpp_for_gguf_on_cpu(tmp_path, monkeypatch):
     registry.clear_backends()
     try:
         backend, seconds = get_backend(str(path), device="cpu", progress=False)
-        assert backend.provenance["backend"] == "llama.cpp" and seconds is not None
+        assert backend.provenance["backend"] == "ik_llama.cpp" and seconds is not None
         assert get_backend(str(path), device="cpu", progress=False) == (backend, None)
         hf, _ = get_backend(str(path), device="cpu", dtype="float32", backend="transformers", progress=False)
         assert hf.provenance["backend"] == "transformers" and hf is not backend
@@ -354,7 +412,8 @@ def test_get_backend_auto_uses_llamacpp_for_gguf_on_cpu(tmp_path, monkeypatch):
         registry.clear_backends()
 
 
-def test_assistant_end_to_end_through_llamacpp(tmp_path, monkeypatch, demo_sqlite_url):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_assistant_end_to_end_through_llamacpp(tmp_path, monkeypatch, demo_sqlite_url, engine):
     """The pipeline on the tiny GGUF: provenance says llama.cpp, stats split prefill from decode, and the schema
     part of the prompt is saved once and found again by :meth:`Assistant.warm` (the SQL is gibberish)."""
     from jupyter_nl2sql.pipeline.assistant import Assistant
@@ -365,13 +424,13 @@ def test_assistant_end_to_end_through_llamacpp(tmp_path, monkeypatch, demo_sqlit
     path = make_tiny_random_gguf(tmp_path / "tiny.gguf")
     registry.clear_backends()
     try:
-        a = Assistant(str(path), device="cpu", backend="llama.cpp", connections=ConnectionManager(),
+        a = Assistant(str(path), device="cpu", backend=engine, connections=ConnectionManager(),
                       generation_cache="memory", max_new_tokens=8, repair_rounds=0)
         events: list[str] = []
         warm = a.warm(demo_sqlite_url, on_progress=lambda stage, info: events.append(stage))
         assert warm.source == "computed" and warm.tokens > 200 and "prefill" in events
         ans = a.ask("How many customers are there?", demo_sqlite_url, generate_only=True)
-        assert ans.provenance["backend"] == "llama.cpp"
+        assert ans.provenance["backend"] == engine
         st = ans.stats
         assert st.tokens_in > 200 and 0 < st.tokens_out <= 8 and st.tokens_reused >= warm.tokens - 2
         assert st.prefix == "resident" and st.prefill_seconds is not None and "decode" in str(st)
@@ -383,14 +442,15 @@ def test_assistant_end_to_end_through_llamacpp(tmp_path, monkeypatch, demo_sqlit
 
 # -- the real model ---------------------------------------------------------------------------------------------
 @pytest.mark.model
-def test_default_model_through_llamacpp_reuses_the_schema():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_default_model_through_llamacpp_reuses_the_schema(engine):
     from jupyter_nl2sql.models import DEFAULT_MODEL, lookup_known, resolve
 
     known = lookup_known(DEFAULT_MODEL)
     if resolve.offline_part_paths(known)[1]:
         pytest.fail(f"the default model is not installed ({known.pip_hint})")
-    backend, _ = get_backend(backend="llama.cpp", device="cpu", progress=False)
-    assert backend.provenance["backend"] == "llama.cpp" and backend.dtype == "q4_k_m"
+    backend, _ = get_backend(backend=engine, device="cpu", progress=False)
+    assert backend.provenance["backend"] == engine and backend.dtype == "q4_k_m"
     schema = ("Database schema (SQLite):\n\nCREATE TABLE singer (singer_id INTEGER PRIMARY KEY, name TEXT, "
               "country TEXT, age INTEGER);\n\n")
     ask = [{"role": "system", "content": "Reply with the SQL in a single ```sql code block."},

@@ -1,0 +1,448 @@
+"""The ik_llama.cpp backend: runs a GGUF file on the CPU through the prebuilt ``ik-llama-cpp-python`` wheel.
+
+Why: ik_llama.cpp is a llama.cpp fork with its own CPU matrix kernels; with its weights repacked for those kernels
+when the model loads (``repack_tensors``, lossless: the same 4-bit numbers, interleaved), it evaluates prompts and
+decodes tokens faster than the ``xllamacpp`` engine on the same 2 cores, from a wheel (no compiler).  The
+side-by-side figures are in ``benchmarks/engines/`` (``python -m benchmarks.engines``).
+
+The wheel is used through its C API (``llama.h`` over ctypes) only, in-process: no server, no port.  This module
+keeps what :class:`~jupyter_nl2sql.models.llamacpp_backend.LlamaCppBackend` gives the pipeline:
+
+* prompt reuse: the tokens in the context's cache are remembered, and a new prompt evaluates only from the first
+  token that differs (so consecutive questions on one database reuse the schema);
+* prefix states (:class:`~.llama_common.PrefixStates`): the question-independent head of a prompt is evaluated
+  once and its KV cache written with ``llama_state_seq_save_file``, keyed by the model file's sha256, this engine's
+  build and the exact head text; a later process reads it back instead of evaluating it (the file also carries the
+  head's tokens, which must equal the head's tokens now, or it is evaluated again);
+* greedy replies with each token's probability and its runner-up (for :class:`~.base.BranchPoint` s), stopped at
+  an end token or at the end of a fenced SQL block;
+* cancellation between prompt batches and between generated tokens, with progress after each batch.
+
+Settings (environment, read at load): the same as the xllamacpp engine's (``NL2SQL_LLAMA_N_CTX``,
+``NL2SQL_LLAMA_THREADS``, ``NL2SQL_PREFIX_CACHE_MB``, ``NL2SQL_PREFIX_STATE_DIR``).
+
+This module loads the engine's shared library at import time: import it only when a model is being loaded.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import math
+import os
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..errors import Cancelled, ModelError
+from .base import Generation, Message, branch_points, sql_block_end
+from .device import brief_openmp_spin
+from .files import first_line, gguf_file_type
+from .llama_common import (DEFAULT_N_CTX, DEFAULT_PREFIX_CACHE_MB, MIN_PREFIX_CHARS, PROMPT_BATCH, PrefixStates,
+                           ProgressFn, Token, Warm, env_int, generation_error, physical_cores, prefix_state_dir,
+                           logger, report)
+from .resolve import ResolvedModel
+
+@contextmanager
+def _quiet_stdio() -> Iterator[None]:
+    """Send the engine's own prints (it writes its memory plan to the process's stdout and stderr while loading)
+    to /dev/null for the block; Python's streams are flushed first, so nothing of ours is lost."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, ValueError, OSError):
+            pass
+    try:
+        saved = [os.dup(1), os.dup(2)]
+    except OSError:  # no file descriptors to redirect (an embedded interpreter)
+        yield
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (null, *saved):
+            os.close(fd)
+
+
+with brief_openmp_spin(), _quiet_stdio():  # see there: keeps decoding fast when other processes compete for the
+    from ik_llama_cpp import _ctypes_api as C  # cores
+
+DIST = "ik-llama-cpp-python"
+"""The wheel this backend runs on."""
+BACKEND_NAME = "ik_llama.cpp"
+"""This backend's name in the ``backend`` setting and in provenance."""
+
+_LIB = C._lib
+
+
+def _bind(name: str, argtypes: list[Any], restype: Any) -> Any:
+    func = getattr(_LIB, name)
+    func.argtypes, func.restype = argtypes, restype
+    return func
+
+
+_seq_rm = _bind("llama_kv_cache_seq_rm", [ctypes.c_void_p, C.llama_seq_id, C.llama_pos, C.llama_pos], ctypes.c_bool)
+_state_save = _bind("llama_state_seq_save_file", [ctypes.c_void_p, ctypes.c_char_p, C.llama_seq_id,
+                                                  ctypes.POINTER(C.llama_token), ctypes.c_size_t], ctypes.c_size_t)
+_state_load = _bind("llama_state_seq_load_file", [ctypes.c_void_p, ctypes.c_char_p, C.llama_seq_id,
+                                                  ctypes.POINTER(C.llama_token), ctypes.c_size_t,
+                                                  ctypes.POINTER(ctypes.c_size_t)], ctypes.c_size_t)
+_meta_str = _bind("llama_model_meta_val_str", [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t],
+                  ctypes.c_int32)
+_n_ctx_train = _bind("llama_n_ctx_train", [ctypes.c_void_p], ctypes.c_int32)
+_LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+_log_set = _bind("llama_log_set", [_LOG_CALLBACK, ctypes.c_void_p], None)
+_LOG_ERROR = 2  # ggml_log_level: errors; the rest (tensor listings, timings) is not for the user
+
+
+@_LOG_CALLBACK
+def _on_log(level: int, text: bytes, _data: Any) -> None:
+    if level == _LOG_ERROR and text:
+        logger.warning("ik_llama.cpp: %s", text.decode("utf-8", errors="replace").strip())
+
+
+_log_set(_on_log, None)
+
+
+def engine_version() -> str:
+    """The wheel's version (its ik_llama.cpp build): part of every state file's key."""
+    try:
+        return version(DIST)
+    except PackageNotFoundError:  # pragma: no cover - a source checkout
+        return "unknown"
+
+
+class _Batch:
+    """One ``llama_batch`` of up to ``size`` tokens of sequence 0, allocated once and refilled."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.batch = C.llama_batch_init(size, 0, 1)
+
+    def fill(self, tokens: list[int], start: int, logits_last: bool) -> Any:
+        b = self.batch
+        b.n_tokens = len(tokens)
+        for i, tok in enumerate(tokens):
+            b.token[i] = tok
+            b.pos[i] = start + i
+            b.n_seq_id[i] = 1
+            b.seq_id[i][0] = 0
+            b.logits[i] = 0
+        if tokens and logits_last:
+            b.logits[len(tokens) - 1] = 1
+        return b
+
+    def close(self) -> None:
+        if self.batch is not None:
+            C.llama_batch_free(self.batch)
+            self.batch = None
+
+
+class IkLlamaBackend:
+    """A GGUF model run by ik_llama.cpp; see :class:`jupyter_nl2sql.models.Backend`."""
+
+    def __init__(self, model: Any, ctx: Any, resolved: ResolvedModel, *, n_ctx: int, n_threads: int, n_batch: int,
+                 states: PrefixStates, template: str) -> None:
+        self._model = model
+        self._ctx = ctx
+        self._batch = _Batch(n_batch)
+        self._n_vocab = int(C.llama_vocab_n_tokens(C.llama_model_get_vocab(model)))
+        self._template = template
+        self._compiled: Any = None
+        self.model_id = resolved.model_id
+        self.device = "cpu"
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.states = states
+        self.dtype = gguf_file_type(resolved.path.name)
+        train = int(_n_ctx_train(model))
+        self.provenance: dict[str, Any] = {
+            **resolved.provenance(), "dtype": self.dtype, "device": "cpu", "backend": BACKEND_NAME,
+            "loaded_from": "gguf-repacked", "engine": f"{DIST} {engine_version()}", "n_ctx": n_ctx,
+            "n_threads": n_threads, **({"n_ctx_train": train} if train > 0 else {}),
+        }
+        self._lock = threading.RLock()
+        self._cached: list[int] = []  # the tokens whose KV entries sequence 0 holds, in order
+        self._resident: str | None = None  # the prefix text the cache starts with, as far as we know
+        self._piece = ctypes.create_string_buffer(256)
+
+    @classmethod
+    def load(cls, resolved: ResolvedModel, *, progress: bool = True, n_ctx: int | None = None,
+             n_threads: int | None = None, state_dir: Path | None = None,
+             n_batch: int = PROMPT_BATCH) -> IkLlamaBackend:
+        """Load ``resolved`` (a GGUF file), its weights repacked for this engine's kernels, with a context of
+        ``n_ctx`` tokens, prompt batches of ``n_batch`` tokens and prefix states in ``state_dir`` (default:
+        :func:`~.llama_common.prefix_state_dir`)."""
+        if not resolved.is_gguf:
+            raise ModelError(f"the {BACKEND_NAME} backend needs a .gguf file; {resolved.path} is a Hugging Face "
+                             f"folder: use backend 'transformers' (or 'auto')")
+        t0 = time.perf_counter()
+        n_threads = n_threads or env_int("NL2SQL_LLAMA_THREADS", physical_cores())
+        n_ctx = n_ctx or env_int("NL2SQL_LLAMA_N_CTX", DEFAULT_N_CTX)
+        budget = env_int("NL2SQL_PREFIX_CACHE_MB", DEFAULT_PREFIX_CACHE_MB, minimum=0) * 1024 * 1024
+        states = PrefixStates(state_dir or prefix_state_dir(resolved, f"ik-{engine_version()}"), budget)
+        if states.enabled:
+            states.directory.mkdir(parents=True, exist_ok=True)
+        report(f"Loading {resolved.model_id} with {BACKEND_NAME} from {resolved.path.name} ({n_threads} threads)",
+               progress)
+        C.llama_backend_init()
+        mparams = C.llama_model_default_params()
+        mparams.use_mmap = True
+        mparams.repack_tensors = True
+        with brief_openmp_spin(), _quiet_stdio():
+            model = C.llama_model_load_from_file(str(resolved.path).encode("utf-8"), mparams)
+        if not model:
+            raise ModelError(f"{BACKEND_NAME} could not load {resolved.path}: check the file, or use backend "
+                             f"'llama.cpp' or 'transformers'")
+        cparams = C.llama_context_default_params()
+        cparams.n_ctx = n_ctx
+        cparams.n_batch = n_batch
+        cparams.n_ubatch = n_batch
+        cparams.n_seq_max = 1
+        cparams.n_threads = n_threads
+        cparams.n_threads_batch = n_threads
+        # the engine's own flash attention asserts on long prompts on CPUs without AVX-VNNI; it is off everywhere
+        # so that every machine runs the same arithmetic
+        cparams.flash_attn = False
+        with _quiet_stdio():
+            ctx = C.llama_init_from_model(model, cparams)
+        if not ctx:
+            C.llama_free_model(model)
+            raise ModelError(f"out of memory making a context of {n_ctx} tokens for {resolved.model_id}: lower "
+                             f"NL2SQL_LLAMA_N_CTX, or close other kernels")
+        template = _meta(model, "tokenizer.chat_template")
+        if not template:
+            C.llama_free(ctx)
+            C.llama_free_model(model)
+            raise ModelError(f"model {resolved.model_id} has no chat template: use an instruct (chat) model")
+        backend = cls(model, ctx, resolved, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch, states=states,
+                      template=template)
+        report(f"Loaded {resolved.model_id} ({BACKEND_NAME}, {backend.dtype}, context {n_ctx}) in "
+               f"{time.perf_counter() - t0:.1f} s", progress)
+        return backend
+
+    def __repr__(self) -> str:
+        return f"<IkLlamaBackend {self.model_id} ({self.dtype}, {self.n_threads} threads)>"
+
+    # -- text ------------------------------------------------------------------------------------------------
+    def render_prompt(self, messages: list[Message]) -> str:
+        """The prompt text after the GGUF's chat template (Jinja, as transformers renders it), ending where the
+        assistant's reply begins."""
+        if self._compiled is None:
+            from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+            def raise_exception(message: str) -> None:
+                raise ModelError(f"model {self.model_id} cannot format this chat: {message}")
+
+            env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+            env.globals["raise_exception"] = raise_exception
+            self._compiled = env.from_string(self._template)
+        return self._compiled.render(messages=list(messages), add_generation_prompt=True)
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of ``text`` (special tokens such as ``<|im_start|>`` parsed, no BOS added)."""
+        data = text.encode("utf-8")
+        n = -C.llama_tokenize(self._model, data, len(data), None, 0, False, True)
+        if n <= 0:
+            return []
+        buf = (C.llama_token * n)()
+        got = C.llama_tokenize(self._model, data, len(data), buf, n, False, True)
+        return list(buf[:got])
+
+    def _bytes(self, token: int) -> bytes:
+        n = C.llama_token_to_piece(self._model, token, self._piece, len(self._piece), 0, False)
+        return self._piece.raw[:n] if n > 0 else b""
+
+    # -- the cache -------------------------------------------------------------------------------------------
+    def _evaluate(self, tokens: list[int], cancel: threading.Event | None, progress: ProgressFn | None,
+                  logits_last: bool) -> tuple[int, float]:
+        """Bring the cache to ``tokens``: keep the longest common head of what it holds, evaluate the rest in
+        batches.  With ``logits_last`` the last token is always evaluated (its logits start the reply).  Returns
+        (tokens reused, seconds of evaluation)."""
+        keep = 0
+        limit = len(tokens) - 1 if logits_last else len(tokens)
+        for a, b in zip(self._cached, tokens[:limit]):
+            if a != b:
+                break
+            keep += 1
+        if keep < len(self._cached):
+            _seq_rm(self._ctx, 0, keep, -1)
+            del self._cached[keep:]
+        t0 = time.perf_counter()
+        total = len(tokens)
+        for start in range(keep, total, self._batch.size):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("cancelled")
+            chunk = tokens[start:start + self._batch.size]
+            last = start + len(chunk) >= total
+            self._decode(self._batch.fill(chunk, start, logits_last and last), len(chunk))
+            self._cached.extend(chunk)
+            if progress is not None:
+                progress(start + len(chunk), total)
+        return keep, time.perf_counter() - t0
+
+    def _decode(self, batch: Any, n: int) -> None:
+        rc = C.llama_decode(self._ctx, batch)
+        if rc != 0:
+            # the batch did not go in (no room in the cache, or an engine failure): start clean next time
+            _seq_rm(self._ctx, 0, 0, -1)
+            self._cached.clear()
+            self._resident = None
+            text = "the context size was exceeded" if rc == 1 else f"llama_decode returned {rc} for {n} tokens"
+            raise generation_error(text, self.n_ctx)
+
+    # -- prefix states -------------------------------------------------------------------------------------------
+    def warm(self, prefix: str, cancel: threading.Event | None = None,
+             progress: ProgressFn | None = None) -> Warm:
+        """Bring ``prefix`` (the question-independent head of a prompt) into the cache: already resident, restored
+        from its state file, or evaluated now and saved for every later process.
+
+        Raises :class:`~jupyter_nl2sql.errors.Cancelled` when ``cancel`` is set during the evaluation.
+        """
+        with self._lock:
+            return self._warm(prefix, cancel, progress)
+
+    def _warm(self, prefix: str, cancel: threading.Event | None, progress: ProgressFn | None) -> Warm:
+        if self._resident is not None and self._resident == prefix:
+            return Warm("resident")
+        if len(prefix) < MIN_PREFIX_CHARS:
+            return Warm("none")
+        t0 = time.perf_counter()
+        tokens = self.tokenize(prefix)
+        if len(tokens) >= self.n_ctx:
+            raise generation_error("the context size was exceeded", self.n_ctx)
+        key = self.states.key(prefix)
+        if self.states.has(key) and self._restore(key, tokens):
+            self.states.touch(key)
+            self._resident = prefix
+            return Warm("restored", len(tokens), time.perf_counter() - t0)
+        if not self.states.enabled:
+            return Warm("none")
+        self._evaluate(tokens, cancel, progress, logits_last=False)
+        self._resident = prefix
+        self._save(key, tokens)
+        return Warm("computed", len(tokens), time.perf_counter() - t0)
+
+    def _restore(self, key: str, tokens: list[int]) -> bool:
+        """Read the state ``key`` into sequence 0; False (and the file removed) when it does not hold ``tokens``."""
+        _seq_rm(self._ctx, 0, 0, -1)
+        self._cached.clear()
+        self._resident = None
+        buf = (C.llama_token * (len(tokens) + 1))()
+        count = ctypes.c_size_t(0)
+        read = _state_load(self._ctx, str(self.states.path(key)).encode("utf-8"), 0, buf, len(tokens) + 1,
+                           ctypes.byref(count))
+        if read and list(buf[:count.value]) == tokens:
+            self._cached = list(tokens)
+            return True
+        logger.warning("prefix state %s did not restore; evaluating the prefix again", key)
+        _seq_rm(self._ctx, 0, 0, -1)
+        self.states.forget(key)
+        return False
+
+    def _save(self, key: str, tokens: list[int]) -> None:
+        """Write sequence 0's state (``tokens`` and their KV entries) as ``key``, atomically, and keep the budget."""
+        path = self.states.path(key)
+        temp = path.with_name(f"{key}.{os.getpid()}.{threading.get_ident()}.tmp")
+        buf = (C.llama_token * len(tokens))(*tokens)
+        try:
+            if not _state_save(self._ctx, str(temp).encode("utf-8"), 0, buf, len(tokens)):
+                raise OSError("the engine wrote nothing")
+            os.replace(temp, path)
+        except OSError as exc:  # a full disk must not fail the question
+            logger.warning("could not save the prefix state (%s)", first_line(exc))
+            temp.unlink(missing_ok=True)
+            return
+        self.states.enforce_budget(keep=key)
+
+    # -- generation ----------------------------------------------------------------------------------------
+    def generate(self, messages: list[Message], max_new_tokens: int = 256,
+                 cancel: threading.Event | None = None, prefix: str | None = None,
+                 progress: ProgressFn | None = None, reply_start: str = "") -> Generation:
+        """Greedy reply to ``messages``; stops at an end token or at the end of a fenced SQL block.
+
+        ``prefix``: the prompt's question-independent head (see :meth:`warm`), brought in first when given.
+        ``reply_start``: the reply's first characters, taken as written (a :class:`BranchPoint`'s other way); the
+        returned text starts with them.  The reply's :class:`BranchPoint` s come with it.
+        Raises :class:`~jupyter_nl2sql.errors.Cancelled` when ``cancel`` is set before the reply is complete.
+        """
+        prompt = self.render_prompt(messages) + reply_start
+        with self._lock:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("cancelled")
+            t0 = time.perf_counter()
+            warm = self._warm(prefix, cancel, progress) if prefix and prompt.startswith(prefix) else Warm("none")
+            tokens = self.tokenize(prompt)
+            if len(tokens) + 1 > self.n_ctx:
+                raise generation_error("the context size was exceeded", self.n_ctx)
+            if self._resident is not None and not prompt.startswith(self._resident):
+                self._resident = None
+            reused, prefill = self._evaluate(tokens, cancel, progress, logits_last=True)
+            text, generated, decode = self._reply(len(tokens), max_new_tokens, cancel)
+            seconds = time.perf_counter() - t0
+        done = reply_start + text
+        end = sql_block_end(done)
+        logprobs = [math.log(max(p, 1e-300)) for _, p, _, _ in generated]
+        return Generation(done[:end] if end is not None else done, len(tokens), len(generated), seconds,
+                          tokens_reused=reused,
+                          logprob=sum(logprobs) / len(logprobs) if logprobs else None,
+                          branch_points=branch_points([(reply_start, 1.0, None, None), *generated]),
+                          prefill_seconds=prefill, decode_seconds=decode,
+                          prefix_source=warm.source, prefix_seconds=warm.seconds)
+
+    def _reply(self, pos: int, max_new_tokens: int, cancel: threading.Event | None) -> tuple[str, list[Token], float]:
+        """Greedy tokens from the logits of the last evaluated token (at position ``pos`` - 1): the text, each token
+        as (text, probability, runner-up text, runner-up probability), and the seconds taken."""
+        t0 = time.perf_counter()
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        parts: list[str] = []
+        tokens: list[Token] = []
+        for _ in range(max_new_tokens):
+            logits = np.ctypeslib.as_array(C.llama_get_logits_ith(self._ctx, -1), shape=(self._n_vocab,))
+            best = int(logits.argmax())
+            top = float(logits[best])
+            weights = np.exp(logits - top)
+            weights[best] = 0.0
+            second = int(weights.argmax())
+            total = 1.0 + float(weights.sum())
+            if C.llama_token_is_eog(self._model, best):
+                break
+            piece = self._bytes(best)
+            tokens.append((piece.decode("utf-8", errors="replace"), 1.0 / total,
+                           self._bytes(second).decode("utf-8", errors="replace"), float(weights[second]) / total))
+            parts.append(decoder.decode(piece))
+            if sql_block_end("".join(parts)) is not None or len(tokens) >= max_new_tokens:
+                break
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("cancelled")
+            if pos + 1 > self.n_ctx:
+                break
+            self._decode(self._batch.fill([best], pos, True), 1)
+            self._cached.append(best)
+            pos += 1
+        parts.append(decoder.decode(b"", final=True))
+        return "".join(parts), tokens, time.perf_counter() - t0
+
+
+def _meta(model: Any, key: str) -> str:
+    """The GGUF metadata value ``key`` as text ("" when absent)."""
+    size = 1 << 16
+    while True:
+        buf = ctypes.create_string_buffer(size)
+        n = _meta_str(model, key.encode("utf-8"), buf, size)
+        if n < 0:
+            return ""
+        if n < size:
+            return buf.raw[:n].decode("utf-8", errors="replace")
+        size = n + 1
