@@ -4,9 +4,10 @@
 >>> backend, load_seconds = get_backend()          # doctest: +SKIP
 >>> backend.generate([{"role": "user", "content": "SQL for: how many users?"}]).text   # doctest: +SKIP
 
-Importing this package is cheap: torch and transformers (or xllamacpp) are imported only when a model is loaded.
-Two backends: llama.cpp (a GGUF on the CPU; the default there, through the prebuilt ``xllamacpp`` engine) and
-transformers (everything else); see :mod:`jupyter_nl2sql.models.registry`.
+Importing this package is cheap: torch and transformers (or a llama.cpp engine) are imported only when a model is
+loaded.  Three backends: ik_llama.cpp and llama.cpp (a GGUF on the CPU, through the prebuilt ``ik-llama-cpp-python``
+and ``xllamacpp`` wheels; ik_llama.cpp is the default there) and transformers (everything else); see
+:mod:`jupyter_nl2sql.models.registry`.
 """
 
 from __future__ import annotations

@@ -235,6 +235,23 @@ class IkLlamaBackend:
     def __repr__(self) -> str:
         return f"<IkLlamaBackend {self.model_id} ({self.dtype}, {self.n_threads} threads)>"
 
+    def close(self) -> None:
+        """Free the context, the weights and the batch (the backend cannot be used after)."""
+        with self._lock:
+            self._batch.close()
+            if self._ctx:
+                C.llama_free(self._ctx)
+                self._ctx = None
+            if self._model:
+                C.llama_free_model(self._model)
+                self._model = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # pragma: no cover - interpreter shutdown: the library may be gone already
+            pass
+
     # -- text ------------------------------------------------------------------------------------------------
     def render_prompt(self, messages: list[Message]) -> str:
         """The prompt text after the GGUF's chat template (Jinja, as transformers renders it), ending where the
@@ -252,6 +269,7 @@ class IkLlamaBackend:
 
     def tokenize(self, text: str) -> list[int]:
         """Token ids of ``text`` (special tokens such as ``<|im_start|>`` parsed, no BOS added)."""
+        self._live()
         data = text.encode("utf-8")
         n = -C.llama_tokenize(self._model, data, len(data), None, 0, False, True)
         if n <= 0:
@@ -313,7 +331,12 @@ class IkLlamaBackend:
         with self._lock:
             return self._warm(prefix, cancel, progress)
 
+    def _live(self) -> None:
+        if not self._ctx:
+            raise ModelError(f"the {BACKEND_NAME} engine of {self.model_id} was closed: load the model again")
+
     def _warm(self, prefix: str, cancel: threading.Event | None, progress: ProgressFn | None) -> Warm:
+        self._live()
         if self._resident is not None and self._resident == prefix:
             return Warm("resident")
         if len(prefix) < MIN_PREFIX_CHARS:
@@ -379,6 +402,7 @@ class IkLlamaBackend:
         """
         prompt = self.render_prompt(messages) + reply_start
         with self._lock:
+            self._live()
             if cancel is not None and cancel.is_set():
                 raise Cancelled("cancelled")
             t0 = time.perf_counter()

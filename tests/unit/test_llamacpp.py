@@ -478,3 +478,16 @@ def test_openmp_spin_is_short_only_while_loading(monkeypatch):
     with brief_openmp_spin():
         assert "GOMP_SPINCOUNT" not in os.environ
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_ik_llama_loads_quietly_and_a_closed_engine_says_so(tmp_path, capfd):
+    """The engine prints its memory plan while loading: none of it reaches the user's cell or terminal.  A closed
+    engine refuses with one line instead of touching freed memory."""
+    b = _load_tiny(tmp_path, "ik_llama.cpp")
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    assert b.generate(MESSAGES, max_new_tokens=2).tokens_out > 0
+    b.close()
+    with pytest.raises(ModelError, match="engine of .* was closed: load the model again"):
+        b.generate(MESSAGES, max_new_tokens=2)
+    b.close()  # twice is fine
