@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import codecs
 import ctypes
-import math
 import os
 import sys
 import threading
@@ -41,12 +40,11 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import Cancelled, ModelError
-from .base import Generation, Message, branch_points, sql_block_end
+from .base import Generation, Message, sql_block_end
 from .device import brief_openmp_spin
 from .files import first_line, gguf_file_type
-from .llama_common import (DEFAULT_N_CTX, DEFAULT_PREFIX_CACHE_MB, MIN_PREFIX_CHARS, PROMPT_BATCH, PrefixStates,
-                           ProgressFn, Token, Warm, env_int, generation_error, physical_cores, prefix_state_dir,
-                           logger, report)
+from .llama_common import (MIN_PREFIX_CHARS, PROMPT_BATCH, PrefixStates, ProgressFn, Token, Warm, engine_settings,
+                           generation_error, logger, reply, report)
 from .resolve import ResolvedModel
 
 @contextmanager
@@ -184,16 +182,9 @@ class IkLlamaBackend:
         """Load ``resolved`` (a GGUF file), its weights repacked for this engine's kernels, with a context of
         ``n_ctx`` tokens, prompt batches of ``n_batch`` tokens and prefix states in ``state_dir`` (default:
         :func:`~.llama_common.prefix_state_dir`)."""
-        if not resolved.is_gguf:
-            raise ModelError(f"the {BACKEND_NAME} backend needs a .gguf file; {resolved.path} is a Hugging Face "
-                             f"folder: use backend 'transformers' (or 'auto')")
         t0 = time.perf_counter()
-        n_threads = n_threads or env_int("NL2SQL_LLAMA_THREADS", physical_cores())
-        n_ctx = n_ctx or env_int("NL2SQL_LLAMA_N_CTX", DEFAULT_N_CTX)
-        budget = env_int("NL2SQL_PREFIX_CACHE_MB", DEFAULT_PREFIX_CACHE_MB, minimum=0) * 1024 * 1024
-        states = PrefixStates(state_dir or prefix_state_dir(resolved, f"ik-{engine_version()}"), budget)
-        if states.enabled:
-            states.directory.mkdir(parents=True, exist_ok=True)
+        n_threads, n_ctx, states = engine_settings(resolved, BACKEND_NAME, f"ik-{engine_version()}", n_threads, n_ctx,
+                                                   state_dir)
         report(f"Loading {resolved.model_id} with {BACKEND_NAME} from {resolved.path.name} ({n_threads} threads)",
                progress)
         C.llama_backend_init()
@@ -323,11 +314,8 @@ class IkLlamaBackend:
     # -- prefix states -------------------------------------------------------------------------------------------
     def warm(self, prefix: str, cancel: threading.Event | None = None,
              progress: ProgressFn | None = None) -> Warm:
-        """Bring ``prefix`` (the question-independent head of a prompt) into the cache: already resident, restored
-        from its state file, or evaluated now and saved for every later process.
-
-        Raises :class:`~jupyter_nl2sql.errors.Cancelled` when ``cancel`` is set during the evaluation.
-        """
+        """As :meth:`.llamacpp_backend.LlamaCppBackend.warm`: ``prefix`` resident, restored (its file must hold
+        the prefix's tokens) or evaluated and saved; :class:`~jupyter_nl2sql.errors.Cancelled` on ``cancel``."""
         with self._lock:
             return self._warm(prefix, cancel, progress)
 
@@ -393,13 +381,8 @@ class IkLlamaBackend:
     def generate(self, messages: list[Message], max_new_tokens: int = 256,
                  cancel: threading.Event | None = None, prefix: str | None = None,
                  progress: ProgressFn | None = None, reply_start: str = "") -> Generation:
-        """Greedy reply to ``messages``; stops at an end token or at the end of a fenced SQL block.
-
-        ``prefix``: the prompt's question-independent head (see :meth:`warm`), brought in first when given.
-        ``reply_start``: the reply's first characters, taken as written (a :class:`BranchPoint`'s other way); the
-        returned text starts with them.  The reply's :class:`BranchPoint` s come with it.
-        Raises :class:`~jupyter_nl2sql.errors.Cancelled` when ``cancel`` is set before the reply is complete.
-        """
+        """Greedy reply to ``messages``, as :meth:`.llamacpp_backend.LlamaCppBackend.generate` gives it (the same
+        arguments, stops, branch points and cancellation)."""
         prompt = self.render_prompt(messages) + reply_start
         with self._lock:
             self._live()
@@ -415,15 +398,8 @@ class IkLlamaBackend:
             reused, prefill = self._evaluate(tokens, cancel, progress, logits_last=True)
             text, generated, decode = self._reply(len(tokens), max_new_tokens, cancel)
             seconds = time.perf_counter() - t0
-        done = reply_start + text
-        end = sql_block_end(done)
-        logprobs = [math.log(max(p, 1e-300)) for _, p, _, _ in generated]
-        return Generation(done[:end] if end is not None else done, len(tokens), len(generated), seconds,
-                          tokens_reused=reused,
-                          logprob=sum(logprobs) / len(logprobs) if logprobs else None,
-                          branch_points=branch_points([(reply_start, 1.0, None, None), *generated]),
-                          prefill_seconds=prefill, decode_seconds=decode,
-                          prefix_source=warm.source, prefix_seconds=warm.seconds)
+        return reply(reply_start, text, generated, tokens_in=len(tokens), tokens_out=len(generated), reused=reused,
+                     seconds=seconds, prefill=prefill, decode=decode, warm=warm)
 
     def _reply(self, pos: int, max_new_tokens: int, cancel: threading.Event | None) -> tuple[str, list[Token], float]:
         """Greedy tokens from the logits of the last evaluated token (at position ``pos`` - 1): the text, each token

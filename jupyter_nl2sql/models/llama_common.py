@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ..errors import ConfigError, ModelError
+from .base import Generation, branch_points, sql_block_end
 from .files import cache_dir, first_line
 from .resolve import ResolvedModel
 
@@ -160,6 +162,38 @@ def _file_stamp(path: Path) -> str:
         return f"{st.st_size}:{st.st_mtime_ns}"
     except OSError:
         return "missing"
+
+
+def engine_settings(resolved: ResolvedModel, backend: str, engine: str, n_threads: int | None, n_ctx: int | None,
+                    state_dir: Path | None) -> tuple[int, int, PrefixStates]:
+    """What an engine loading ``resolved`` runs with: threads and context (given, else from the environment) and
+    its prefix states (``state_dir``, else :func:`prefix_state_dir` for ``engine``; the folder made when
+    persistence is on).  A Hugging Face folder is refused in one line naming ``backend``."""
+    if not resolved.is_gguf:
+        raise ModelError(f"the {backend} backend needs a .gguf file; {resolved.path} is a Hugging Face folder: use "
+                         f"backend 'transformers' (or 'auto')")
+    n_threads = n_threads or env_int("NL2SQL_LLAMA_THREADS", physical_cores())
+    n_ctx = n_ctx or env_int("NL2SQL_LLAMA_N_CTX", DEFAULT_N_CTX)
+    budget = env_int("NL2SQL_PREFIX_CACHE_MB", DEFAULT_PREFIX_CACHE_MB, minimum=0) * 1024 * 1024
+    states = PrefixStates(state_dir or prefix_state_dir(resolved, engine), budget)
+    if states.enabled:
+        states.directory.mkdir(parents=True, exist_ok=True)
+    return n_threads, n_ctx, states
+
+
+def reply(reply_start: str, text: str, generated: list[Token], *, tokens_in: int, tokens_out: int, reused: int,
+          seconds: float, prefill: float, decode: float, warm: Warm) -> Generation:
+    """The :class:`~.base.Generation` of a greedy reply that began with ``reply_start`` and went on with ``text``
+    (its tokens ``generated``): cut after its SQL block, scored by its tokens' mean log-probability, with the places
+    the model hesitated."""
+    done = reply_start + text
+    end = sql_block_end(done)
+    logprobs = [math.log(max(p, 1e-300)) for _, p, _, _ in generated]
+    return Generation(done[:end] if end is not None else done, tokens_in, tokens_out, seconds, tokens_reused=reused,
+                      logprob=sum(logprobs) / len(logprobs) if logprobs else None,
+                      branch_points=branch_points([(reply_start, 1.0, None, None), *generated]),
+                      prefill_seconds=prefill, decode_seconds=decode, prefix_source=warm.source,
+                      prefix_seconds=warm.seconds)
 
 
 def generation_error(text: str, n_ctx: int) -> ModelError:

@@ -44,12 +44,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Cancelled, ModelError
-from .base import Generation, Message, branch_points, sql_block_end
+from .base import Generation, Message, sql_block_end
 from .device import brief_openmp_spin
 from .files import first_line, gguf_file_type
-from .llama_common import (DEFAULT_N_CTX, DEFAULT_PREFIX_CACHE_MB, MIN_PREFIX_CHARS, PROMPT_BATCH, PrefixStates,
-                           ProgressFn, Token, Warm, env_int, generation_error, physical_cores, prefix_state_dir,
-                           report)
+from .llama_common import (MIN_PREFIX_CHARS, PROMPT_BATCH, PrefixStates, ProgressFn, Token, Warm, engine_settings,
+                           env_int, generation_error, reply, report)
 from .resolve import ResolvedModel
 
 with brief_openmp_spin():  # see there: keeps decoding fast when other processes compete for the cores
@@ -104,16 +103,9 @@ class LlamaCppBackend:
              n_batch: int = PROMPT_BATCH) -> LlamaCppBackend:
         """Memory-map ``resolved`` (a GGUF file) and start the engine with a context of ``n_ctx`` tokens, prompt
         batches of ``n_batch`` tokens and prefix states in ``state_dir`` (default: :func:`prefix_state_dir`)."""
-        if not resolved.is_gguf:
-            raise ModelError(f"the llama.cpp backend needs a .gguf file; {resolved.path} is a Hugging Face folder: "
-                             f"use backend 'transformers' (or 'auto')")
         t0 = time.perf_counter()
-        n_threads = n_threads or env_int("NL2SQL_LLAMA_THREADS", physical_cores())
-        n_ctx = n_ctx or env_int("NL2SQL_LLAMA_N_CTX", DEFAULT_N_CTX)
-        budget = env_int("NL2SQL_PREFIX_CACHE_MB", DEFAULT_PREFIX_CACHE_MB, minimum=0) * 1024 * 1024
-        states = PrefixStates(state_dir or prefix_state_dir(resolved, f"xllamacpp-{engine_version()}"), budget)
-        if states.enabled:
-            states.directory.mkdir(parents=True, exist_ok=True)
+        n_threads, n_ctx, states = engine_settings(resolved, "llama.cpp", f"xllamacpp-{engine_version()}", n_threads,
+                                                   n_ctx, state_dir)
         report(f"Loading {resolved.model_id} with llama.cpp from {resolved.path.name} ({n_threads} threads)",
                 progress)
         api_key = secrets.token_urlsafe(24)
@@ -236,17 +228,10 @@ class LlamaCppBackend:
             if self._resident is not None and not prompt.startswith(self._resident):
                 self._resident = None
             seconds = time.perf_counter() - t0
-        done = reply_start + done
-        end = sql_block_end(done)
         computed, reused = int(timings.get("prompt_n", 0)), int(timings.get("cache_n", 0))
-        logprobs = [math.log(max(p, 1e-300)) for _, p, _, _ in tokens]
-        return Generation(done[:end] if end is not None else done, computed + reused,
-                          int(timings.get("predicted_n", 0)), seconds, tokens_reused=reused,
-                          logprob=sum(logprobs) / len(logprobs) if logprobs else None,
-                          branch_points=branch_points([(reply_start, 1.0, None, None), *tokens]),
-                          prefill_seconds=float(timings.get("prompt_ms", 0.0)) / 1000,
-                          decode_seconds=float(timings.get("predicted_ms", 0.0)) / 1000,
-                          prefix_source=warm.source, prefix_seconds=warm.seconds)
+        return reply(reply_start, done, tokens, tokens_in=computed + reused, tokens_out=int(timings.get("predicted_n", 0)),
+                     reused=reused, seconds=seconds, prefill=float(timings.get("prompt_ms", 0.0)) / 1000,
+                     decode=float(timings.get("predicted_ms", 0.0)) / 1000, warm=warm)
 
     def _complete(self, prompt: str, max_new_tokens: int, cancel: threading.Event | None,
                   progress: ProgressFn | None) -> tuple[str, dict[str, Any], list[Token]]:
