@@ -44,7 +44,7 @@ from .rounding import asked_decimals, rounded_as_asked
 from .windows import nest_windows
 from .lexicon import LexiconCache
 from .missing import missing_from_schema, refusal
-from .prompting import (LAYOUTS, REPLY_OPENING, Example, build_messages, empty_result_messages, extract_sql, follow_up_message,
+from .prompting import (LAYOUTS, Example, build_messages, empty_result_messages, extract_sql, follow_up_message,
                         follow_up_messages, prompt_head, repair_messages)
 from .schema import Schema, SchemaCache, fit_schema
 from .namefix import NameFix, fix_names, fix_values
@@ -306,7 +306,7 @@ class Assistant:
         if load_seconds is not None:
             answer.stats.model_load_seconds = load_seconds
             answer.stats.record("load", time.perf_counter() - t0)
-        answer.prompt = rendered_prompt(run.backend, answer.messages)
+        answer.prompt = run.backend.render_prompt(answer.messages)
         run.prefix = self._prefix(run.backend, run.conn, run.context)
         if answer.provenance:  # loaded after the answer was described: the engine's own record
             answer.provenance.update(run.backend.provenance)
@@ -316,7 +316,7 @@ class Assistant:
         when its reply came from the cache before the model was loaded; None for an answer without messages (a
         refusal)."""
         if answer.prompt is None and answer.messages:
-            answer.prompt = rendered_prompt(self.load(settings)[0], answer.messages)
+            answer.prompt = self.load(settings)[0].render_prompt(answer.messages)
         return answer.prompt
 
     def load(self, settings: Settings | None = None) -> tuple[Any, float | None]:
@@ -753,9 +753,6 @@ class Assistant:
         ``run.hesitated``."""
         backend, cache, cancel = run.backend, run.replies, run.cancel
         max_new_tokens = run.settings.max_new_tokens
-        whole = not reply_start  # the model's own reply, not a continuation from a place it hesitated
-        if whole and opens_reply(backend):
-            reply_start = REPLY_OPENING
         identity = model_identity(backend.provenance)
         how = {"greedy": True, "max_new_tokens": max_new_tokens, **({"reply_start": reply_start} if reply_start else {})}
         key = cache_key(identity, messages, how)
@@ -798,7 +795,7 @@ class Assistant:
             finally:
                 if lead:
                     self._in_flight.release(key)
-        if whole:
+        if not reply_start:
             run.hesitated = (messages, points)
         return extract_sql(text)
 
@@ -1184,21 +1181,3 @@ def _prefill_then_decode(run: Run, done: int, total: int) -> None:
         run.progress("prefill", {"done": done, "total": total})
     else:
         run.progress("generate", {})
-
-
-#: The backends whose ``generate`` continues a reply from given first characters (``reply_start``).
-OPENING_BACKENDS = ("ik_llama.cpp", "llama.cpp", "transformers")
-
-
-def opens_reply(backend: Any) -> bool:
-    """Whether ``backend``'s replies start from :data:`~.prompting.REPLY_OPENING` written into the prompt: a loaded
-    backend whose ``generate`` takes ``reply_start``, or a model not loaded yet that one of those will run."""
-    if getattr(backend, "deferred", False):
-        return backend.provenance.get("backend") in OPENING_BACKENDS
-    return accepts_keyword(backend.generate, "reply_start")
-
-
-def rendered_prompt(backend: Any, messages: list[dict]) -> str:
-    """The exact text ``backend`` evaluates for ``messages``: its chat rendering, and the reply's opening when it is
-    written into the prompt (:func:`opens_reply`)."""
-    return backend.render_prompt(messages) + (REPLY_OPENING if opens_reply(backend) else "")

@@ -49,11 +49,6 @@ def dialect_label(dialect: str) -> str:
 LAYOUTS = ("sql", "chat")
 
 
-#: How every reply starts, written at the end of the prompt instead of generated: the fence the prompt asks for.  The
-#: model writes it first anyway; evaluated with the prompt it costs a fraction of its three decoded tokens.
-REPLY_OPENING = "```sql\n"
-
-
 #: What a follow-up question is told, after the conversation so far (both layouts).
 FOLLOW_UP_NOTE = ("If it refines the previous question (another filter, sort, limit, column or grouping), modify the "
                   "previous query; if it asks something new, write a new query for it.")

@@ -18,7 +18,6 @@ from jupyter_nl2sql.models.base import BRANCH_FLOOR, BranchPoint, Generation, br
 from jupyter_nl2sql.models.testing import StandInBackend
 from jupyter_nl2sql.pipeline.assistant import Assistant
 from jupyter_nl2sql.pipeline.confidence import Confidence, hesitations, lowest_in_sql
-from jupyter_nl2sql.pipeline.prompting import REPLY_OPENING
 
 FIRST = "```sql\nSELECT count(*) FROM customers\n```"
 OPEN = "```sql\nSELECT "
@@ -26,8 +25,7 @@ OPEN = "```sql\nSELECT "
 
 @dataclass(kw_only=True)
 class HesitantBackend(StandInBackend):
-    """Replies ``first`` (asked to start with the opening fence, as the pipeline asks for every whole reply),
-    hesitating at ``points``; a reply that must start with another ``s`` is ``continuations[s]``."""
+    """Replies ``first``, hesitating at ``points``; a reply that must start with ``s`` is ``continuations[s]``."""
 
     first: str = FIRST
     points: tuple[BranchPoint, ...] = ()
@@ -39,7 +37,7 @@ class HesitantBackend(StandInBackend):
                  **_: Any) -> Generation:
         self.calls.append(messages)
         self.starts.append(reply_start)
-        if reply_start != REPLY_OPENING:  # the pipeline writes the opening fence into every whole reply
+        if reply_start:
             return Generation(text=self.continuations[reply_start], tokens_in=10, tokens_out=5, seconds=0.001,
                               logprob=-0.1)
         return Generation(text=self.first, tokens_in=10, tokens_out=5, seconds=0.001, logprob=-0.2,
@@ -65,7 +63,7 @@ def test_no_hesitation_is_high_confidence_and_one_call(hesitant, demo_sqlite_url
     ans = Assistant(generation_cache="off", alternatives=2).ask("How many customers?", demo_sqlite_url)
     assert ans.ok and ans.dataframe.iloc[0, 0] == 60
     assert ans.confidence == Confidence("high", lowest=0.99)
-    assert backend.starts == [REPLY_OPENING]
+    assert backend.starts == [""]
     assert "high confidence: the model did not hesitate" in str(ans)
 
 
@@ -77,7 +75,7 @@ def test_majority_of_the_alternatives_wins_and_names_the_runner_up(hesitant, dem
                                _point("count(", "*)", "order_id)", 0.3)),
                        continuations={a: a + "\n```", b: b + " FROM orders\n```"})
     ans = Assistant(generation_cache="off", alternatives=2).ask("How many orders?", demo_sqlite_url)
-    assert backend.starts == [REPLY_OPENING, b, a]  # least sure place first
+    assert backend.starts == ["", b, a]  # least sure place first
     assert ans.sql == "SELECT count(order_id) FROM orders"
     assert ans.confidence.agree == 2 and ans.confidence.of == 3 and ans.confidence.level == "medium"
     assert ans.confidence.runner_up == "SELECT count(*) FROM customers"
@@ -108,7 +106,7 @@ def test_a_failing_alternative_has_no_vote(hesitant, demo_sqlite_url: str) -> No
 def test_alternatives_off_still_says_the_model_hesitated(hesitant, demo_sqlite_url: str) -> None:
     backend = hesitant(points=(_point("count(*) FROM", " customers", " orders", 0.45),))
     ans = Assistant(generation_cache="off").ask("How many customers?", demo_sqlite_url)
-    assert backend.starts == [REPLY_OPENING]
+    assert backend.starts == [""]
     assert ans.confidence.level == "medium" and not ans.confidence.hesitated
     assert "hesitated" in str(ans.confidence)
 
@@ -117,7 +115,7 @@ def test_a_write_is_never_looked_at_again(hesitant, demo_copy_url: str) -> None:
     backend = hesitant(first="```sql\nDELETE FROM customers\n```",
                        points=(_point("", "DELETE", "SELECT", 0.4),))
     ans = Assistant(generation_cache="off", alternatives=2).ask("Delete the customers", demo_copy_url)
-    assert ans.error_kind == "WriteRefused" and backend.starts == [REPLY_OPENING]
+    assert ans.error_kind == "WriteRefused" and backend.starts == [""]
 
 
 def test_hesitations_are_remembered_with_the_cached_reply(hesitant, demo_sqlite_url: str) -> None:

@@ -431,7 +431,6 @@ def test_assistant_end_to_end_through_llamacpp(tmp_path, monkeypatch, demo_sqlit
         assert warm.source == "computed" and warm.tokens > 200 and "prefill" in events
         ans = a.ask("How many customers are there?", demo_sqlite_url, generate_only=True)
         assert ans.provenance["backend"] == engine
-        assert ans.prompt.endswith("<|im_start|>assistant\n```sql\n")  # the reply's opening fence is prompt, not decode
         st = ans.stats
         assert st.tokens_in > 200 and 0 < st.tokens_out <= 8 and st.tokens_reused >= warm.tokens - 2
         assert st.prefix == "resident" and st.prefill_seconds is not None and "decode" in str(st)
