@@ -44,7 +44,7 @@ def _child(engine: str, out: Path) -> None:
 
     t0 = time.perf_counter()
     a = Assistant(backend=engine, generation_cache="off")
-    backend = a.backend()
+    backend, _ = a.backend()
     load = time.perf_counter() - t0
     rss_loaded = psutil.Process().memory_info().rss
     warm = a.warm("demo")
