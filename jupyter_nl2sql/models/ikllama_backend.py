@@ -271,6 +271,9 @@ class IkLlamaBackend:
 
     def _bytes(self, token: int) -> bytes:
         n = C.llama_token_to_piece(self._model, token, self._piece, len(self._piece), 0, False)
+        if n < 0:  # a piece longer than the buffer: the engine says how long
+            self._piece = ctypes.create_string_buffer(-n)
+            n = C.llama_token_to_piece(self._model, token, self._piece, len(self._piece), 0, False)
         return self._piece.raw[:n] if n > 0 else b""
 
     # -- the cache -------------------------------------------------------------------------------------------
