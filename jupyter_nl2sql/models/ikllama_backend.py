@@ -47,6 +47,7 @@ from .llama_common import (MIN_PREFIX_CHARS, PROMPT_BATCH, PrefixStates, Progres
                            generation_error, logger, reply, report)
 from .resolve import ResolvedModel
 
+
 @contextmanager
 def _quiet_stdio() -> Iterator[None]:
     """Send the engine's own prints (it writes its memory plan to the process's stdout and stderr while loading)

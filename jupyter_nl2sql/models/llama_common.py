@@ -39,7 +39,6 @@ ProgressFn = Callable[[int, int], None]
 Token = tuple[str, float, "str | None", "float | None"]
 
 
-
 def physical_cores() -> int:
     """Physical cores this process may run on (hyper-threads add nothing to matrix arithmetic)."""
     try:

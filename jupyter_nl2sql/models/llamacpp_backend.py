@@ -107,7 +107,7 @@ class LlamaCppBackend:
         n_threads, n_ctx, states = engine_settings(resolved, "llama.cpp", f"xllamacpp-{engine_version()}", n_threads,
                                                    n_ctx, state_dir)
         report(f"Loading {resolved.model_id} with llama.cpp from {resolved.path.name} ({n_threads} threads)",
-                progress)
+               progress)
         api_key = secrets.token_urlsafe(24)
         params = xllamacpp.CommonParams()
         params.model.path = str(resolved.path)
@@ -136,7 +136,7 @@ class LlamaCppBackend:
         backend = cls(server, resolved, n_ctx=n_ctx, n_threads=n_threads, api_key=api_key, states=states,
                       meta=meta)
         report(f"Loaded {resolved.model_id} (llama.cpp, {backend.dtype}, context {backend.n_ctx}) in "
-                f"{time.perf_counter() - t0:.1f} s", progress)
+               f"{time.perf_counter() - t0:.1f} s", progress)
         return backend
 
     def __repr__(self) -> str:

@@ -91,14 +91,19 @@ def missing_cpu_features(system_info: str, cpu_flags: set[str]) -> list[str]:
     return missing
 
 
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be found (without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 @functools.lru_cache(maxsize=1)
 def llama_cpp_problem() -> str | None:
     """Why the llama.cpp backend cannot run here (not installed, does not load, built for instructions this CPU
     lacks — which would crash the kernel at the first token), or None when it can."""
-    try:
-        if importlib.util.find_spec("xllamacpp") is None:
-            return f"{LLAMA_MISSING}: run {LLAMA_INSTALL_HINT}"
-    except (ImportError, ValueError):
+    if not _installed("xllamacpp"):
         return f"{LLAMA_MISSING}: run {LLAMA_INSTALL_HINT}"
     try:
         from .llamacpp_backend import xllamacpp  # imported there, with its OpenMP settings
@@ -126,10 +131,7 @@ def ik_llama_problem() -> str | None:
     or None when it can."""
     import platform
 
-    try:
-        if importlib.util.find_spec("ik_llama_cpp") is None:
-            return f"{IK_MISSING}: run {IK_INSTALL_HINT}"
-    except (ImportError, ValueError):
+    if not _installed("ik_llama_cpp"):
         return f"{IK_MISSING}: run {IK_INSTALL_HINT}"
     from .device import cpu_flags
 
