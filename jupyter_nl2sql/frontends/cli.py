@@ -144,9 +144,14 @@ class TerminalProgress:
 
 
 def _ask(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    from ..models import preload
+
+    # the engine loads in C while the pipeline's modules import and the schema is read; ask() waits for it
+    preload(settings.model, device=settings.device, dtype=settings.dtype, backend=settings.backend)
     from ..pipeline.assistant import Assistant
 
-    assistant = Assistant(settings=settings_from_args(args))
+    assistant = Assistant(settings=settings)
     progress = TerminalProgress()
     try:
         answer = assistant.ask(args.question, args.db, generate_only=args.generate_only,
@@ -165,7 +170,7 @@ def _ask(args: argparse.Namespace) -> int:
 def leave(code: int | None) -> NoReturn:
     """End the command with exit status ``code`` once the pooled connections are closed and the output is flushed,
     without tearing the loaded model down thread by thread and page by page: the operating system reclaims its
-    memory at once, and a one-shot question does not wait for it."""
+    memory at once, and a one-shot question does not wait for it (nor for a model load still under way)."""
     from ..connections import manager
 
     manager.close_all()

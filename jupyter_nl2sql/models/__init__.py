@@ -16,7 +16,7 @@ from .base import Backend, Generation, Message, accepts_cancel
 from .device import Hardware, choose_device_dtype
 from .known import DEFAULT_MODEL, KNOWN_MODELS, KnownModel, lookup_known
 from .registry import BACKENDS, DeferredBackend, choose_backend, clear_backends, defer_backend, get_backend, \
-    llama_cpp_available, loaded_backends, normalize_backend
+    llama_cpp_available, loaded_backends, normalize_backend, Preload, preload
 from .resolve import ResolvedModel, resolve_model
 
 __all__ = [
@@ -24,5 +24,5 @@ __all__ = [
     "get_backend", "defer_backend", "DeferredBackend", "clear_backends", "loaded_backends", "resolve_model",
     "ResolvedModel", "Hardware",
     "choose_device_dtype", "accepts_cancel", "BACKENDS", "choose_backend", "normalize_backend",
-    "llama_cpp_available",
+    "llama_cpp_available", "Preload", "preload",
 ]

@@ -1,9 +1,14 @@
 """The ik_llama.cpp backend: runs a GGUF file on the CPU through the prebuilt ``ik-llama-cpp-python`` wheel.
 
 Why: ik_llama.cpp is a llama.cpp fork with its own CPU matrix kernels; with its weights repacked for those kernels
-when the model loads (``repack_tensors``, lossless: the same 4-bit numbers, interleaved), it evaluates prompts and
-decodes tokens faster than the ``xllamacpp`` engine on the same 2 cores, from a wheel (no compiler).  The
-side-by-side figures are in ``benchmarks/engines/`` (``python -m benchmarks.engines``).
+(lossless: the same 4-bit numbers, interleaved), it evaluates prompts and decodes tokens faster than the
+``xllamacpp`` engine on the same 2 cores, from a wheel (no compiler).  The side-by-side figures are in
+``benchmarks/engines/`` (``python -m benchmarks.engines``).
+
+The repacking is done once per model file, by the wheel's own ``llama-quantize --repack`` (:func:`repacked_weights`):
+its result is kept among the converted weights of the cache root and loaded as it is, which takes a fraction of
+the time repacking at every load (``repack_tensors``) took, and decodes faster.  A model file under
+:data:`REPACK_FILE_MIN_BYTES`, or one the tool cannot repack, is repacked in memory at each load instead.
 
 The wheel is used through its C API (``llama.h`` over ctypes) only, in-process: no server, no port.  This module
 keeps what :class:`~jupyter_nl2sql.models.llamacpp_backend.LlamaCppBackend` gives the pipeline:
@@ -29,6 +34,7 @@ from __future__ import annotations
 import codecs
 import ctypes
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -42,9 +48,9 @@ import numpy as np
 from ..errors import Cancelled, ModelError
 from .base import Generation, Message, sql_block_end
 from .device import brief_openmp_spin
-from .files import first_line, gguf_file_type
+from .files import cache_dir, first_line, gguf_file_type, temp_sibling
 from .llama_common import (MIN_PREFIX_CHARS, PROMPT_BATCH, PrefixStates, ProgressFn, Token, Warm, engine_settings,
-                           generation_error, logger, reply, report)
+                           generation_error, logger, reply, report, thread_count)
 from .resolve import ResolvedModel
 
 
@@ -122,6 +128,77 @@ def engine_version() -> str:
         return "unknown"
 
 
+REPACK_FILE_MIN_BYTES = 64 * 1024 * 1024
+"""GGUF files smaller than this are repacked in memory at each load (it takes them well under a second) rather than
+once into a file."""
+
+
+def repacked_path(resolved: ResolvedModel) -> Path:
+    """Where the repacked copy of ``resolved``'s weights for this engine build is kept (with the cache's other
+    converted weights, under the ``models`` part of the cache root)."""
+    ident = resolved.sha256 or ""
+    return cache_dir() / "converted" / f"{ident[:16]}-ik-{engine_version()}-repacked.gguf"
+
+
+def quantize_tool() -> Path | None:
+    """The ``llama-quantize`` program the wheel ships (None when it does not)."""
+    folder = Path(C.__file__).parent / "bin"
+    for name in ("llama-quantize", "llama-quantize.exe"):
+        if (folder / name).is_file() and os.access(folder / name, os.X_OK):
+            return folder / name
+    return None
+
+
+def writes_on_load(resolved: ResolvedModel) -> bool:
+    """Whether loading ``resolved`` (with the default ``repacked_file``) would first write its repacked copy."""
+    return (bool(resolved.sha256) and resolved.path.stat().st_size >= REPACK_FILE_MIN_BYTES
+            and not repacked_path(resolved).is_file() and quantize_tool() is not None)
+
+
+def repacked_weights(resolved: ResolvedModel, n_threads: int, progress: bool = True) -> Path | None:
+    """The repacked copy of ``resolved``'s weights (:func:`repacked_path`), made on first use with the wheel's
+    ``llama-quantize --repack`` (the tensors copied as they are, each interleaved for this engine's kernels);
+    None, with the reason logged, when there is no sha256 to key it by, no tool, or the tool fails (the caller then
+    repacks in memory).  The copy is written beside its final name and renamed into place when complete."""
+    if not resolved.sha256:
+        return None
+    dest = repacked_path(resolved)
+    if dest.is_file():
+        return dest
+    tool = quantize_tool()
+    if tool is None:
+        logger.info("%s ships no llama-quantize: the weights are repacked in memory at each load", DIST)
+        return None
+    report(f"Repacking {resolved.path.name} for {BACKEND_NAME}'s kernels (once, a few seconds; kept in {dest.parent})",
+           progress)
+    try:
+        tmp = temp_sibling(dest)
+    except OSError as exc:
+        logger.warning("cannot write the repacked weights to %s (%s): repacking in memory", dest.parent, exc)
+        return None
+    try:
+        done = subprocess.run([str(tool), "--repack", str(resolved.path), str(tmp), "COPY", str(n_threads)],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
+                              timeout=1800)
+        if done.returncode == 0 and tmp.stat().st_size == 0:  # "nothing to do": no tensor has a repacked form
+            logger.info("%s has no weights to repack for %s: it is loaded as it is", resolved.path.name,
+                        BACKEND_NAME)
+            return None
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            logger.warning("repacking %s failed (exit status %s: %s): repacking in memory at each load",
+                           resolved.path.name, done.returncode, tail[0])
+            return None
+        os.replace(tmp, dest)
+    except (OSError, subprocess.SubprocessError) as exc:
+        logger.warning("repacking %s failed (%s): repacking in memory at each load", resolved.path.name,
+                       first_line(exc))
+        return None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
 class _Batch:
     """One ``llama_batch`` of up to ``size`` tokens of sequence 0, allocated once and refilled."""
 
@@ -152,7 +229,7 @@ class IkLlamaBackend:
     """A GGUF model run by ik_llama.cpp; see :class:`jupyter_nl2sql.models.Backend`."""
 
     def __init__(self, model: Any, ctx: Any, resolved: ResolvedModel, *, n_ctx: int, n_threads: int, n_batch: int,
-                 states: PrefixStates, template: str) -> None:
+                 states: PrefixStates, template: str, loaded_from: str = "gguf-repacked") -> None:
         self._model = model
         self._ctx = ctx
         self._batch = _Batch(n_batch)
@@ -168,7 +245,7 @@ class IkLlamaBackend:
         train = int(_n_ctx_train(model))
         self.provenance: dict[str, Any] = {
             **resolved.provenance(), "dtype": self.dtype, "device": "cpu", "backend": BACKEND_NAME,
-            "loaded_from": "gguf-repacked", "engine": f"{DIST} {engine_version()}", "n_ctx": n_ctx,
+            "loaded_from": loaded_from, "engine": f"{DIST} {engine_version()}", "n_ctx": n_ctx,
             "n_threads": n_threads, **({"n_ctx_train": train} if train > 0 else {}),
         }
         self._lock = threading.RLock()
@@ -179,21 +256,29 @@ class IkLlamaBackend:
     @classmethod
     def load(cls, resolved: ResolvedModel, *, progress: bool = True, n_ctx: int | None = None,
              n_threads: int | None = None, state_dir: Path | None = None,
-             n_batch: int = PROMPT_BATCH) -> IkLlamaBackend:
+             n_batch: int = PROMPT_BATCH, repacked_file: bool | None = None) -> IkLlamaBackend:
         """Load ``resolved`` (a GGUF file), its weights repacked for this engine's kernels, with a context of
         ``n_ctx`` tokens, prompt batches of ``n_batch`` tokens and prefix states in ``state_dir`` (default:
-        :func:`~.llama_common.prefix_state_dir`)."""
+        :func:`~.llama_common.prefix_state_dir`).  ``repacked_file``: load the repacked copy of the weights
+        (:func:`repacked_weights`, made on first use) rather than repacking in memory; None: for files of
+        :data:`REPACK_FILE_MIN_BYTES` or more."""
         t0 = time.perf_counter()
-        n_threads, n_ctx, states = engine_settings(resolved, BACKEND_NAME, f"ik-{engine_version()}", n_threads, n_ctx,
-                                                   state_dir)
-        report(f"Loading {resolved.model_id} with {BACKEND_NAME} from {resolved.path.name} ({n_threads} threads)",
-               progress)
+        if repacked_file is None:
+            repacked_file = resolved.path.stat().st_size >= REPACK_FILE_MIN_BYTES
+        weights = repacked_weights(resolved, thread_count(n_threads), progress) if repacked_file else None
+        # a state holds the KV cache as the engine computed it: the two ways of loading keep theirs apart
+        engine = f"ik-{engine_version()}" + ("-repacked" if weights is not None else "")
+        n_threads, n_ctx, states = engine_settings(resolved, BACKEND_NAME, engine, n_threads, n_ctx, state_dir)
+        report(f"Loading {resolved.model_id} with {BACKEND_NAME} from {(weights or resolved.path).name} "
+               f"({n_threads} threads)", progress)
         C.llama_backend_init()
-        mparams = C.llama_model_default_params()
-        mparams.use_mmap = True
-        mparams.repack_tensors = True
-        with brief_openmp_spin(), _quiet_stdio():
-            model = C.llama_model_load_from_file(str(resolved.path).encode("utf-8"), mparams)
+        model = _load_weights(weights, resolved.path)
+        if weights is not None and not model:  # a damaged copy: made again on the next load
+            logger.warning("%s did not load: repacking %s in memory; it is made again next time", weights,
+                           resolved.path.name)
+            weights.unlink(missing_ok=True)
+            weights = None
+            model = _load_weights(None, resolved.path)
         if not model:
             raise ModelError(f"{BACKEND_NAME} could not load {resolved.path}: check the file, or use backend "
                              f"'llama.cpp' or 'transformers'")
@@ -219,7 +304,7 @@ class IkLlamaBackend:
             C.llama_free_model(model)
             raise ModelError(f"model {resolved.model_id} has no chat template: use an instruct (chat) model")
         backend = cls(model, ctx, resolved, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch, states=states,
-                      template=template)
+                      template=template, loaded_from="repacked-file" if weights is not None else "gguf-repacked")
         report(f"Loaded {resolved.model_id} ({BACKEND_NAME}, {backend.dtype}, context {n_ctx}) in "
                f"{time.perf_counter() - t0:.1f} s", progress)
         return backend
@@ -437,6 +522,16 @@ class IkLlamaBackend:
             pos += 1
         parts.append(decoder.decode(b"", final=True))
         return "".join(parts), tokens, time.perf_counter() - t0
+
+
+def _load_weights(repacked: Path | None, original: Path) -> Any:
+    """``llama_model_load_from_file`` (memory-mapped) of the repacked copy as it is, else of the original file with
+    its weights repacked in memory; NULL when the engine refuses the file."""
+    mparams = C.llama_model_default_params()
+    mparams.use_mmap = True
+    mparams.repack_tensors = repacked is None
+    with brief_openmp_spin(), _quiet_stdio():
+        return C.llama_model_load_from_file(str(repacked or original).encode("utf-8"), mparams)
 
 
 def _meta(model: Any, key: str) -> str:

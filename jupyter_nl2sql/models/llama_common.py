@@ -163,6 +163,12 @@ def _file_stamp(path: Path) -> str:
         return "missing"
 
 
+def thread_count(n_threads: int | None = None) -> int:
+    """The threads an engine runs with: ``n_threads`` when given, else ``NL2SQL_LLAMA_THREADS``, else the physical
+    cores."""
+    return n_threads or env_int("NL2SQL_LLAMA_THREADS", physical_cores())
+
+
 def engine_settings(resolved: ResolvedModel, backend: str, engine: str, n_threads: int | None, n_ctx: int | None,
                     state_dir: Path | None) -> tuple[int, int, PrefixStates]:
     """What an engine loading ``resolved`` runs with: threads and context (given, else from the environment) and
@@ -171,7 +177,7 @@ def engine_settings(resolved: ResolvedModel, backend: str, engine: str, n_thread
     if not resolved.is_gguf:
         raise ModelError(f"the {backend} backend needs a .gguf file; {resolved.path} is a Hugging Face folder: use "
                          f"backend 'transformers' (or 'auto')")
-    n_threads = n_threads or env_int("NL2SQL_LLAMA_THREADS", physical_cores())
+    n_threads = thread_count(n_threads)
     n_ctx = n_ctx or env_int("NL2SQL_LLAMA_N_CTX", DEFAULT_N_CTX)
     budget = env_int("NL2SQL_PREFIX_CACHE_MB", DEFAULT_PREFIX_CACHE_MB, minimum=0) * 1024 * 1024
     states = PrefixStates(state_dir or prefix_state_dir(resolved, engine), budget)

@@ -36,6 +36,10 @@ logger = logging.getLogger("jupyter_nl2sql")
 _LOCK = threading.RLock()
 _BY_REQUEST: dict[tuple[str, str, str, str], Backend] = {}
 _BY_FILES: dict[tuple[str, str, str, str], Backend] = {}
+#: Loads started by :func:`preload` whose seconds no caller of :func:`get_backend` has been given yet.
+_UNCLAIMED: dict[tuple[str, str, str, str], float] = {}
+#: What :func:`preload` is loading now, as :func:`defer_backend` describes it (read without the lock the load holds).
+_LOADING: dict[tuple[str, str, str, str], "DeferredBackend"] = {}
 
 BACKENDS = ("auto", "transformers", "llama.cpp", "ik_llama.cpp")
 #: The GGUF engines on the CPU, fastest first: what ``auto`` tries.
@@ -188,19 +192,19 @@ def _request_key(model: Any, device: Any, dtype: Any, backend: Any) -> tuple[str
             normalize_backend(backend))
 
 
-def _resolve(request: tuple[str, str, str, str], model: Any, device: Any, dtype: Any, progress: bool
-             ) -> tuple[ResolvedModel, str, str, str, tuple[str, str, str, str]]:
+def _resolve(request: tuple[str, str, str, str], model: Any, device: Any, dtype: Any, progress: bool,
+             fetch: bool = True) -> tuple[ResolvedModel, str, str, str, tuple[str, str, str, str]]:
     """For a request (:func:`_request_key`): the model's files, the backend that runs them, the device and dtype
     chosen, and the key its loaded backend is kept under in ``_BY_FILES``."""
     chosen_device, chosen_dtype = choose_device_dtype(device, dtype)
-    resolved = resolve_model(model, progress=progress)
+    resolved = resolve_model(model, progress=progress, fetch=fetch)
     kind = choose_backend(request[3], resolved, chosen_device, dtype)
     files = (str(resolved.path), chosen_device, chosen_dtype if kind == "transformers" else "gguf", kind)
     return resolved, kind, chosen_device, chosen_dtype, files
 
 
 def get_backend(model: Any = None, device: Any = None, dtype: Any = None, progress: bool = True,
-                backend: Any = None) -> tuple[Backend, float | None]:
+                backend: Any = None, *, _claim: bool = True) -> tuple[Backend, float | None]:
     """The backend for ``model`` on ``device`` in ``dtype``, loading it on first use.
 
     ``model``: None (the default model), a Hub id or known alias, a local folder, a ``.gguf`` file, or a model
@@ -208,14 +212,15 @@ def get_backend(model: Any = None, device: Any = None, dtype: Any = None, progre
     ``device``/``dtype``: None or ``"auto"`` to choose automatically, else e.g. ``"cpu"``, ``"cuda:0"``,
     ``"bfloat16"``.  ``backend``: None/``"auto"``, ``"transformers"``, ``"llama.cpp"`` or ``"ik_llama.cpp"`` (see the module
     docstring); the choice is in ``backend.provenance["backend"]``.  Returns ``(backend, load_seconds)`` where
-    ``load_seconds`` is None when the backend was already loaded.  Raises
+    ``load_seconds`` is None when the backend was already loaded (a load :func:`preload` made counts as this
+    call's own, for its first caller: the seconds it took are reported once).  Raises
     :class:`~jupyter_nl2sql.errors.ModelError` or :class:`~jupyter_nl2sql.errors.ConfigError` with a one-line
     message.
     """
     request = _request_key(model, device, dtype, backend)
     with _LOCK:
         if request in _BY_REQUEST:
-            return _BY_REQUEST[request], None
+            return _BY_REQUEST[request], _UNCLAIMED.pop(request, None)
         t0 = time.perf_counter()
         if is_http_model(request[0]):  # a model server (openai+http://host:port/v1#name): nothing to load here
             if request[3] != "auto":
@@ -246,7 +251,53 @@ def get_backend(model: Any = None, device: Any = None, dtype: Any = None, progre
             _BY_FILES[files] = loaded
             load_seconds = time.perf_counter() - t0
         _BY_REQUEST[request] = loaded
+        if not _claim and load_seconds is not None:
+            _UNCLAIMED[request] = load_seconds
         return loaded, load_seconds
+
+
+class Preload(threading.Thread):
+    """The daemon thread :func:`preload` starts: it loads a model whose files are in place, and leaves joining
+    its parts, downloading it or repacking its weights (first use) to the caller's own :func:`get_backend`, with
+    its progress.  So it writes nothing, and a process may end while it runs."""
+
+    def __init__(self, model: Any, device: Any, dtype: Any, progress: bool, backend: Any) -> None:
+        super().__init__(name="nl2sql-preload", daemon=True)
+        self._settings = (model, device, dtype, backend)
+        self._progress = progress
+
+    def run(self) -> None:
+        model, device, dtype, backend = self._settings
+        request = _request_key(model, device, dtype, backend)
+        try:
+            deferred = defer_backend(model, device=device, dtype=dtype, progress=self._progress, backend=backend,
+                                     fetch=False)
+            if deferred is None:  # loaded already, or a model server
+                return
+            if deferred.provenance["backend"] == "ik_llama.cpp" and deferred.resolved is not None:
+                from .ikllama_backend import writes_on_load
+
+                if writes_on_load(deferred.resolved):  # its weights are repacked into the cache first
+                    return
+            _LOADING[request] = deferred
+            get_backend(model, device=device, dtype=dtype, progress=self._progress, backend=backend, _claim=False)
+        except Exception as exc:  # raised again, where it can be shown, by the caller's own get_backend
+            logger.debug("preloading the model failed: %s", first_line(exc))
+        finally:
+            _LOADING.pop(request, None)
+
+
+def preload(model: Any = None, device: Any = None, dtype: Any = None, progress: bool = True,
+            backend: Any = None) -> Preload:
+    """Start :func:`get_backend` for these settings in a daemon thread (:class:`Preload`) and return it, so the
+    model loads while the caller does other work (the command line imports the pipeline and reads the schema
+    meanwhile: the engine loads in C, without the interpreter lock).  The next :func:`get_backend` for the same
+    settings waits for it and is given the load's seconds; :func:`defer_backend` does not wait (a reply found in a
+    cache is answered while the load goes on).  A load that fails is not reported here: that next call tries again
+    and raises the error to its own caller."""
+    thread = Preload(model, device, dtype, progress, backend)
+    thread.start()
+    return thread
 
 
 class DeferredBackend:
@@ -257,9 +308,12 @@ class DeferredBackend:
 
     deferred = True
 
-    def __init__(self, request: tuple[str, str, str, str], provenance: dict[str, Any]) -> None:
+    def __init__(self, request: tuple[str, str, str, str], provenance: dict[str, Any],
+                 resolved: ResolvedModel | None = None) -> None:
         self._request = request
         self.provenance = provenance
+        self.resolved = resolved
+        """The model's files, as found."""
         self.model_id: str = provenance["model_id"]
         self.device: str = provenance["device"]
         self.dtype: str = provenance["dtype"]
@@ -274,22 +328,27 @@ class DeferredBackend:
 
 
 def defer_backend(model: Any = None, device: Any = None, dtype: Any = None, progress: bool = True,
-                  backend: Any = None) -> DeferredBackend | None:
+                  backend: Any = None, *, fetch: bool = True) -> DeferredBackend | None:
     """What :func:`get_backend` would load for these settings, as a :class:`DeferredBackend`, without loading it —
     so a reply already in a cache is answered without starting the engine; None when that backend is loaded
     already (:func:`get_backend` returns it at once) or is a model server.  Finds the files as a load would
-    (joining the model's parts on first use) and raises as it would."""
+    (joining the model's parts on first use; with ``fetch=False`` a model whose files are not in place raises
+    :class:`~jupyter_nl2sql.errors.ModelError` instead) and raises as it would."""
     request = _request_key(model, device, dtype, backend)
+    loading = _LOADING.get(request)
+    if loading is not None:
+        return loading
     with _LOCK:
         if request in _BY_REQUEST or is_http_model(request[0]):
             return None
-        resolved, kind, chosen_device, chosen_dtype, files = _resolve(request, model, device, dtype, progress)
+        resolved, kind, chosen_device, chosen_dtype, files = _resolve(request, model, device, dtype, progress,
+                                                                      fetch)
         if files in _BY_FILES:
             return None
     # the device and dtype each backend reports (LlamaCppBackend, TransformersBackend)
     where = ({"dtype": gguf_file_type(resolved.path.name), "device": "cpu"} if kind in GGUF_ENGINES
              else {"dtype": chosen_dtype, "device": chosen_device})
-    return DeferredBackend(request, {**resolved.provenance(), **where, "backend": kind})
+    return DeferredBackend(request, {**resolved.provenance(), **where, "backend": kind}, resolved)
 
 
 def loaded_backends() -> list[Backend]:
@@ -304,5 +363,6 @@ def clear_backends() -> None:
         had_any = bool(_BY_FILES)
         _BY_REQUEST.clear()
         _BY_FILES.clear()
+        _UNCLAIMED.clear()
     if had_any:
         gc.collect()

@@ -30,7 +30,7 @@ from urllib.parse import urlparse
 
 from ..errors import ModelError
 from ..pipeline.stats import env_flag
-from .files import assemble_parts, cache_dir, cached_sha256, check_gguf, first_line
+from .files import assemble_parts, cache_dir, cached_sha256, check_gguf, first_line, verified_file
 from .known import DEFAULT_MODEL, KNOWN_MODELS, KnownModel, lookup_known
 
 logger = logging.getLogger("jupyter_nl2sql")
@@ -64,8 +64,11 @@ class ResolvedModel:
                 "sha256": self.sha256, "revision": self.revision}
 
 
-def resolve_model(model: str | os.PathLike[str] | None = None, *, progress: bool = True) -> ResolvedModel:
-    """Find (joining or downloading when needed) the files of ``model``; see the module docstring."""
+def resolve_model(model: str | os.PathLike[str] | None = None, *, progress: bool = True,
+                  fetch: bool = True) -> ResolvedModel:
+    """Find (joining or downloading when needed) the files of ``model``; see the module docstring.  With
+    ``fetch=False`` nothing is joined or downloaded: a model whose files are not in place yet raises
+    :class:`ModelError`."""
     name = os.fspath(model).strip() if model is not None else ""
     name = name or DEFAULT_MODEL
     path = Path(name).expanduser()
@@ -75,8 +78,8 @@ def resolve_model(model: str | os.PathLike[str] | None = None, *, progress: bool
         raise ModelError(f"model file or folder not found: {name}")
     known = lookup_known(name)
     if known is not None:
-        return resolve_known(known, progress=progress)
-    return resolve_hub_id(name, progress=progress)
+        return resolve_known(known, progress=progress, fetch=fetch)
+    return resolve_hub_id(name, progress=progress, fetch=fetch)
 
 
 def _looks_like_path(name: str) -> bool:
@@ -104,11 +107,15 @@ def resolve_path(path: Path, *, progress: bool = True) -> ResolvedModel:
 
 
 # -- known models --------------------------------------------------------------------------------------------------
-def resolve_known(known: KnownModel, *, progress: bool = True) -> ResolvedModel:
-    """Local Hugging Face cache → offline packages → Hub download, for a model of :data:`KNOWN_MODELS`."""
-    found = _known_from_hf_cache(known, progress=progress) or _known_from_packages(known, progress=progress)
+def resolve_known(known: KnownModel, *, progress: bool = True, fetch: bool = True) -> ResolvedModel:
+    """Local Hugging Face cache → offline packages → Hub download, for a model of :data:`KNOWN_MODELS`
+    (``fetch``: see :func:`resolve_model`)."""
+    found = (_known_from_hf_cache(known, progress=progress)
+             or _known_from_packages(known, progress=progress, fetch=fetch))
     if found is not None:
         return found
+    if not fetch:
+        raise ModelError(f"model {known.hub_id} is not downloaded yet")
     if hub_reachable():
         return _known_from_hub(known)
     raise ModelError(f"model {known.hub_id} is not available offline: install it with {known.pip_hint} (no "
@@ -150,8 +157,9 @@ def offline_part_paths(known: KnownModel) -> tuple[list[Path], list[str]]:
     return parts, missing
 
 
-def _known_from_packages(known: KnownModel, *, progress: bool) -> ResolvedModel | None:
-    """Join the offline packages' parts into the cache (once) and return the GGUF, if they are installed."""
+def _known_from_packages(known: KnownModel, *, progress: bool, fetch: bool = True) -> ResolvedModel | None:
+    """Join the offline packages' parts into the cache (once; not with ``fetch=False``) and return the GGUF, if
+    they are installed."""
     parts, missing = offline_part_paths(known)
     if len(missing) == known.parts:
         return None
@@ -159,6 +167,8 @@ def _known_from_packages(known: KnownModel, *, progress: bool) -> ResolvedModel 
         raise ModelError(f"the offline packages of {known.hub_id} are incomplete ({len(missing)} of {known.parts} "
                          f"missing, e.g. {missing[0]}): run {known.pip_hint}")
     dest = cache_dir() / "gguf" / known.gguf_file
+    if not fetch and not verified_file(dest, known.size, known.sha256):
+        raise ModelError(f"the parts of {known.gguf_file} are not joined yet")
     try:
         fix = "reinstall them: " + known.pip_hint.replace("pip install", "pip install --force-reinstall", 1)
         assemble_parts(parts, dest, known.size, known.sha256, progress=progress, fix=fix)
@@ -185,12 +195,15 @@ def _known_from_hub(known: KnownModel) -> ResolvedModel:
 
 
 # -- any Hub id ----------------------------------------------------------------------------------------------------
-def resolve_hub_id(repo_id: str, *, progress: bool = True) -> ResolvedModel:
-    """Local Hugging Face cache → Hub download, for a model this package does not know by name."""
+def resolve_hub_id(repo_id: str, *, progress: bool = True, fetch: bool = True) -> ResolvedModel:
+    """Local Hugging Face cache → Hub download, for a model this package does not know by name (``fetch``: see
+    :func:`resolve_model`)."""
     _validate_repo_id(repo_id)
     snapshot = hf_cached_snapshot(repo_id)
     if snapshot is not None:
         return ResolvedModel(repo_id, "hf-cache", snapshot, revision=snapshot.name)
+    if not fetch:
+        raise ModelError(f"model {repo_id} is not downloaded yet")
     if not hub_reachable():
         known = ", ".join(m.hub_id for m in KNOWN_MODELS.values())
         raise ModelError(f"model {repo_id} is not in the local Hugging Face cache and the Hub cannot be reached: "

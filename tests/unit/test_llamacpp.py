@@ -139,7 +139,7 @@ def test_get_backend_without_llama_falls_back_to_transformers(monkeypatch, gguf_
     """``auto`` with both llama.cpp engines missing loads through transformers (no llama import attempted)."""
     monkeypatch.setattr(registry, "ik_llama_problem", lambda: IK_NOT_INSTALLED)
     monkeypatch.setattr(registry, "llama_cpp_problem", lambda: NOT_INSTALLED)
-    monkeypatch.setattr(registry, "resolve_model", lambda model, progress=True: gguf_model)
+    monkeypatch.setattr(registry, "resolve_model", lambda model, progress=True, fetch=True: gguf_model)
     monkeypatch.setattr(registry, "choose_device_dtype", lambda device, dtype: ("cpu", "float32"))
     loaded = []
 
@@ -412,6 +412,71 @@ def test_get_backend_auto_uses_ik_llama_for_gguf_on_cpu(tmp_path, monkeypatch):
         registry.clear_backends()
 
 
+def test_preload_loads_in_the_background_and_the_next_caller_is_given_its_seconds(tmp_path, monkeypatch):
+    from jupyter_nl2sql.models.ikllama_backend import IkLlamaBackend
+    from jupyter_nl2sql.models.testing import make_tiny_random_gguf
+
+    monkeypatch.setenv("NL2SQL_CACHE_DIR", str(tmp_path / "cache"))
+    path = str(make_tiny_random_gguf(tmp_path / "tiny.gguf"))
+    release = threading.Event()
+    real_load = IkLlamaBackend.load.__func__
+
+    def slow_load(cls, *args, **kwargs):
+        assert release.wait(30)
+        return real_load(cls, *args, **kwargs)
+
+    monkeypatch.setattr(IkLlamaBackend, "load", classmethod(slow_load))
+    registry.clear_backends()
+    try:
+        thread = registry.preload(path, device="cpu", progress=False)
+        for _ in range(300):  # until the files are found; the engine's load waits for `release`
+            if registry._LOADING:
+                break
+            threading.Event().wait(0.01)
+        # a cache lookup is told what will run without waiting for the load
+        deferred = registry.defer_backend(path, device="cpu", progress=False)
+        assert isinstance(deferred, registry.DeferredBackend) and deferred.provenance["backend"] == "ik_llama.cpp"
+        assert thread.is_alive()
+        release.set()
+        backend, seconds = get_backend(path, device="cpu", progress=False)  # waits for the preload
+        assert backend.provenance["backend"] == "ik_llama.cpp" and seconds is not None and seconds > 0
+        assert get_backend(path, device="cpu", progress=False) == (backend, None)  # reported once
+        thread.join(5)
+        assert not thread.is_alive() and registry.defer_backend(path, device="cpu", progress=False) is None
+    finally:
+        release.set()
+        registry.clear_backends()
+
+
+def test_preload_never_joins_the_model_parts(tmp_path, monkeypatch):
+    """Joining the parts (first use) writes a 1 GB file: the caller's own load does it, with its progress bar, and
+    a preload that finds them unjoined loads nothing and writes nothing (so a process may end while it runs)."""
+    from jupyter_nl2sql.models import resolve
+    from jupyter_nl2sql.models.known import lookup_known
+
+    known = lookup_known("qwen2.5-coder-0.5b")
+    if resolve.offline_part_paths(known)[1]:
+        pytest.skip("the 0.5B model's offline packages are not installed")
+    monkeypatch.setenv("NL2SQL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(resolve, "_known_from_hf_cache", lambda known, progress=True: None)
+    registry.clear_backends()
+    try:
+        registry.preload("qwen2.5-coder-0.5b", device="cpu", progress=False).join(60)
+        assert not registry.loaded_backends() and not list(tmp_path.rglob("*.gguf*"))
+        with pytest.raises(ModelError, match="not joined yet"):
+            resolve.resolve_model("qwen2.5-coder-0.5b", fetch=False)
+    finally:
+        registry.clear_backends()
+
+
+def test_a_failed_preload_is_raised_to_the_next_caller(tmp_path):
+    missing = str(tmp_path / "nowhere.gguf")
+    registry.preload(missing, device="cpu", progress=False).join(30)
+    with pytest.raises((ModelError, ConfigError)) as info:
+        get_backend(missing, device="cpu", progress=False)
+    assert "nowhere.gguf" in str(info.value) and "\n" not in str(info.value)
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_assistant_end_to_end_through_llamacpp(tmp_path, monkeypatch, demo_sqlite_url, engine):
     """The pipeline on the tiny GGUF: provenance says llama.cpp, stats split prefill from decode, and the schema
@@ -491,3 +556,92 @@ def test_ik_llama_loads_quietly_and_a_closed_engine_says_so(tmp_path, capfd):
     with pytest.raises(ModelError, match="engine of .* was closed: load the model again"):
         b.generate(MESSAGES, max_new_tokens=2)
     b.close()  # twice is fine
+
+
+def _tiny_q8(directory: Path) -> Path:
+    """The tiny random model with its matrices in Q8_0 (which ik_llama.cpp repacks), made by the wheel's own
+    llama-quantize."""
+    import subprocess
+
+    from jupyter_nl2sql.models.ikllama_backend import quantize_tool
+    from jupyter_nl2sql.models.testing import make_tiny_random_gguf
+
+    tool = quantize_tool()
+    assert tool is not None, "ik-llama-cpp-python ships llama-quantize"
+    source = make_tiny_random_gguf(directory / "tiny-f32.gguf")
+    dest = directory / "tiny-q8.gguf"
+    subprocess.run([str(tool), str(source), str(dest), "Q8_0", "1"], check=True, capture_output=True)
+    return dest
+
+
+def test_ik_llama_repacks_the_weights_once_into_the_cache(tmp_path, monkeypatch, caplog):
+    """The weights are repacked once, by the wheel's llama-quantize, into the cache's converted weights, and later
+    loads map that copy as it is; its replies are those of the weights repacked in memory.  A damaged copy is
+    removed and the model repacked in memory; without the tool, in memory too."""
+    from jupyter_nl2sql.models import ikllama_backend as ik
+    from jupyter_nl2sql.models.resolve import resolve_path
+
+    monkeypatch.setenv("NL2SQL_CACHE_DIR", str(tmp_path / "cache"))
+    resolved = resolve_path(_tiny_q8(tmp_path), progress=False)
+    copy = ik.repacked_path(resolved)
+    assert ik.writes_on_load(resolved) is False  # a tiny file is repacked in memory by default
+    in_memory = ik.IkLlamaBackend.load(resolved, progress=False, n_threads=1)
+    assert in_memory.provenance["loaded_from"] == "gguf-repacked" and not copy.exists()
+    expected = in_memory.generate(MESSAGES, max_new_tokens=8).text
+    in_memory.close()
+
+    first = ik.IkLlamaBackend.load(resolved, progress=False, n_threads=1, repacked_file=True)
+    assert first.provenance["loaded_from"] == "repacked-file" and copy.is_file()
+    assert copy.parent == tmp_path / "cache" / "converted" and copy.read_bytes() != resolved.path.read_bytes()
+    assert first.generate(MESSAGES, max_new_tokens=8).text == expected
+    assert first.states.directory.name.endswith("-repacked")  # its states are kept apart from in-memory ones
+    first.close()
+    made = copy.stat().st_mtime_ns
+    again = ik.IkLlamaBackend.load(resolved, progress=False, n_threads=1, repacked_file=True)
+    assert again.provenance["loaded_from"] == "repacked-file" and copy.stat().st_mtime_ns == made
+    again.close()
+    assert not list(copy.parent.glob(".*tmp-*"))  # no temporary file left
+
+    copy.write_bytes(b"GGUF" + b"\0" * 64)  # damaged
+    with caplog.at_level("WARNING", logger="jupyter_nl2sql"):
+        damaged = ik.IkLlamaBackend.load(resolved, progress=False, n_threads=1, repacked_file=True)
+    assert damaged.provenance["loaded_from"] == "gguf-repacked" and not copy.exists()
+    assert "did not load" in caplog.text
+    damaged.close()
+
+    monkeypatch.setattr(ik, "quantize_tool", lambda: None)
+    without = ik.IkLlamaBackend.load(resolved, progress=False, n_threads=1, repacked_file=True)
+    assert without.provenance["loaded_from"] == "gguf-repacked" and not copy.exists()
+    without.close()
+
+
+def test_a_float_model_has_nothing_to_repack(tmp_path, monkeypatch):
+    from jupyter_nl2sql.models import ikllama_backend as ik
+    from jupyter_nl2sql.models.resolve import resolve_path
+    from jupyter_nl2sql.models.testing import make_tiny_random_gguf
+
+    monkeypatch.setenv("NL2SQL_CACHE_DIR", str(tmp_path / "cache"))
+    resolved = resolve_path(make_tiny_random_gguf(tmp_path / "tiny.gguf"), progress=False)
+    assert ik.repacked_weights(resolved, 1, progress=False) is None
+    assert not list((tmp_path / "cache").rglob("*.gguf")) and not list((tmp_path / "cache").rglob(".*tmp-*"))
+
+
+def test_preload_leaves_the_first_repacking_to_the_caller(tmp_path, monkeypatch):
+    """Repacking writes a file the size of the model: the caller's own load does it; a preload that would have to
+    loads nothing (so a process may end while it runs)."""
+    from jupyter_nl2sql.models import ikllama_backend as ik
+
+    monkeypatch.setenv("NL2SQL_CACHE_DIR", str(tmp_path / "cache"))
+    path = str(_tiny_q8(tmp_path))
+    monkeypatch.setattr(ik, "REPACK_FILE_MIN_BYTES", 1)
+    registry.clear_backends()
+    try:
+        registry.preload(path, device="cpu", progress=False).join(60)
+        assert not registry.loaded_backends() and not list((tmp_path / "cache").rglob("*repacked.gguf"))
+        backend, seconds = get_backend(path, device="cpu", progress=False)
+        assert backend.provenance["loaded_from"] == "repacked-file" and seconds is not None
+        registry.clear_backends()
+        registry.preload(path, device="cpu", progress=False).join(60)  # the copy is there now: it loads
+        assert [b.provenance["loaded_from"] for b in registry.loaded_backends()] == ["repacked-file"]
+    finally:
+        registry.clear_backends()
