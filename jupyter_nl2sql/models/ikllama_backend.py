@@ -21,10 +21,13 @@ keeps what :class:`~jupyter_nl2sql.models.llamacpp_backend.LlamaCppBackend` give
   head's tokens, which must equal the head's tokens now, or it is evaluated again);
 * greedy replies with each token's probability and its runner-up (for :class:`~.base.BranchPoint` s), stopped at
   an end token or at the end of a fenced SQL block;
-* cancellation between prompt batches and between generated tokens, with progress after each batch.
+* cancellation between prompt batches and between generated tokens, with progress after each batch;
+* lookup decoding: each step evaluates the greedy token with a :class:`~.drafts.Drafter`'s guesses of the next
+  ones and keeps the guesses the model agrees with (batched evaluation rounds differently from one token at a
+  time, so a near-tie can now and then go the other way).
 
 Settings (environment, read at load): the same as the xllamacpp engine's (``NL2SQL_LLAMA_N_CTX``,
-``NL2SQL_LLAMA_THREADS``, ``NL2SQL_PREFIX_CACHE_MB``, ``NL2SQL_PREFIX_STATE_DIR``).
+``NL2SQL_LLAMA_THREADS``, ``NL2SQL_PREFIX_CACHE_MB``, ``NL2SQL_PREFIX_STATE_DIR``), and ``NL2SQL_DRAFT_TOKENS``.
 
 This module loads the engine's shared library at import time: import it only when a model is being loaded.
 """
@@ -48,6 +51,7 @@ import numpy as np
 from ..errors import Cancelled, ModelError
 from .base import Generation, Message, sql_block_end
 from .device import brief_openmp_spin
+from .drafts import HISTORY_FILE, Drafter, draft_tokens
 from .files import cache_dir, first_line, gguf_file_type, temp_sibling
 from .llama_common import (MIN_PREFIX_CHARS, PROMPT_BATCH, PrefixStates, ProgressFn, Token, Warm, engine_settings,
                            generation_error, logger, reply, report, thread_count)
@@ -206,7 +210,9 @@ class _Batch:
         self.size = size
         self.batch = C.llama_batch_init(size, 0, 1)
 
-    def fill(self, tokens: list[int], start: int, logits_last: bool) -> Any:
+    def fill(self, tokens: list[int], start: int, logits_last: bool, logits_all: bool = False) -> Any:
+        """The batch of ``tokens`` at positions ``start``…, with logits for the last token (``logits_last``) or for
+        every token (``logits_all``)."""
         b = self.batch
         b.n_tokens = len(tokens)
         for i, tok in enumerate(tokens):
@@ -214,7 +220,7 @@ class _Batch:
             b.pos[i] = start + i
             b.n_seq_id[i] = 1
             b.seq_id[i][0] = 0
-            b.logits[i] = 0
+            b.logits[i] = 1 if logits_all else 0
         if tokens and logits_last:
             b.logits[len(tokens) - 1] = 1
         return b
@@ -252,6 +258,8 @@ class IkLlamaBackend:
         self._cached: list[int] = []  # the tokens whose KV entries sequence 0 holds, in order
         self._resident: str | None = None  # the prefix text the cache starts with, as far as we know
         self._piece = ctypes.create_string_buffer(256)
+        self.drafter = Drafter(self.tokenize, states.directory / HISTORY_FILE if states.enabled else None,
+                               max_tokens=draft_tokens())
 
     @classmethod
     def load(cls, resolved: ResolvedModel, *, progress: bool = True, n_ctx: int | None = None,
@@ -492,36 +500,79 @@ class IkLlamaBackend:
 
     def _reply(self, pos: int, max_new_tokens: int, cancel: threading.Event | None) -> tuple[str, list[Token], float]:
         """Greedy tokens from the logits of the last evaluated token (at position ``pos`` - 1): the text, each token
-        as (text, probability, runner-up text, runner-up probability), and the seconds taken."""
+        as (text, probability, runner-up text, runner-up probability), and the seconds taken.
+
+        With a :class:`~.drafts.Drafter`, each step evaluates the chosen token together with the drafter's guesses
+        of the next ones, in one batch, and keeps the guesses up to the first that differs from the greedy choice
+        at its position (the reply is the greedy one either way; only the number of steps changes)."""
         t0 = time.perf_counter()
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         parts: list[str] = []
         tokens: list[Token] = []
-        for _ in range(max_new_tokens):
-            logits = np.ctypeslib.as_array(C.llama_get_logits_ith(self._ctx, -1), shape=(self._n_vocab,))
-            best = int(logits.argmax())
-            top = float(logits[best])
-            weights = np.exp(logits - top)
-            weights[best] = 0.0
-            second = int(weights.argmax())
-            total = 1.0 + float(weights.sum())
+        drafter = self.drafter if self.drafter.enabled else None
+        if drafter is not None:
+            drafter.start(self._cached)
+        row = self._logits(-1)
+        while True:
+            best = int(row.argmax())
             if C.llama_token_is_eog(self._model, best):
                 break
-            piece = self._bytes(best)
-            tokens.append((piece.decode("utf-8", errors="replace"), 1.0 / total,
-                           self._bytes(second).decode("utf-8", errors="replace"), float(weights[second]) / total))
-            parts.append(decoder.decode(piece))
+            tokens.append(self._token(row, best))
+            parts.append(decoder.decode(self._bytes(best)))
             if sql_block_end("".join(parts)) is not None or len(tokens) >= max_new_tokens:
                 break
             if cancel is not None and cancel.is_set():
                 raise Cancelled("cancelled")
             if pos + 1 > self.n_ctx:
                 break
-            self._decode(self._batch.fill([best], pos, True), 1)
-            self._cached.append(best)
+            guesses: list[int] = []
+            if drafter is not None:
+                drafter.extend([best])
+                guesses = drafter.propose(min(self.n_ctx - pos - 1, max_new_tokens - len(tokens) - 1,
+                                              self._batch.size - 1))
+            step = [best, *guesses]
+            self._decode(self._batch.fill(step, pos, True, logits_all=bool(guesses)), len(step))
+            self._cached.extend(step)
             pos += 1
+            row = self._logits(0 if guesses else -1)
+            done = False
+            for i, guess in enumerate(guesses):
+                if int(row.argmax()) != guess:
+                    break
+                # the guess is the greedy token here: it is already evaluated, its logits are the next row
+                drafter.accepted += 1
+                drafter.extend([guess])
+                tokens.append(self._token(row, guess))
+                parts.append(decoder.decode(self._bytes(guess)))
+                pos += 1
+                row = self._logits(i + 1)
+                if sql_block_end("".join(parts)) is not None or len(tokens) >= max_new_tokens:
+                    done = True
+                    break
+            if done:
+                break
+            if len(self._cached) > pos:  # guesses the model did not make: out of the cache
+                _seq_rm(self._ctx, 0, pos, -1)
+                del self._cached[pos:]
         parts.append(decoder.decode(b"", final=True))
-        return "".join(parts), tokens, time.perf_counter() - t0
+        text = "".join(parts)
+        if drafter is not None:
+            drafter.finish(text)
+        return text, tokens, time.perf_counter() - t0
+
+    def _logits(self, index: int) -> Any:
+        """A copy of the logits of the batch's token ``index`` (-1: the last with logits)."""
+        return np.ctypeslib.as_array(C.llama_get_logits_ith(self._ctx, index), shape=(self._n_vocab,)).copy()
+
+    def _token(self, logits: Any, chosen: int) -> Token:
+        """``chosen`` as (text, probability, runner-up text, runner-up probability) under ``logits``."""
+        weights = np.exp(logits - float(logits.max()))
+        total = float(weights.sum())
+        probability = float(weights[chosen]) / total
+        weights[chosen] = 0.0
+        second = int(weights.argmax())
+        return (self._bytes(chosen).decode("utf-8", errors="replace"), probability,
+                self._bytes(second).decode("utf-8", errors="replace"), float(weights[second]) / total)
 
 
 def _load_weights(repacked: Path | None, original: Path) -> Any:

@@ -526,6 +526,15 @@ def test_default_model_through_llamacpp_reuses_the_schema(engine):
     second = backend.generate(ask2)
     assert "avg(" in second.text.lower()
     assert second.tokens_reused >= len(backend.tokenize(backend.render_prompt([ask[0]]))) + 20
+    if engine == "ik_llama.cpp":  # lookup decoding (on by default) writes what plain greedy decoding writes
+        drafter = backend.drafter
+        assert drafter.enabled and drafter.proposed > 0
+        keep, drafter.max_tokens = drafter.max_tokens, 0
+        try:
+            assert backend.generate(ask2).text == second.text
+            assert backend.generate(ask).text == first.text
+        finally:
+            drafter.max_tokens = keep
 
 
 def test_openmp_spin_is_short_only_while_loading(monkeypatch):
