@@ -285,6 +285,7 @@ def make_record(item: Item, pred: Prediction, score: Score, scoring_seconds: flo
         "prefill_s": st.get("prefill_seconds"),
         "decode_s": st.get("decode_seconds"),
         "tokens_reused": st.get("tokens_reused"),
+        "tokens_guessed": st.get("tokens_guessed"),
         "process_wall_s": pred.wall_seconds,
         "warnings": pred.warnings,
         "candidates": pred.candidates,

@@ -101,6 +101,9 @@ class Generation:
     state file), ``"computed"`` or ``"none"``; None when the backend keeps no prefix states."""
     prefix_seconds: float = 0.0
     """Time spent bringing that head in (restoring or evaluating it)."""
+    tokens_guessed: int = 0
+    """Generated tokens that came out of lookup decoding's guesses (the model agreed with them, so their step also
+    gave the next token); 0 without lookup decoding."""
     branch_points: tuple[BranchPoint, ...] = ()
     """Where the model hesitated (see :class:`BranchPoint`), in reply order, ``reply_start`` included in each
     ``reply_before``; empty when the backend cannot tell or the model never did."""

@@ -493,10 +493,12 @@ class IkLlamaBackend:
             if self._resident is not None and not prompt.startswith(self._resident):
                 self._resident = None
             reused, prefill = self._evaluate(tokens, cancel, progress, logits_last=True)
+            accepted = self.drafter.accepted
             text, generated, decode = self._reply(len(tokens), max_new_tokens, cancel)
+            guessed = self.drafter.accepted - accepted
             seconds = time.perf_counter() - t0
         return reply(reply_start, text, generated, tokens_in=len(tokens), tokens_out=len(generated), reused=reused,
-                     seconds=seconds, prefill=prefill, decode=decode, warm=warm)
+                     seconds=seconds, prefill=prefill, decode=decode, warm=warm, guessed=guessed)
 
     def _reply(self, pos: int, max_new_tokens: int, cancel: threading.Event | None) -> tuple[str, list[Token], float]:
         """Greedy tokens from the logits of the last evaluated token (at position ``pos`` - 1): the text, each token

@@ -187,7 +187,7 @@ def engine_settings(resolved: ResolvedModel, backend: str, engine: str, n_thread
 
 
 def reply(reply_start: str, text: str, generated: list[Token], *, tokens_in: int, tokens_out: int, reused: int,
-          seconds: float, prefill: float, decode: float, warm: Warm) -> Generation:
+          seconds: float, prefill: float, decode: float, warm: Warm, guessed: int = 0) -> Generation:
     """The :class:`~.base.Generation` of a greedy reply that began with ``reply_start`` and went on with ``text``
     (its tokens ``generated``): cut after its SQL block, scored by its tokens' mean log-probability, with the places
     the model hesitated."""
@@ -198,7 +198,7 @@ def reply(reply_start: str, text: str, generated: list[Token], *, tokens_in: int
                       logprob=sum(logprobs) / len(logprobs) if logprobs else None,
                       branch_points=branch_points([(reply_start, 1.0, None, None), *generated]),
                       prefill_seconds=prefill, decode_seconds=decode, prefix_source=warm.source,
-                      prefix_seconds=warm.seconds)
+                      prefix_seconds=warm.seconds, tokens_guessed=guessed)
 
 
 def generation_error(text: str, n_ctx: int) -> ModelError:

@@ -126,6 +126,8 @@ class Stats:
     """Time evaluating the prompt tokens that were not reused (None when the backend cannot tell)."""
     decode_seconds: float | None = None
     """Time generating the reply's tokens (None when the backend cannot tell)."""
+    tokens_guessed: int = 0
+    """Generated tokens that came out of lookup decoding's guesses (see :mod:`jupyter_nl2sql.models.drafts`)."""
     prefix: str | None = None
     """How the prompt's schema part got into the model's cache: resident, restored, computed (None: not kept)."""
     prefix_seconds: float = 0.0
@@ -177,6 +179,7 @@ class Stats:
         self.tokens_in += gen.tokens_in
         self.tokens_out += gen.tokens_out
         self.tokens_reused += getattr(gen, "tokens_reused", 0)
+        self.tokens_guessed += getattr(gen, "tokens_guessed", 0)
         self.generation_seconds += gen.seconds
         for name in ("prefill_seconds", "decode_seconds"):
             value = getattr(gen, name, None)
@@ -231,6 +234,7 @@ class Stats:
             "total_seconds": self.total_seconds,
             "device": self.device,
             "tokens_reused": self.tokens_reused,
+            "tokens_guessed": self.tokens_guessed,
             "prefill_seconds": self.prefill_seconds,
             "decode_seconds": self.decode_seconds,
             "prefix": self.prefix,
@@ -258,8 +262,8 @@ class Stats:
         return parts
 
     def _generation_detail(self) -> str:
-        """``prefill 43 tok 0.6 s, 807 reused (schema restored 12 ms) · decode 14 tok 13.2 tok/s``, or the plain
-        ``850→14 tok, 9.1 tok/s`` when the backend does not split the two."""
+        """``prefill 43 tok 0.6 s, 807 reused (schema restored 12 ms) · decode 14 tok, 21.2 tok/s (6 guessed)``, or
+        the plain ``850→14 tok, 9.1 tok/s`` when the backend does not split the two."""
         tps = self.tokens_per_second
         rate = f", {tps:.1f} tok/s" if tps else ""
         if self.prefill_seconds is None:
@@ -269,7 +273,8 @@ class Stats:
             text += f", {self.tokens_reused} reused"
         if self.prefix in ("restored", "computed"):
             text += f" (schema {self.prefix} {format_seconds(self.prefix_seconds)})"
-        return f"{text} · decode {self.tokens_out} tok{rate}"
+        guessed = f" ({self.tokens_guessed} guessed)" if self.tokens_guessed else ""
+        return f"{text} · decode {self.tokens_out} tok{rate}{guessed}"
 
     def __str__(self) -> str:
         return " · ".join(self._parts())

@@ -90,6 +90,26 @@ def test_draft_tokens_setting(monkeypatch):
         drafts.draft_tokens()
 
 
+def test_the_stats_line_says_how_many_tokens_were_guessed():
+    from jupyter_nl2sql.models.base import Generation
+    from jupyter_nl2sql.pipeline.stats import Stats
+
+    stats = Stats()
+    with stats.stage("generate"):
+        pass
+    stats.add_generation(Generation("x", 850, 14, 1.0, tokens_reused=807, prefill_seconds=0.3, decode_seconds=0.7,
+                                    tokens_guessed=6))
+    assert stats.tokens_guessed == 6 and stats.to_dict()["tokens_guessed"] == 6
+    assert "decode 14 tok, 20.0 tok/s (6 guessed)" in str(stats)
+    stats.add_generation(Generation("y", 10, 2, 0.1, prefill_seconds=0.05, decode_seconds=0.05))
+    assert "(6 guessed)" in str(stats)
+    plain = Stats()
+    with plain.stage("generate"):
+        pass
+    plain.add_generation(Generation("y", 10, 2, 0.1, prefill_seconds=0.05, decode_seconds=0.05))
+    assert "guessed" not in str(plain)
+
+
 # -- through the real ik_llama.cpp engine, on a tiny random GGUF --------------------------------------------------
 MESSAGES = [{"role": "system", "content": "You write SQLite."},
             {"role": "user", "content": "Database schema:\nCREATE TABLE users (id INTEGER, name TEXT);\n\n"
@@ -108,7 +128,7 @@ def test_guessed_tokens_never_change_the_greedy_reply(tmp_path):
         b.drafter.max_tokens = 4
         b.drafter.finish(plain.text)  # the reply is in the history: most guesses will be right
         guessed = b.generate(MESSAGES, max_new_tokens=24)
-        assert b.drafter.accepted > 0
+        assert guessed.tokens_guessed == b.drafter.accepted > 0
         assert guessed.text == plain.text and guessed.tokens_out == plain.tokens_out
         assert guessed.logprob == pytest.approx(plain.logprob, abs=1e-3)  # the same tokens, scored alike
         # wrong guesses are taken out of the cache: the next reply is still the greedy one
