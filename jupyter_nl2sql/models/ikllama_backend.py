@@ -27,7 +27,8 @@ keeps what :class:`~jupyter_nl2sql.models.llamacpp_backend.LlamaCppBackend` give
   time, so a near-tie can now and then go the other way).
 
 Settings (environment, read at load): the same as the xllamacpp engine's (``NL2SQL_LLAMA_N_CTX``,
-``NL2SQL_LLAMA_THREADS``, ``NL2SQL_PREFIX_CACHE_MB``, ``NL2SQL_PREFIX_STATE_DIR``), and ``NL2SQL_DRAFT_TOKENS``.
+``NL2SQL_LLAMA_THREADS``, ``NL2SQL_PREFIX_CACHE_MB``, ``NL2SQL_PREFIX_STATE_DIR``), ``NL2SQL_DRAFT_TOKENS`` and
+``NL2SQL_REPACKED_COPY`` (0: no repacked copy, see :func:`keeps_repacked_copy`).
 
 This module loads the engine's shared library at import time: import it only when a model is being loaded.
 """
@@ -54,7 +55,7 @@ from .device import brief_openmp_spin
 from .drafts import HISTORY_FILE, Drafter, draft_tokens
 from .files import cache_dir, first_line, gguf_file_type, temp_sibling
 from .llama_common import (MIN_PREFIX_CHARS, PROMPT_BATCH, PrefixStates, ProgressFn, Token, Warm, engine_settings,
-                           generation_error, logger, reply, report, thread_count)
+                           env_int, generation_error, logger, reply, report, thread_count)
 from .resolve import ResolvedModel
 
 
@@ -137,6 +138,13 @@ REPACK_FILE_MIN_BYTES = 64 * 1024 * 1024
 once into a file."""
 
 
+def keeps_repacked_copy(resolved: ResolvedModel) -> bool:
+    """Whether ``resolved`` is loaded from a repacked copy by default: a file of :data:`REPACK_FILE_MIN_BYTES` or
+    more, unless ``NL2SQL_REPACKED_COPY=0`` (repack in memory at each load: slower loads, no second copy on disk)."""
+    return bool(env_int("NL2SQL_REPACKED_COPY", 1, minimum=0)) and (
+        resolved.path.stat().st_size >= REPACK_FILE_MIN_BYTES)
+
+
 def repacked_path(resolved: ResolvedModel) -> Path:
     """Where the repacked copy of ``resolved``'s weights for this engine build is kept (with the cache's other
     converted weights, under the ``models`` part of the cache root)."""
@@ -155,7 +163,7 @@ def quantize_tool() -> Path | None:
 
 def writes_on_load(resolved: ResolvedModel) -> bool:
     """Whether loading ``resolved`` (with the default ``repacked_file``) would first write its repacked copy."""
-    return (bool(resolved.sha256) and resolved.path.stat().st_size >= REPACK_FILE_MIN_BYTES
+    return (bool(resolved.sha256) and keeps_repacked_copy(resolved)
             and not repacked_path(resolved).is_file() and quantize_tool() is not None)
 
 
@@ -268,11 +276,11 @@ class IkLlamaBackend:
         """Load ``resolved`` (a GGUF file), its weights repacked for this engine's kernels, with a context of
         ``n_ctx`` tokens, prompt batches of ``n_batch`` tokens and prefix states in ``state_dir`` (default:
         :func:`~.llama_common.prefix_state_dir`).  ``repacked_file``: load the repacked copy of the weights
-        (:func:`repacked_weights`, made on first use) rather than repacking in memory; None: for files of
-        :data:`REPACK_FILE_MIN_BYTES` or more."""
+        (:func:`repacked_weights`, made on first use) rather than repacking in memory; None:
+        :func:`keeps_repacked_copy`."""
         t0 = time.perf_counter()
         if repacked_file is None:
-            repacked_file = resolved.path.stat().st_size >= REPACK_FILE_MIN_BYTES
+            repacked_file = keeps_repacked_copy(resolved)
         weights = repacked_weights(resolved, thread_count(n_threads), progress) if repacked_file else None
         # a state holds the KV cache as the engine computed it: the two ways of loading keep theirs apart
         engine = f"ik-{engine_version()}" + ("-repacked" if weights is not None else "")

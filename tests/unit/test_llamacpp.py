@@ -624,6 +624,25 @@ def test_ik_llama_repacks_the_weights_once_into_the_cache(tmp_path, monkeypatch,
     without.close()
 
 
+def test_the_repacked_copy_can_be_turned_off(tmp_path, monkeypatch):
+    """NL2SQL_REPACKED_COPY=0: no second copy of the model on disk, the weights repacked in memory at each load."""
+    from jupyter_nl2sql.models import ikllama_backend as ik
+    from jupyter_nl2sql.models.resolve import resolve_path
+
+    monkeypatch.setenv("NL2SQL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(ik, "REPACK_FILE_MIN_BYTES", 1)
+    resolved = resolve_path(_tiny_q8(tmp_path), progress=False)
+    assert ik.keeps_repacked_copy(resolved) and ik.writes_on_load(resolved)
+    monkeypatch.setenv("NL2SQL_REPACKED_COPY", "0")
+    assert not ik.keeps_repacked_copy(resolved) and not ik.writes_on_load(resolved)
+    backend = ik.IkLlamaBackend.load(resolved, progress=False, n_threads=1)
+    assert backend.provenance["loaded_from"] == "gguf-repacked" and not ik.repacked_path(resolved).exists()
+    backend.close()
+    monkeypatch.setenv("NL2SQL_REPACKED_COPY", "no")
+    with pytest.raises(ConfigError, match="NL2SQL_REPACKED_COPY must be a whole number"):
+        ik.keeps_repacked_copy(resolved)
+
+
 def test_a_float_model_has_nothing_to_repack(tmp_path, monkeypatch):
     from jupyter_nl2sql.models import ikllama_backend as ik
     from jupyter_nl2sql.models.resolve import resolve_path
