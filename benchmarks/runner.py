@@ -590,6 +590,10 @@ def _prefix_state_environment(mode: str, out: Path, fresh: bool) -> None:
 
             shutil.rmtree(folder)
         os.environ["NL2SQL_PREFIX_STATE_DIR"] = str(folder)
+    elif mode == "shared":
+        # the states are the user's, but not the replies remembered for lookup decoding: those of an earlier run of
+        # the same questions would be guessed right, a speed no user asking new questions gets
+        os.environ["NL2SQL_DRAFT_HISTORY"] = "0"
     elif mode == "off":
         os.environ["NL2SQL_PREFIX_CACHE_MB"] = "0"
         os.environ["NL2SQL_LLAMA_RAM_CACHE_MB"] = "0"

@@ -13,7 +13,9 @@ replies this engine wrote before (kept on disk beside the prefix states, so a ne
 token is guessed only when at least :data:`MIN_SHARE` of what followed that context before agrees on it.
 
 Settings (environment, read at load): ``NL2SQL_DRAFT_TOKENS`` (tokens guessed a step, default
-:data:`DEFAULT_DRAFT_TOKENS`; 0 turns lookup decoding off).
+:data:`DEFAULT_DRAFT_TOKENS`; 0 turns lookup decoding off); ``NL2SQL_DRAFT_HISTORY=0`` keeps the replies in memory
+only (nothing read or written; the benchmarks use it where questions asked in earlier runs would otherwise be
+remembered).
 """
 
 from __future__ import annotations
@@ -179,6 +181,13 @@ class Drafter:
                 os.replace(temp, self._file)
             except OSError:  # a read-only or full cache must not fail the question
                 pass
+
+
+def drafter_for(tokenize: Callable[[str], list[int]], folder: Path | None) -> Drafter:
+    """The :class:`Drafter` an engine uses: its history in ``folder`` (None, or ``NL2SQL_DRAFT_HISTORY=0``: in
+    memory only), ``NL2SQL_DRAFT_TOKENS`` guesses a step."""
+    keep = folder is not None and bool(env_int("NL2SQL_DRAFT_HISTORY", 1, minimum=0))
+    return Drafter(tokenize, folder / HISTORY_FILE if keep else None, max_tokens=draft_tokens())
 
 
 def draft_tokens() -> int:

@@ -52,7 +52,7 @@ import numpy as np
 from ..errors import Cancelled, ModelError
 from .base import Generation, Message, sql_block_end
 from .device import brief_openmp_spin
-from .drafts import HISTORY_FILE, Drafter, draft_tokens
+from .drafts import drafter_for
 from .files import cache_dir, first_line, gguf_file_type, temp_sibling
 from .llama_common import (MIN_PREFIX_CHARS, PROMPT_BATCH, PrefixStates, ProgressFn, Token, Warm, engine_settings,
                            env_int, generation_error, logger, reply, report, thread_count)
@@ -266,8 +266,7 @@ class IkLlamaBackend:
         self._cached: list[int] = []  # the tokens whose KV entries sequence 0 holds, in order
         self._resident: str | None = None  # the prefix text the cache starts with, as far as we know
         self._piece = ctypes.create_string_buffer(256)
-        self.drafter = Drafter(self.tokenize, states.directory / HISTORY_FILE if states.enabled else None,
-                               max_tokens=draft_tokens())
+        self.drafter = drafter_for(self.tokenize, states.directory if states.enabled else None)
 
     @classmethod
     def load(cls, resolved: ResolvedModel, *, progress: bool = True, n_ctx: int | None = None,

@@ -80,6 +80,17 @@ def test_an_unwritable_history_does_not_fail_the_reply(tmp_path):
     assert not (blocker / "sub").exists()
 
 
+def test_the_history_can_be_kept_in_memory_only(tmp_path, monkeypatch):
+    monkeypatch.delenv("NL2SQL_DRAFT_HISTORY", raising=False)
+    assert drafts.drafter_for(_chars, tmp_path)._file == tmp_path / drafts.HISTORY_FILE
+    assert drafts.drafter_for(_chars, None)._file is None
+    monkeypatch.setenv("NL2SQL_DRAFT_HISTORY", "0")
+    d = drafts.drafter_for(_chars, tmp_path)
+    d.start([])
+    d.finish("SELECT 1")
+    assert d._file is None and not list(tmp_path.iterdir()) and len(d._replies) == 1
+
+
 def test_draft_tokens_setting(monkeypatch):
     monkeypatch.delenv("NL2SQL_DRAFT_TOKENS", raising=False)
     assert drafts.draft_tokens() == drafts.DEFAULT_DRAFT_TOKENS
