@@ -5,8 +5,9 @@ Each engine runs in its own fresh process (a new kernel's view), the engines alt
 that a machine getting busier or quieter affects all alike; the figures are medians over the rounds and the
 ratios are against the xllamacpp engine measured in the same run.  ``ik_llama.cpp/repack-at-load`` is
 ik_llama.cpp as it loaded before its repacked copy was kept in the cache (weights repacked in memory at every
-load).  No prefix state is shared with the user's cache (each process gets an empty folder), so the first
-question's schema prefill is the cold one.
+load); ``ik_llama.cpp/no-guess`` is ik_llama.cpp without lookup decoding (``NL2SQL_DRAFT_TOKENS=0``).  No prefix
+state is shared with the user's cache (each process gets an empty folder, and with it no remembered replies to
+guess from), so the first question's schema prefill is the cold one.
 
     python -m benchmarks.engines [--rounds 2] [--out benchmarks/results/engines]
 """
@@ -23,10 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ENGINES = ("ik_llama.cpp", "ik_llama.cpp/repack-at-load", "llama.cpp")
+ENGINES = ("ik_llama.cpp", "ik_llama.cpp/no-guess", "ik_llama.cpp/repack-at-load", "llama.cpp")
 BASELINE = "llama.cpp"
 DISTRIBUTIONS = {"ik_llama.cpp": "ik-llama-cpp-python", "llama.cpp": "xllamacpp"}
 AT_LOAD = "/repack-at-load"
+NO_GUESS = "/no-guess"
 QUESTIONS = (
     "How many customers are there?",
     "Which city has the most customers?",
@@ -49,8 +51,10 @@ def _child(engine: str, out: Path) -> None:
         from jupyter_nl2sql.models import ikllama_backend
 
         ikllama_backend.REPACK_FILE_MIN_BYTES = 2**62  # no file is big enough: repacked in memory
+    if engine.endswith(NO_GUESS):
+        os.environ["NL2SQL_DRAFT_TOKENS"] = "0"
     t0 = time.perf_counter()
-    a = Assistant(backend=engine.removesuffix(AT_LOAD), generation_cache="off")
+    a = Assistant(backend=_engine(engine), generation_cache="off")
     backend, _ = a.backend()
     load = time.perf_counter() - t0
     rss_loaded = psutil.Process().memory_info().rss
@@ -63,11 +67,16 @@ def _child(engine: str, out: Path) -> None:
         rows.append({"question": q, "sql": ans.sql, "seconds": time.perf_counter() - t1,
                      "generate_seconds": st.generation_seconds, "prefill_tokens": st.tokens_in - st.tokens_reused,
                      "prefill_seconds": st.prefill_seconds, "decode_tokens": st.tokens_out,
-                     "decode_seconds": st.decode_seconds})
+                     "decode_seconds": st.decode_seconds, "guessed_tokens": st.tokens_guessed})
     out.write_text(json.dumps({
         "engine": engine, "provenance": backend.provenance, "load_seconds": load, "rss_loaded": rss_loaded,
         "rss_peak": psutil.Process().memory_info().rss, "schema_tokens": warm.tokens,
         "schema_seconds": warm.seconds, "schema_source": warm.source, "questions": rows}, indent=1))
+
+
+def _engine(variant: str) -> str:
+    """The backend a variant of :data:`ENGINES` runs."""
+    return variant.split("/")[0]
 
 
 def _installed_bytes(dist: str) -> int:
@@ -108,7 +117,9 @@ def summarise(runs: list[dict]) -> dict:
             "question_seconds": _median([q["seconds"] for q in qs]),
             "question_prefill_seconds": _median([q["prefill_seconds"] for q in qs if q["prefill_seconds"] is not None]),
             "decode_tok_s": _median([q["decode_tokens"] / q["decode_seconds"] for q in qs if q["decode_seconds"]]),
-            "installed_mb": _installed_bytes(DISTRIBUTIONS[engine.removesuffix(AT_LOAD)]) / 2**20,
+            "guessed_share": (sum(q.get("guessed_tokens") or 0 for q in qs) / sum(q["decode_tokens"] for q in qs)
+                              if qs and sum(q["decode_tokens"] for q in qs) else 0.0),
+            "installed_mb": _installed_bytes(DISTRIBUTIONS[_engine(engine)]) / 2**20,
             "engine": mine[0]["provenance"].get("engine") if mine else None,
         }
     base = per[BASELINE]

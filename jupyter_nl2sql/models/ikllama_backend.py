@@ -545,9 +545,11 @@ class IkLlamaBackend:
             pos += 1
             row = self._logits(0 if guesses else -1)
             done = False
+            kept = 0
             for i, guess in enumerate(guesses):
                 if int(row.argmax()) != guess:
                     break
+                kept += 1
                 # the guess is the greedy token here: it is already evaluated, its logits are the next row
                 drafter.accepted += 1
                 drafter.extend([guess])
@@ -558,6 +560,8 @@ class IkLlamaBackend:
                 if sql_block_end("".join(parts)) is not None or len(tokens) >= max_new_tokens:
                     done = True
                     break
+            if guesses:
+                drafter.record(len(guesses), kept)
             if done:
                 break
             if len(self._cached) > pos:  # guesses the model did not make: out of the cache

@@ -257,7 +257,7 @@ def get_backend(model: Any = None, device: Any = None, dtype: Any = None, progre
 
 
 class Preload(threading.Thread):
-    """The daemon thread :func:`preload` starts: it loads a model whose files are in place, and leaves joining
+    """The daemon thread :func:`preload` starts: it loads a GGUF model whose files are in place, and leaves joining
     its parts, downloading it or repacking its weights (first use) to the caller's own :func:`get_backend`, with
     its progress.  So it writes nothing, and a process may end while it runs."""
 
@@ -272,7 +272,9 @@ class Preload(threading.Thread):
         try:
             deferred = defer_backend(model, device=device, dtype=dtype, progress=self._progress, backend=backend,
                                      fetch=False)
-            if deferred is None:  # loaded already, or a model server
+            if deferred is None or deferred.provenance["backend"] not in GGUF_ENGINES:
+                # loaded already, a model server, or transformers (whose loading is Python, not C: it would only
+                # take turns with the caller's imports)
                 return
             if deferred.provenance["backend"] == "ik_llama.cpp" and deferred.resolved is not None:
                 from .ikllama_backend import writes_on_load

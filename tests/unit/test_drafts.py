@@ -26,6 +26,7 @@ def _text(tokens: list[int]) -> str:
 
 def test_guesses_what_followed_the_same_context_before():
     d = Drafter(_chars, None, max_tokens=4)
+    d.first_hits = 1.0  # its guesses have been right: it guesses as many as it may
     d.finish("SELECT count(*) FROM singer")
     d.start(_chars("Question: how many singers?\n"))
     d.extend(_chars("SELECT co"))
@@ -43,6 +44,24 @@ def test_the_live_prompt_outweighs_the_history_and_unsure_contexts_give_nothing(
     d.start(_chars("table abq; abq; abq"))
     d.extend(_chars("FROM ab"))
     assert _text(d.propose(limit=1)) == "q"  # the prompt's own n-grams count LIVE_WEIGHT times
+
+
+def test_guesses_fewer_tokens_while_first_guesses_miss():
+    d = Drafter(_chars, None, max_tokens=3)
+    assert d.budget() == 2  # no evidence yet: two guesses a step
+    for _ in range(20):
+        d.record(1, 1)
+    assert d.budget() == 3
+    for _ in range(30):
+        d.record(3, 0)
+    budgets = [d.budget() for _ in range(2 * drafts.PROBE_EVERY)]
+    assert budgets.count(1) == 2 and budgets.count(0) == len(budgets) - 2  # only the probes guess
+    d.finish("SELECT name FROM singer")
+    d.start([])
+    d.extend(_chars("SELECT na"))
+    assert len(d.propose()) <= 1
+    d.record(0, 0)  # a step without guesses says nothing about them
+    assert d.first_hits < 0.25
 
 
 def test_no_guess_when_turned_off_or_nothing_seen():

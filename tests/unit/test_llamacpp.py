@@ -469,6 +469,17 @@ def test_preload_never_joins_the_model_parts(tmp_path, monkeypatch):
         registry.clear_backends()
 
 
+def test_preload_leaves_a_transformers_model_to_the_caller(tmp_path, monkeypatch):
+    """Loading a transformers model is Python work: in a thread it would only take turns with the caller's."""
+    from jupyter_nl2sql.models.testing import make_tiny_random_model
+
+    folder = make_tiny_random_model(tmp_path / "hf")
+    calls = []
+    monkeypatch.setattr(registry, "get_backend", lambda *a, **k: calls.append(a))
+    registry.preload(str(folder), device="cpu", progress=False).join(60)
+    assert calls == [] and not registry.loaded_backends()
+
+
 def test_a_failed_preload_is_raised_to_the_next_caller(tmp_path):
     missing = str(tmp_path / "nowhere.gguf")
     registry.preload(missing, device="cpu", progress=False).join(30)
