@@ -10,7 +10,8 @@ one token at a time, which can tip a near-tie.
 The guesses come from n-grams (up to :data:`NMAX` tokens of context) of text the reply is likely to repeat: the
 tail of the prompt (the question, the schema's names), the reply so far (weighted :data:`LIVE_WEIGHT`), and the
 replies this engine wrote before (kept on disk beside the prefix states, so a new process starts with them).  A
-token is guessed only when at least :data:`MIN_SHARE` of what followed that context before agrees on it.
+token is guessed only when at least :data:`MIN_SHARE` of what followed that context before agrees on it, and a
+step guesses fewer tokens, or none, while its first guesses have mostly been wrong (:meth:`Drafter.budget`).
 
 Settings (environment, read at load): ``NL2SQL_DRAFT_TOKENS`` (tokens guessed a step, default
 :data:`DEFAULT_DRAFT_TOKENS`; 0 turns lookup decoding off); ``NL2SQL_DRAFT_HISTORY=0`` keeps the replies in memory
