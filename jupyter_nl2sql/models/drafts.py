@@ -43,7 +43,8 @@ HISTORY = 400
 #: Tokens guessed a step unless ``NL2SQL_DRAFT_TOKENS`` says otherwise.
 DEFAULT_DRAFT_TOKENS = 3
 #: How often a step's first guess must have been right (a running average) to guess all the tokens a step allows
-#: (None), 2 or 1: a batch of 2 tokens costs about 1.2 one token's time on 2 cores, of 4 about 1.6, so rarer hits lose time.
+#: (None), 2 or 1: a batch costs more than one token (``scripts/batch_cost.py`` measures how much), so guesses that
+#: rarely hit lose time.
 FIRST_HIT_FOR: tuple[tuple[float, int | None], ...] = ((0.6, None), (0.4, 2), (0.25, 1))
 #: Below those, one step in this many still guesses (one token), so that a better run of guesses is noticed.
 PROBE_EVERY = 8
