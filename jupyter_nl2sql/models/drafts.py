@@ -216,8 +216,20 @@ class Drafter:
 def drafter_for(tokenize: Callable[[str], list[int]], folder: Path | None) -> Drafter:
     """The :class:`Drafter` an engine uses: its history in ``folder`` (None, or ``NL2SQL_DRAFT_HISTORY=0``: in
     memory only), ``NL2SQL_DRAFT_TOKENS`` guesses a step."""
-    keep = folder is not None and bool(env_int("NL2SQL_DRAFT_HISTORY", 1, minimum=0))
+    keep = folder is not None and keeps_history()
     return Drafter(tokenize, folder / HISTORY_FILE if keep else None, max_tokens=draft_tokens())
+
+
+def keeps_history() -> bool:
+    """``NL2SQL_DRAFT_HISTORY``: whether the replies are remembered on disk (default yes)."""
+    return bool(env_int("NL2SQL_DRAFT_HISTORY", 1, minimum=0))
+
+
+def check_settings() -> None:
+    """Raise :class:`~jupyter_nl2sql.errors.ConfigError` for a bad ``NL2SQL_DRAFT_TOKENS`` or
+    ``NL2SQL_DRAFT_HISTORY`` (an engine calls it before loading its weights)."""
+    draft_tokens()
+    keeps_history()
 
 
 def draft_tokens() -> int:

@@ -52,7 +52,7 @@ import numpy as np
 from ..errors import Cancelled, ModelError
 from .base import Generation, Message, sql_block_end
 from .device import brief_openmp_spin
-from .drafts import drafter_for
+from .drafts import check_settings, drafter_for
 from .files import cache_dir, first_line, gguf_file_type, temp_sibling
 from .llama_common import (MIN_PREFIX_CHARS, PROMPT_BATCH, PrefixStates, ProgressFn, Token, Warm, engine_settings,
                            env_int, generation_error, logger, reply, report, thread_count)
@@ -278,6 +278,7 @@ class IkLlamaBackend:
         (:func:`repacked_weights`, made on first use) rather than repacking in memory; None:
         :func:`keeps_repacked_copy`."""
         t0 = time.perf_counter()
+        check_settings()  # a bad setting is reported before 1 GB of weights is loaded
         if repacked_file is None:
             repacked_file = keeps_repacked_copy(resolved)
         weights = repacked_weights(resolved, thread_count(n_threads), progress) if repacked_file else None

@@ -118,6 +118,26 @@ def test_draft_tokens_setting(monkeypatch):
     monkeypatch.setenv("NL2SQL_DRAFT_TOKENS", "many")
     with pytest.raises(ConfigError, match="NL2SQL_DRAFT_TOKENS must be a whole number"):
         drafts.draft_tokens()
+    with pytest.raises(ConfigError, match="NL2SQL_DRAFT_TOKENS"):
+        drafts.check_settings()
+    monkeypatch.setenv("NL2SQL_DRAFT_TOKENS", "2")
+    monkeypatch.setenv("NL2SQL_DRAFT_HISTORY", "-1")
+    with pytest.raises(ConfigError, match="NL2SQL_DRAFT_HISTORY must be a whole number"):
+        drafts.check_settings()
+
+
+def test_a_bad_setting_fails_before_the_weights_load(tmp_path, monkeypatch):
+    pytest.importorskip("ik_llama_cpp")
+    from jupyter_nl2sql.models import ikllama_backend as ik
+    from test_llamacpp import _load_tiny
+
+    loads = []
+    real = ik._load_weights
+    monkeypatch.setattr(ik, "_load_weights", lambda *a: loads.append(a) or real(*a))
+    monkeypatch.setenv("NL2SQL_DRAFT_TOKENS", "lots")
+    with pytest.raises(ConfigError, match="NL2SQL_DRAFT_TOKENS"):
+        _load_tiny(tmp_path, "ik_llama.cpp")
+    assert loads == []
 
 
 def test_the_stats_line_says_how_many_tokens_were_guessed():
