@@ -107,6 +107,7 @@ def summarise(runs: list[dict]) -> dict:
     for engine in ENGINES:
         mine = [r for r in runs if r["engine"] == engine]
         qs = [q for r in mine for q in r["questions"]]
+        decoded = sum(q["decode_tokens"] for q in qs)
         per[engine] = {
             "load_seconds": _median([r["load_seconds"] for r in mine]),
             "rss_loaded_mb": _median([r["rss_loaded"] / 2**20 for r in mine]),
@@ -117,8 +118,7 @@ def summarise(runs: list[dict]) -> dict:
             "question_seconds": _median([q["seconds"] for q in qs]),
             "question_prefill_seconds": _median([q["prefill_seconds"] for q in qs if q["prefill_seconds"] is not None]),
             "decode_tok_s": _median([q["decode_tokens"] / q["decode_seconds"] for q in qs if q["decode_seconds"]]),
-            "guessed_share": (sum(q.get("guessed_tokens") or 0 for q in qs) / sum(q["decode_tokens"] for q in qs)
-                              if qs and sum(q["decode_tokens"] for q in qs) else 0.0),
+            "guessed_share": sum(q.get("guessed_tokens") or 0 for q in qs) / decoded if decoded else 0.0,
             "installed_mb": _installed_bytes(DISTRIBUTIONS[_engine(engine)]) / 2**20,
             "engine": mine[0]["provenance"].get("engine") if mine else None,
         }

@@ -22,12 +22,12 @@ remembered).
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections import Counter, defaultdict, deque
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from .files import atomic_output
 from .llama_common import env_int
 
 #: Longest n-gram context used (tokens).
@@ -91,8 +91,7 @@ class Drafter:
         self._tokenize = tokenize
         self._file = history_file
         self._lock = threading.Lock()
-        self._texts: deque[str] = deque()
-        self._replies: deque[list[int]] = deque()
+        self._replies: deque[tuple[str, list[int]]] = deque()  # (text, its tokens), oldest first
         self._history: Table = _table()
         self._loaded = False
         # the reply being written: its prompt's tail and its tokens so far
@@ -128,12 +127,10 @@ class Drafter:
 
     def _remember(self, text: str) -> None:
         tokens = self._tokenize(text)
-        self._texts.append(text)
-        self._replies.append(tokens)
+        self._replies.append((text, tokens))
         _count(self._history, tokens)
         while len(self._replies) > HISTORY:
-            self._texts.popleft()
-            _uncount(self._history, self._replies.popleft())
+            _uncount(self._history, self._replies.popleft()[1])
 
     def start(self, prompt: Sequence[int]) -> None:
         """Begin a reply to ``prompt`` (token ids): its tail's n-grams count as live ones."""
@@ -163,6 +160,7 @@ class Drafter:
 
     def record(self, guessed: int, kept: int) -> None:
         """A step evaluated ``guessed`` guesses and the model agreed with the first ``kept`` of them."""
+        self.accepted += kept
         if guessed:
             self.first_hits += HIT_WEIGHT * ((1.0 if kept else 0.0) - self.first_hits)
 
@@ -205,10 +203,8 @@ class Drafter:
             if self._file is None:
                 return
             try:
-                self._file.parent.mkdir(parents=True, exist_ok=True)
-                temp = self._file.with_name(f"{self._file.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-                temp.write_text("".join(json.dumps(t) + "\n" for t in self._texts), encoding="utf-8")
-                os.replace(temp, self._file)
+                with atomic_output(self._file) as temp:
+                    temp.write_text("".join(json.dumps(t) + "\n" for t, _ in self._replies), encoding="utf-8")
             except OSError:  # a read-only or full cache must not fail the question
                 pass
 

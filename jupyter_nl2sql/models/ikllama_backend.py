@@ -501,16 +501,16 @@ class IkLlamaBackend:
             if self._resident is not None and not prompt.startswith(self._resident):
                 self._resident = None
             reused, prefill = self._evaluate(tokens, cancel, progress, logits_last=True)
-            accepted = self.drafter.accepted
-            text, generated, decode = self._reply(len(tokens), max_new_tokens, cancel)
-            guessed = self.drafter.accepted - accepted
+            text, generated, decode, guessed = self._reply(len(tokens), max_new_tokens, cancel)
             seconds = time.perf_counter() - t0
         return reply(reply_start, text, generated, tokens_in=len(tokens), tokens_out=len(generated), reused=reused,
                      seconds=seconds, prefill=prefill, decode=decode, warm=warm, guessed=guessed)
 
-    def _reply(self, pos: int, max_new_tokens: int, cancel: threading.Event | None) -> tuple[str, list[Token], float]:
+    def _reply(self, pos: int, max_new_tokens: int, cancel: threading.Event | None
+               ) -> tuple[str, list[Token], float, int]:
         """Greedy tokens from the logits of the last evaluated token (at position ``pos`` - 1): the text, each token
-        as (text, probability, runner-up text, runner-up probability), and the seconds taken.
+        as (text, probability, runner-up text, runner-up probability), the seconds taken, and how many of the tokens
+        were guessed.
 
         With a :class:`~.drafts.Drafter`, each step evaluates the chosen token together with the drafter's guesses
         of the next ones, in one batch, and keeps the guesses up to the first that differs from the greedy choice
@@ -519,17 +519,21 @@ class IkLlamaBackend:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         parts: list[str] = []
         tokens: list[Token] = []
+        guessed = 0
         drafter = self.drafter if self.drafter.enabled else None
         if drafter is not None:
             drafter.start(self._cached)
+
+        def take(row: Any, token: int) -> bool:
+            """Add ``token``, chosen under the logits ``row``, to the reply; True when the reply is complete."""
+            tokens.append(self._token(row, token))
+            parts.append(decoder.decode(self._bytes(token)))
+            return sql_block_end("".join(parts)) is not None or len(tokens) >= max_new_tokens
+
         row = self._logits(-1)
         while True:
             best = int(row.argmax())
-            if C.llama_token_is_eog(self._model, best):
-                break
-            tokens.append(self._token(row, best))
-            parts.append(decoder.decode(self._bytes(best)))
-            if sql_block_end("".join(parts)) is not None or len(tokens) >= max_new_tokens:
+            if C.llama_token_is_eog(self._model, best) or take(row, best):
                 break
             if cancel is not None and cancel.is_set():
                 raise Cancelled("cancelled")
@@ -545,24 +549,21 @@ class IkLlamaBackend:
             self._cached.extend(step)
             pos += 1
             row = self._logits(0 if guesses else -1)
-            done = False
-            kept = 0
-            for i, guess in enumerate(guesses):
+            kept, done = 0, False
+            for guess in guesses:
                 if int(row.argmax()) != guess:
                     break
+                # the guess is the greedy token here: it is already evaluated, and its logits are the next row
                 kept += 1
-                # the guess is the greedy token here: it is already evaluated, its logits are the next row
-                drafter.accepted += 1
-                drafter.extend([guess])
-                tokens.append(self._token(row, guess))
-                parts.append(decoder.decode(self._bytes(guess)))
                 pos += 1
-                row = self._logits(i + 1)
-                if sql_block_end("".join(parts)) is not None or len(tokens) >= max_new_tokens:
-                    done = True
+                drafter.extend([guess])
+                done = take(row, guess)
+                row = self._logits(kept)
+                if done:
                     break
             if guesses:
                 drafter.record(len(guesses), kept)
+                guessed += kept
             if done:
                 break
             if len(self._cached) > pos:  # guesses the model did not make: out of the cache
@@ -572,7 +573,7 @@ class IkLlamaBackend:
         text = "".join(parts)
         if drafter is not None:
             drafter.finish(text)
-        return text, tokens, time.perf_counter() - t0
+        return text, tokens, time.perf_counter() - t0, guessed
 
     def _logits(self, index: int) -> Any:
         """A copy of the logits of the batch's token ``index`` (-1: the last with logits)."""
