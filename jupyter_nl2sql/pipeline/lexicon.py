@@ -177,6 +177,18 @@ class SchemaLexicon:
         nouns = self.wordnet.base_forms(word, "n")
         return not nouns or len(self.wordnet.senses(verbs[0], "v")) >= len(self.wordnet.senses(nouns[0], "n"))
 
+    def is_plain_verb(self, word: str) -> bool:
+        """Whether ``word`` is a verb's plain form ("work", "come", "play"): after a plural noun it is the verb of
+        "how many cashiers work…", though WordNet has it as a noun too (False without WordNet)."""
+        return self.wordnet is not None and word in self.wordnet.base_forms(word, "v")
+
+    def is_modifier_noun(self, word: str) -> bool:
+        """Whether ``word`` can only be a singular noun ("loyalty", "warranty"; not "athletes", "overall", "home"),
+        so that before another noun it says which kind of it is meant (False without WordNet)."""
+        if self.wordnet is None or word.casefold() not in self.wordnet.base_forms(word.casefold(), "n"):
+            return False
+        return not any(self.wordnet.base_forms(word.casefold(), pos) for pos in ("a", "r"))
+
     def is_thing(self, word: str) -> bool:
         """Whether ``word``'s most frequent noun sense is a thing one could keep rows of: a person, animal, plant,
         artifact, food, substance, place, object or body part ("unicorn", "spaceship"), not an act, a group, a

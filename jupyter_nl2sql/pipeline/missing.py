@@ -9,10 +9,12 @@ its own words is never refused.  It is deliberately narrow: only an explicit "..
 
 :func:`missing_things` reads the question's subject instead — the thing counted, listed or averaged ("How many
 unicorns…", "List the spaceships…", "the average salary of the astronauts", "refunds per month") and the attribute
-asked for ("the salary of each journalist", "average rent per dorm") — and keeps one that is a thing one keeps rows
-of and none of whose nouns the database's :class:`~jupyter_nl2sql.pipeline.lexicon.SchemaLexicon` knows (no table,
-column, comment, sample or indexed value, close spelling, plural or WordNet relative); a compound WordNet has as one
-noun ("fire station") is judged as one.  Generic nouns ("number", "name", "records", "people"), words of the
+asked for ("the salary of each journalist", "the discount on each order", "average rent per dorm") — and keeps one
+that is a thing one keeps rows of (an attribute asked for, not under an aggregate, need not be: "the price of each
+product") and none of whose nouns the database's :class:`~jupyter_nl2sql.pipeline.lexicon.SchemaLexicon` knows (no
+table, column, comment, sample or indexed value, close spelling, plural or WordNet relative), or one whose modifier
+that can only be a noun is unknown ("loyalty points" where points are known); a compound WordNet has as one noun
+("fire station") is judged as one, and a subject ends at its verb ("how many cashiers work…").  Generic nouns ("number", "name", "records", "people"), words of the
 analysis ("average", "year"), money computed from prices ("revenue"), names written with a capital and quoted text
 are never missing.  :func:`missing_from_schema` is both, as the Assistant asks before any model call.
 
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any, Callable, Iterable, NamedTuple, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 from .examples import STRUCTURE_WORDS
 from .lexicon import SchemaLexicon
@@ -114,6 +116,8 @@ _HAVE = frozenset("has have had".split())
 #: or more", "without wireless networking"): a column may hold the number or the flag, so it is never missing.
 _COMPARED = _NUMBER_WORDS | frozenset("""more most less least fewer fewest than over under at many much without no
 not never""".split())
+#: "the discount on each order", "the turnout in every county": like "the salary of each journalist".
+_EACH = [[preposition, each] for preposition in ("on", "in", "for", "at") for each in ("each", "every")]
 #: Subject phrases read after one anchor ("salary of the astronauts": two), and words per phrase.
 _CHAIN, _PHRASE = 3, 3
 _QUOTED = re.compile(r"\"[^\"]*\"|\u201c[^\u201d]*\u201d|`[^`]*`|(?<!\w)'[^']*'(?!\w)")
@@ -133,18 +137,20 @@ def missing_things(question: str, lexicon: SchemaLexicon, values: Iterable[str] 
     values = frozenset(values)
     out: list[Missing] = []
     for start in sorted(set(starts)):
-        for phrase in _subjects(words, lower, start, lexicon.is_verb):
-            name = _missing_name(phrase, words, lexicon, values)
+        for phrase, attribute in _subjects(words, lower, start, lexicon):
+            name = _missing_name(phrase, words, lexicon, values, attribute)
             if name is not None and name not in {m.name for m in out}:
                 out.append(Missing(name, None, table=False))
     return out
 
 
-def _missing_name(phrase: list[str], words: list[str], lexicon: SchemaLexicon, values: frozenset[str]) -> str | None:
+def _missing_name(phrase: list[str], words: list[str], lexicon: SchemaLexicon, values: frozenset[str],
+                  attribute: bool = False) -> str | None:
     """What ``phrase`` (read from the question ``words``) asks about that the lexicon does not know, as it will be
-    named in the refusal; None when it is known, not a thing, or a name."""
+    named in the refusal; None when it is known, not a thing (an ``attribute`` asked for need not be one: "the price
+    of each product"), or a name."""
     compound = lexicon.compound(phrase)
-    if compound is not None and lexicon.is_thing(compound):
+    if compound is not None and (attribute or lexicon.is_thing(compound)):
         # "fire stations", "interest rate": the compound is the thing, whatever its words mean alone; known when it
         # is, or when a word of it is spelled like the schema's (a "phone number" where a value says phone)
         known = lexicon.knows(compound, values) or any(lexicon.spelled(w, values) for w in compound.split()
@@ -153,7 +159,7 @@ def _missing_name(phrase: list[str], words: list[str], lexicon: SchemaLexicon, v
     while len(phrase) > 1 and phrase[-1].casefold() in _GENERIC:
         phrase = phrase[:-1]  # "luggage items", "popcorn sales": the thing is what comes before
     nouns = [w for w in phrase if w.casefold() not in _GENERIC and len(w) > 2 and lexicon.is_noun(w)]
-    if (not nouns or not lexicon.is_thing(nouns[-1]) or any(_is_name(w, words) for w in phrase)
+    if (not nouns or not (attribute or lexicon.is_thing(nouns[-1])) or any(_is_name(w, words) for w in phrase)
             or _known(phrase, nouns, lexicon, values)):
         return None
     return " ".join(w.casefold() for w in nouns)
@@ -172,14 +178,15 @@ def missing_from_schema(question: str, schema: Any, lexicon: SchemaLexicon | Non
     return found
 
 
-def _subjects(words: list[str], lower: list[str], start: int, is_verb: Callable[[str], bool]) -> list[list[str]]:
+def _subjects(words: list[str], lower: list[str], start: int,
+              lexicon: SchemaLexicon) -> list[tuple[list[str], bool]]:
     """The phrases read from ``start`` (leading commands, determiners, numbers and "names of" skipped): the first
     noun phrase — the subject ("How many unicorns"), an attribute followed by "of" ("the salary of each
     journalist"), or what an aggregate sums ("average rent", "the total score": the aggregate stays with it, a
     column may be named after it) unless it counts ("the total number of students"); after an aggregate's "of", the
     phrase it is of ("the average salary of the astronauts"); the object of a verb that follows the subject
     ("Which customers filed a complaint?", "Which city has the most hospitals?"); and the phrase after a "per"
-    ("refunds per month")."""
+    ("refunds per month").  Each phrase comes with whether it is the attribute asked for."""
     i, aggregate = _skip_lead(lower, start)
     counted = not _COUNTS.isdisjoint(lower[start:i])  # "the total number of students": a count a column may hold
     first = _phrase_end(lower, i)
@@ -188,27 +195,32 @@ def _subjects(words: list[str], lower: list[str], start: int, is_verb: Callable[
     # an aggregate stays with what it sums: "the total score" may be a column named total
     head = i - 1 if i > start and lower[i - 1] in _AGGREGATES else i
     found, end = [], first
-    if first < len(lower) and lower[first] == "of":
-        found.append(words[head:first])  # the attribute: "the salary of each journalist"
+    how_many = lower[max(0, start - 2):start] == ["how", "many"]  # "how many cashiers work in each store"
+    if first < len(lower) and lower[first] == "of" or (not how_many and lower[first:first + 2] in _EACH):
+        found.append((words[head:first], not aggregate))  # the attribute: "the salary of each journalist" (an
+        # aggregate of one may be computed: "the average time span")
         if aggregate:
             j, _ = _skip_lead(lower, first + 1)
             end = _phrase_end(lower, j)
-            found.append(words[j:end])
+            found.append((words[j:end], False))
     elif not (aggregate and counted) and (first >= len(lower) or lower[first] not in ("and", "or")):  # "the sex
         # and job of"
-        found.append(words[head:first])  # the subject, or what an aggregate sums: "average rent per dorm"
-        verb = next((k for k in range(i + 1, first) if is_verb(lower[k])), None)
+        # the subject, or what an aggregate sums ("average rent per dorm"), up to a verb in it ("cashiers work")
+        verb = next((k for k in range(i + 1, first) if lexicon.is_verb(lower[k])
+                     or (lower[k - 1].endswith("s") and lexicon.is_plain_verb(lower[k]))), None)
+        cut = first if verb is None or lower[verb].endswith("s") else verb  # "stations", "cards": nouns too
+        found.append((words[head:cut], False))
         if verb is None and first < len(lower) and lower[first] in _HAVE:
             verb = first
         if verb is not None:
             j, _ = _skip_lead(lower, verb + 1)
             if _COMPARED.isdisjoint(lower[verb + 1:j + 1]) and not any(w.isdigit() for w in lower[verb + 1:j]):
                 end = _phrase_end(lower, j)  # the object: "a complaint"; not a count ("more than 15000 students":
-                found.append(words[j:end])  # a column may hold it)
+                found.append((words[j:end], False))  # a column may hold it)
     if end < len(lower) and lower[end] == "per":
         j, _ = _skip_lead(lower, end + 1)
-        found.append(words[j:_phrase_end(lower, j)])
-    return [phrase for phrase in found if phrase]
+        found.append((words[j:_phrase_end(lower, j)], False))
+    return [(phrase, attribute) for phrase, attribute in found if phrase]
 
 
 def _skip_lead(lower: list[str], i: int) -> tuple[int, bool]:
@@ -235,9 +247,13 @@ def _is_name(word: str, words: list[str]) -> bool:
 
 
 def _known(phrase: list[str], nouns: list[str], lexicon: SchemaLexicon, values: frozenset[str]) -> bool:
-    """Whether any noun of the phrase, or the phrase as one term ("water slide", "roller coaster"), is known."""
-    whole = " ".join(phrase)
-    return any(lexicon.knows(w, values) for w in nouns) or (len(phrase) > 1 and lexicon.knows(whole, values))
+    """Whether the phrase as one term ("water slide", "roller coaster") is known, or any noun of it is and so is
+    each word before its last noun that can only be a singular noun ("loyalty points", "company car": a schema
+    with points or cars need not keep these)."""
+    if len(phrase) > 1 and lexicon.knows(" ".join(phrase), values):
+        return True
+    return any(lexicon.knows(w, values) for w in nouns) and all(
+        lexicon.knows(w, values) for w in nouns[:-1] if lexicon.is_modifier_noun(w))
 
 
 def refusal(missing: Sequence[Missing], tables: Sequence[str]) -> str:

@@ -92,6 +92,10 @@ def demo_lexicon() -> SchemaLexicon:
     ("How many luggage items per order?", "luggage"),  # a generic word after the thing
     ("Give me the top 5 suppliers by revenue", "suppliers"),
     ("What is the tax rate of each product?", "tax rate"),  # a compound WordNet has as one noun
+    ("What is the viscosity of each product?", "viscosity"),  # an attribute asked for need not be a thing
+    ("What is the discount on each order?", "discount"),  # "on each" as "of each"
+    ("How many loyalty points does each customer have?", "loyalty points"),  # a noun-only modifier unknown
+    ("How many dentists work in each department?", "dentists"),  # the verb ends the subject ("work")
 ])
 def test_subjects_the_schema_lacks_are_refused(question: str, missing: str, demo_lexicon: SchemaLexicon) -> None:
     assert missing_things(question, demo_lexicon) == [Missing(missing, None, table=False)]
@@ -107,6 +111,10 @@ def test_subjects_the_schema_lacks_are_refused(question: str, missing: str, demo
     "How many goods cost more than 100?", "List the three most expensive items", "How many Berlin customers?",
     "How many 'Alpha Widgets' were sold?", "What are the sex and job of each customer?",
     "What is the unit price of each product?", "List the order dates of all orders",
+    "What is the average time span of the orders?",  # an aggregate of an attribute: it may be computed
+    "What are all the clients' overall purchases?",  # a plural or adjective before the noun says no kind
+    "How many employees work in each department?", "What is the salary of each employee?",
+    "What is the city of each customer?", "List the email of every customer.",
 ])
 def test_answerable_wordings_are_not_refused(question: str, demo_lexicon: SchemaLexicon) -> None:
     assert missing_things(question, demo_lexicon) == []
