@@ -47,6 +47,7 @@ from .missing import missing_from_schema, refusal
 from .prompting import (LAYOUTS, Example, build_messages, empty_result_messages, extract_sql, follow_up_message,
                         follow_up_messages, prompt_head, repair_messages)
 from .schema import Schema, SchemaCache, fit_schema
+from .dateparts import portable_date_parts
 from .namefix import NameFix, fix_names, fix_values
 from .sqlcheck import CheckedSQL, check_sql
 from .stats import Stats
@@ -684,6 +685,12 @@ class Assistant:
         writes = run.allow_writes if allow_writes is None else allow_writes
         dialect = run.conn.sqlglot_dialect
         with answer.stats.stage("check"):
+            ported = portable_date_parts(sql, dialect)
+            if ported is not None:  # a translation, not a mend: the answer's confidence is not lowered for it
+                sql = ported.sql
+                note = "wrote the date parts in this database's words: " + "; ".join(ported.changes)
+                answer.warnings.append(note)
+                run.notes.append(note)
             mapping = run.schema.mapping()
             try:
                 return check_sql(sql, dialect=dialect, schema=mapping, allow_writes=writes)

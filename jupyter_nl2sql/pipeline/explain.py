@@ -675,11 +675,15 @@ class _Explainer:
     @staticmethod
     def _time_part(node: exp.Expression) -> tuple[str, exp.Expression | None]:
         """(``the year of``, the date) for ``strftime('%Y', d)``, ``EXTRACT(YEAR FROM d)``, ``YEAR(d)``,
-        ``date_trunc('month', d)``; ('', None) for anything else."""
+        ``date_trunc('month', d)``, each also as a number (``CAST(strftime('%Y', d) AS INTEGER)``); ('', None) for
+        anything else."""
         def unwrap(value: exp.Expression) -> exp.Expression:
             while isinstance(value, (exp.TsOrDsToTimestamp, exp.TsOrDsToDate)) and len(value.args) == 1:
                 value = value.this
             return value
+
+        if isinstance(node, exp.Cast) and node.to.is_type(*exp.DataType.INTEGER_TYPES):
+            node = node.this
 
         if isinstance(node, exp.TimeToStr):
             fmt = node.args.get("format")
