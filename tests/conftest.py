@@ -152,6 +152,16 @@ def scripted(monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture()
+def gguf_cache_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cache root of the test's own, for a test that loads the default model on an engine reading its GGUF itself
+    (llama.cpp): the model's parts are joined there and deleted with the test, so the user's cache keeps the one
+    copy the default engine left (its repacked weights)."""
+    root = tmp_path / "cache"
+    monkeypatch.setenv("NL2SQL_CACHE_DIR", str(root))
+    return root
+
+
+@pytest.fixture()
 def offline_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Make a known model carried by fake installed 'packages' (modules with ``get_part_path()``, as the
     offline model packages have): ``known = offline_packages("fake", data, aliases=("fake-coder",))`` splits

@@ -12,6 +12,11 @@ the model is not asked to repair it:
 >>> portable_date_parts("SELECT YEAR(d) FROM t", "duckdb") is None  # DuckDB has YEAR()
 True
 
+SQLite's ``strftime`` has no quarter, though models write ``%q`` for one; it becomes the quarter's number:
+
+>>> portable_date_parts("SELECT strftime('%Y-Q%q', d) FROM t", "sqlite").sql
+"SELECT STRFTIME('%Y-Q', d) || ((CAST(STRFTIME('%m', d) AS INTEGER) + 2) / 3) FROM t"
+
 Parts whose numbering differs between engines (the day of the week, the week of the year) are left as written.
 """
 
@@ -60,16 +65,51 @@ def portable_date_parts(sql: str, dialect: str) -> PortedSQL | None:
     def port(node: exp.Expr) -> exp.Expr:
         part = _part(node)
         if part is None:
-            return node
-        unit, date = part
-        new = _sqlite_part(unit, date) if dialect == "sqlite" else _postgres_part(unit, date, node)
+            new = _sqlite_quarters(node) if dialect == "sqlite" else None
+        else:
+            unit, date = part
+            new = _sqlite_part(unit, date) if dialect == "sqlite" else _postgres_part(unit, date, node)
         if new is None:
             return node
-        changes.append(f"{node.sql()} → {new.sql(dialect)}")  # as written (sqlglot's own words), as run
+        # as written (sqlglot writes PostgreSQL's YEAR(d) as EXTRACT already: its own words there), and as run
+        changes.append(f"{node.sql(dialect) if dialect == 'sqlite' else node.sql()} → {new.sql(dialect)}")
         return new
 
     ported = tree.transform(port, copy=True)
     return PortedSQL(ported.sql(dialect), changes) if changes else None
+
+
+def _sqlite_quarters(node: exp.Expr) -> exp.Expr | None:
+    """``strftime('%Y-%q', d)`` as ``strftime('%Y-', d) || <quarter>``; None for a format without ``%q``."""
+    fmt = node.args.get("format") if isinstance(node, exp.TimeToStr) else None
+    if not (isinstance(fmt, exp.Literal) and fmt.is_string and isinstance(node.this, exp.Expr)):
+        return None
+    pieces, text, i = [], "", 0
+    while i < len(fmt.this):
+        code = fmt.this[i:i + 2]
+        if code == "%q":
+            if text:
+                pieces.append(_formatted(text, node.this))
+            pieces.append(_sqlite_part("QUARTER", node.this))
+            text, i = "", i + 2
+        else:
+            step = 2 if code == "%%" else 1  # an escaped percent sign is kept as it is
+            text, i = text + fmt.this[i:i + step], i + step
+    if len(pieces) == 0:
+        return None
+    if text:
+        pieces.append(_formatted(text, node.this))
+    joined = pieces[0]
+    for piece in pieces[1:]:
+        joined = exp.DPipe(this=joined, expression=piece)
+    return joined
+
+
+def _formatted(text: str, date: exp.Expr) -> exp.Expr:
+    """``strftime(text, date)``, or ``text`` itself when it has no ``%`` code."""
+    if "%" not in text:
+        return exp.Literal.string(text)
+    return exp.TimeToStr(this=date.copy(), format=exp.Literal.string(text))
 
 
 def _part(node: exp.Expr) -> tuple[str, exp.Expr] | None:

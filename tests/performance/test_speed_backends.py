@@ -17,7 +17,7 @@ SCRIPT = Path(__file__).with_name("measure_backends.py")
 
 
 @pytest.mark.model
-def test_llamacpp_runs_the_real_model_without_torch(tmp_path):
+def test_llamacpp_runs_the_real_model_without_torch(tmp_path, gguf_cache_root):
     from jupyter_nl2sql.models import DEFAULT_MODEL, lookup_known, resolve
 
     known = lookup_known(DEFAULT_MODEL)

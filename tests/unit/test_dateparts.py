@@ -29,6 +29,15 @@ def test_sqlite_gets_the_same_numbers(part: str, expected: list[int]) -> None:
         assert [row[0] for row in con.execute(ported.sql)] == expected
 
 
+def test_a_quarter_written_as_percent_q_becomes_its_number() -> None:
+    sql = f"SELECT strftime('%Y-%q', d), strftime('Q%q', d), strftime('%q', d), strftime('100%%q', d) FROM {DATES}"
+    ported = portable_date_parts(sql, "sqlite")
+    assert ported is not None and len(ported.changes) == 3  # '100%%q': a percent sign and a q, as SQLite reads it
+    with sqlite3.connect(":memory:") as con:
+        assert con.execute(sql).fetchall()[0][:3] == (None, None, None)  # why: SQLite gives NULL for %q
+        assert con.execute(ported.sql).fetchall() == [("2024-2", "Q2", 2, "100%q"), ("2023-4", "Q4", 4, "100%q")]
+
+
 def test_postgres_gets_extract_and_keeps_its_own() -> None:
     ported = portable_date_parts("SELECT YEAR(d), QUARTER(d), EXTRACT(DAY FROM d) FROM t", "postgres")
     assert ported is not None

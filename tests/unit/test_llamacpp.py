@@ -519,12 +519,14 @@ def test_assistant_end_to_end_through_llamacpp(tmp_path, monkeypatch, demo_sqlit
 # -- the real model ---------------------------------------------------------------------------------------------
 @pytest.mark.model
 @pytest.mark.parametrize("engine", ENGINES)
-def test_default_model_through_llamacpp_reuses_the_schema(engine):
+def test_default_model_through_llamacpp_reuses_the_schema(engine, request):
     from jupyter_nl2sql.models import DEFAULT_MODEL, lookup_known, resolve
 
     known = lookup_known(DEFAULT_MODEL)
     if resolve.offline_part_paths(known)[1]:
         pytest.fail(f"the default model is not installed ({known.pip_hint})")
+    if engine == "llama.cpp":  # it reads the GGUF itself: joined in a cache root of the test's own
+        request.getfixturevalue("gguf_cache_root")
     backend, _ = get_backend(backend=engine, device="cpu", progress=False)
     assert backend.provenance["backend"] == engine and backend.dtype == "q4_k_m"
     schema = ("Database schema (SQLite):\n\nCREATE TABLE singer (singer_id INTEGER PRIMARY KEY, name TEXT, "
