@@ -53,7 +53,8 @@ def _first_session(meta: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _settings(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The run's own settings: options other than the runner's, with file paths shortened to their stem."""
+    """The run's own settings: options other than the runner's, with file paths shortened to their stem, and the
+    engine's environment settings (``draft_tokens`` for ``NL2SQL_DRAFT_TOKENS``)."""
     out = []
     for key, value in sorted((meta.get("options") or {}).items()):
         if RUNNER_OPTIONS.get(key, object()) == value:
@@ -64,6 +65,8 @@ def _settings(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
         out.append((key, text))
     if meta.get("model"):
         out.append(("model", Path(str(meta["model"])).name))
+    for key, value in sorted((meta.get("environment") or {}).items()):  # NL2SQL_DRAFT_TOKENS=0: draft_tokens
+        out.append((key.removeprefix("NL2SQL_").lower(), str(value)))
     return out
 
 

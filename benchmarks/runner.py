@@ -37,7 +37,17 @@ RESULTS_FILE = "results.jsonl"
 META_FILE = "run.json"
 #: run.json keys that must agree for a rerun to add to an existing output directory.
 _CONFIG_KEYS = ("benchmark", "split", "model", "raw", "options", "scoring", "timeout", "order", "prefix_states",
-                "process_per_question")
+                "process_per_question", "environment")
+#: What a run.json written before a key existed means by its absence.
+_CONFIG_ABSENT: dict[str, Any] = {"environment": {}}
+#: Environment settings that change how the engine answers or how fast it does, recorded in run.json (and so in the
+#: run's name); those ``--prefix-states`` sets (the states' folder and memory, the guesses' history) are said by it.
+ENGINE_ENVIRONMENT = ("NL2SQL_DRAFT_TOKENS", "NL2SQL_REPACKED_COPY", "NL2SQL_LLAMA_THREADS", "NL2SQL_LLAMA_N_CTX")
+
+
+def engine_environment() -> dict[str, str]:
+    """The :data:`ENGINE_ENVIRONMENT` settings this process has (set and not blank)."""
+    return {key: os.environ[key].strip() for key in ENGINE_ENVIRONMENT if os.environ.get(key, "").strip()}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -441,7 +451,7 @@ def _check_compatible(meta_path: Path, config: Mapping[str, Any]) -> dict[str, A
     if not meta_path.exists():
         return None
     old = json.loads(meta_path.read_text(encoding="utf-8"))
-    diffs = [k for k in _CONFIG_KEYS if old.get(k) != config.get(k)]
+    diffs = [k for k in _CONFIG_KEYS if old.get(k, _CONFIG_ABSENT.get(k)) != config.get(k)]
     if diffs:
         detail = ", ".join(f"{k}: {old.get(k)!r} -> {config.get(k)!r}" for k in diffs)
         raise SystemExit(f"error: {meta_path.parent} holds results of another configuration ({detail}); "
@@ -478,7 +488,8 @@ def run(benchmark: Benchmark, args: argparse.Namespace, argv: Sequence[str],
     config = {"benchmark": benchmark.name, "split": args.split, "model": args.model, "raw": bool(args.raw),
               "options": options, "scoring": scoring, "timeout": args.timeout, "order": order,
               "prefix_states": getattr(args, "prefix_states", "shared"),
-              "process_per_question": bool(getattr(args, "process_per_question", False))}
+              "process_per_question": bool(getattr(args, "process_per_question", False)),
+              "environment": engine_environment()}
     out.mkdir(parents=True, exist_ok=True)
     results_path, meta_path = out / RESULTS_FILE, out / META_FILE
     if args.overwrite:

@@ -34,6 +34,7 @@ from .examples import (ExampleStore, StoredExample, TaughtStore, identifier_word
                        select_examples, sql_literals)
 from .execution import ExecutionResult, execute
 from .confidence import Confidence, hesitations, lowest_in_sql
+from .dateparts import portable_date_parts
 from .drift import dropped_asks
 from .conjunctions import intersected
 from .conversation import Conversations, FollowUp, Turn, looks_like_follow_up
@@ -47,7 +48,6 @@ from .missing import missing_from_schema, refusal
 from .prompting import (LAYOUTS, Example, build_messages, empty_result_messages, extract_sql, follow_up_message,
                         follow_up_messages, prompt_head, repair_messages)
 from .schema import Schema, SchemaCache, fit_schema
-from .dateparts import portable_date_parts
 from .namefix import NameFix, fix_names, fix_values
 from .sqlcheck import CheckedSQL, check_sql
 from .stats import Stats

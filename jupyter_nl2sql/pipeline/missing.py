@@ -196,7 +196,7 @@ def _subjects(words: list[str], lower: list[str], start: int,
     head = i - 1 if i > start and lower[i - 1] in _AGGREGATES else i
     found, end = [], first
     how_many = lower[max(0, start - 2):start] == ["how", "many"]  # "how many cashiers work in each store"
-    if first < len(lower) and lower[first] == "of" or (not how_many and lower[first:first + 2] in _EACH):
+    if (first < len(lower) and lower[first] == "of") or (not how_many and lower[first:first + 2] in _EACH):
         found.append((words[head:first], not aggregate))  # the attribute: "the salary of each journalist" (an
         # aggregate of one may be computed: "the average time span")
         if aggregate:

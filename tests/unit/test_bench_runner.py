@@ -11,8 +11,8 @@ import pytest
 
 from benchmarks import compare as compare_mod
 from benchmarks import report
-from benchmarks.runner import Benchmark, Item, Prediction, Score, build_parser, load_records, parse_set, run, \
-    select_items, sqlite_readonly_url
+from benchmarks.runner import ENGINE_ENVIRONMENT, Benchmark, Item, Prediction, Score, build_parser, load_records, \
+    parse_set, run, select_items, sqlite_readonly_url
 from benchmarks.scoring import execution_match
 from benchmarks.spider import SpiderBenchmark
 
@@ -193,6 +193,31 @@ def test_other_configuration_is_refused(bench: TinyBenchmark, tmp_path: Path) ->
     args, argv = args_for(out, "--limit", "1", "--set", "repair_rounds=0", "--overwrite")
     run(bench, args, argv, predictor_factory=lambda: FakePredictor(set()))
     assert json.loads((out / "run.json").read_text())["options"]["repair_rounds"] == 0
+
+
+def test_the_engines_environment_is_recorded_and_names_the_run(bench: TinyBenchmark, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run with guessing turned off (NL2SQL_DRAFT_TOKENS=0) is another configuration, and is named as one."""
+    from benchmarks import index
+
+    out = tmp_path / "out"
+    for key in ENGINE_ENVIRONMENT:
+        monkeypatch.delenv(key, raising=False)
+    args, argv = args_for(out, "--limit", "1")
+    run(bench, args, argv, predictor_factory=lambda: FakePredictor(set()))
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["environment"] == {} and index.run_name(meta).endswith("-defaults")
+    del meta["environment"]  # as a run recorded before the key existed: the same configuration
+    (out / "run.json").write_text(json.dumps(meta))
+    run(bench, args, argv, predictor_factory=lambda: FakePredictor(set()))
+    monkeypatch.setenv("NL2SQL_DRAFT_TOKENS", "0")
+    with pytest.raises(SystemExit, match="environment"):
+        run(bench, args, argv, predictor_factory=lambda: FakePredictor(set()))
+    args, argv = args_for(out, "--limit", "1", "--overwrite")
+    run(bench, args, argv, predictor_factory=lambda: FakePredictor(set()))
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["environment"] == {"NL2SQL_DRAFT_TOKENS": "0"} and index.run_name(meta).endswith("-draft_tokens-0")
+    assert index.describe(meta) == "pipeline, draft_tokens=0"
 
 
 def test_pipeline_crash_is_recorded_not_fatal(bench: TinyBenchmark, tmp_path: Path) -> None:
