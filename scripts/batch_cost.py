@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--prompt", type=int, default=850)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    backend = ik.IkLlamaBackend.load(resolve_model(None), progress=False)
+    backend = ik.IkLlamaBackend.load(resolve_model(None, join=False), progress=False)
     text = "CREATE TABLE singer (id int, name text, age int, country text);\n"
     tokens = backend.tokenize(text * (args.prompt // 10 + 1))[:args.prompt]
     backend._evaluate(tokens, None, None, logits_last=True)

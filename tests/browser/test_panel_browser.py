@@ -65,7 +65,7 @@ def _require_model(model: str | None) -> None:
     from jupyter_nl2sql.models import resolve_model
 
     try:
-        resolve_model(model, progress=False)
+        resolve_model(model, progress=False, join=False)  # found, not joined: the kernel loads it
     except ModelError as exc:
         pytest.skip(f"model for the browser test unavailable: {exc}")
 
