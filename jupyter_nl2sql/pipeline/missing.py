@@ -14,9 +14,10 @@ that is a thing one keeps rows of (an attribute asked for, not under an aggregat
 product") and none of whose nouns the database's :class:`~jupyter_nl2sql.pipeline.lexicon.SchemaLexicon` knows (no
 table, column, comment, sample or indexed value, close spelling, plural or WordNet relative), or one whose modifier
 that can only be a noun is unknown ("loyalty points" where points are known); a compound WordNet has as one noun
-("fire station") is judged as one, and a subject ends at its verb ("how many cashiers work…").  Generic nouns ("number", "name", "records", "people"), words of the
-analysis ("average", "year"), money computed from prices ("revenue"), names written with a capital and quoted text
-are never missing.  :func:`missing_from_schema` is both, as the Assistant asks before any model call.
+("fire station") is judged as one, and a subject ends at its verb ("how many cashiers work…").  Generic nouns
+("number", "name", "records", "people"), words of the analysis ("average", "year"), money computed from prices
+("revenue"), names written with a capital and quoted text are never missing.  :func:`missing_from_schema` is both,
+as the Assistant asks before any model call.
 
 >>> missing_tables("How many unicorns are in the zoo table?", ["employees", "departments"], ["name"])
 [Missing(name='zoo', near=None, table=True)]
