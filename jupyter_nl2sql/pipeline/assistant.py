@@ -48,6 +48,7 @@ from .missing import missing_from_schema, refusal
 from .prompting import (LAYOUTS, Example, build_messages, empty_result_messages, extract_sql, follow_up_message,
                         follow_up_messages, prompt_head, repair_messages)
 from .schema import Schema, SchemaCache, fit_schema
+from .shown import unshown_attributes
 from .namefix import NameFix, fix_names, fix_values
 from .sqlcheck import CheckedSQL, check_sql
 from .stats import Stats
@@ -515,7 +516,8 @@ class Assistant:
                 answer.confidence = (answer.confidence or Confidence("high")).lowered(
                     "the repaired query dropped " + ", ".join(run.dropped) + " that the question asks for")
             elif answer.ok and answer.confidence is not None and answer.executed:
-                doubt = _doubt(answer, [w for w in answer.warnings[told:] if w not in run.notes])
+                doubt = _doubt(answer, [w for w in answer.warnings[told:] if w not in run.notes]) or \
+                    self._unshown(answer, run)
                 if doubt:
                     answer.confidence = answer.confidence.capped("medium", doubt)
             return
@@ -539,6 +541,15 @@ class Assistant:
             tie = "; a tie, decided by the model's score" if by_score else ""
             answer.warnings.append(f"wrote {len(tries)} candidate queries; {votes} of them agree on this result{tie}")
             answer.confidence = Confidence.of_votes(votes, len(tries), runner_up=_runner_up(tries, best))
+
+    def _unshown(self, answer: Answer, run: Run) -> str:
+        """Why the answer does not show what the question asks for ("" when it does, as far as can be read): an
+        attribute asked for that nothing in the query's result is like (:func:`~.shown.unshown_attributes`)."""
+        missing = unshown_attributes(answer.question or "", answer.sql or "", run.conn.sqlglot_dialect,
+                                     self.lexicons.get(run.schema))
+        if not missing:
+            return ""
+        return f"the question asks for {' and '.join(missing)}; nothing the query shows is like it"
 
     def _second_look(self, answer: Answer, run: Run) -> None:
         """Where the model hesitated while writing the answer's SQL (a token below ``unsure_below``), continue its

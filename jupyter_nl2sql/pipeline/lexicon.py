@@ -104,9 +104,11 @@ class SchemaLexicon:
         return cls(named | {stem(w) for w in samples}, named, squashed, frozenset(own), frozenset(senses),
                    frozenset(near), wordnet)
 
-    def knows(self, word: str, values: Iterable[str] = ()) -> bool:
+    def knows(self, word: str, values: Iterable[str] = (), *, strict: bool = False) -> bool:
         """Whether ``word`` (or a phrase, words separated by spaces) could mean something this schema has;
-        ``values``: the normalised words of the database's values (:meth:`ValueIndex.words`)."""
+        ``values``: the normalised words of the database's values (:meth:`ValueIndex.words`).  ``strict``: not
+        through WordNet's top classes (the schema's "unit" of ``unit_price`` read as "whole, unit", a class of nearly
+        every object) — for asking whether given columns are like a word, rather than whether a schema may hold it."""
         if self.spelled(word, values):
             return True
         low = " ".join(normalize(word).split())
@@ -116,8 +118,11 @@ class SchemaLexicon:
         # class is one of the schema's or a class of one (a teacher is an educator, as a professor is), or
         # its definition uses a schema word (a town is "smaller than a city"; a mentor "a trusted guide and advisor")
         senses = _noun_senses(self.wordnet, low)[:QUESTION_SENSES]
-        if any(sense in self.senses or _classes(self.wordnet, sense, QUESTION_DEPTH, past_broad=True) & self.own
-               or (_classes(self.wordnet, sense, 1) - {sense}) & self.near
+        def alike(found: set[tuple[str, int]]) -> bool:
+            return any(not strict or self.wordnet.synset(s).category != "Tops" for s in found)
+
+        if any(sense in self.senses or alike(_classes(self.wordnet, sense, QUESTION_DEPTH, past_broad=True) & self.own)
+               or alike((_classes(self.wordnet, sense, 1) - {sense}) & self.near)
                for sense in senses):
             return True
         return any(stem(w) in self.named for sense in senses[:GLOSS_SENSES] for w in self._gloss_words(sense))

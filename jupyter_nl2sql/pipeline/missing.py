@@ -130,19 +130,25 @@ def missing_things(question: str, lexicon: SchemaLexicon, values: Iterable[str] 
     ``[Missing("unicorns", None, table=False)]``; ``values``: the words of the database's values."""
     if lexicon.wordnet is None:
         return []  # no senses to compare a paraphrase with: nothing is refused
+    values = frozenset(values)
+    out: list[Missing] = []
+    words, phrases = _phrases(question, lexicon)
+    for phrase, attribute in phrases:
+        name = _missing_name(phrase, words, lexicon, values, attribute)
+        if name is not None and name not in {m.name for m in out}:
+            out.append(Missing(name, None, table=False))
+    return out
+
+
+def _phrases(question: str, lexicon: SchemaLexicon) -> tuple[list[str], list[tuple[list[str], bool]]]:
+    """The question's words (quoted text as ``QUOTED``) and the phrases :func:`_subjects` reads from each anchor
+    ("how many", a first word of :data:`_OPENERS`), each with whether it is the attribute asked for."""
     words = _TOKEN.findall(_QUOTED.sub(" \x00 ", question).replace("\x00", "QUOTED"))
     lower = [w.casefold() for w in words]
     starts = [i + 2 for i in range(len(lower) - 1) if lower[i:i + 2] == ["how", "many"]]
     if lower and lower[0] in _OPENERS:
         starts.append(0)
-    values = frozenset(values)
-    out: list[Missing] = []
-    for start in sorted(set(starts)):
-        for phrase, attribute in _subjects(words, lower, start, lexicon):
-            name = _missing_name(phrase, words, lexicon, values, attribute)
-            if name is not None and name not in {m.name for m in out}:
-                out.append(Missing(name, None, table=False))
-    return out
+    return words, [found for start in sorted(set(starts)) for found in _subjects(words, lower, start, lexicon)]
 
 
 def _missing_name(phrase: list[str], words: list[str], lexicon: SchemaLexicon, values: frozenset[str],
@@ -164,6 +170,20 @@ def _missing_name(phrase: list[str], words: list[str], lexicon: SchemaLexicon, v
             or _known(phrase, nouns, lexicon, values)):
         return None
     return " ".join(w.casefold() for w in nouns)
+
+
+def asked_attributes(question: str, lexicon: SchemaLexicon) -> list[str]:
+    """The attributes ``question`` asks for ("the weight of each product": ``["weight"]``), as their nouns; none
+    under an aggregate, generic ones ("name", "number") or names written with a capital."""
+    if lexicon.wordnet is None:
+        return []
+    out: list[str] = []
+    words, phrases = _phrases(question, lexicon)
+    for phrase, attribute in phrases:
+        nouns = [w for w in phrase if w.casefold() not in _GENERIC and len(w) > 2 and lexicon.is_noun(w)]
+        if attribute and nouns and not any(_is_name(w, words) for w in phrase):
+            out.append(" ".join(w.casefold() for w in nouns))
+    return list(dict.fromkeys(out))
 
 
 def missing_from_schema(question: str, schema: Any, lexicon: SchemaLexicon | None = None,
@@ -198,8 +218,9 @@ def _subjects(words: list[str], lower: list[str], start: int,
     found, end = [], first
     how_many = lower[max(0, start - 2):start] == ["how", "many"]  # "how many cashiers work in each store"
     if (first < len(lower) and lower[first] == "of") or (not how_many and lower[first:first + 2] in _EACH):
-        found.append((words[head:first], not aggregate))  # the attribute: "the salary of each journalist" (an
-        # aggregate of one may be computed: "the average time span")
+        found.append((words[head:first], not (aggregate or counted)))  # the attribute: "the salary of each
+        # journalist" (an aggregate of one may be computed, "the average time span"; "the number of likes for each
+        # student" counts rows)
         if aggregate:
             j, _ = _skip_lead(lower, first + 1)
             end = _phrase_end(lower, j)

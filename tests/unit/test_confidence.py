@@ -153,3 +153,14 @@ def test_unsure_below_is_a_probability(value: Any) -> None:
 def test_levels_by_votes() -> None:
     assert [Confidence.of_votes(a, n).level for a, n in [(3, 3), (2, 3), (1, 2), (1, 3), (0, 3)]] == \
         ["high", "medium", "low", "low", "low"]
+
+
+def test_an_attribute_the_query_does_not_show_lowers_a_sure_answer(hesitant, demo_sqlite_url) -> None:
+    """"the weight of each product" answered with the unit price: the model did not hesitate, the answer is not sure."""
+    hesitant(first="```sql\nSELECT name, unit_price FROM products\n```")
+    ans = Assistant(generation_cache=False, few_shot=0).ask("What is the weight of each product?", demo_sqlite_url)
+    assert ans.ok and ans.confidence.level == "medium"
+    assert str(ans.confidence) == "the question asks for weight; nothing the query shows is like it"
+    hesitant(first="```sql\nSELECT name, unit_price FROM products\n```")
+    ans = Assistant(generation_cache=False, few_shot=0).ask("What is the price of each product?", demo_sqlite_url)
+    assert ans.ok and ans.confidence.level == "high"  # unit_price is a price

@@ -1,0 +1,54 @@
+"""Whether a query shows the attribute its question asks for: "What is the weight of each product?" answered with
+``SELECT unit_price FROM products`` runs, finds rows, and is wrong; nothing in it is like a weight.
+
+:func:`unshown_attributes` reads the attributes the question asks for (:func:`~.missing.asked_attributes`: "the
+weight of each product", not one under an aggregate) and the names the query's result is made of (each output
+column's alias and the columns it reads), and keeps the attributes none of those names is like — spelled alike or a
+WordNet relative below WordNet's top classes (:meth:`~.lexicon.SchemaLexicon.knows` with ``strict``).  The
+pipeline then says so instead of calling the answer sure.
+"""
+
+from __future__ import annotations
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+from .lexicon import SchemaLexicon
+from .missing import asked_attributes
+from .schema import Column, Schema, Table
+
+__all__ = ["shown_names", "unshown_attributes"]
+
+
+def shown_names(sql: str, dialect: str) -> list[str] | None:
+    """The names the outermost SELECT's result is made of: each column's alias and the columns it reads; None when
+    it cannot tell (``SELECT *``, a set operation, SQL that does not parse)."""
+    try:
+        tree = sqlglot.parse_one(sql, read=dialect)
+    except SqlglotError:
+        return None
+    if not isinstance(tree, exp.Select) or any(isinstance(e, exp.Star) or (isinstance(e, exp.Column)
+                                                                           and isinstance(e.this, exp.Star))
+                                               for e in tree.expressions):
+        return None
+    names: list[str] = []
+    for item in tree.expressions:
+        if item.alias:
+            names.append(item.alias)
+        names += [c.name for c in item.find_all(exp.Column) if c.name]
+    return list(dict.fromkeys(names))
+
+
+def unshown_attributes(question: str, sql: str, dialect: str, lexicon: SchemaLexicon) -> list[str]:
+    """The attributes ``question`` asks for that nothing the query shows is like (see the module docstring); [] when
+    it asks for none, or the result's names cannot be read."""
+    asked = asked_attributes(question, lexicon)
+    if not asked:
+        return []
+    names = shown_names(sql, dialect)
+    if not names:
+        return []
+    result = SchemaLexicon.build(Schema(dialect, [Table("result", [Column(n, "") for n in names])]),
+                                 lexicon.wordnet)
+    return [a for a in asked if not result.knows(a, strict=True)]
