@@ -174,7 +174,8 @@ def _missing_name(phrase: list[str], words: list[str], lexicon: SchemaLexicon, v
 
 def asked_attributes(question: str, lexicon: SchemaLexicon) -> list[str]:
     """The attributes ``question`` asks for ("the weight of each product": ``["weight"]``), as their nouns; none
-    under an aggregate, generic ones ("name", "number") or names written with a capital."""
+    under an aggregate or a count ("the number of likes for each student"), generic ones ("name", "number") or names
+    written with a capital."""
     if lexicon.wordnet is None:
         return []
     out: list[str] = []

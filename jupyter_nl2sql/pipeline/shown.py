@@ -2,7 +2,7 @@
 ``SELECT unit_price FROM products`` runs, finds rows, and is wrong; nothing in it is like a weight.
 
 :func:`unshown_attributes` reads the attributes the question asks for (:func:`~.missing.asked_attributes`: "the
-weight of each product", not one under an aggregate) and the names the query's result is made of (each output
+weight of each product", not one under an aggregate or a count) and the names the query's result is made of (each output
 column's alias and the columns it reads), and keeps the attributes none of those names is like — spelled alike or a
 WordNet relative below WordNet's top classes (:meth:`~.lexicon.SchemaLexicon.knows` with ``strict``).  The
 pipeline then says so instead of calling the answer sure.
