@@ -286,8 +286,8 @@ class IkLlamaBackend:
         check_settings()  # a bad setting is reported before 1 GB of weights is loaded
         if repacked_file is None:
             repacked_file = keeps_repacked_copy(resolved)
-        made_now = repacked_file and writes_on_load(resolved)
-        if not (repacked_file and loads_repacked_copy(resolved)):
+        had_copy = repacked_file and bool(resolved.sha256) and repacked_path(resolved).is_file()
+        if not had_copy:
             join_parts(resolved, progress=progress)  # the GGUF itself is read (or repacked) first
         weights = repacked_weights(resolved, thread_count(n_threads), progress) if repacked_file else None
         # a state holds the KV cache as the engine computed it: the two ways of loading keep theirs apart
@@ -330,7 +330,7 @@ class IkLlamaBackend:
             raise ModelError(f"model {resolved.model_id} has no chat template: use an instruct (chat) model")
         backend = cls(model, ctx, resolved, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch, states=states,
                       template=template, loaded_from="repacked-file" if weights is not None else "gguf-repacked")
-        if made_now and weights is not None and drop_joined(resolved):  # one copy of the model in the cache
+        if weights is not None and not had_copy and drop_joined(resolved):  # this load wrote the copy: one is enough
             report(f"Deleted the joined {resolved.path.name}: the repacked copy stands for it (joined again from "
                    f"the installed packages if another engine needs it)", progress)
         report(f"Loaded {resolved.model_id} ({BACKEND_NAME}, {backend.dtype}, context {n_ctx}) in "
