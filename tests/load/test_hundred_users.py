@@ -13,7 +13,10 @@ would) and asking the demo questions below.  Phases, all in the same run:
    prompts in a batch once);
 4. **distinct questions at once, cache off**: pure batching, no repeated prompt.
 
-Asserted: zero errors; every answer (SQL and DataFrame) identical to the question's answer when asked alone; the
+Asserted: zero errors; every answer the same query (up to spacing and case, :func:`_query`) with the same DataFrame
+as the question's answer when asked alone (bfloat16 on a CPU: a batch's shape changes the last bits of the logits,
+and where the model's top two tokens are a formatting choice a few bits apart, `` ,`` or ``,``, ``count`` or
+``COUNT``, a batch may write the other one; the query stays the same); the
 connection pool never beyond its size plus overflow; the service really batched.  Measured and written to
 ``tests/load/artifacts/load-report.json`` (and printed with ``-s``): throughput, P50/P95/P99 per phase, cache hit
 rates, the batching ratios against one at a time.  Bounded: 8 questions, 100 users, a timeout on every wait.
@@ -184,12 +187,22 @@ def _frame_key(answer: Any) -> Any:
     return None if df is None else (tuple(df.columns), tuple(map(tuple, df.astype(str).itertuples(index=False))))
 
 
+def _query(answer: Any) -> str | None:
+    """The answer's SQL as sqlglot writes it back: spacing and keyword case no longer count."""
+    import sqlglot
+
+    return None if answer.sql is None else sqlglot.parse_one(answer.sql, read="postgres").sql("postgres")
+
+
 def _check_same(results: list[tuple[str, Any, float]], reference: dict[str, Any]) -> None:
     errors = [(q, a.error) for q, a, _ in results if a.error]
     assert not errors, f"{len(errors)} errors, e.g. {errors[:3]}"
-    different = [q for q, a, _ in results
-                 if a.sql != reference[q].sql or _frame_key(a) != _frame_key(reference[q])]
-    assert not different, f"{len(different)} answers differ from the same question asked alone: {different[:3]}"
+    different = [(q, a) for q, a, _ in results
+                 if _query(a) != _query(reference[q]) or _frame_key(a) != _frame_key(reference[q])]
+    shown = [f"{q!r}: alone {reference[q].sql!r}, here {a.sql!r}"
+             f"{'' if a.messages == reference[q].messages else ' (from another prompt)'}"
+             for q, a in dict(different).items()]
+    assert not different, f"{len(different)} answers differ from the same question asked alone: {shown[:3]}"
 
 
 # -- the phases -----------------------------------------------------------------------------------------------------
