@@ -37,6 +37,11 @@ __all__ = ["SchemaLexicon", "LexiconCache", "THING_CATEGORIES"]
 THING_CATEGORIES = frozenset("""animal artifact body food location object person plant substance communication
 possession cognition""".split())
 
+#: The categories of a class shared with a schema word that make a question word its sibling (a town and a city
+#: are municipalities; a teacher and a professor educators): things, not acts, times, states, attributes or
+#: communications, classes so wide that the credit limit of a customer would be "like" any of its columns.
+SIBLING_CATEGORIES = THING_CATEGORIES | {"group"}
+
 #: Steps up WordNet's classes from a sense of a schema word (``car`` → motor vehicle → … → vehicle).
 SCHEMA_DEPTH = 4
 #: Steps up from a sense of a question word (``puppy`` → dog; ``occasion`` → social event → event).
@@ -122,7 +127,8 @@ class SchemaLexicon:
             return any(not strict or self.wordnet.synset(s).category != "Tops" for s in found)
 
         if any(sense in self.senses or alike(_classes(self.wordnet, sense, QUESTION_DEPTH, past_broad=True) & self.own)
-               or alike((_classes(self.wordnet, sense, 1) - {sense}) & self.near)
+               or alike({c for c in (_classes(self.wordnet, sense, 1) - {sense}) & self.near
+                         if self.wordnet.synset(c).category in SIBLING_CATEGORIES})
                for sense in senses):
             return True
         return any(stem(w) in self.named for sense in senses[:GLOSS_SENSES] for w in self._gloss_words(sense))
@@ -141,6 +147,13 @@ class SchemaLexicon:
             return True
         return bool(difflib.get_close_matches(root, self.stems, n=1, cutoff=CLOSE)
                     or same_root(root, self.named, least=ROOT))
+
+    def in_longer_name(self, word: str) -> bool:
+        """Whether ``word`` is part of a longer table or column name ("home" of ``Hometown``, "order" of
+        ``order_items``; not "order" of ``orders``), where the rest of the name may say in other words what follows
+        it in a question."""
+        root = stem(squash(word))
+        return len(root) >= MIN_PART and any(root in name and len(name) > len(root) + 2 for name in self.names)
 
     def compound(self, words: list[str]) -> str | None:
         """The longest run of two or more of ``words``, ending with the last, that WordNet has as one noun ("fire

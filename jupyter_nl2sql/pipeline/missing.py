@@ -167,7 +167,7 @@ def _missing_name(phrase: list[str], words: list[str], lexicon: SchemaLexicon, v
         phrase = phrase[:-1]  # "luggage items", "popcorn sales": the thing is what comes before
     nouns = [w for w in phrase if w.casefold() not in _GENERIC and len(w) > 2 and lexicon.is_noun(w)]
     if (not nouns or not (attribute or lexicon.is_thing(nouns[-1])) or any(_is_name(w, words) for w in phrase)
-            or _known(phrase, nouns, lexicon, values)):
+            or _known(phrase, nouns, lexicon, values, attribute)):
         return None
     return " ".join(w.casefold() for w in nouns)
 
@@ -269,12 +269,18 @@ def _is_name(word: str, words: list[str]) -> bool:
     return word == "QUOTED" or (word is not words[0] and word[:1].isupper() and not word.isupper())
 
 
-def _known(phrase: list[str], nouns: list[str], lexicon: SchemaLexicon, values: frozenset[str]) -> bool:
+def _known(phrase: list[str], nouns: list[str], lexicon: SchemaLexicon, values: frozenset[str],
+           attribute: bool = False) -> bool:
     """Whether the phrase as one term ("water slide", "roller coaster") is known, or any noun of it is and so is
     each word before its last noun that can only be a singular noun ("loyalty points", "company car": a schema
-    with points or cars need not keep these)."""
+    with points or cars need not keep these); for an ``attribute`` asked for, its last noun must be known itself
+    ("the campaign budget of each candidate": a schema with campaigns need not keep their budgets), unless a word
+    before it is part of a longer name of the schema ("home cities" where a column is ``Hometown``)."""
     if len(phrase) > 1 and lexicon.knows(" ".join(phrase), values):
         return True
+    if attribute and not lexicon.knows(nouns[-1], values) and not any(
+            lexicon.in_longer_name(w) for w in nouns[:-1]):
+        return False
     return any(lexicon.knows(w, values) for w in nouns) and all(
         lexicon.knows(w, values) for w in nouns[:-1] if lexicon.is_modifier_noun(w))
 

@@ -96,6 +96,7 @@ def demo_lexicon() -> SchemaLexicon:
     ("What is the discount on each order?", "discount"),  # "on each" as "of each"
     ("How many loyalty points does each customer have?", "loyalty points"),  # a noun-only modifier unknown
     ("How many dentists work in each department?", "dentists"),  # the verb ends the subject ("work")
+    ("What is the commission rate of each employee?", "commission rate"),  # the attribute's own noun is unknown
 ])
 def test_subjects_the_schema_lacks_are_refused(question: str, missing: str, demo_lexicon: SchemaLexicon) -> None:
     assert missing_things(question, demo_lexicon) == [Missing(missing, None, table=False)]
@@ -155,6 +156,22 @@ def test_values_and_database_words_count_as_known(demo_lexicon: SchemaLexicon) -
     assert missing_things("How many towns are there?", demo_lexicon) == []  # a town and a city: municipalities
     pets = Schema("sqlite", [Table("Dorm_amenity", [Column("amenity_name", "TEXT")], sample_rows=[("Allows Pets",)])])
     assert missing_things("How many pets are there?", SchemaLexicon.build(pets, WORDNET)) == []
+
+
+@needs_wordnet
+def test_a_word_of_a_longer_name_lets_the_attribute_be_said_otherwise() -> None:
+    people = Schema("sqlite", [Table("people", [Column(c, "TEXT") for c in ("People_ID", "Name", "Hometown")])])
+    lexicon = SchemaLexicon.build(people, WORDNET)
+    assert lexicon.in_longer_name("home") and not lexicon.in_longer_name("people")
+    assert missing_things("What are the home cities of the people?", lexicon) == []  # "home" of Hometown
+
+
+@needs_wordnet
+def test_siblings_are_things_not_abstractions(demo_lexicon: SchemaLexicon) -> None:
+    assert demo_lexicon.knows("town")  # a city's sibling: both municipalities
+    assert not demo_lexicon.knows("limit")  # a date's "sibling" only as a time: not enough
+    assert missing_things("What is the credit limit of every customer?", demo_lexicon) == [
+        Missing("credit limit", None, table=False)]
 
 
 def test_without_wordnet_no_subject_is_refused() -> None:
