@@ -38,8 +38,8 @@ THING_CATEGORIES = frozenset("""animal artifact body food location object person
 possession cognition""".split())
 
 #: The categories of a class shared with a schema word that make a question word its sibling (a town and a city
-#: are municipalities; a teacher and a professor educators): things, not acts, times, states, attributes or
-#: communications, classes so wide that the credit limit of a customer would be "like" any of its columns.
+#: are municipalities; a teacher and a professor educators): things and groups, not acts, times, states,
+#: attributes or communications, classes so wide that the credit limit of a customer would be "like" a date.
 SIBLING_CATEGORIES = THING_CATEGORIES | {"group"}
 
 #: Steps up WordNet's classes from a sense of a schema word (``car`` → motor vehicle → … → vehicle).
@@ -120,7 +120,8 @@ class SchemaLexicon:
         if self.wordnet is None:
             return True  # no senses to compare: nothing is known to be missing
         # a sense of the word is one of the schema's or a class of one, or one of its classes is the schema's, or its
-        # class is one of the schema's or a class of one (a teacher is an educator, as a professor is), or
+        # class, a thing or a group, is one of the schema's or a class of one (a teacher is an educator, as a
+        # professor is), or
         # its definition uses a schema word (a town is "smaller than a city"; a mentor "a trusted guide and advisor")
         senses = _noun_senses(self.wordnet, low)[:QUESTION_SENSES]
         def alike(found: set[tuple[str, int]]) -> bool:
