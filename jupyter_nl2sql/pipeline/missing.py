@@ -89,10 +89,12 @@ def missing_tables(question: str, tables: Sequence[str], columns: Iterable[str] 
 #: First words after which the question's subject follows ("List…", "What is…", "Number of…").
 _OPENERS = frozenset("""list show give find return display count get tell print enumerate name what which number
 numbers average total""".split())
-#: Words skipped before a subject: commands, determiners, quantifiers and the analysis ("the average", "names of").
+#: Words skipped before a subject: commands, determiners, quantifiers and the analysis ("the average", "names of");
+#: "money" too ("how much money did each customer spend": an amount that prices and quantities add up to).
 _LEAD = (ANALYSIS_WORDS | STRUCTURE_WORDS | frozenset("""the a an all every some of me us is are was were list show
 give find return display count get tell print enumerate name names number numbers id ids amount different distinct
-unique overall mean youngest latest earliest how many much what which""".split())) - {"and", "or", "not", "no"}
+unique overall mean youngest latest earliest how many much money what which who""".split())) - {
+    "and", "or", "not", "no"}
 #: Aggregates: the phrase after one is an attribute ("the average salary"), its "of" names the subject.
 _AGGREGATES = frozenset("average averages mean total totals sum maximum minimum max min".split())
 #: Words that end a subject: function words, prepositions, pronouns, auxiliaries (not the generic nouns: "given
@@ -111,6 +113,8 @@ everyone anybody anyone somebody someone nobody none total list lists group grou
 values count counts place places way ways""".split()) | _NUMBER_WORDS | _DERIVED
 #: Lead words of a count: an aggregate of one ("the average number of students") sums a column, rows need not exist.
 _COUNTS = frozenset("number numbers count counts amount".split())
+#: Forms of "be" after "who" that make what follows the attribute asked for ("Who is the coach of each swimmer?").
+_BE = frozenset("is are was were".split())
 #: Forms of "have" after a subject: what follows is its object ("Which students have a scholarship?").
 _HAVE = frozenset("has have had".split())
 #: Lead words of an object that is counted, compared or denied ("more than 15000 students", "at least 2 pets", "two
@@ -145,9 +149,9 @@ def _phrases(question: str, lexicon: SchemaLexicon) -> tuple[list[str], list[tup
     ("how many", a first word of :data:`_OPENERS`), each with whether it is the attribute asked for."""
     words = _TOKEN.findall(_QUOTED.sub(" \x00 ", question).replace("\x00", "QUOTED"))
     lower = [w.casefold() for w in words]
-    starts = [i + 2 for i in range(len(lower) - 1) if lower[i:i + 2] == ["how", "many"]]
-    if lower and lower[0] in _OPENERS:
-        starts.append(0)
+    starts = [i + 2 for i in range(len(lower) - 1) if lower[i:i + 2] in (["how", "many"], ["how", "much"])]
+    if lower and (lower[0] in _OPENERS or lower[:1] == ["who"] and lower[1:2] and lower[1] in _BE):
+        starts.append(0)  # "Who is the coach of each swimmer?"; not "Who won each race?" (a verb: no subject)
     return words, [found for start in sorted(set(starts)) for found in _subjects(words, lower, start, lexicon)]
 
 

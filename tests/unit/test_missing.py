@@ -97,6 +97,8 @@ def demo_lexicon() -> SchemaLexicon:
     ("How many loyalty points does each customer have?", "loyalty points"),  # a noun-only modifier unknown
     ("How many dentists work in each department?", "dentists"),  # the verb ends the subject ("work")
     ("What is the commission rate of each employee?", "commission rate"),  # the attribute's own noun is unknown
+    ("Who is the landlord of each customer?", "landlord"),  # "who is the … of": the attribute asked for
+    ("How much fuel did each department buy?", "fuel"),  # "how much" as "how many"
 ])
 def test_subjects_the_schema_lacks_are_refused(question: str, missing: str, demo_lexicon: SchemaLexicon) -> None:
     assert missing_things(question, demo_lexicon) == [Missing(missing, None, table=False)]
@@ -116,6 +118,8 @@ def test_subjects_the_schema_lacks_are_refused(question: str, missing: str, demo
     "What are all the clients' overall purchases?",  # a plural or adjective before the noun says no kind
     "How many employees work in each department?", "What is the salary of each employee?",
     "What is the city of each customer?", "List the email of every customer.",
+    "Who is the manager of each department?", "Who sold the most products?",  # "who" and a verb: no subject read
+    "How much money did each customer spend?", "How much did each order cost?",  # money: what prices add up to
 ])
 def test_answerable_wordings_are_not_refused(question: str, demo_lexicon: SchemaLexicon) -> None:
     assert missing_things(question, demo_lexicon) == []
