@@ -146,13 +146,19 @@ def missing_things(question: str, lexicon: SchemaLexicon, values: Iterable[str] 
 
 def _phrases(question: str, lexicon: SchemaLexicon) -> tuple[list[str], list[tuple[list[str], bool]]]:
     """The question's words (quoted text as ``QUOTED``) and the phrases :func:`_subjects` reads from each anchor
-    ("how many", a first word of :data:`_OPENERS`), each with whether it is the attribute asked for."""
+    ("how many", "how much", a first word of :data:`_OPENERS`, "who is"), each with whether it is the attribute
+    asked for."""
     words = _TOKEN.findall(_QUOTED.sub(" \x00 ", question).replace("\x00", "QUOTED"))
     lower = [w.casefold() for w in words]
     starts = [i + 2 for i in range(len(lower) - 1) if lower[i:i + 2] in (["how", "many"], ["how", "much"])]
-    if lower and (lower[0] in _OPENERS or lower[:1] == ["who"] and lower[1:2] and lower[1] in _BE):
-        starts.append(0)  # "Who is the coach of each swimmer?"; not "Who won each race?" (a verb: no subject)
-    return words, [found for start in sorted(set(starts)) for found in _subjects(words, lower, start, lexicon)]
+    if lower and lower[0] in _OPENERS:
+        starts.append(0)
+    phrases = [found for start in sorted(set(starts)) for found in _subjects(words, lower, start, lexicon)]
+    if lower[:1] == ["who"] and lower[1:2] and lower[1] in _BE:  # "Who is the coach of each swimmer?": the attribute
+        # alone; "Who are the big spenders among our customers?" names its people in words of its own, and "Who won
+        # each race?" (a verb) has no subject to read
+        phrases[:0] = [(phrase, attribute) for phrase, attribute in _subjects(words, lower, 0, lexicon) if attribute]
+    return words, phrases
 
 
 def _missing_name(phrase: list[str], words: list[str], lexicon: SchemaLexicon, values: frozenset[str],
