@@ -33,7 +33,7 @@ import difflib
 import re
 from typing import Any, Iterable, NamedTuple, Sequence
 
-from .examples import STRUCTURE_WORDS
+from .examples import STRUCTURE_WORDS, identifier_words
 from .lexicon import SchemaLexicon
 from .namefix import squash
 from .synonyms import FUNCTION_WORDS, GENERIC_WORDS
@@ -90,11 +90,12 @@ def missing_tables(question: str, tables: Sequence[str], columns: Iterable[str] 
 _OPENERS = frozenset("""list show give find return display count get tell print enumerate name what which number
 numbers average total""".split())
 #: Words skipped before a subject: commands, determiners, quantifiers and the analysis ("the average", "names of");
-#: "money" too ("how much money did each customer spend": an amount that prices and quantities add up to).
+#: "money" too ("how much money did each customer spend": an amount that prices and quantities add up to), and
+#: possessives ("What is his lowest score?").
 _LEAD = (ANALYSIS_WORDS | STRUCTURE_WORDS | frozenset("""the a an all every some of me us is are was were list show
 give find return display count get tell print enumerate name names number numbers id ids amount different distinct
-unique overall mean youngest latest earliest how many much money what which who""".split())) - {
-    "and", "or", "not", "no"}
+unique overall mean youngest latest earliest how many much money what which who
+his her their its our my your""".split())) - {"and", "or", "not", "no"}
 #: Aggregates: the phrase after one is an attribute ("the average salary"), its "of" names the subject.
 _AGGREGATES = frozenset("average averages mean total totals sum maximum minimum max min".split())
 #: Words that end a subject: function words, prepositions, pronouns, auxiliaries (not the generic nouns: "given
@@ -204,10 +205,18 @@ def missing_from_schema(question: str, schema: Any, lexicon: SchemaLexicon | Non
     does not know (:func:`missing_things`)."""
     tables = [t.name for t in schema.tables]
     found = missing_tables(question, tables, [c.name for t in schema.tables for c in t.columns])
-    if lexicon is not None:
+    if lexicon is not None and not any(_anonymous(name) for name in tables):  # a table named "table_1_2840500_4"
+        # may keep any kind of thing, players or drivers, under columns such as Name and Position
         said = {squash(m.name).rstrip("s") for m in found}
         found += [m for m in missing_things(question, lexicon, values) if squash(m.name).rstrip("s") not in said]
     return found
+
+
+def _anonymous(table: str) -> bool:
+    """Whether a table's name says nothing of what its rows are (``table_1_2840500_4``, ``t1``: "table" and
+    numbers, or a letter and numbers)."""
+    words = identifier_words(table)
+    return all(w.isdigit() or w in ("table", "tbl", "t") for w in words)
 
 
 def _subjects(words: list[str], lower: list[str], start: int,

@@ -179,6 +179,22 @@ def test_siblings_are_things_not_abstractions(demo_lexicon: SchemaLexicon) -> No
         Missing("credit limit", None, table=False)]
 
 
+@needs_wordnet
+def test_a_table_whose_name_says_nothing_may_keep_anything() -> None:
+    table = Schema("sqlite", [Table("table_1_2840500_4", [Column(c, "TEXT") for c in ("Name", "Position", "Pick")])])
+    found = missing_from_schema("Which driver won the Phillip Island Grand Prix Circuit?", table,
+                                SchemaLexicon.build(table, WORDNET))
+    assert found == []  # WikiSQL's tables: players, drivers… under Name and Position
+    named = Schema("sqlite", [Table("picks", [Column(c, "TEXT") for c in ("Name", "Position", "Pick")])])
+    assert missing_from_schema("Which driver won the Phillip Island Grand Prix Circuit?", named,
+                               SchemaLexicon.build(named, WORDNET)) == [Missing("driver", None, table=False)]
+
+
+@needs_wordnet
+def test_possessives_are_not_subjects(demo_lexicon: SchemaLexicon) -> None:
+    assert missing_things("What is his lowest salary?", demo_lexicon) == []
+
+
 def test_without_wordnet_no_subject_is_refused() -> None:
     assert missing_things("How many unicorns are there?", SchemaLexicon.build(DEMO, None)) == []
 
