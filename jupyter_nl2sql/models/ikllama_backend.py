@@ -144,10 +144,15 @@ def keeps_repacked_copy(resolved: ResolvedModel) -> bool:
     return bool(env_int("NL2SQL_REPACKED_COPY", 1, minimum=0)) and resolved.file_size >= REPACK_FILE_MIN_BYTES
 
 
+def has_repacked_copy(resolved: ResolvedModel) -> bool:
+    """Whether the repacked copy of ``resolved`` (:func:`repacked_path`) is in the cache already."""
+    return bool(resolved.sha256) and repacked_path(resolved).is_file()
+
+
 def loads_repacked_copy(resolved: ResolvedModel) -> bool:
     """Whether loading ``resolved`` (with the default ``repacked_file``) reads its repacked copy, already made, and
     nothing of the GGUF itself."""
-    return bool(resolved.sha256) and keeps_repacked_copy(resolved) and repacked_path(resolved).is_file()
+    return keeps_repacked_copy(resolved) and has_repacked_copy(resolved)
 
 
 def repacked_path(resolved: ResolvedModel) -> Path:
@@ -169,7 +174,7 @@ def quantize_tool() -> Path | None:
 def writes_on_load(resolved: ResolvedModel) -> bool:
     """Whether loading ``resolved`` (with the default ``repacked_file``) would first write its repacked copy."""
     return (bool(resolved.sha256) and keeps_repacked_copy(resolved)
-            and not repacked_path(resolved).is_file() and quantize_tool() is not None)
+            and not has_repacked_copy(resolved) and quantize_tool() is not None)
 
 
 def repacked_weights(resolved: ResolvedModel, n_threads: int, progress: bool = True) -> Path | None:
@@ -286,7 +291,7 @@ class IkLlamaBackend:
         check_settings()  # a bad setting is reported before 1 GB of weights is loaded
         if repacked_file is None:
             repacked_file = keeps_repacked_copy(resolved)
-        had_copy = repacked_file and bool(resolved.sha256) and repacked_path(resolved).is_file()
+        had_copy = repacked_file and has_repacked_copy(resolved)
         if not had_copy:
             join_parts(resolved, progress=progress)  # the GGUF itself is read (or repacked) first
         weights = repacked_weights(resolved, thread_count(n_threads), progress) if repacked_file else None
