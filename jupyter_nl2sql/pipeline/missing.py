@@ -176,11 +176,16 @@ def _missing_name(phrase: list[str], words: list[str], lexicon: SchemaLexicon, v
         return None if known or any(_is_name(w, words) for w in phrase) else compound
     while len(phrase) > 1 and phrase[-1].casefold() in _GENERIC:
         phrase = phrase[:-1]  # "luggage items", "popcorn sales": the thing is what comes before
-    nouns = [w for w in phrase if w.casefold() not in _GENERIC and len(w) > 2 and lexicon.is_noun(w)]
+    nouns = _nouns(phrase, lexicon)
     if (not nouns or not (attribute or lexicon.is_thing(nouns[-1])) or any(_is_name(w, words) for w in phrase)
             or _known(phrase, nouns, lexicon, values, attribute)):
         return None
     return " ".join(w.casefold() for w in nouns)
+
+
+def _nouns(phrase: list[str], lexicon: SchemaLexicon) -> list[str]:
+    """The words of ``phrase`` that name something: nouns of three letters or more, not generic ("number")."""
+    return [w for w in phrase if w.casefold() not in _GENERIC and len(w) > 2 and lexicon.is_noun(w)]
 
 
 def asked_attributes(question: str, lexicon: SchemaLexicon) -> list[str]:
@@ -192,7 +197,7 @@ def asked_attributes(question: str, lexicon: SchemaLexicon) -> list[str]:
     out: list[str] = []
     words, phrases = _phrases(question, lexicon)
     for phrase, attribute in phrases:
-        nouns = [w for w in phrase if w.casefold() not in _GENERIC and len(w) > 2 and lexicon.is_noun(w)]
+        nouns = _nouns(phrase, lexicon)
         if attribute and nouns and not any(_is_name(w, words) for w in phrase):
             out.append(" ".join(w.casefold() for w in nouns))
     return list(dict.fromkeys(out))
@@ -297,10 +302,10 @@ def _known(phrase: list[str], nouns: list[str], lexicon: SchemaLexicon, values: 
     before it is part of a longer name of the schema ("home cities" where a column is ``Hometown``)."""
     if len(phrase) > 1 and lexicon.knows(" ".join(phrase), values):
         return True
-    if attribute and not lexicon.knows(nouns[-1], values) and not any(
-            lexicon.in_longer_name(w) for w in nouns[:-1]):
+    head = lexicon.knows(nouns[-1], values)
+    if attribute and not head and not any(lexicon.in_longer_name(w) for w in nouns[:-1]):
         return False
-    return any(lexicon.knows(w, values) for w in nouns) and all(
+    return (head or any(lexicon.knows(w, values) for w in nouns[:-1])) and all(
         lexicon.knows(w, values) for w in nouns[:-1] if lexicon.is_modifier_noun(w))
 
 
