@@ -12,7 +12,11 @@ A gate directory (``benchmarks/baselines/<name>/``) holds:
 
 ``python -m benchmarks.gate run GATE_DIR OUT_DIR`` measures the yardstick, runs every command of ``GATE_DIR/gate.json``
 into ``OUT_DIR/<run>`` (``--no-progress --overwrite``) and measures the yardstick again; CI then judges ``OUT_DIR``
-against ``GATE_DIR``.  ``python -m benchmarks.gate run GATE_DIR --record`` records a new baseline: it refuses a
+against ``GATE_DIR``.  With ``--baseline-again BASE_DIR`` the commit the baseline was recorded at is checked out
+(a git worktree) and its runs are measured again in the same job, run by run alternating with the new ones, into
+``BASE_DIR``: CI judges ``OUT_DIR`` against ``BASE_DIR``, times as they are, so that neither another CPU (the
+yardstick does not follow every engine from one CPU to another) nor the machine's drift moves the verdict.  When
+that commit is not in the clone, ``BASE_DIR`` gets a copy of the recorded baseline and the yardstick judges.  ``python -m benchmarks.gate run GATE_DIR --record`` records a new baseline: it refuses a
 checkout with uncommitted changes, runs into a scratch folder and then replaces the records in ``GATE_DIR``.  ``python -m benchmarks.gate reference FILE`` measures the yardstick alone.
 """
 
@@ -35,7 +39,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from benchmarks.report import machine_info
-from benchmarks.runner import META_FILE, REPO_ROOT, RESULTS_FILE
+from benchmarks.runner import META_FILE, REPO_ROOT, RESULTS_FILE, default_data_dir
 
 MANIFEST_FILE = "gate.json"
 REFERENCE_FILE = "reference.json"
@@ -95,12 +99,16 @@ def measure_reference(repeats: int = 15) -> dict[str, Any]:
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
-def add_reference_sample(path: Path, when: str) -> dict[str, Any]:
-    """Measure the yardstick and append it to the reference file at ``path`` (created when missing)."""
+def add_reference_sample(path: Path, when: str, *, sample: Mapping[str, Any] | None = None,
+                         job: str | None = None) -> dict[str, Any]:
+    """Measure the yardstick (or take ``sample``) and append it to the reference file at ``path`` (created when
+    missing).  ``job`` marks the files of runs measured in one job, on one machine (``--baseline-again``)."""
     data: dict[str, Any] = {"version": REFERENCE_VERSION, "machine": machine_info(), "samples": []}
     if path.exists():
         data = json.loads(path.read_text(encoding="utf-8"))
-    data["samples"].append({"when": when, **measure_reference()})
+    if job is not None:
+        data["job"] = job
+    data["samples"].append({"when": when, **(sample or measure_reference())})
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     return data
@@ -139,29 +147,120 @@ def _dirty() -> bool:
     return bool(res.stdout.strip())
 
 
-def run_gate(gate_dir: Path, out_dir: Path, *, extra: Sequence[str] = ()) -> int:
-    """Measure the yardstick, run every command of the manifest into ``out_dir/<run>``, measure it again."""
-    runs, env = load_manifest(gate_dir), load_env(gate_dir)
+def _clear_outputs(out_dir: Path, runs: Mapping[str, Sequence[str]]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    reference = out_dir / REFERENCE_FILE
-    if reference.exists():
-        reference.unlink()
+    (out_dir / REFERENCE_FILE).unlink(missing_ok=True)
     for name in runs:
         if (out_dir / name).is_dir():
             shutil.rmtree(out_dir / name)
+
+
+def _run_one(name: str, command: Sequence[str], out_dir: Path, env: Mapping[str, str], *, repo: Path = REPO_ROOT,
+             extra: Sequence[str] = ()) -> int:
+    """One run of the manifest into ``out_dir/name``, with the code of the checkout at ``repo``."""
+    argv = [sys.executable, "-m", *command, *extra, "--no-progress", "--overwrite", "--out", str(out_dir / name)]
+    print(f"[gate] {name}{'' if repo == REPO_ROOT else f' (baseline code, {repo})'}: {' '.join(argv[1:])}",
+          flush=True)
+    run_env = {**os.environ, **{k: v.format(out=out_dir, run=name) for k, v in env.items()}}
+    if repo != REPO_ROOT:  # the baseline's package, not the installed (editable) one
+        run_env["PYTHONPATH"] = os.pathsep.join([str(repo), *filter(None, [os.environ.get("PYTHONPATH")])])
+    res = subprocess.run(argv, cwd=repo, env=run_env)
+    if res.returncode != 0:
+        print(f"error: run {name!r} exited with {res.returncode}", file=sys.stderr)
+    return res.returncode
+
+
+def run_gate(gate_dir: Path, out_dir: Path, *, extra: Sequence[str] = ()) -> int:
+    """Measure the yardstick, run every command of the manifest into ``out_dir/<run>``, measure it again."""
+    runs, env = load_manifest(gate_dir), load_env(gate_dir)
+    _clear_outputs(out_dir, runs)
+    reference = out_dir / REFERENCE_FILE
     add_reference_sample(reference, "before")
     for name, command in runs.items():
-        argv = [sys.executable, "-m", *command, *extra, "--no-progress", "--overwrite", "--out", str(out_dir / name)]
-        print(f"[gate] {name}: {' '.join(argv[1:])}", flush=True)
-        run_env = {k: v.format(out=out_dir, run=name) for k, v in env.items()}
-        res = subprocess.run(argv, cwd=REPO_ROOT, env={**os.environ, **run_env})
-        if res.returncode != 0:
-            print(f"error: run {name!r} exited with {res.returncode}", file=sys.stderr)
-            return res.returncode
+        status = _run_one(name, command, out_dir, env, extra=extra)
+        if status != 0:
+            return status
     data = add_reference_sample(reference, "after")
     shown = ", ".join(f"{s['seconds'] * 1000:.1f} ms" for s in data["samples"])
     print(f"[gate] yardstick (before, after): {shown}")
     return 0
+
+
+def baseline_commit(gate_dir: Path) -> str | None:
+    """The one clean commit every run of the recorded baseline was measured at (None when they disagree)."""
+    commits = set()
+    for name in load_manifest(gate_dir):
+        meta = json.loads((gate_dir / name / META_FILE).read_text(encoding="utf-8"))
+        for session in meta.get("sessions") or [{}]:
+            git = session.get("git") or {}
+            commits.add(git.get("commit") if git.get("dirty") is False else None)
+    return commits.pop() if len(commits) == 1 else None
+
+
+def copy_recorded(gate_dir: Path, base_dir: Path) -> None:
+    """``base_dir`` gets the recorded baseline of ``gate_dir`` (run.json + results.jsonl per run, reference.json)."""
+    runs = load_manifest(gate_dir)
+    _clear_outputs(base_dir, runs)
+    _copy_records(gate_dir, base_dir, runs)
+
+
+def _add_worktree(commit: str, where: Path) -> bool:
+    """Check ``commit`` out at ``where`` (a detached git worktree of this repository); False when it cannot be."""
+    return subprocess.run(["git", "worktree", "add", "--detach", str(where), commit], cwd=REPO_ROOT,
+                          capture_output=True, text=True).returncode == 0
+
+
+def _remove_worktree(where: Path) -> None:
+    subprocess.run(["git", "worktree", "remove", "--force", str(where)], cwd=REPO_ROOT, capture_output=True)
+
+
+def run_gate_paired(gate_dir: Path, out_dir: Path, base_dir: Path, *, extra: Sequence[str] = ()) -> int:
+    """The gate's runs for the checkout (into ``out_dir``) and again for the baseline's commit (into ``base_dir``),
+    alternating run by run in this job; both reference files carry the same yardstick samples and job id.  Without
+    that commit (a shallow clone, say), ``base_dir`` gets the recorded baseline and only the checkout runs."""
+    commit = baseline_commit(gate_dir)
+    runs, env = load_manifest(gate_dir), load_env(gate_dir)
+    with tempfile.TemporaryDirectory(prefix="nl2sql-gate-baseline-") as tmp:
+        tree = Path(tmp) / "tree"
+        if commit is None or not _add_worktree(commit, tree):
+            print(f"[gate] the baseline's commit {commit or '(several or unknown)'} is not in this clone: judging "
+                  "against the recorded baseline through the yardstick", flush=True)
+            copy_recorded(gate_dir, base_dir)
+            return run_gate(gate_dir, out_dir, extra=extra)
+        try:
+            # the baseline's code reads its data where this checkout does (a worktree has no ../shared next to it)
+            base_extra = list(extra) if "--data-dir" in extra else [*extra, "--data-dir", str(default_data_dir())]
+            job = f"{_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}-{os.getpid()}"
+            for d in (out_dir, base_dir):
+                _clear_outputs(d, runs)
+            before = measure_reference()
+            for d in (out_dir, base_dir):
+                add_reference_sample(d / REFERENCE_FILE, "before", sample=before, job=job)
+            for name, command in runs.items():
+                for status in (_run_one(name, command, base_dir, env, repo=tree, extra=base_extra),
+                               _run_one(name, command, out_dir, env, extra=extra)):
+                    if status != 0:
+                        return status
+            after = measure_reference()
+            for d in (out_dir, base_dir):
+                add_reference_sample(d / REFERENCE_FILE, "after", sample=after, job=job)
+            print(f"[gate] baseline measured again at {commit[:12]} in this job; yardstick (before, after): "
+                  f"{before['seconds'] * 1000:.1f} ms, {after['seconds'] * 1000:.1f} ms", flush=True)
+            return 0
+        finally:
+            _remove_worktree(tree)
+
+
+def _copy_records(src: Path, dst: Path, runs: Mapping[str, Sequence[str]]) -> None:
+    """Each run's run.json + results.jsonl (not the derived files) and reference.json, from ``src`` to ``dst``."""
+    for name in runs:
+        target = dst / name
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+        for f in (META_FILE, RESULTS_FILE):
+            shutil.copy2(src / name / f, target / f)
+    shutil.copy2(src / REFERENCE_FILE, dst / REFERENCE_FILE)
 
 
 def install_baseline(out_dir: Path, gate_dir: Path) -> None:
@@ -171,14 +270,7 @@ def install_baseline(out_dir: Path, gate_dir: Path) -> None:
     for old in gate_dir.iterdir():
         if old.is_dir() and (old / META_FILE).exists() and old.name not in runs:
             shutil.rmtree(old)
-    for name in runs:
-        target = gate_dir / name
-        if target.exists():
-            shutil.rmtree(target)
-        target.mkdir()
-        for f in (META_FILE, RESULTS_FILE):
-            shutil.copy2(out_dir / name / f, target / f)
-    shutil.copy2(out_dir / REFERENCE_FILE, gate_dir / REFERENCE_FILE)
+    _copy_records(out_dir, gate_dir, runs)
 
 
 def record_baseline(gate_dir: Path, *, extra: Sequence[str] = ()) -> int:
@@ -206,6 +298,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--record", action="store_true",
                    help="record a new baseline into GATE_DIR (clean checkout only; run.json + results.jsonl kept)")
     r.add_argument("--data-dir", default=None, help="passed to every run (default: the runner's)")
+    r.add_argument("--baseline-again", type=Path, default=None, metavar="BASE_DIR",
+                   help="also measure the baseline's commit in this job, alternating with the new runs, into "
+                        "BASE_DIR (judge OUT_DIR against BASE_DIR); the recorded baseline is copied there when "
+                        "that commit is not in the clone")
     ref = sub.add_parser("reference", help="measure the yardstick once and append it to FILE")
     ref.add_argument("file", type=Path)
     args = p.parse_args(argv)
@@ -217,7 +313,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("give OUT_DIR, or --record to replace the baseline in GATE_DIR")
     extra = ["--data-dir", args.data_dir] if args.data_dir else []
     if args.record:
+        if args.baseline_again is not None:
+            p.error("--baseline-again measures a gate run, not a recording")
         return record_baseline(args.gate_dir, extra=extra)
+    if args.baseline_again is not None:
+        return run_gate_paired(args.gate_dir, args.out_dir, args.baseline_again, extra=extra)
     return run_gate(args.gate_dir, args.out_dir, extra=extra)
 
 

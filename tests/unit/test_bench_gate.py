@@ -414,3 +414,95 @@ def test_run_needs_an_output_folder_or_record(tmp_path: Path) -> None:
     for argv in (["run", str(tmp_path)], ["run", str(tmp_path), str(tmp_path / "out"), "--record"]):
         with pytest.raises(SystemExit):
             gate_runs.main(argv)
+
+
+def test_the_baseline_commit_is_the_one_clean_commit_of_its_runs(tmp_path: Path) -> None:
+    (tmp_path / "gate.json").write_text(json.dumps({"runs": {"warm": ["benchmarks.spider"],
+                                                             "cold": ["benchmarks.spider"]}}))
+    for name in ("warm", "cold"):
+        write_run(tmp_path / name, records())
+    assert gate_runs.baseline_commit(tmp_path) == "c0ffee"
+    other = meta(records())
+    other["sessions"][0]["git"] = {"commit": "c0ffee", "dirty": True}
+    write_run(tmp_path / "cold", records(), other)
+    assert gate_runs.baseline_commit(tmp_path) is None  # a dirty run has no commit to measure again
+
+
+def paired_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, checkout: bool) -> tuple[Path, list]:
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    (gate / "gate.json").write_text(json.dumps({"runs": {"warm": ["benchmarks.spider", "--limit", "60"],
+                                                         "cold": ["benchmarks.spider", "--order", "shuffled"]}}))
+    for name in ("warm", "cold"):
+        write_run(gate / name, records())
+    write_reference(gate, 0.02)
+    calls: list = []
+    real_run = subprocess.run
+
+    def fake_run(argv, *args, cwd=None, env=None, **kwargs):
+        if argv[0] != sys.executable:  # not a gate run (platform's own queries)
+            return real_run(argv, *args, cwd=cwd, env=env, **kwargs)
+        calls.append((argv, Path(cwd), env.get("PYTHONPATH", "")))
+        return subprocess.CompletedProcess(argv, 0)
+
+    def fake_worktree(commit: str, where: Path) -> bool:
+        calls.append(("worktree", commit))
+        if checkout:
+            where.mkdir(parents=True)
+        return checkout
+
+    monkeypatch.setattr(gate_runs.subprocess, "run", fake_run)
+    monkeypatch.setattr(gate_runs, "_add_worktree", fake_worktree)
+    monkeypatch.setattr(gate_runs, "_remove_worktree", lambda where: calls.append(("removed", where)))
+    monkeypatch.setattr(gate_runs, "measure_reference", lambda: {"seconds": 0.03, "parts": {}})
+    return gate, calls
+
+
+def test_the_baseline_is_measured_again_run_by_run_beside_the_new_runs(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    gate, calls = paired_setup(tmp_path, monkeypatch, checkout=True)
+    out, base = tmp_path / "out", tmp_path / "base"
+    assert gate_runs.main(["run", str(gate), str(out), "--baseline-again", str(base)]) == 0
+    assert calls[0] == ("worktree", "c0ffee") and calls[-1][0] == "removed"
+    runs = calls[1:-1]
+    tree = calls[-1][1]
+    # alternating: the baseline's warm, the new warm, the baseline's cold, the new cold
+    assert [r[0][r[0].index("--out") + 1] for r in runs] == [str(base / "warm"), str(out / "warm"),
+                                                                 str(base / "cold"), str(out / "cold")]
+    for argv, cwd, pythonpath in runs[0::2]:  # the baseline runs its own code, on this checkout's data
+        assert cwd == tree and pythonpath.split(":")[0] == str(tree)
+        assert argv[argv.index("--data-dir") + 1] == str(gate_runs.default_data_dir())
+    for argv, cwd, pythonpath in runs[1::2]:
+        assert cwd == gate_runs.REPO_ROOT and "--data-dir" not in argv
+    refs = [json.loads((d / "reference.json").read_text()) for d in (base, out)]
+    assert refs[0]["job"] == refs[1]["job"] and refs[0]["samples"] == refs[1]["samples"]
+    assert [s["when"] for s in refs[0]["samples"]] == ["before", "after"]
+
+
+def test_without_the_baseline_commit_the_recorded_baseline_judges(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    gate, calls = paired_setup(tmp_path, monkeypatch, checkout=False)
+    out, base = tmp_path / "out", tmp_path / "base"
+    assert gate_runs.main(["run", str(gate), str(out), "--baseline-again", str(base)]) == 0
+    assert [c[0][c[0].index("--out") + 1] for c in calls if c[0] not in ("worktree", "removed")] == [
+        str(out / "warm"), str(out / "cold")]
+    for name in ("warm", "cold"):
+        assert (base / name / "results.jsonl").read_bytes() == (gate / name / "results.jsonl").read_bytes()
+    assert "job" not in json.loads((base / "reference.json").read_text())
+
+
+def test_a_baseline_measured_in_the_same_job_is_compared_as_is(gate: ModuleType, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    loaded = records()
+    for r in loaded:
+        r["load_avg_1m"] = 3.5
+    for new_gen, expected in ((1.0, 0), (1.3, 1)):
+        b = gate_dir(tmp_path / "b", {"warm": loaded}, reference=0.03)
+        n = gate_dir(tmp_path / "n", {"warm": records(gen=new_gen)}, reference=0.039)  # the yardstick is not used
+        for d in (b, n):
+            data = json.loads((d / "reference.json").read_text())
+            (d / "reference.json").write_text(json.dumps({**data, "job": "job-1"}))
+        status = gate.main([str(b), str(n)])
+        out = capsys.readouterr().out
+        assert status == expected, out
+        assert "measured again in this job" in out and "shared its CPUs" in out  # a loaded job is said, not failed
