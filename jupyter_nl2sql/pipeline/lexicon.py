@@ -87,6 +87,9 @@ class SchemaLexicon:
     step below one of them is the schema's sibling or cousin (a town and a city are municipalities; a teacher is an
     educator, as a professor is)."""
     wordnet: WordNet | None = None
+    categories: frozenset[str] = frozenset()
+    """The WordNet categories (lexicographer files: "location", "time") of the most frequent noun sense of each word
+    of the names, comments and sample rows ("Tokyo" in a headquarters column: a location)."""
 
     @classmethod
     def build(cls, schema: Any, wordnet: WordNet | None = None) -> SchemaLexicon:
@@ -106,8 +109,10 @@ class SchemaLexicon:
         near = {c for sense in own for c in _classes(wordnet, sense, SIBLING_DEPTH) if not _broad(wordnet, c)}
         squashed = tuple(dict.fromkeys(s for s in map(squash, names) if len(s) >= MIN_PART))
         named = frozenset(stem(w) for w in content)
+        categories = frozenset(wordnet.synset(first[0]).category for w in sorted(content | samples)
+                               if (first := _noun_senses(wordnet, w)[:1])) if wordnet else frozenset()
         return cls(named | {stem(w) for w in samples}, named, squashed, frozenset(own), frozenset(senses),
-                   frozenset(near), wordnet)
+                   frozenset(near), wordnet, categories)
 
     def knows(self, word: str, values: Iterable[str] = (), *, strict: bool = False) -> bool:
         """Whether ``word`` (or a phrase, words separated by spaces) could mean something this schema has;
@@ -207,6 +212,23 @@ class SchemaLexicon:
         if self.wordnet is None or word.casefold() not in self.wordnet.base_forms(word.casefold(), "n"):
             return False
         return not any(self.wordnet.base_forms(word.casefold(), pos) for pos in ("a", "r"))
+
+    def agents(self, verb: str, senses: int = 2) -> list[str]:
+        """The people who do what ``verb`` says, as WordNet derives them from its most frequent ``senses`` ("drives":
+        driver, motorist; "owns": possessor, owner); [] without WordNet."""
+        if self.wordnet is None:
+            return []
+        found = []
+        for base in self.wordnet.base_forms(verb.casefold(), "v")[:1]:
+            for key in self.wordnet.senses(base, "v", senses):
+                for target, word in self.wordnet.synset(key).related_words("+"):
+                    noun = self.wordnet.synset(target) if target[0] == "n" else None
+                    if noun is not None and noun.category == "person":
+                        found.append(noun.words[word - 1] if 0 < word <= len(noun.words) else noun.words[0])
+            # the verb's own noun first ("owner" before "possessor"); none that is a verb too ("the haves", "chair")
+            found = sorted((w for w in found if w not in self.wordnet.base_forms(w, "v")),
+                           key=lambda w: not w.startswith(base[:3]))
+        return list(dict.fromkeys(found))
 
     def is_thing(self, word: str) -> bool:
         """Whether ``word``'s most frequent noun sense is a thing one could keep rows of: a person, animal, plant,

@@ -16,8 +16,15 @@ table, column, comment, sample or indexed value, close spelling, plural or WordN
 that can only be a noun is unknown ("loyalty points" where points are known); a compound WordNet has as one noun
 ("fire station") is judged as one, and a subject ends at its verb ("how many cashiers work…").  Generic nouns
 ("number", "name", "records", "people"), words of the analysis ("average", "year"), money computed from prices
-("revenue"), names written with a capital and quoted text are never missing.  :func:`missing_from_schema` is both,
-as the Assistant asks before any model call.
+("revenue"), names written with a capital and quoted text are never missing.
+
+:func:`missing_kinds` reads what a question word asks for — "When…" and "what year" a date or time, "Where…" a
+place, "how old" an age, "how tall" a height, "how heavy", "how far", "how fast", "how long", "how much … cost"
+money — and keeps a kind that no table or column of the whole schema could hold (none with a word of the kind in
+its name, comments or sample values, no word there whose most frequent sense is of the kind, no column of a date or
+time type, or of years or dates, for the kinds of time): "When was each photo taken?" on photos kept without a
+date.  It reads the whole database, not the question's subject, so it refuses only where nothing could answer.
+:func:`missing_from_schema` is all three, as the Assistant asks before any model call.
 
 >>> missing_tables("How many unicorns are in the zoo table?", ["employees", "departments"], ["name"])
 [Missing(name='zoo', near=None, table=True)]
@@ -29,17 +36,19 @@ as the Assistant asks before any model call.
 
 from __future__ import annotations
 
+import datetime as _dt
 import difflib
 import re
 from typing import Any, Iterable, NamedTuple, Sequence
 
-from .examples import STRUCTURE_WORDS, identifier_words
+from .examples import STRUCTURE_WORDS, identifier_words, stem
 from .lexicon import SchemaLexicon
 from .namefix import squash
 from .synonyms import FUNCTION_WORDS, GENERIC_WORDS
 from .values import ANALYSIS_WORDS
 
-__all__ = ["Missing", "missing_from_schema", "missing_tables", "missing_things", "refusal"]
+__all__ = ["Missing", "missing_agents", "missing_from_schema", "missing_kinds", "missing_tables", "missing_things",
+           "refusal"]
 
 
 class Missing(NamedTuple):
@@ -118,6 +127,8 @@ _COUNTS = frozenset("number numbers count counts amount".split())
 _BE = frozenset("is are was were".split())
 #: Forms of "have" after a subject: what follows is its object ("Which students have a scholarship?").
 _HAVE = frozenset("has have had".split())
+#: Auxiliaries after "who": no verb of its own follows at once ("Who did…", "Who can…").
+_AUXILIARIES = frozenset("do does did can could will would should may might must".split())
 #: Lead words of an object that is counted, compared or denied ("more than 15000 students", "at least 2 pets", "two
 #: or more", "without wireless networking"): a column may hold the number or the flag, so it is never missing.
 _COMPARED = _NUMBER_WORDS | frozenset("""more most less least fewer fewest than over under at many much without no
@@ -203,17 +214,125 @@ def asked_attributes(question: str, lexicon: SchemaLexicon) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+# -- kinds asked by a question word -----------------------------------------------------------------------------------
+#: What a question word asks for: (as named in a refusal, words a schema that could hold it would have — as a word of
+#: a name, a comment or a value, up to a plural — the WordNet category of a schema word's most frequent sense that
+#: could hold it, whether a column of a date or time type could).
+_KINDS: dict[str, tuple[str, tuple[str, ...], str | None, bool]] = {
+    "when": ("dates or times", ("date", "time", "year", "day", "month", "week", "season", "period"), "time", True),
+    "where": ("places", ("place", "location", "city", "country", "address", "region", "venue", "town", "state",
+                         "site"), "location", False),
+    "old": ("ages or birth dates", ("age", "birth", "birthday", "born", "date", "year"), None, True),
+    "tall": ("heights", ("height", "tall", "stature"), None, False),
+    "heavy": ("weights", ("weight", "mass", "heavy", "kg", "kilograms", "pounds", "lbs", "tons", "tonnage"), None,
+              False),
+    "far": ("distances", ("distance", "length", "far", "km", "kilometers", "miles", "meters"), None, False),
+    "fast": ("speeds", ("speed", "velocity", "fast", "mph", "kmh", "pace"), None, False),
+    "much": ("prices or amounts of money", ("price", "cost", "fee", "fare", "charge", "budget", "salary", "wage",
+                                              "pay", "payment", "revenue", "income", "amount", "dollar", "euro",
+                                              "pound", "money", "value", "worth", "expense", "spend", "sale", "profit",
+                                              "earning", "gross", "total"), "possession", False),
+    "long": ("lengths or durations", ("length", "long", "duration", "time", "date", "year", "day", "hour", "minute",
+                                      "second", "millisecond", "week", "month", "period", "km", "miles", "meters"),
+             "time", True),
+}
+#: "how much … cost", "how much did … pay": the question asks "how much" money ("how expensive" too).
+_MONEY_VERBS = frozenset("""cost costs pay pays paid charge charges charged spend spends spent earn earns earned
+priced""".split())
+#: "what year…", "in which month…": the question asks "when".
+_WHICH = frozenset("what which".split())
+_TIME_NOUNS = frozenset("year years date dates time day days month months".split())
+#: Words in a column's type that make it a date or a time.
+_TEMPORAL_TYPES = ("DATE", "TIME", "YEAR", "INTERVAL")
+
+
+def missing_kinds(question: str, schema: Any, lexicon: SchemaLexicon, values: Iterable[str] = ()) -> list[Missing]:
+    """The kinds ``question`` asks for by its question words (:data:`_KINDS`: "When…", "Where…", "what year",
+    "how old", "how tall"…) that nothing in ``schema`` could hold: no table or column name, comment or value of the
+    ``lexicon`` has one of the kind's words in it (spelled so, up to a plural: "height" is no weight), no word of
+    the schema has its most frequent sense in the kind's WordNet category (a hometown is a place, a season a time),
+    and, for a kind of time, no column is of a date or time type."""
+    if lexicon.wordnet is None:
+        return []
+    lower = [w.casefold() for w in _TOKEN.findall(_QUOTED.sub(" ", question))]
+    asked = [lower[0]] if lower[:1] in (["when"], ["where"]) else []
+    asked += ["when" for i in range(len(lower) - 1) if lower[i] in _WHICH and lower[i + 1] in _TIME_NOUNS]
+    asked += [lower[i + 1] for i in range(len(lower) - 1) if lower[i] == "how" and lower[i + 1] in _KINDS
+              and (lower[i + 1] != "much" or not _MONEY_VERBS.isdisjoint(lower[i + 2:]))]
+    asked += ["much" for i in range(len(lower) - 1) if lower[i] == "how" and lower[i + 1] in ("expensive", "cheap")]
+    if not asked:
+        return []
+    temporal = _holds_time(schema)
+    values = frozenset(values)
+    out = []
+    for word in dict.fromkeys(asked):
+        name, answers, category, timed = _KINDS[word]
+        if not ((timed and temporal) or category in lexicon.categories
+                or any(stem(a) in lexicon.stems or a in values for a in answers)):
+            at = next(i for i, w in enumerate(lower) if w == word or (word == "when" and w in _WHICH)
+                      or (word == "much" and w in ("expensive", "cheap")))
+            at -= lower[at - 1:at] == ["how"]
+            out.append(Missing(f"{name} ({' '.join(lower[at:])})", None, table=False))  # what the question asked
+    return out
+
+
+def missing_agents(question: str, lexicon: SchemaLexicon, values: Iterable[str] = ()) -> list[Missing]:
+    """The people a "Who <verb>…" question asks for when the schema has none of them: the verb's agents as WordNet
+    derives them (:meth:`SchemaLexicon.agents`: "Who drives each train?" asks for drivers), none of which, nor the
+    verb itself, the ``lexicon`` knows; "Who is/has/did…" ask for no agent."""
+    lower = [w.casefold() for w in _TOKEN.findall(_QUOTED.sub(" ", question))]
+    if len(lower) < 2 or lower[0] != "who" or lower[1] in _BE | _HAVE | _AUXILIARIES:
+        return []
+    agents = lexicon.agents(lower[1])
+    values = frozenset(values)
+    if not agents or lexicon.knows(lower[1], values) or any(lexicon.knows(a, values) for a in agents):
+        return []
+    return [Missing(f"{' or '.join(a.replace('_', ' ') + 's' for a in agents[:2])} ({' '.join(lower)})", None,
+                    table=False)]
+
+
+def _holds_time(schema: Any) -> bool:
+    """Whether a column of ``schema`` holds dates or times: of a date or time type, or (not a key) with sample
+    values that are all years (1000–2100) or ISO dates ("Creation" holding 1789 and 1947)."""
+    for table in schema.tables:
+        for i, column in enumerate(table.columns):
+            if any(k in (column.type or "").upper() for k in _TEMPORAL_TYPES):
+                return True
+            if column.primary_key or "id" in identifier_words(column.name):
+                continue
+            seen = [row[i] for row in table.sample_rows if i < len(row) and row[i] is not None]
+            if seen and all(_year_or_date(v) for v in seen):
+                return True
+    return False
+
+
+def _year_or_date(value: Any) -> bool:
+    if isinstance(value, (_dt.date, _dt.datetime)):
+        return True
+    text = str(value).strip()
+    if text.isdigit():
+        return len(text) == 4 and 1000 <= int(text) <= 2100
+    try:
+        _dt.date.fromisoformat(text[:10])
+    except ValueError:
+        return False
+    return True
+
+
 def missing_from_schema(question: str, schema: Any, lexicon: SchemaLexicon | None = None,
                         values: Iterable[str] = ()) -> list[Missing]:
     """What the Assistant refuses ``question`` for before any model call: the tables it names explicitly that
     ``schema`` lacks (:func:`missing_tables`), then, with a ``lexicon`` (None: not read), its subjects the lexicon
-    does not know (:func:`missing_things`)."""
+    does not know (:func:`missing_things`), and when none is missing, the kinds its question words ask for that
+    nothing in the schema could hold (:func:`missing_kinds`)."""
     tables = [t.name for t in schema.tables]
     found = missing_tables(question, tables, [c.name for t in schema.tables for c in t.columns])
     if lexicon is not None and not any(_anonymous(name) for name in tables):  # a table named "table_1_2840500_4"
         # may keep any kind of thing, players or drivers, under columns such as Name and Position
         said = {squash(m.name).rstrip("s") for m in found}
         found += [m for m in missing_things(question, lexicon, values) if squash(m.name).rstrip("s") not in said]
+        if not found:  # what a question word asks for, when no subject is missing
+            found += missing_kinds(question, schema, lexicon, values) or missing_agents(question, lexicon, values)
     return found
 
 

@@ -10,7 +10,8 @@ import pytest
 from benchmarks.runner import default_data_dir
 from jupyter_nl2sql.pipeline.assistant import Assistant
 from jupyter_nl2sql.pipeline.lexicon import SchemaLexicon
-from jupyter_nl2sql.pipeline.missing import Missing, missing_from_schema, missing_things, missing_tables, refusal
+from jupyter_nl2sql.pipeline.missing import (Missing, missing_agents, missing_from_schema, missing_kinds, missing_tables,
+                                             missing_things, refusal)
 from jupyter_nl2sql.pipeline.schema import Column, Schema, Table
 from jupyter_nl2sql.pipeline.wordnet import WordNet
 
@@ -195,8 +196,87 @@ def test_possessives_are_not_subjects(demo_lexicon: SchemaLexicon) -> None:
     assert missing_things("What is his lowest salary?", demo_lexicon) == []
 
 
+PHOTOS = Schema("sqlite", [
+    Table("mountain", [Column(c, t) for c, t in (("id", "INT"), ("name", "TEXT"), ("Height", "REAL"))]),
+    Table("photos", [Column(c, t) for c, t in (("id", "INT"), ("mountain_id", "INT"), ("color", "TEXT"))])])
+
+
+@needs_wordnet
+@pytest.mark.parametrize("question, kind", [
+    ("When was each photo taken?", "dates or times"),
+    ("In what year was the photo of Everest taken?", "dates or times"),
+    ("Where was each photo taken?", "places"),
+    ("How old is the photo of Everest?", "ages or birth dates"),
+    ("How heavy is each mountain?", "weights"),
+    ("How far is each mountain from the sea?", "distances"),
+    ("How much did each photo cost?", "prices or amounts of money"),
+    ("How expensive is each photo?", "prices or amounts of money"),
+])
+def test_a_kind_no_column_could_hold_is_refused(question: str, kind: str) -> None:
+    lexicon = SchemaLexicon.build(PHOTOS, WORDNET)
+    found = missing_kinds(question, PHOTOS, lexicon)
+    clause = question.lower().rstrip("?").split(" ", question.lower().startswith("in "))[-1]  # from the question word
+    assert found == [Missing(f"{kind} ({clause})", None, table=False)]  # the kind and what the question asked
+    assert missing_from_schema(question, PHOTOS, lexicon) == found
+
+
+@needs_wordnet
+@pytest.mark.parametrize("question", [
+    "How tall is each mountain?",  # a height column
+    "What color is each photo?",  # no question word of a kind
+    "Which photos show a mountain higher than 8000?",
+    "How much higher is Everest than K2?",  # "how much" without money
+])
+def test_a_kind_the_schema_could_hold_is_not_refused(question: str) -> None:
+    assert missing_kinds(question, PHOTOS, SchemaLexicon.build(PHOTOS, WORDNET)) == []
+
+
+@needs_wordnet
+def test_a_date_column_or_a_place_word_answers_the_kind(demo_lexicon: SchemaLexicon) -> None:
+    assert missing_kinds("When did each order ship?", DEMO, demo_lexicon) == []  # order_date, hire_date
+    assert missing_kinds("Where do the customers live?", DEMO, demo_lexicon) == []  # city, country
+    assert missing_kinds("How much did each customer spend?", DEMO, demo_lexicon) == []  # unit_price
+    typed = Schema("sqlite", [Table("events", [Column("id", "INT"), Column("held", "TIMESTAMP")])])
+    assert missing_kinds("When was each event held?", typed, SchemaLexicon.build(typed, WORDNET)) == []
+    untyped = Schema("sqlite", [Table("events", [Column("id", "INT"), Column("held", "TEXT")],
+                                      sample_rows=[(1, "Lisbon"), (2, None)])])
+    assert missing_kinds("When was each event held?", untyped, SchemaLexicon.build(untyped, WORDNET)) == [
+        Missing("dates or times (when was each event held)", None, table=False)]
+    assert missing_kinds("Where was each event held?", untyped, SchemaLexicon.build(untyped, WORDNET)) == []  # Lisbon
+    for held in ((1, 1998), (2, "2004-05-01")):  # years or ISO dates in the samples: a column of times
+        dated = Schema("sqlite", [Table("events", [Column("id", "INT"), Column("held", "TEXT")], sample_rows=[held])])
+        assert missing_kinds("When was each event held?", dated, SchemaLexicon.build(dated, WORDNET)) == []
+    keys = Schema("sqlite", [Table("events", [Column("event_id", "INT"), Column("held", "TEXT")],
+                                   sample_rows=[(1998, "x")])])
+    assert missing_kinds("When was each event held?", keys, SchemaLexicon.build(keys, WORDNET)) != []  # an id
+
+
+@needs_wordnet
+def test_a_missing_table_is_said_instead_of_a_kind() -> None:
+    found = missing_from_schema("When was the zoo table last updated?", PHOTOS, SchemaLexicon.build(PHOTOS, WORDNET))
+    assert found == [Missing("zoo", None)]
+
+
+TRAINS = Schema("sqlite", [Table("train", [Column(c, "TEXT") for c in ("Train_ID", "Name", "Service")]),
+                           Table("station", [Column(c, "TEXT") for c in ("Station_ID", "Name", "Location")])])
+
+
+@needs_wordnet
+def test_who_with_a_verb_asks_for_its_agents() -> None:
+    lexicon = SchemaLexicon.build(TRAINS, WORDNET)
+    assert lexicon.agents("drives") == ["driver", "motorist"] and lexicon.agents("owns") == ["owner", "possessor"]
+    found = missing_agents("Who drives each train?", lexicon)
+    assert found == [Missing("drivers or motorists (who drives each train)", None, table=False)]
+    assert missing_from_schema("Who drives each train?", TRAINS, lexicon) == found
+    staffed = Schema("sqlite", [*TRAINS.tables, Table("crew", [Column("driver_name", "TEXT")])])
+    assert missing_agents("Who drives each train?", SchemaLexicon.build(staffed, WORDNET)) == []  # a driver column
+    for question in ("Who is the driver of each train?", "Who has a ticket?", "Who did it?"):
+        assert missing_agents(question, lexicon) == []  # no verb of an agent
+
+
 def test_without_wordnet_no_subject_is_refused() -> None:
     assert missing_things("How many unicorns are there?", SchemaLexicon.build(DEMO, None)) == []
+    assert missing_kinds("When was each photo taken?", PHOTOS, SchemaLexicon.build(PHOTOS, None)) == []
 
 
 @needs_wordnet
