@@ -33,7 +33,7 @@ from ..settings import OPTIONS, Settings
 from .examples import (ExampleStore, StoredExample, TaughtStore, identifier_words, mask_question, schema_vocabulary,
                        select_examples, sql_literals)
 from .execution import ExecutionResult, execute
-from .confidence import Confidence, hesitations, lowest_in_sql
+from .confidence import Confidence, hesitations, join_doubt, lowest_in_sql
 from .dateparts import portable_date_parts
 from .drift import dropped_asks
 from .conjunctions import intersected
@@ -517,7 +517,7 @@ class Assistant:
                     "the repaired query dropped " + ", ".join(run.dropped) + " that the question asks for")
             elif answer.ok and answer.confidence is not None and answer.executed:
                 doubt = _doubt(answer, [w for w in answer.warnings[told:] if w not in run.notes]) or \
-                    self._unshown(answer, run)
+                    self._unshown(answer, run) or join_doubt(answer.sql or "", run.conn.sqlglot_dialect)
                 if doubt:
                     answer.confidence = answer.confidence.capped("medium", doubt)
             return

@@ -17,7 +17,7 @@ from jupyter_nl2sql.frontends import render
 from jupyter_nl2sql.models.base import BRANCH_FLOOR, BranchPoint, Generation, branch_points
 from jupyter_nl2sql.models.testing import StandInBackend
 from jupyter_nl2sql.pipeline.assistant import Assistant
-from jupyter_nl2sql.pipeline.confidence import Confidence, hesitations, lowest_in_sql
+from jupyter_nl2sql.pipeline.confidence import Confidence, hesitations, join_doubt, lowest_in_sql
 
 FIRST = "```sql\nSELECT count(*) FROM customers\n```"
 OPEN = "```sql\nSELECT "
@@ -164,3 +164,16 @@ def test_an_attribute_the_query_does_not_show_lowers_a_sure_answer(hesitant, dem
     hesitant(first="```sql\nSELECT name, unit_price FROM products\n```")
     ans = Assistant(generation_cache=False, few_shot=0).ask("What is the price of each product?", demo_sqlite_url)
     assert ans.ok and ans.confidence.level == "high"  # unit_price is a price
+
+
+def test_a_query_that_joins_tables_is_not_sure(hesitant, demo_sqlite_url) -> None:
+    """The model did not hesitate, but it picked the join: medium at most, saying so."""
+    hesitant(first="```sql\nSELECT DISTINCT p.name FROM products p JOIN order_items oi "
+                   "ON oi.product_id = p.product_id\n```")
+    ans = Assistant(generation_cache=False, few_shot=0).ask("List the names of the products that were ordered.",
+                                                            demo_sqlite_url)
+    assert ans.ok and ans.confidence.level == "medium"
+    assert str(ans.confidence) == "the query joins 2 tables: check that the join is the one the question means"
+    assert join_doubt("SELECT name FROM products WHERE product_id IN (SELECT product_id FROM order_items)",
+                      "sqlite") == ""  # a subquery is no join
+    assert join_doubt("SELECT FROM WHERE", "sqlite") == ""  # does not parse: nothing to say
