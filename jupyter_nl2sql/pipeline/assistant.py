@@ -48,7 +48,7 @@ from .missing import missing_from_schema, refusal
 from .prompting import (LAYOUTS, Example, build_messages, empty_result_messages, extract_sql, follow_up_message,
                         follow_up_messages, prompt_head, repair_messages)
 from .schema import Schema, SchemaCache, fit_schema
-from .shown import unshown_attributes
+from .shown import unread_tables, unshown_attributes
 from .namefix import NameFix, fix_names, fix_values
 from .sqlcheck import CheckedSQL, check_sql
 from .stats import Stats
@@ -517,7 +517,8 @@ class Assistant:
                     "the repaired query dropped " + ", ".join(run.dropped) + " that the question asks for")
             elif answer.ok and answer.confidence is not None and answer.executed:
                 doubt = _doubt(answer, [w for w in answer.warnings[told:] if w not in run.notes]) or \
-                    self._unshown(answer, run) or join_doubt(answer.sql or "", run.conn.sqlglot_dialect)
+                    self._unshown(answer, run) or join_doubt(answer.sql or "", run.conn.sqlglot_dialect) or \
+                    self._unread(answer, run)
                 if doubt:
                     answer.confidence = answer.confidence.capped("medium", doubt)
             return
@@ -550,6 +551,16 @@ class Assistant:
         if not missing:
             return ""
         return f"the question asks for {' and '.join(missing)}; nothing the query shows is like it"
+
+    def _unread(self, answer: Answer, run: Run) -> str:
+        """Why the answer may have read the wrong table ("" when not): the question names a table the query does
+        not read (:func:`~.shown.unread_tables`)."""
+        unread = unread_tables(answer.question or "", answer.sql or "", run.conn.sqlglot_dialect,
+                               [t.name for t in run.schema.tables])
+        if not unread:
+            return ""
+        them = "it" if len(unread) == 1 else "them"
+        return f"the question names {' and '.join(unread)}; the query does not read {them}"
 
     def _second_look(self, answer: Answer, run: Run) -> None:
         """Where the model hesitated while writing the answer's SQL (a token below ``unsure_below``), continue its

@@ -14,11 +14,13 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
+from .examples import identifier_words, stem
 from .lexicon import SchemaLexicon
 from .missing import asked_attributes
+from .values import normalize
 from .schema import Column, Schema, Table
 
-__all__ = ["shown_names", "unshown_attributes"]
+__all__ = ["shown_names", "unread_tables", "unshown_attributes"]
 
 
 def shown_names(sql: str, dialect: str) -> list[str] | None:
@@ -52,3 +54,17 @@ def unshown_attributes(question: str, sql: str, dialect: str, lexicon: SchemaLex
     result = SchemaLexicon.build(Schema(dialect, [Table("result", [Column(n, "") for n in names])]),
                                  lexicon.wordnet)
     return [a for a in asked if not result.knows(a, strict=True)]
+
+
+def unread_tables(question: str, sql: str, dialect: str, tables: list[str]) -> list[str]:
+    """The tables whose one-word name the question says (up to a plural: "the swimmers" for ``swimmer``) that the
+    query does not read ("How many different countries are all the swimmers from?" answered from ``stadium``); []
+    when the SQL does not parse."""
+    try:
+        tree = sqlglot.parse_one(sql, read=dialect)
+    except SqlglotError:
+        return []
+    read = {t.name.casefold() for t in tree.find_all(exp.Table)}
+    said = {stem(w) for w in normalize(question).split()}
+    return [t for t in tables if t.casefold() not in read and len(words := identifier_words(t)) == 1
+            and len(words[0]) > 2 and stem(words[0]) in said]

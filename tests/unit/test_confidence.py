@@ -18,6 +18,7 @@ from jupyter_nl2sql.models.base import BRANCH_FLOOR, BranchPoint, Generation, br
 from jupyter_nl2sql.models.testing import StandInBackend
 from jupyter_nl2sql.pipeline.assistant import Assistant
 from jupyter_nl2sql.pipeline.confidence import Confidence, hesitations, join_doubt, lowest_in_sql
+from jupyter_nl2sql.pipeline.shown import unread_tables
 
 FIRST = "```sql\nSELECT count(*) FROM customers\n```"
 OPEN = "```sql\nSELECT "
@@ -177,3 +178,14 @@ def test_a_query_that_joins_tables_is_not_sure(hesitant, demo_sqlite_url) -> Non
     assert join_doubt("SELECT name FROM products WHERE product_id IN (SELECT product_id FROM order_items)",
                       "sqlite") == ""  # a subquery is no join
     assert join_doubt("SELECT FROM WHERE", "sqlite") == ""  # does not parse: nothing to say
+
+
+def test_a_table_the_question_names_and_the_query_does_not_read_lowers_a_sure_answer(hesitant,
+                                                                                       demo_sqlite_url) -> None:
+    hesitant(first="```sql\nSELECT count(DISTINCT city) FROM departments\n```")
+    ans = Assistant(generation_cache=False, few_shot=0).ask("In how many cities do the customers live?",
+                                                            demo_sqlite_url)
+    assert ans.ok and ans.confidence.level == "medium"
+    assert str(ans.confidence) == "the question names customers; the query does not read it"
+    assert unread_tables("How many orders?", "SELECT count(*) FROM orders", "sqlite", ["orders", "order_items"]) == []
+    assert unread_tables("How many orders?", "SELECT (", "sqlite", ["orders"]) == []  # does not parse
