@@ -204,14 +204,22 @@ def copy_recorded(gate_dir: Path, base_dir: Path) -> None:
     _copy_records(gate_dir, base_dir, runs)
 
 
+#: git for the gate's worktree: a CI clone may belong to another user than the job's (git's "dubious ownership").
+_GIT = ["git", "-c", f"safe.directory={REPO_ROOT}"]
+
+
 def _add_worktree(commit: str, where: Path) -> bool:
-    """Check ``commit`` out at ``where`` (a detached git worktree of this repository); False when it cannot be."""
-    return subprocess.run(["git", "worktree", "add", "--detach", str(where), commit], cwd=REPO_ROOT,
-                          capture_output=True, text=True).returncode == 0
+    """Check ``commit`` out at ``where`` (a detached git worktree of this repository); False, saying why, when it
+    cannot be."""
+    res = subprocess.run([*_GIT, "worktree", "add", "--detach", str(where), commit], cwd=REPO_ROOT,
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        print(f"[gate] git worktree add {commit}: {res.stderr.strip() or res.returncode}", flush=True)
+    return res.returncode == 0
 
 
 def _remove_worktree(where: Path) -> None:
-    subprocess.run(["git", "worktree", "remove", "--force", str(where)], cwd=REPO_ROOT, capture_output=True)
+    subprocess.run([*_GIT, "worktree", "remove", "--force", str(where)], cwd=REPO_ROOT, capture_output=True)
 
 
 def run_gate_paired(gate_dir: Path, out_dir: Path, base_dir: Path, *, extra: Sequence[str] = ()) -> int:
