@@ -24,7 +24,8 @@ money — and keeps a kind that no table or column of the whole schema could hol
 its name, comments or sample values, no word there whose most frequent sense is of the kind, no column of a date or
 time type, or of years or dates, for the kinds of time): "When was each photo taken?" on photos kept without a
 date.  It reads the whole database, not the question's subject, so it refuses only where nothing could answer.
-:func:`missing_from_schema` is all three, as the Assistant asks before any model call.
+:func:`missing_agents` reads the people a "Who <verb>…" question asks for ("Who drives each train?": drivers).
+:func:`missing_from_schema` is all four, as the Assistant asks before any model call.
 
 >>> missing_tables("How many unicorns are in the zoo table?", ["employees", "departments"], ["name"])
 [Missing(name='zoo', near=None, table=True)]
@@ -251,7 +252,7 @@ def missing_kinds(question: str, schema: Any, lexicon: SchemaLexicon, values: It
     "how old", "how tall"…) that nothing in ``schema`` could hold: no table or column name, comment or value of the
     ``lexicon`` has one of the kind's words in it (spelled so, up to a plural: "height" is no weight), no word of
     the schema has its most frequent sense in the kind's WordNet category (a hometown is a place, a season a time),
-    and, for a kind of time, no column is of a date or time type."""
+    and, for a kind of time, no column is of a date or time type or holds only years or dates in its samples."""
     if lexicon.wordnet is None:
         return []
     lower = [w.casefold() for w in _TOKEN.findall(_QUOTED.sub(" ", question))]
@@ -324,7 +325,8 @@ def missing_from_schema(question: str, schema: Any, lexicon: SchemaLexicon | Non
     """What the Assistant refuses ``question`` for before any model call: the tables it names explicitly that
     ``schema`` lacks (:func:`missing_tables`), then, with a ``lexicon`` (None: not read), its subjects the lexicon
     does not know (:func:`missing_things`), and when none is missing, the kinds its question words ask for that
-    nothing in the schema could hold (:func:`missing_kinds`)."""
+    nothing in the schema could hold (:func:`missing_kinds`), else the people a "Who <verb>…" question asks for
+    (:func:`missing_agents`)."""
     tables = [t.name for t in schema.tables]
     found = missing_tables(question, tables, [c.name for t in schema.tables for c in t.columns])
     if lexicon is not None and not any(_anonymous(name) for name in tables):  # a table named "table_1_2840500_4"
