@@ -19,11 +19,11 @@ that can only be a noun is unknown ("loyalty points" where points are known); a 
 ("revenue"), names written with a capital and quoted text are never missing.
 
 :func:`missing_kinds` reads what a question word asks for — "When…" and "what year" a date or time, "Where…" a
-place, "how old" an age, "how tall" a height, "how heavy", "how far", "how fast", "how long", "how much … cost"
-money — and keeps a kind that no table or column of the whole schema could hold (none with a word of the kind in
-its name, comments or sample values, no word there whose most frequent sense is of the kind, no column of a date or
-time type, or of years or dates, for the kinds of time): "When was each photo taken?" on photos kept without a
-date.  It reads the whole database, not the question's subject, so it refuses only where nothing could answer.
+place, "how old" an age, "born" a birth date, "how tall" a height, "how heavy", "how far", "how fast", "how long",
+"how much … cost" money — and keeps a kind that no table or column of the whole schema could hold (none with a
+word of the kind in its name, comments or sample values, no word there whose most frequent sense is of the kind,
+no column of a date or time type, or of years or dates, for the kinds of time): "When was each photo taken?" on
+photos kept without a date.  It reads the whole database, not the question's subject, so it refuses only where nothing could answer.
 :func:`missing_agents` reads the people a "Who <verb>…" question asks for ("Who drives each train?": drivers).
 :func:`missing_from_schema` is all four, as the Assistant asks before any model call.
 
@@ -224,15 +224,16 @@ _KINDS: dict[str, tuple[str, tuple[str, ...], str | None, bool]] = {
     "where": ("places", ("place", "location", "city", "country", "address", "region", "venue", "town", "state",
                          "site"), "location", False),
     "old": ("ages or birth dates", ("age", "birth", "birthday", "born", "date", "year"), None, True),
+    "born": ("birth dates or ages", ("birth", "born", "birthday", "dob", "age"), None, False),
     "tall": ("heights", ("height", "tall", "stature"), None, False),
     "heavy": ("weights", ("weight", "mass", "heavy", "kg", "kilograms", "pounds", "lbs", "tons", "tonnage"), None,
               False),
     "far": ("distances", ("distance", "length", "far", "km", "kilometers", "miles", "meters"), None, False),
     "fast": ("speeds", ("speed", "velocity", "fast", "mph", "kmh", "pace"), None, False),
     "much": ("prices or amounts of money", ("price", "cost", "fee", "fare", "charge", "budget", "salary", "wage",
-                                              "pay", "payment", "revenue", "income", "amount", "dollar", "euro",
-                                              "pound", "money", "value", "worth", "expense", "spend", "sale", "profit",
-                                              "earning", "gross", "total"), "possession", False),
+                                              "pay", "payment", "revenue", "income", "dollar", "euro", "pound",
+                                              "money", "worth", "expense", "spend", "sale", "profit", "earning"),
+             "possession", False),
     "long": ("lengths or durations", ("length", "long", "duration", "time", "date", "year", "day", "hour", "minute",
                                       "second", "millisecond", "week", "month", "period", "km", "miles", "meters"),
              "time", True),
@@ -261,6 +262,7 @@ def missing_kinds(question: str, schema: Any, lexicon: SchemaLexicon, values: It
     asked += [lower[i + 1] for i in range(len(lower) - 1) if lower[i] == "how" and lower[i + 1] in _KINDS
               and (lower[i + 1] != "much" or not _MONEY_VERBS.isdisjoint(lower[i + 2:]))]
     asked += ["much" for i in range(len(lower) - 1) if lower[i] == "how" and lower[i + 1] in ("expensive", "cheap")]
+    asked += ["born" for w in lower if w == "born"]  # "Which members were born before 1970?"
     if not asked:
         return []
     temporal = _holds_time(schema)

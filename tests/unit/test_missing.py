@@ -211,11 +211,13 @@ PHOTOS = Schema("sqlite", [
     ("How far is each mountain from the sea?", "distances"),
     ("How much did each photo cost?", "prices or amounts of money"),
     ("How expensive is each photo?", "prices or amounts of money"),
+    ("Which mountains were photographed by people born before 1970?", "birth dates or ages"),
 ])
 def test_a_kind_no_column_could_hold_is_refused(question: str, kind: str) -> None:
     lexicon = SchemaLexicon.build(PHOTOS, WORDNET)
     found = missing_kinds(question, PHOTOS, lexicon)
     clause = question.lower().rstrip("?").split(" ", question.lower().startswith("in "))[-1]  # from the question word
+    clause = clause[clause.index("born"):] if "born" in clause else clause  # from "born" on
     assert found == [Missing(f"{kind} ({clause})", None, table=False)]  # the kind and what the question asked
     assert missing_from_schema(question, PHOTOS, lexicon) == found
 
@@ -229,6 +231,13 @@ def test_a_kind_no_column_could_hold_is_refused(question: str, kind: str) -> Non
 ])
 def test_a_kind_the_schema_could_hold_is_not_refused(question: str) -> None:
     assert missing_kinds(question, PHOTOS, SchemaLexicon.build(PHOTOS, WORDNET)) == []
+
+
+@needs_wordnet
+def test_a_total_is_no_money() -> None:
+    counted = Schema("sqlite", [Table("stadium", [Column(c, "INT") for c in ("id", "Total_Attendance")])])
+    assert missing_kinds("How much did each stadium cost?", counted, SchemaLexicon.build(counted, WORDNET)) == [
+        Missing("prices or amounts of money (how much did each stadium cost)", None, table=False)]
 
 
 @needs_wordnet
