@@ -249,6 +249,12 @@ def run_gate_paired(gate_dir: Path, out_dir: Path, base_dir: Path, *, extra: Seq
                                _run_one(name, command, out_dir, env, extra=extra)):
                     if status != 0:
                         return status
+                measured = {(s.get("git") or {}).get("commit") for s in json.loads(
+                    (base_dir / name / META_FILE).read_text(encoding="utf-8")).get("sessions") or [{}]}
+                if measured != {commit}:  # the baseline's run must have run the baseline's code
+                    print(f"error: the baseline's run {name!r} ran commit(s) {sorted(map(str, measured))}, not "
+                          f"{commit}", file=sys.stderr)
+                    return 1
             after = measure_reference()
             for d in (out_dir, base_dir):
                 add_reference_sample(d / REFERENCE_FILE, "after", sample=after, job=job)

@@ -428,7 +428,8 @@ def test_the_baseline_commit_is_the_one_clean_commit_of_its_runs(tmp_path: Path)
     assert gate_runs.baseline_commit(tmp_path) is None  # a dirty run has no commit to measure again
 
 
-def paired_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, checkout: bool) -> tuple[Path, list]:
+def paired_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, checkout: bool,
+                 baseline_ran: str = "c0ffee") -> tuple[Path, list]:
     gate = tmp_path / "gate"
     gate.mkdir()
     (gate / "gate.json").write_text(json.dumps({"runs": {"warm": ["benchmarks.spider", "--limit", "60"],
@@ -443,6 +444,9 @@ def paired_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, checkout: b
         if argv[0] != sys.executable:  # not a gate run (platform's own queries)
             return real_run(argv, *args, cwd=cwd, env=env, **kwargs)
         calls.append((argv, Path(cwd), env.get("PYTHONPATH", "")))
+        out = Path(argv[argv.index("--out") + 1])  # what the runner writes: the commit it ran
+        ran = baseline_ran if Path(cwd) != gate_runs.REPO_ROOT else "new"
+        write_run(out, records(), {**meta(records()), "sessions": [{"git": {"commit": ran, "dirty": False}}]})
         return subprocess.CompletedProcess(argv, 0)
 
     def fake_worktree(commit: str, where: Path) -> bool:
@@ -506,3 +510,9 @@ def test_a_baseline_measured_in_the_same_job_is_compared_as_is(gate: ModuleType,
         out = capsys.readouterr().out
         assert status == expected, out
         assert "measured again in this job" in out and "shared its CPUs" in out  # a loaded job is said, not failed
+
+
+def test_a_baseline_run_of_other_code_fails_the_gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gate, calls = paired_setup(tmp_path, monkeypatch, checkout=True, baseline_ran="new")  # the checkout's code
+    assert gate_runs.main(["run", str(gate), str(tmp_path / "out"), "--baseline-again", str(tmp_path / "b")]) == 1
+    assert calls[-1][0] == "removed"  # the worktree is removed all the same
