@@ -44,6 +44,19 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
                        for name, value in given.items()})
 
 
+def _rows(text: str) -> int:
+    """``--max-rows``: a whole number ≥ 1, or a ConfigError said in one line (not a traceback from pandas)."""
+    from ..errors import ConfigError
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1 or str(value) != text.strip().lstrip("+"):
+        raise ConfigError(f"max_rows must be a whole number ≥ 1, not {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m jupyter_nl2sql",
                                 description="Ask a database questions in plain English with a local model.")
@@ -54,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--generate-only", action="store_true", help="print the checked SQL without running it")
     ask.add_argument("--show-prompt", action="store_true", help="print the prompt the model received")
     ask.add_argument("--allow-writes", action="store_true", help="allow SQL that changes the database")
-    ask.add_argument("--max-rows", type=int, default=30, help="rows to print (default 30)")
+    ask.add_argument("--max-rows", default="30", help="rows to print, at least 1 (default 30)")
     _add_options(ask)
     demo = sub.add_parser("demo", help="build the demo database and print its URL")
     demo.set_defaults()
@@ -145,6 +158,7 @@ class TerminalProgress:
 
 def _ask(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    max_rows = _rows(args.max_rows)
     from ..models import preload
 
     # the engine loads in C while the pipeline's modules import and the schema is read; ask() waits for it
@@ -160,7 +174,7 @@ def _ask(args: argparse.Namespace) -> int:
         progress.close()
     if args.show_prompt and assistant.prompt_text(answer):
         print(answer.prompt, end="\n\n")
-    print(render.answer_text(answer, show_error=False, max_rows=args.max_rows,
+    print(render.answer_text(answer, show_error=False, max_rows=max_rows,
                              show_explanation=assistant.settings.explain))
     if answer.error:
         print(f"error: {answer.error}", file=sys.stderr)

@@ -272,8 +272,9 @@ def missing_kinds(question: str, schema: Any, lexicon: SchemaLexicon, values: It
         name, answers, category, timed = _KINDS[word]
         if not ((timed and temporal) or category in lexicon.categories
                 or any(stem(a) in lexicon.stems or a in values for a in answers)):
-            at = next(i for i, w in enumerate(lower) if w == word or (word == "when" and w in _WHICH)
-                      or (word == "much" and w in ("expensive", "cheap")))
+            at = 0 if word == "born" else next(  # "born" may end the question: the whole of it says what
+                i for i, w in enumerate(lower) if w == word or (word == "when" and w in _WHICH)
+                or (word == "much" and w in ("expensive", "cheap")))
             at -= lower[at - 1:at] == ["how"]
             out.append(Missing(f"{name} ({' '.join(lower[at:])})", None, table=False))  # what the question asked
     return out

@@ -124,7 +124,10 @@ def test_cli_flags_are_the_settings() -> None:
                                            (["--prompt-layout", "xml"], "prompt_layout must be one of sql, chat"),
                                            (["--backend", "bogus"], "unknown backend 'bogus'"),
                                            (["--dtype", "bogus"], "unknown dtype 'bogus'"),
-                                           (["--row-cap", "many"], "row_cap must be a whole number ≥ 1")])
+                                           (["--row-cap", "many"], "row_cap must be a whole number ≥ 1"),
+                                           (["--max-rows", "-3"], "max_rows must be a whole number ≥ 1, not -3"),
+                                           (["--max-rows", "0"], "max_rows must be a whole number ≥ 1, not 0"),
+                                           (["--max-rows", "x"], "max_rows must be a whole number ≥ 1, not x")])
 def test_cli_refuses_bad_settings_with_exit_2_and_one_line(capsys, monkeypatch, argv, message) -> None:
     def no_model(*args, **kwargs):
         raise AssertionError("the model was asked for")
