@@ -14,10 +14,10 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from .examples import identifier_words, stem
+from .examples import STRUCTURE_WORDS, identifier_words, stem
 from .lexicon import SchemaLexicon
 from .missing import asked_attributes
-from .values import normalize
+from .values import ANALYSIS_WORDS, normalize
 from .schema import Column, Schema, Table
 
 __all__ = ["shown_names", "unread_tables", "unshown_attributes"]
@@ -58,8 +58,8 @@ def unshown_attributes(question: str, sql: str, dialect: str, lexicon: SchemaLex
 
 def unread_tables(question: str, sql: str, dialect: str, tables: list[str]) -> list[str]:
     """The tables whose one-word name the question says (up to a plural: "the swimmers" for ``swimmer``) that the
-    query does not read ("How many different countries are all the swimmers from?" answered from ``stadium``); []
-    when the SQL does not parse."""
+    query does not read ("How many different countries are all the swimmers from?" answered from ``stadium``), not a
+    word of the analysis ("in descending order" says no ``orders``); [] when the SQL does not parse."""
     try:
         tree = sqlglot.parse_one(sql, read=dialect)
     except SqlglotError:
@@ -67,4 +67,9 @@ def unread_tables(question: str, sql: str, dialect: str, tables: list[str]) -> l
     read = {t.name.casefold() for t in tree.find_all(exp.Table)}
     said = {stem(w) for w in normalize(question).split()}
     return [t for t in tables if t.casefold() not in read and len(words := identifier_words(t)) == 1
-            and len(words[0]) > 2 and stem(words[0]) in said]
+            and len(words[0]) > 2 and stem(words[0]) in said and stem(words[0]) not in _ANALYSIS]
+
+
+#: Words that in a question speak of the analysis more often than of a table of that name ("in descending order",
+#: "each year", "the total"): a table named so is not taken as said.
+_ANALYSIS = STRUCTURE_WORDS | ANALYSIS_WORDS | {stem(w) for w in STRUCTURE_WORDS | ANALYSIS_WORDS}

@@ -189,3 +189,5 @@ def test_a_table_the_question_names_and_the_query_does_not_read_lowers_a_sure_an
     assert str(ans.confidence) == "the question names customers; the query does not read it"
     assert unread_tables("How many orders?", "SELECT count(*) FROM orders", "sqlite", ["orders", "order_items"]) == []
     assert unread_tables("How many orders?", "SELECT (", "sqlite", ["orders"]) == []  # does not parse
+    assert unread_tables("List the customers in descending order of name", "SELECT name FROM customers ORDER BY "
+                         "name DESC", "sqlite", ["customers", "orders"]) == []  # "order": a word of the analysis
