@@ -50,8 +50,9 @@ from .prompting import (LAYOUTS, Example, build_messages, empty_result_messages,
 from .schema import Schema, SchemaCache, fit_schema
 from .shown import unread_tables, unshown_attributes
 from .namefix import NameFix, fix_names, fix_values
-from .sqlcheck import CheckedSQL, check_sql
+from .sqlcheck import WAY_OUT, CheckedSQL, check_sql
 from .stats import Stats
+from .write_intent import write_request
 from .synonyms import LinkerCache, SynonymLink, render_links
 from .values import ValueIndexCache, ValueMatch, render_matches
 
@@ -354,12 +355,14 @@ class Assistant:
         if not run.schema.tables:
             raise QuestionError(f"{run.conn.display_url} has no tables to ask about")
         earlier = self.conversations.context(run.conn.key, follow_up, question)
-        said = self._unanswerable(question, run, stats) if s.refuse_missing else None
-        if said:  # nothing like it to read: no model call, nothing runs
+        verb = None if allow_writes or generate_only else write_request(question)
+        said = (f"refused: the question asks to change the database ({verb}); {WAY_OUT}" if verb else
+                self._unanswerable(question, run, stats) if s.refuse_missing else None)
+        if said:  # a write not allowed, or nothing like it to read: no model call, nothing runs
             answer = Answer(question=question, sql=None, stats=stats,
                             provenance={"connection": run.conn.display_url,
                                         "schema_fingerprint": run.schema.fingerprint})
-            answer.error, answer.error_kind = said, "MissingFromSchema"
+            answer.error, answer.error_kind = said, "WriteRefused" if verb else "MissingFromSchema"
             return self._finish(self._record_turn(answer, run, earlier), run)
         ctx = run.context = self._context(question, run, stats, earlier)
         answer = Answer(question=question, sql=None, stats=stats, messages=ctx.messages[0],

@@ -103,8 +103,9 @@ SYSTEM_COLUMNS: dict[str, frozenset[str]] = {
     "postgres": frozenset({"ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"}),
 }
 _DUCKDB_PATH = Denied("DuckDB reads the file or URL named in FROM", escape=True)
-_WAY_OUT = ("only read-only queries run unless writes are allowed (--allow-writes in the magic, allow_writes=True in "
-            "Python)")
+#: How a refused write may still run (said after every refusal that allowing writes lifts).
+WAY_OUT = ("only read-only queries run unless writes are allowed (--allow-writes in the magic, allow_writes=True in "
+           "Python)")
 _NO_WAY_OUT = "this stays refused with --allow-writes too"
 # sqlglot's typed functions that write (the others are checked by their names, see _function_refusal).
 _TYPED_WRITES = (exp.NextValueFor,)
@@ -344,7 +345,7 @@ def _refuse(refusals: list[tuple[str, Denied]], allow_writes: bool, *, escapes_o
         if denied.escape:
             raise WriteRefused(f"refused: {what}; {_NO_WAY_OUT}")
     if refusals and not allow_writes and not escapes_only:
-        raise WriteRefused(f"refused: {refusals[0][0]}; {_WAY_OUT}")
+        raise WriteRefused(f"refused: {refusals[0][0]}; {WAY_OUT}")
 
 
 def _statement_keyword(tokens: list[Token]) -> str | None:

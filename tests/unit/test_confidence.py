@@ -115,7 +115,7 @@ def test_alternatives_off_still_says_the_model_hesitated(hesitant, demo_sqlite_u
 def test_a_write_is_never_looked_at_again(hesitant, demo_copy_url: str) -> None:
     backend = hesitant(first="```sql\nDELETE FROM customers\n```",
                        points=(_point("", "DELETE", "SELECT", 0.4),))
-    ans = Assistant(generation_cache="off", alternatives=2).ask("Delete the customers", demo_copy_url)
+    ans = Assistant(generation_cache="off", alternatives=2).ask("Get rid of the customers", demo_copy_url)
     assert ans.error_kind == "WriteRefused" and backend.starts == [""]
 
 

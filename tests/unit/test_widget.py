@@ -270,10 +270,13 @@ def test_bad_settings_are_refused_inline_before_the_model(make_panel, scripted, 
 # -- errors stay inline -----------------------------------------------------------------------------------------
 def test_refused_write_is_inline_and_panel_stays_usable(make_panel, scripted, demo_copy_url) -> None:
     scripted("DELETE FROM customers", "SELECT count(*) AS n FROM customers")
-    p = ask(make_panel(demo_copy_url), "Delete all customers")
+    p = ask(make_panel(demo_copy_url), "Get rid of all customers")
     assert p.error.layout.display is None
     assert "refused" in p.error.value.lower() and "Traceback" not in p.error.value
     assert p.sql.value == "DELETE FROM customers"  # kept for the user to see
+    assert idle(p)
+    ask(p, "Delete all customers")  # asks for a write in words: refused before the model, inline too
+    assert p.error.layout.display is None and "asks to change the database (delete)" in p.error.value
     assert idle(p)
     ask(p, "How many customers are there?")
     assert p.error.layout.display == "none" and table_cells(p) == ["60"]  # the data is intact
