@@ -186,22 +186,22 @@ def run_gate(gate_dir: Path, out_dir: Path, *, extra: Sequence[str] = ()) -> int
     return 0
 
 
+def _run_commits(run_dir: Path) -> set[str | None]:
+    """The commits the sessions of the run at ``run_dir`` measured, each None when its checkout was not clean."""
+    meta = json.loads((run_dir / META_FILE).read_text(encoding="utf-8"))
+    return {(s.get("git") or {}).get("commit") if (s.get("git") or {}).get("dirty") is False else None
+            for s in meta.get("sessions") or [{}]}
+
+
 def baseline_commit(gate_dir: Path) -> str | None:
     """The one clean commit every run of the recorded baseline was measured at (None when they disagree)."""
-    commits = set()
-    for name in load_manifest(gate_dir):
-        meta = json.loads((gate_dir / name / META_FILE).read_text(encoding="utf-8"))
-        for session in meta.get("sessions") or [{}]:
-            git = session.get("git") or {}
-            commits.add(git.get("commit") if git.get("dirty") is False else None)
+    commits = set().union(*(_run_commits(gate_dir / name) for name in load_manifest(gate_dir)))
     return commits.pop() if len(commits) == 1 else None
 
 
 def copy_recorded(gate_dir: Path, base_dir: Path) -> None:
     """``base_dir`` gets the recorded baseline of ``gate_dir`` (run.json + results.jsonl per run, reference.json)."""
-    runs = load_manifest(gate_dir)
-    _clear_outputs(base_dir, runs)
-    _copy_records(gate_dir, base_dir, runs)
+    _copy_records(gate_dir, base_dir, load_manifest(gate_dir))
 
 
 #: git for the gate's worktree: a CI clone may belong to another user than the job's (git's "dubious ownership").
@@ -249,9 +249,8 @@ def run_gate_paired(gate_dir: Path, out_dir: Path, base_dir: Path, *, extra: Seq
                                _run_one(name, command, out_dir, env, extra=extra)):
                     if status != 0:
                         return status
-                measured = {(s.get("git") or {}).get("commit") for s in json.loads(
-                    (base_dir / name / META_FILE).read_text(encoding="utf-8")).get("sessions") or [{}]}
-                if measured != {commit}:  # the baseline's run must have run the baseline's code
+                measured = _run_commits(base_dir / name)
+                if measured != {commit}:  # the baseline's run must have run the baseline's code, clean
                     print(f"error: the baseline's run {name!r} ran commit(s) {sorted(map(str, measured))}, not "
                           f"{commit}", file=sys.stderr)
                     return 1
