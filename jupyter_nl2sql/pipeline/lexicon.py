@@ -225,10 +225,13 @@ class SchemaLexicon:
                     noun = self.wordnet.synset(target) if target[0] == "n" else None
                     if noun is not None and noun.category == "person":
                         found.append(noun.words[word - 1] if 0 < word <= len(noun.words) else noun.words[0])
-            # the verb's own noun first ("owner" before "possessor"); none that is a verb too ("the haves", "chair")
-            found = sorted((w for w in found if w not in self.wordnet.base_forms(w, "v")),
-                           key=lambda w: not w.startswith(base[:3]))
-        return list(dict.fromkeys(found))
+        if not found:
+            return []
+        # the verb's own noun first ("owner" before "possessor"); none that is a verb too ("the haves", "chair")
+        stem_of_verb = base[:3]
+        kept = sorted((w for w in found if w not in self.wordnet.base_forms(w, "v")),
+                      key=lambda w: not w.startswith(stem_of_verb))
+        return list(dict.fromkeys(kept))
 
     def is_thing(self, word: str) -> bool:
         """Whether ``word``'s most frequent noun sense is a thing one could keep rows of: a person, animal, plant,

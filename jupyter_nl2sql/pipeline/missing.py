@@ -256,7 +256,7 @@ def missing_kinds(question: str, schema: Any, lexicon: SchemaLexicon, values: It
     and, for a kind of time, no column is of a date or time type or holds only years or dates in its samples."""
     if lexicon.wordnet is None:
         return []
-    lower = [w.casefold() for w in _TOKEN.findall(_QUOTED.sub(" ", question))]
+    lower = _bare_words(question)
     asked = [lower[0]] if lower[:1] in (["when"], ["where"]) else []
     asked += ["when" for i in range(len(lower) - 1) if lower[i] in _WHICH and lower[i + 1] in _TIME_NOUNS]
     asked += [lower[i + 1] for i in range(len(lower) - 1) if lower[i] == "how" and lower[i + 1] in _KINDS
@@ -284,7 +284,7 @@ def missing_agents(question: str, lexicon: SchemaLexicon, values: Iterable[str] 
     """The people a "Who <verb>…" question asks for when the schema has none of them: the verb's agents as WordNet
     derives them (:meth:`SchemaLexicon.agents`: "Who drives each train?" asks for drivers), none of which, nor the
     verb itself, the ``lexicon`` knows; "Who is/has/did…" ask for no agent."""
-    lower = [w.casefold() for w in _TOKEN.findall(_QUOTED.sub(" ", question))]
+    lower = _bare_words(question)
     if len(lower) < 2 or lower[0] != "who" or lower[1] in _BE | _HAVE | _AUXILIARIES:
         return []
     agents = lexicon.agents(lower[1])
@@ -293,6 +293,11 @@ def missing_agents(question: str, lexicon: SchemaLexicon, values: Iterable[str] 
         return []
     return [Missing(f"{' or '.join(a.replace('_', ' ') + 's' for a in agents[:2])} ({' '.join(lower)})", None,
                     table=False)]
+
+
+def _bare_words(question: str) -> list[str]:
+    """The question's words in lower case, quoted text left out (a value, not a word of the question)."""
+    return [w.casefold() for w in _TOKEN.findall(_QUOTED.sub(" ", question))]
 
 
 def _holds_time(schema: Any) -> bool:
