@@ -12,7 +12,9 @@ Assistant.ask` makes first, with the schema and value index it would read — ab
 - ``benchmarks/data/unanswerable.json`` (``tune``, ``check``, ``holdout`` … ``holdout9``): each should be
   refused, naming its missing thing.
 
-It prints and writes the counts and every false refusal.  ``--sets`` picks some of them (``dev`` is the held-out
+It prints and writes the counts and every false refusal.  ``--model`` (unanswerable sets only) asks the model the
+questions the check before it lets through, as :meth:`Assistant.ask` would, and counts the refusals of
+:mod:`jupyter_nl2sql.pipeline.invented` too.  ``--sets`` picks some of them (``dev`` is the held-out
 check: look at its false refusals only at the end).
 """
 
@@ -81,11 +83,16 @@ def named(line: str, missing: str) -> bool:
     return all(w in said for w in normalize(missing).split())
 
 
-def run(sets: dict[str, list[dict[str, Any]]], data_dir: Path, assistant: Assistant) -> dict[str, Any]:
-    """Ask ``assistant`` about every question; the counts per set, its refusals and (unanswerable sets) misses."""
+def run(sets: dict[str, list[dict[str, Any]]], data_dir: Path, assistant: Assistant,
+        model: bool = False) -> dict[str, Any]:
+    """Ask ``assistant`` about every question; the counts per set, its refusals and (unanswerable sets) misses.
+
+    ``model``: an unanswerable question the check before the model lets through is asked in full
+    (:meth:`Assistant.ask`), and counts as refused when the answer is a ``MissingFromSchema`` refusal naming the
+    missing thing (``refuse_invented``: the model looked for what the database lacks); ``by_model`` counts those."""
     report: dict[str, Any] = {}
     for name, rows in sets.items():
-        refused, missed, skipped, seconds = [], [], 0, 0.0
+        refused, missed, skipped, seconds, by_model = [], [], 0, 0.0, 0
         for row in rows:
             url = database_url(row["db_id"], data_dir)
             if url is None:
@@ -95,6 +102,10 @@ def run(sets: dict[str, list[dict[str, Any]]], data_dir: Path, assistant: Assist
             t0 = time.perf_counter()
             line = assistant.unanswerable(row["question"], url)
             seconds += time.perf_counter() - t0
+            if model and SETS[name] and not line:
+                answer = assistant.ask(row["question"], url)
+                line = answer.error if answer.error_kind == "MissingFromSchema" else None
+                by_model += bool(line and named(line, row["missing"]))
             if line and (not SETS[name] or named(line, row["missing"])):
                 refused.append({**row, "refusal": line})
             elif SETS[name]:
@@ -103,7 +114,8 @@ def run(sets: dict[str, list[dict[str, Any]]], data_dir: Path, assistant: Assist
         report[name] = {"questions": asked, "skipped": skipped, "refused": len(refused),
                         "share": round(len(refused) / asked, 4) if asked else None,
                         "ms_per_question": round(1000 * seconds / asked, 2) if asked else None,
-                        "refusals": refused, **({"missed": missed} if SETS[name] else {})}
+                        "refusals": refused, **({"missed": missed} if SETS[name] else {}),
+                        **({"by_model": by_model} if model and SETS[name] else {})}
     return report
 
 
@@ -112,7 +124,8 @@ def summary(report: dict[str, Any]) -> str:
     lines = []
     for name, r in report.items():
         kind = "refused with the missing thing named" if SETS[name] else "false refusals"
-        lines.append(f"{name}: {r['refused']} of {r['questions']} {kind} ({100 * (r['share'] or 0):.1f} %; "
+        model = f", {r['by_model']} of them once the model was asked" if "by_model" in r else ""
+        lines.append(f"{name}: {r['refused']} of {r['questions']} {kind}{model} ({100 * (r['share'] or 0):.1f} %; "
                      f"{r['skipped']} skipped, database missing; {r['ms_per_question']} ms a question)")
     for name, r in report.items():
         for row in ([] if SETS[name] else r["refusals"]) + r.get("missed", []):
@@ -126,8 +139,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the report here (JSON)")
     parser.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS), help="which sets (default: all)")
     parser.add_argument("--data", type=Path, default=default_data_dir(), help="the shared data folder")
+    parser.add_argument("--model", action="store_true",
+                        help="ask the default model the unanswerable questions the check before it lets through (its "
+                             "first query may show it looked for what the database lacks); minutes, not seconds")
     args = parser.parse_args(argv)
-    report = run(load_sets(args.data, args.sets), args.data, Assistant())
+    if args.model and any(not SETS[name] for name in args.sets):
+        parser.error("--model asks the unanswerable sets only (false refusals: scripts/replay_invented.py replays "
+                     "stored benchmark runs)")
+    report = run(load_sets(args.data, args.sets), args.data, Assistant(), model=args.model)
     print(summary(report))
     if args.out:
         args.out.write_text(json.dumps(report, indent=1), encoding="utf-8")

@@ -254,6 +254,11 @@ class Settings:
                                         "the astronauts\": a person, animal, object, place, document or sum of money "
                                         "one keeps, not an act, a group or money computed from prices) that no name, "
                                         "comment, value or WordNet relative of one in the database is like.", _bool)
+    refuse_invented: bool = option(True, "Answer \"can't answer that from this database\" instead of repairing the "
+                                         "query when the model's first query looks for a table or column no name "
+                                         "of the database has, named after a word of the question that no name, "
+                                         "comment, value or WordNet relative of one is like (asked \"How severe is "
+                                         "each allergy?\", it looked for Severity).", _bool)
     keep_conditions: bool = option(True, "In a follow-up that reads as one, add back a condition of the previous "
                                          "query that the new query dropped although the question did not widen it "
                                          "(\"now just the cancelled ones\" keeps 2024), and say so.", _bool)

@@ -50,11 +50,16 @@ def replay(run: Path, tables: dict[str, list[str]], dialect: str = "sqlite") -> 
     return lines
 
 
+def run_arguments(doc: str, argv: Sequence[str] | None) -> argparse.Namespace:
+    """The stored runs to replay (``runs``) and the shared data folder (``--data-dir``) of a replay script."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", type=Path, help="run folders (results.jsonl, run.json)")
+    p.add_argument("--data-dir", type=Path, default=default_data_dir(), help="the shared data folder")
+    return p.parse_args(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("runs", nargs="+", type=Path, help="run folders (results.jsonl)")
-    p.add_argument("--data-dir", type=Path, default=default_data_dir(), help="folder holding spider/tables.json")
-    args = p.parse_args(argv)
+    args = run_arguments(__doc__, argv)
     schemas = json.loads((args.data_dir / "spider" / "tables.json").read_text(encoding="utf-8"))
     tables = {s["db_id"]: list(s["table_names_original"]) for s in schemas}
     for run in args.runs:

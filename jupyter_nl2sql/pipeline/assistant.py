@@ -44,6 +44,7 @@ from .pergroup import top_per_group
 from .rounding import asked_decimals, rounded_as_asked
 from .windows import nest_windows
 from .lexicon import LexiconCache
+from .invented import invented_names, looked_for, said_missing
 from .missing import missing_from_schema, refusal
 from .prompting import (LAYOUTS, Example, build_messages, empty_result_messages, extract_sql, follow_up_message,
                         follow_up_messages, prompt_head, repair_messages)
@@ -399,13 +400,28 @@ class Assistant:
         (tables it names, subjects no name, comment, sample or indexed value, nor a WordNet relative of one, is
         like), or None."""
         schema = run.schema
-        values = frozenset(identifier_words(_database_name(run.conn)))  # a database is about what it is named
-        if run.settings.value_retrieval:  # the index the context reads next: built once
-            with stats.stage("values"):
-                values |= self.value_indexes.get(run.conn, schema).words()
+        values = self._value_words(run, stats)
         with stats.stage("refuse"):
             missing = missing_from_schema(question, schema, self.lexicons.get(schema), values)
         return refusal(missing, [t.name for t in schema.tables]) if missing else None
+
+    def _value_words(self, run: Run, stats: Stats) -> frozenset[str]:
+        """The words of the database's name and (with ``value_retrieval``) of its indexed values: what the refusals
+        count as known besides the schema's names."""
+        values = frozenset(identifier_words(_database_name(run.conn)))  # a database is about what it is named
+        if run.settings.value_retrieval:  # the index the context reads next: built once
+            with stats.stage("values"):
+                values |= self.value_indexes.get(run.conn, run.schema).words()
+        return values
+
+    def _looked_for(self, question: str, sql: str, run: Run, stats: Stats) -> str | None:
+        """The refusal for a question whose SQL, as the model first wrote it, names what no table or column has and
+        spells a word of the question that the schema knows nothing like (:mod:`~.invented`); None otherwise."""
+        with stats.stage("refuse"):
+            names = invented_names(sql, run.schema.mapping(), run.conn.sqlglot_dialect)
+            missing = looked_for(question, names, self.lexicons.get(run.schema),
+                                 self._value_words(run, stats)) if names else []
+        return said_missing(missing, [t.name for t in run.schema.tables]) if missing else None
 
     def _record_turn(self, answer: Answer, run: Run, earlier: Sequence[Turn]) -> Answer:
         """Add the answered question to its connection's conversation (a new one when it had no context)."""
@@ -655,6 +671,11 @@ class Assistant:
             except (SQLCheckError, ExecutionError) as exc:
                 answer.fail(exc)
                 if run.cancelled:
+                    return
+                said = (self._looked_for(answer.question or "", sql, run, answer.stats)
+                        if isinstance(exc, SQLCheckError) and not round_no and s.refuse_invented else None)
+                if said:  # the model looked for what the database lacks: say so rather than repair into another thing
+                    answer.sql, answer.error, answer.error_kind = None, said, "MissingFromSchema"
                     return
                 if round_no < s.repair_rounds:
                     answer.warnings.append(f"first SQL failed ({exc}); asked the model to repair it")

@@ -114,11 +114,13 @@ class SchemaLexicon:
         return cls(named | {stem(w) for w in samples}, named, squashed, frozenset(own), frozenset(senses),
                    frozenset(near), wordnet, categories)
 
-    def knows(self, word: str, values: Iterable[str] = (), *, strict: bool = False) -> bool:
+    def knows(self, word: str, values: Iterable[str] = (), *, strict: bool = False, siblings: bool = True) -> bool:
         """Whether ``word`` (or a phrase, words separated by spaces) could mean something this schema has;
         ``values``: the normalised words of the database's values (:meth:`ValueIndex.words`).  ``strict``: not
         through WordNet's top classes (the schema's "unit" of ``unit_price`` read as "whole, unit", a class of nearly
-        every object) — for asking whether given columns are like a word, rather than whether a schema may hold it."""
+        every object) — for asking whether given columns are like a word, rather than whether a schema may hold it.
+        ``siblings``: also through a class the word shares with a schema word (a coupon and a receipt are both
+        documents) — off where the model has already shown it looked for the word itself (:mod:`~.invented`)."""
         if self.spelled(word, values):
             return True
         low = " ".join(normalize(word).split())
@@ -133,8 +135,8 @@ class SchemaLexicon:
             return any(not strict or self.wordnet.synset(s).category != "Tops" for s in found)
 
         if any(sense in self.senses or alike(_classes(self.wordnet, sense, QUESTION_DEPTH, past_broad=True) & self.own)
-               or alike({c for c in (_classes(self.wordnet, sense, 1) - {sense}) & self.near
-                         if self.wordnet.synset(c).category in SIBLING_CATEGORIES})
+               or siblings and alike({c for c in (_classes(self.wordnet, sense, 1) - {sense}) & self.near
+                                      if self.wordnet.synset(c).category in SIBLING_CATEGORIES})
                for sense in senses):
             return True
         return any(stem(w) in self.named for sense in senses[:GLOSS_SENSES] for w in self._gloss_words(sense))
