@@ -587,7 +587,7 @@ class Assistant:
         again), run each query, and keep the result most of them agree on (the first query wins a tie); the
         answer's :class:`~.confidence.Confidence` says how many agree."""
         s = run.settings
-        if run.hesitated is None or answer.error_kind == "WriteRefused" or run.cancelled:
+        if run.hesitated is None or answer.error_kind in ("WriteRefused", "MissingFromSchema") or run.cancelled:
             return
         messages, points = run.hesitated
         lowest = lowest_in_sql(points)

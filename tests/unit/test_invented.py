@@ -80,6 +80,19 @@ def test_assistant_refuses_instead_of_repairing_and_runs_nothing(scripted, demo_
 
 
 @needs_wordnet
+def test_a_refusal_gets_no_confidence_and_no_second_look(monkeypatch: pytest.MonkeyPatch, demo_sqlite_url) -> None:
+    # a scored reply makes the pipeline rate its answer; a refusal is not an answer to rate, nor to look at again
+    from jupyter_nl2sql.models.testing import ScriptedBackend
+
+    backend = ScriptedBackend(replies=["SELECT name, shoe_size FROM customers", "SELECT name FROM customers"],
+                              scores=[-0.2])
+    monkeypatch.setattr(Assistant, "backend", lambda self: (backend, None))
+    answer = Assistant(generation_cache=False, few_shot=0, alternatives=2).ask(
+        "What shoe size does each customer wear?", demo_sqlite_url)
+    assert answer.error_kind == "MissingFromSchema" and answer.confidence is None and len(backend.calls) == 1
+
+
+@needs_wordnet
 def test_assistant_repairs_as_before_when_the_option_is_off(scripted, demo_sqlite_url) -> None:
     backend = scripted("SELECT name, shoe_size FROM customers", "SELECT name, country FROM customers")
     answer = Assistant(generation_cache=False, few_shot=0, refuse_invented=False).ask(
