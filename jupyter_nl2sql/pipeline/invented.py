@@ -5,8 +5,10 @@ things a database lacks still reach the model.  The model then often says itself
 severe is each allergy?" on a database with no severity, it writes ``SELECT T2.Severity FROM Has_Allergy …``, a
 name no table or column has.  When such an invented name spells a word of the question (``Severity`` and
 "severe") that the schema knows nothing like (:meth:`~.lexicon.SchemaLexicon.knows`: no name, comment, sample or
-indexed value, nor a WordNet relative of one), the question asks for something the database does not keep: the
-answer says so and runs nothing, instead of asking the model to repair a query that would then read something else.
+indexed value spelled like it, nor a close WordNet sense of one — a class it merely shares with a schema word does
+not count here, since the model has shown it looked for the word itself), the question asks for something the
+database does not keep: the answer says so and runs nothing, instead of asking the model to repair a query that would
+then read something else.
 
 A name the model only misspelled or put in the wrong table is no invention: :func:`invented_names` keeps only names
 that no table or column of the schema has, and a name that ``fix_names`` mended never gets here.
@@ -14,7 +16,7 @@ that no table or column of the schema has, and a name that ``fix_names`` mended 
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import sqlglot
 from sqlglot import exp
@@ -22,7 +24,7 @@ from sqlglot.errors import SqlglotError
 
 from .examples import STRUCTURE_WORDS, identifier_words, stem
 from .lexicon import SchemaLexicon
-from .missing import Missing
+from .missing import Missing, cannot_answer
 from .synonyms import same_root
 from .values import normalize
 
@@ -99,13 +101,11 @@ def looked_for(question: str, names: Iterable[str], lexicon: SchemaLexicon,
     return out
 
 
-def said_missing(missing: list[Missing], tables: Any) -> str:
+def said_missing(missing: list[Missing], tables: Sequence[str]) -> str:
     """The refusal for what the model looked for: what the question asks for and the name the model tried.
 
     >>> said_missing([Missing("severe", "Severity", table=False)], ["Allergy_Type", "Has_Allergy"])
     "can't answer that from this database: it has nothing like severe (the model looked for Severity); its tables: \
 Allergy_Type, Has_Allergy"
     """
-    parts = "; ".join(f"nothing like {m.name} (the model looked for {m.near})" for m in missing)
-    shown = ", ".join(sorted(tables)[:12]) + (", ..." if len(tables) > 12 else "")
-    return f"can't answer that from this database: it has {parts}; its tables: {shown}"
+    return cannot_answer("; ".join(f"nothing like {m.name} (the model looked for {m.near})" for m in missing), tables)

@@ -447,8 +447,17 @@ def refusal(missing: Sequence[Missing], tables: Sequence[str]) -> str:
     parts = []
     for name, near, table in missing:
         parts.append(f"no {'table ' if table else ''}{name}" + (f" (did you mean {near}?)" if near else ""))
+    return cannot_answer("; ".join(parts), tables)
+
+
+def cannot_answer(lacks: str, tables: Sequence[str]) -> str:
+    """The one line of a refusal: what the database ``lacks``, then (up to 12 of) its tables.
+
+    >>> cannot_answer("no unicorns", ["zoo", "keepers"])
+    "can't answer that from this database: it has no unicorns; its tables: keepers, zoo"
+    """
     shown = ", ".join(sorted(tables)[:12]) + (", ..." if len(tables) > 12 else "")
-    return f"can't answer that from this database: it has {'; '.join(parts)}; its tables: {shown}"
+    return f"can't answer that from this database: it has {lacks}; its tables: {shown}"
 
 
 def _alike(a: str, b: str) -> bool:
