@@ -45,6 +45,9 @@ def invented_names(sql: str, schema: Mapping[str, Iterable[str]], dialect: str) 
     >>> invented_names("SELECT a.Severity, b.name AS n FROM pets a JOIN vets b ON a.id = b.id ORDER BY n",
     ...                {"pets": ["id", "name"], "vets": ["id", "name"]}, "sqlite")
     ['Severity']
+
+    A CTE's column list names columns of the query's own; in SQLite, an unqualified double-quoted word no column has
+    is a string (``WHERE name = "Smith"``), not a name.
     """
     try:
         tree = sqlglot.parse_one(sql, read=dialect)
@@ -57,14 +60,22 @@ def invented_names(sql: str, schema: Mapping[str, Iterable[str]], dialect: str) 
     known |= {c.alias.lower() for c in tree.find_all(exp.CTE)}
     known |= {t.alias.lower() for t in tree.find_all(exp.Table) if t.alias}
     known |= {s.alias.lower() for s in tree.find_all(exp.Subquery) if s.alias}
+    known |= {c.name.lower() for alias in tree.find_all(exp.TableAlias) for c in alias.columns}  # WITH m(month, n)
     out: list[str] = []
     for node in tree.find_all(exp.Column, exp.Table):
-        if isinstance(node, exp.Column) and isinstance(node.this, exp.Star):
+        if isinstance(node, exp.Column) and (isinstance(node.this, exp.Star) or _sqlite_string(node, dialect)):
             continue
         name = node.name
         if name and name.lower() not in known and name not in out:
             out.append(name)
     return out
+
+
+def _sqlite_string(column: exp.Column, dialect: str) -> bool:
+    """A double-quoted word SQLite reads as a string where no column has its name (``WHERE name = "Smith"``): a
+    value, not a name looked for (the check warns about it and runs it as a string)."""
+    return (dialect == "sqlite" and not column.table and isinstance(column.this, exp.Identifier)
+            and bool(column.this.quoted))
 
 
 def looked_for(question: str, names: Iterable[str], lexicon: SchemaLexicon,

@@ -32,6 +32,9 @@ def lexicon() -> SchemaLexicon:
     # aliases of columns, tables, subqueries and CTEs are the query's own names
     ("SELECT Fname AS first, COUNT(*) AS n FROM Student s GROUP BY first ORDER BY n", []),
     ("WITH top AS (SELECT StuID FROM Student) SELECT x.StuID FROM (SELECT StuID FROM top) AS x", []),
+    ("WITH m(first, revenue) AS (SELECT Fname, 1 FROM Student) SELECT revenue FROM m", []),
+    # SQLite reads an unqualified double-quoted word no column has as a string: a value, not a name
+    ("SELECT StuID FROM Student WHERE Fname = \"Smith\" AND Advisor = T9.Smyth", ["Smyth"]),
     ("SELECT COUNT(*) FROM Student", []),
     ("SELECT * FROM Student", []),
     ("not sql at all (", []),
