@@ -53,7 +53,7 @@ def replay(run: Path, data_dir: Path, assistant: Assistant) -> list[str]:
         bench.wording = scoring.get("wording", "question")
     if meta["benchmark"] == "analyst" and scoring.get("data"):  # the analyst suite's own question file
         bench.data = REPO_ROOT / "benchmarks" / "data" / scoring["data"]
-    items = {str(i.index): i for i in bench.load(Path(meta.get("data_dir") or data_dir), meta["split"])}
+    items = {str(i.index): i for i in bench.load(data_dir, meta["split"])}
     records = [json.loads(line) for line in (run / RESULTS_FILE).read_text(encoding="utf-8").splitlines() if line]
     lines, refused, right = [], 0, 0
     settings = assistant.settings
