@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.runner import RESULTS_FILE, default_data_dir  # noqa: E402
+from jupyter_nl2sql.pipeline.asks import unmet_asks  # noqa: E402
 from jupyter_nl2sql.pipeline.confidence import LEVELS, join_doubt  # noqa: E402
 from jupyter_nl2sql.pipeline.shown import unread_tables  # noqa: E402
 
@@ -39,6 +40,8 @@ def replay(run: Path, tables: dict[str, list[str]], dialect: str = "sqlite") -> 
     steps.append(("+ joins", [lambda r: bool(join_doubt(r.get("pred") or "", dialect))]))
     steps.append(("+ unread", steps[-1][1] + [lambda r: bool(unread_tables(
         r.get("question") or "", r.get("pred") or "", dialect, tables.get(r.get("db_id"), [])))]))
+    steps.append(("+ asks", steps[-1][1] + [lambda r: bool(unmet_asks(r.get("question") or "", r.get("pred") or "",
+                                                                      dialect))]))
     lines = []
     for name, doubts in steps:
         levels = ["medium" if _level(r) == "high" and any(d(r) for d in doubts) else _level(r) for r in records]

@@ -44,6 +44,7 @@ from .pergroup import top_per_group
 from .rounding import asked_decimals, rounded_as_asked
 from .windows import nest_windows
 from .lexicon import LexiconCache
+from .asks import unmet_asks
 from .invented import invented_names, looked_for, said_missing
 from .missing import missing_from_schema, refusal
 from .prompting import (LAYOUTS, Example, build_messages, empty_result_messages, extract_sql, follow_up_message,
@@ -535,9 +536,10 @@ class Assistant:
                 answer.confidence = (answer.confidence or Confidence("high")).lowered(
                     "the repaired query dropped " + ", ".join(run.dropped) + " that the question asks for")
             elif answer.ok and answer.confidence is not None and answer.executed:
+                dialect = run.conn.sqlglot_dialect
                 doubt = _doubt(answer, [w for w in answer.warnings[told:] if w not in run.notes]) or \
-                    self._unshown(answer, run) or join_doubt(answer.sql or "", run.conn.sqlglot_dialect) or \
-                    self._unread(answer, run)
+                    self._unshown(answer, run) or unmet_asks(answer.question or "", answer.sql or "", dialect) or \
+                    join_doubt(answer.sql or "", dialect) or self._unread(answer, run)
                 if doubt:
                     answer.confidence = answer.confidence.capped("medium", doubt)
             return

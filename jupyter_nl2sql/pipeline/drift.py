@@ -28,7 +28,7 @@ from sqlglot import exp
 
 from .sqltree import parse_or_none
 
-__all__ = ["dropped_asks"]
+__all__ = ["dropped_asks", "literals"]
 
 #: Aggregates and the words of a question that ask for them.
 _ASKED_BY: tuple[tuple[type[exp.Expr], str, tuple[str, ...]], ...] = (
@@ -50,8 +50,8 @@ def dropped_asks(question: str, first: str, repaired: str, dialect: str) -> list
         return []
     asked = question.casefold()
     words = set(_WORD.findall(asked))
-    kept = _literals(after)
-    out = [f"the value '{value}'" for value in sorted(_literals(before) - kept)
+    kept = literals(after)
+    out = [f"the value '{value}'" for value in sorted(literals(before) - kept)
            if _WORD.findall(value) and set(_WORD.findall(value)) <= words
            and not any(value in other or other in value for other in kept)]
     out += [said for kind, said, cues in _ASKED_BY
@@ -60,6 +60,6 @@ def dropped_asks(question: str, first: str, repaired: str, dialect: str) -> list
     return out
 
 
-def _literals(tree: exp.Expr) -> set[str]:
+def literals(tree: exp.Expr) -> set[str]:
     """The string and number literals of ``tree``, lower case."""
     return {str(lit.this).strip().casefold() for lit in tree.find_all(exp.Literal) if str(lit.this).strip()}

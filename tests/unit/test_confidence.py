@@ -18,6 +18,7 @@ from jupyter_nl2sql.models.base import BRANCH_FLOOR, BranchPoint, Generation, br
 from jupyter_nl2sql.models.testing import StandInBackend
 from jupyter_nl2sql.pipeline.assistant import Assistant
 from jupyter_nl2sql.pipeline.confidence import Confidence, hesitations, join_doubt, lowest_in_sql
+from jupyter_nl2sql.pipeline.asks import unmet_asks
 from jupyter_nl2sql.pipeline.shown import unread_tables
 
 FIRST = "```sql\nSELECT count(*) FROM customers\n```"
@@ -191,3 +192,37 @@ def test_a_table_the_question_names_and_the_query_does_not_read_lowers_a_sure_an
     assert unread_tables("How many orders?", "SELECT (", "sqlite", ["orders"]) == []  # does not parse
     assert unread_tables("List the customers in descending order of name", "SELECT name FROM customers ORDER BY "
                          "name DESC", "sqlite", ["customers", "orders"]) == []  # "order": a word of the analysis
+
+
+def _confidence(hesitant, url: str, question: str, sql: str) -> Confidence:
+    """The confidence of the answer to ``question`` when the model, sure of each token, writes ``sql``."""
+    hesitant(first=f"```sql\n{sql}\n```")
+    answer = Assistant(generation_cache=False, few_shot=0).ask(question, url)
+    assert answer.ok
+    return answer.confidence
+
+
+def test_a_year_the_query_never_uses_lowers_a_sure_answer(hesitant, demo_sqlite_url) -> None:
+    """"Which month of 2023…" answered over every year: the model did not hesitate, the answer is not sure."""
+    month = "SELECT strftime('%Y-%m', order_date) AS month FROM orders {}GROUP BY month ORDER BY COUNT(*) DESC LIMIT 1"
+    question = "Which month of 2023 had the most orders?"
+    unsure = _confidence(hesitant, demo_sqlite_url, question, month.format(""))
+    assert unsure.level == "medium" and str(unsure) == "the question names 2023; the query never uses it"
+    year = "WHERE order_date >= '2023-01-01' AND order_date < '2024-01-01' "
+    assert _confidence(hesitant, demo_sqlite_url, question, month.format(year)).level == "high"
+
+
+@pytest.mark.parametrize("question, sql, said", [
+    ("orders per month with a running total", "SELECT m, COUNT(*) AS n, COUNT(*) AS total FROM o GROUP BY m",
+     "the question asks for a running total; the query computes none (no window function or subquery)"),
+    ("cumulative revenue by year", "SELECT y, SUM(SUM(a)) OVER (ORDER BY y) FROM p GROUP BY y", ""),
+    ("cumulative revenue by year", "SELECT y, (SELECT SUM(a) FROM p AS q WHERE q.y <= p.y) FROM p GROUP BY y", ""),
+    ("revenue in the 1990s", "SELECT SUM(a) FROM p", ""),  # a decade, not a year
+    ("What is the 2011 % of each region?", 'SELECT "2011 %" FROM t', ""),  # the year names a column
+    ("signups in Q4 2022", "SELECT COUNT(*) FROM c WHERE signup_date >= '2022-10-01'", ""),
+    ("orders between 2022 and 2024", "SELECT COUNT(*) FROM o WHERE y BETWEEN 2022 AND 2023",
+     "the question names 2024; the query never uses it"),
+    ("Which month of 2023 had the most orders?", "SELECT (", ""),  # does not parse: nothing to say
+])
+def test_unmet_asks(question: str, sql: str, said: str) -> None:
+    assert unmet_asks(question, sql, "sqlite") == said
