@@ -23,11 +23,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
-import sqlglot
 from sqlglot import exp
-from sqlglot.errors import SqlglotError
 
 from ..models.base import FENCE, BranchPoint
+from .sqltree import parse_or_none
 
 __all__ = ["Confidence", "hesitations", "join_doubt", "LEVELS"]
 
@@ -136,9 +135,8 @@ def join_doubt(sql: str, dialect: str) -> str:
     >>> join_doubt("SELECT x FROM a", "sqlite")
     ''
     """
-    try:
-        tree = sqlglot.parse_one(sql, read=dialect)
-    except SqlglotError:
+    tree = parse_or_none(sql, dialect)
+    if tree is None:
         return ""
     joins = sum(1 for _ in tree.find_all(exp.Join))
     return f"the query joins {joins + 1} tables: check that the join is the one the question means" if joins else ""

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import sqlglot
 from sqlglot import exp
-from sqlglot.errors import SqlglotError
+
+from .sqltree import parse_or_none
 
 __all__ = ["PortedSQL", "portable_date_parts"]
 
@@ -56,9 +56,8 @@ def portable_date_parts(sql: str, dialect: str) -> PortedSQL | None:
     porting (or the SQL does not parse, which the checker reports)."""
     if dialect not in DIALECTS:
         return None
-    try:
-        tree = sqlglot.parse_one(sql, read=dialect)
-    except SqlglotError:
+    tree = parse_or_none(sql, dialect)
+    if tree is None:
         return None
     changes: list[str] = []
 

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping, Sequence
 
-import sqlglot
 from sqlglot import exp
-from sqlglot.errors import SqlglotError
 
 from .examples import STRUCTURE_WORDS, identifier_words, stem
 from .lexicon import SchemaLexicon
 from .missing import Missing, cannot_answer
 from .synonyms import same_root
 from .values import normalize
+from .sqltree import parse_or_none
 
 #: Words of an invented name that say how, not what (``total_cost``, ``num_votes``, ``max_speed``): never the
 #: thing looked for.
@@ -49,10 +48,7 @@ def invented_names(sql: str, schema: Mapping[str, Iterable[str]], dialect: str) 
     A CTE's column list names columns of the query's own; in SQLite, an unqualified double-quoted word no column has
     is a string (``WHERE name = "Smith"``), not a name.
     """
-    try:
-        tree = sqlglot.parse_one(sql, read=dialect)
-    except (SqlglotError, ValueError):
-        return []
+    tree = parse_or_none(sql, dialect)
     if tree is None:
         return []
     known = {str(t).lower() for t in schema} | {str(c).lower() for cols in schema.values() for c in cols}

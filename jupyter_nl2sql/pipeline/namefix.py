@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterable, Sequence
 from itertools import pairwise
 from dataclasses import dataclass, field
 
-import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import SqlglotError
@@ -28,7 +27,7 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.tokens import TokenType
 
 from .sqlcheck import Schema as SchemaMapping
-from .sqltree import compares_itself
+from .sqltree import compares_itself, parse_or_none
 
 #: A foreign key: (table, its columns, referenced table, referenced columns).
 Link = tuple[str, Sequence[str], str, Sequence[str]]
@@ -80,7 +79,7 @@ def fix_names(sql: str, schema: SchemaMapping, dialect: str = "sqlite", links: I
     tables, spelled = _lowered(schema)
     changes: list[str] = []
     quoted = _quote_headers(sql, [c for cols in tables.values() for c in cols.values()], dialect, changes)
-    tree = _parse(quoted, dialect)
+    tree = parse_or_none(quoted, dialect)
     if tree is None:
         return NameFix(sql)
     _fix_tables(tree, spelled, changes)
@@ -100,13 +99,6 @@ def _lowered(schema: SchemaMapping) -> tuple[dict[str, dict[str, str]], dict[str
     return tables, {str(t).lower(): str(t) for t in schema}
 
 
-def _parse(sql: str, dialect: str) -> exp.Expr | None:
-    """The parsed statement, or None when sqlglot cannot read it."""
-    try:
-        return sqlglot.parse_one(sql, read=dialect)
-    except SqlglotError:
-        return None
-
 
 Spelling = Callable[[str, str, str], "str | None"]
 """``spelling(table, column, text)`` → the column's own spelling of ``text`` or None
@@ -118,7 +110,7 @@ def fix_values(sql: str, schema: SchemaMapping, spelling: Spelling, dialect: str
     where ``spelling`` knows exactly one (``Call sign = 'K218DZ'`` → ``'k218dz'``).  Meant for a query that ran and
     found nothing; returns the input unchanged when nothing applies or the SQL cannot be parsed."""
     tables, spelled = _lowered(schema)
-    tree = _parse(sql, dialect)
+    tree = parse_or_none(sql, dialect)
     if tree is None:
         return NameFix(sql)
     changes: list[str] = []

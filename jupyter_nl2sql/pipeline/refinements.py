@@ -32,9 +32,9 @@ from __future__ import annotations
 import re
 from typing import Mapping
 
-import sqlglot
 from sqlglot import exp
-from sqlglot.errors import SqlglotError
+
+from .sqltree import parse_or_none
 
 __all__ = ["asks_for_a_limit", "outer_limit", "unasked_limit", "kept_conditions", "widens"]
 
@@ -74,7 +74,7 @@ def asks_for_a_limit(question: str) -> bool:
 def outer_limit(sql: str, dialect: str) -> exp.Expr | None:
     """The ``LIMIT`` of ``sql``'s outermost query (a SELECT, or a UNION's own), or None (none, or SQL sqlglot
     cannot read)."""
-    tree = _parse(sql, dialect)
+    tree = parse_or_none(sql, dialect)
     return tree.args.get("limit") if isinstance(tree, (exp.Select, exp.SetOperation)) else None
 
 
@@ -83,7 +83,7 @@ def unasked_limit(sql: str, previous_sql: str | None, question: str, dialect: st
     query (``previous_sql``) had none; None when the limit stays (or there is none, or no previous query)."""
     if not previous_sql or asks_for_a_limit(question):
         return None
-    tree = _parse(sql, dialect)
+    tree = parse_or_none(sql, dialect)
     if not isinstance(tree, (exp.Select, exp.SetOperation)) or tree.args.get("limit") is None \
             or tree.args.get("offset") is not None or outer_limit(previous_sql, dialect) is not None:
         return None
@@ -117,7 +117,7 @@ def kept_conditions(sql: str, previous_sql: str | None, question: str, dialect: 
     SQL this cannot follow: a UNION, a subquery in FROM or in the condition, a table read twice)."""
     if not previous_sql or widens(question):
         return None
-    new, old = _parse(sql, dialect), _parse(previous_sql, dialect)
+    new, old = parse_or_none(sql, dialect), parse_or_none(previous_sql, dialect)
     if not isinstance(new, exp.Select) or not isinstance(old, exp.Select):
         return None
     columns = {t.lower(): {c.lower() for c in cols} for t, cols in schema.items()}
@@ -220,9 +220,3 @@ def _groups(select: exp.Select, sources: Mapping[str, str],
         found |= placed
     return frozenset(found)
 
-
-def _parse(sql: str, dialect: str) -> exp.Expr | None:
-    try:
-        return sqlglot.parse_one(sql, read=dialect)
-    except (SqlglotError, ValueError):
-        return None

@@ -10,15 +10,14 @@ pipeline then says so instead of calling the answer sure.
 
 from __future__ import annotations
 
-import sqlglot
 from sqlglot import exp
-from sqlglot.errors import SqlglotError
 
 from .examples import STRUCTURE_WORDS, identifier_words, stem
 from .lexicon import SchemaLexicon
 from .missing import asked_attributes
 from .values import ANALYSIS_WORDS, normalize
 from .schema import Column, Schema, Table
+from .sqltree import parse_or_none
 
 __all__ = ["shown_names", "unread_tables", "unshown_attributes"]
 
@@ -26,10 +25,7 @@ __all__ = ["shown_names", "unread_tables", "unshown_attributes"]
 def shown_names(sql: str, dialect: str) -> list[str] | None:
     """The names the outermost SELECT's result is made of: each column's alias and the columns it reads; None when
     it cannot tell (``SELECT *``, a set operation, SQL that does not parse)."""
-    try:
-        tree = sqlglot.parse_one(sql, read=dialect)
-    except SqlglotError:
-        return None
+    tree = parse_or_none(sql, dialect)
     if not isinstance(tree, exp.Select) or any(isinstance(e, exp.Star) or (isinstance(e, exp.Column)
                                                                            and isinstance(e.this, exp.Star))
                                                for e in tree.expressions):
@@ -60,9 +56,8 @@ def unread_tables(question: str, sql: str, dialect: str, tables: list[str]) -> l
     """The tables whose one-word name the question says (up to a plural: "the swimmers" for ``swimmer``) that the
     query does not read ("How many different countries are all the swimmers from?" answered from ``stadium``), not a
     word of the analysis ("in descending order" says no ``orders``); [] when the SQL does not parse."""
-    try:
-        tree = sqlglot.parse_one(sql, read=dialect)
-    except SqlglotError:
+    tree = parse_or_none(sql, dialect)
+    if tree is None:
         return []
     read = {t.name.casefold() for t in tree.find_all(exp.Table)}
     said = {stem(w) for w in normalize(question).split()}

@@ -11,12 +11,13 @@ __all__ = ["compares_itself", "parse_or_none"]
 
 def parse_or_none(sql: str | exp.Expr, dialect: str) -> exp.Expr | None:
     """``sql`` parsed as one statement of ``dialect`` (a tree is returned as it is), None when sqlglot cannot read
-    it: a rewrite then leaves the SQL to the checker, which says why."""
+    it (an error of sqlglot's, or nesting deeper than Python's recursion limit): a rewrite then leaves the SQL to the
+    checker, which says why ("the SQL is nested too deeply to check")."""
     if isinstance(sql, exp.Expr):
         return sql
     try:
         return sqlglot.parse_one(sql, read=dialect)
-    except SqlglotError:
+    except (SqlglotError, ValueError, RecursionError):
         return None
 
 
