@@ -25,6 +25,7 @@ from .lexicon import SchemaLexicon
 from .missing import Missing, cannot_answer
 from .synonyms import same_root
 from .values import normalize
+from .sqlcheck import may_be_string
 from .sqltree import parse_or_none
 
 #: Words of an invented name that say how, not what (``total_cost``, ``num_votes``, ``max_speed``): never the
@@ -59,19 +60,12 @@ def invented_names(sql: str, schema: Mapping[str, Iterable[str]], dialect: str) 
     known |= {c.name.lower() for alias in tree.find_all(exp.TableAlias) for c in alias.columns}  # WITH m(month, n)
     out: list[str] = []
     for node in tree.find_all(exp.Column, exp.Table):
-        if isinstance(node, exp.Column) and (isinstance(node.this, exp.Star) or _sqlite_string(node, dialect)):
+        if isinstance(node, exp.Column) and (isinstance(node.this, exp.Star) or may_be_string(node, dialect)):
             continue
         name = node.name
         if name and name.lower() not in known and name not in out:
             out.append(name)
     return out
-
-
-def _sqlite_string(column: exp.Column, dialect: str) -> bool:
-    """A double-quoted word SQLite reads as a string where no column has its name (``WHERE name = "Smith"``): a
-    value, not a name looked for (the check warns about it and runs it as a string)."""
-    return (dialect == "sqlite" and not column.table and isinstance(column.this, exp.Identifier)
-            and bool(column.this.quoted))
 
 
 def looked_for(question: str, names: Iterable[str], lexicon: SchemaLexicon,

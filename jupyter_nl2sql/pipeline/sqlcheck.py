@@ -659,14 +659,20 @@ def _normalized(query: exp.Expr, columns: dict[str, dict[str, str]],
     warnings: list[str] = []
     for column in list(tree.find_all(exp.Column)):
         ident = column.this
-        if (dialect == "sqlite" and not column.table and isinstance(ident, exp.Identifier) and ident.quoted
-                and ident.name.lower() not in known):
+        if may_be_string(column, dialect) and ident.name.lower() not in known:
             warnings.append(f'SQLite reads "{ident.name}" as a string because no column has that name; '
                             f"write '{ident.name}'")
             column.replace(exp.Literal.string(ident.name))
     for ident in tree.find_all(exp.Identifier):
         ident.set("this", ident.name.lower())
     return tree, warnings
+
+
+def may_be_string(column: exp.Column, dialect: str) -> bool:
+    """Whether ``column`` is an unqualified double-quoted word in SQLite, which SQLite reads as a string where no
+    column has its name (``WHERE name = "Smith"``)."""
+    return (dialect == "sqlite" and not column.table and isinstance(column.this, exp.Identifier)
+            and bool(column.this.quoted))
 
 
 def _aliases(tree: exp.Expr) -> Iterator[str]:
