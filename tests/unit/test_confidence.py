@@ -223,6 +223,24 @@ def test_a_year_the_query_never_uses_lowers_a_sure_answer(hesitant, demo_sqlite_
     ("orders between 2022 and 2024", "SELECT COUNT(*) FROM o WHERE y BETWEEN 2022 AND 2023",
      "the question names 2024; the query never uses it"),
     ("Which month of 2023 had the most orders?", "SELECT (", ""),  # does not parse: nothing to say
+    ("For each election round, how many ballot records are there?", "SELECT count(*) FROM voting_record",
+     "the question asks for a figure per election; the query computes one over all rows (no GROUP BY)"),
+    ("For each election round, how many ballot records are there?",
+     "SELECT cycle, count(*) FROM voting_record GROUP BY cycle", ""),
+    ("For every singer, how many concerts?", "SELECT name, (SELECT count(*) FROM c WHERE c.s = s.id) FROM s", ""),
+    ("What is the average miles per gallon of cars with 4 cylinders?", "SELECT AVG(mpg) FROM cars", ""),  # a rate
+    ("In each year, list the names", "SELECT name FROM t", ""),  # nothing aggregated
+    ("studios that worked with both Meyer and Hill", "SELECT studio FROM film WHERE director IN ('Meyer', 'Hill')",
+     "the question asks for both; the query accepts either of two values (IN or OR)"),
+    ("studios that worked with both Meyer and Hill",
+     "SELECT studio FROM film WHERE director = 'Meyer' OR (director = 'Hill')",
+     "the question asks for both; the query accepts either of two values (IN or OR)"),
+    ("studios that worked with both Meyer and Hill", "SELECT studio FROM film WHERE director = 'Meyer' INTERSECT "
+     "SELECT studio FROM film WHERE director = 'Hill'", ""),
+    ("studios that worked with both Meyer and Hill", "SELECT studio FROM film WHERE director IN ('Meyer', 'Hill') "
+     "GROUP BY studio HAVING COUNT(DISTINCT director) = 2", ""),
+    ("Show both the name and the age of singers older than 30 or from France",
+     "SELECT name, age FROM singer WHERE age > 30 OR country = 'France'", ""),  # OR of two columns
 ])
 def test_unmet_asks(question: str, sql: str, said: str) -> None:
     assert unmet_asks(question, sql, "sqlite") == said
