@@ -9,7 +9,7 @@ Assistant.ask` makes first, with the schema and value index it would read — ab
   Spider train question (``train_spider_compact.json``), and the hand-written paraphrases of train questions
   (``benchmarks/data/paraphrases_train.json``), and the analyst suite's questions (``benchmarks/data/analyst.json``,
   on the demo and the streaming database): each refusal there is a false one;
-- ``benchmarks/data/unanswerable.json`` (``tune``, ``check``, ``holdout`` … ``holdout9``): each should be
+- ``benchmarks/data/unanswerable.json`` (``tune``, ``check``, ``holdout`` … ``holdout10``): each should be
   refused, naming its missing thing.
 
 It prints and writes the counts and every false refusal.  ``--model`` (unanswerable sets only) asks the model the
@@ -41,7 +41,8 @@ PARAPHRASES = REPO_ROOT / "benchmarks" / "data" / "paraphrases_train.json"
 #: Every set, in the order they run: (name, should it be refused).
 SETS = {"train": False, "paraphrases": False, "analyst": False, "dev": False, "tune": True, "check": True,
         "holdout": True, "holdout2": True, "holdout3": True, "holdout4": True,
-        "holdout5": True, "holdout6": True, "holdout7": True, "holdout8": True, "holdout9": True}
+        "holdout5": True, "holdout6": True, "holdout7": True, "holdout8": True, "holdout9": True,
+        "holdout10": True}
 
 
 def load_sets(data_dir: Path, names: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
