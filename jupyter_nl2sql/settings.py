@@ -259,6 +259,12 @@ class Settings:
                                          "of the database has, named after a word of the question that no name, "
                                          "comment, value or WordNet relative of one is like (asked \"How severe is "
                                          "each allergy?\", it looked for Severity).", _bool)
+    refuse_ungrounded: bool = option(True, "Answer \"can't answer that from this database\" instead of running "
+                                           "the model's first query when the question asks about a thing or an "
+                                           "attribute that no name, comment or value of the database is close to "
+                                           "(spelling, plural or a close WordNet sense) and the tables and columns "
+                                           "the query reads are not like it either (asked \"How many gates does each "
+                                           "airport have?\", it counted routes).", _bool)
     keep_conditions: bool = option(True, "In a follow-up that reads as one, add back a condition of the previous "
                                          "query that the new query dropped although the question did not widen it "
                                          "(\"now just the cancelled ones\" keeps 2024), and say so.", _bool)

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Replay the "the model looked for something the database lacks" refusal on stored benchmark runs.
+"""Replay the refusals that read the model's first query on stored benchmark runs: "the model looked for something
+the database lacks" and "the query read nothing like what the question asks about".
 
     python scripts/replay_invented.py [--data-dir DIR] benchmarks/results/spider/2026-12-07-d7f5d0f-dev-defaults [RUN ...]
 
 Each stored answer keeps the model's first SQL (``candidates[0]``).  The pipeline checks it as
 :meth:`jupyter_nl2sql.pipeline.assistant.Assistant.ask` does (names mended by ``fix_names`` first); where the check
 still fails, :func:`jupyter_nl2sql.pipeline.invented.invented_names` and
-:func:`~jupyter_nl2sql.pipeline.invented.looked_for` decide whether the question would now be refused.  The model is
+:func:`~jupyter_nl2sql.pipeline.invented.looked_for` decide whether the question would now be refused; where it
+passes, :func:`jupyter_nl2sql.pipeline.grounding.ungrounded` does (``refuse_ungrounded``).  The model is
 not asked, so the replay gives what a run with the refusal would have refused.  On answerable questions (Spider,
 WikiSQL, the analyst suite, the paraphrases) every refusal is a false one; the stored answer's correctness says what
 it would have cost.
@@ -64,12 +66,14 @@ def replay(run: Path, data_dir: Path, assistant: Assistant) -> list[str]:
             continue
         state = assistant._start(settings, bench.connection_url(item), None, Stats().start())
         try:  # the first check, as ask makes it (names mended first)
-            assistant._check(Answer(question=record["question"], sql=None), state, first)
-            continue
+            checked = assistant._check(Answer(question=record["question"], sql=None), state, first)
         except WriteRefused:
             continue
         except SQLCheckError:
             said = assistant._looked_for(record["question"], first, state, Stats())
+        else:
+            said = None if checked.is_write else assistant._ungrounded(record["question"], checked.sql, state,
+                                                                       Stats())
         if said is None:
             continue
         refused += 1

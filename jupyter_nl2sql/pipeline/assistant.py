@@ -45,6 +45,7 @@ from .rounding import asked_decimals, rounded_as_asked
 from .windows import nest_windows
 from .lexicon import LexiconCache
 from .asks import unmet_asks
+from .grounding import read_schema, said_ungrounded, ungrounded
 from .invented import invented_names, looked_for, said_missing
 from .missing import missing_from_schema, refusal
 from .prompting import (LAYOUTS, Example, build_messages, empty_result_messages, extract_sql, follow_up_message,
@@ -424,6 +425,18 @@ class Assistant:
                                  self._value_words(run, stats)) if names else []
         return said_missing(missing, [t.name for t in run.schema.tables]) if missing else None
 
+    def _ungrounded(self, question: str, sql: str, run: Run, stats: Stats) -> str | None:
+        """The refusal for a question about something the schema has nothing close to, whose checked query reads
+        nothing like it either (:mod:`~.grounding`); None otherwise."""
+        with stats.stage("refuse"):
+            lexicon = self.lexicons.get(run.schema)
+            missing = ungrounded(question, sql, run.schema, run.conn.sqlglot_dialect, lexicon,
+                                 self._value_words(run, stats)) if lexicon.wordnet is not None else []
+        if not missing:
+            return None
+        read = read_schema(sql, run.schema, run.conn.sqlglot_dialect)
+        return said_ungrounded(missing, read, [t.name for t in run.schema.tables])
+
     def _record_turn(self, answer: Answer, run: Run, earlier: Sequence[Turn]) -> Answer:
         """Add the answered question to its connection's conversation (a new one when it had no context)."""
         # a follow-up adds one message; a refusal was asked nothing (the thread shows its question alone)
@@ -654,6 +667,12 @@ class Assistant:
                 if checked.is_write:
                     answer.warnings.append(WRITE_NOTE)
                     run.notes.append(WRITE_NOTE)
+                alone = not round_no and not answer.context_turns and not checked.is_write  # a first query, no thread
+                said = self._ungrounded(answer.question or "", checked.sql, run, answer.stats) \
+                    if alone and s.refuse_ungrounded else None
+                if said:  # the question asks about what the database lacks, and the query read something else
+                    answer.sql, answer.error, answer.error_kind = None, said, "MissingFromSchema"
+                    return
                 if run.generate_only:
                     answer.error = answer.error_kind = None
                     return

@@ -131,6 +131,7 @@ class SchemaLexicon:
         # professor is), or
         # its definition uses a schema word (a town is "smaller than a city"; a mentor "a trusted guide and advisor")
         senses = _noun_senses(self.wordnet, low)[:QUESTION_SENSES]
+        senses += _members(self.wordnet, senses)  # a staff is known where its staffers are: employees
         def alike(found: set[tuple[str, int]]) -> bool:
             return any(not strict or self.wordnet.synset(s).category != "Tops" for s in found)
 
@@ -262,6 +263,14 @@ def _comments(schema: Any) -> list[str]:
 def _samples(schema: Any) -> list[str]:
     """The short text values of ``schema``'s sample rows (values: their spellings count, not their senses)."""
     return [v for t in schema.tables for row in t.sample_rows for v in row if isinstance(v, str) and len(v) < 60]
+
+
+def _members(wordnet: WordNet, senses: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The senses of the members of those of ``senses`` that are groups (WordNet's member meronyms: a staff's
+    staffer, a crew's crewman, a faculty's professor), which a schema keeps rows of where a question names the
+    group."""
+    return [member for sense in senses if wordnet.synset(sense).category == "group"
+            for member in wordnet.synset(sense).related("%m")]
 
 
 def _noun_senses(wordnet: WordNet, word: str) -> list[tuple[str, int]]:

@@ -142,16 +142,20 @@ _QUOTED = re.compile(r"\"[^\"]*\"|\u201c[^\u201d]*\u201d|`[^`]*`|(?<!\w)'[^']*'(
 _TOKEN = re.compile(r"[^\W_]+")
 
 
-def missing_things(question: str, lexicon: SchemaLexicon, values: Iterable[str] = ()) -> list[Missing]:
+def missing_things(question: str, lexicon: SchemaLexicon, values: Iterable[str] = (), *,
+                   strict: bool = False) -> list[Missing]:
     """The question's subjects (see the module docstring) whose nouns ``lexicon`` knows none of, as written:
-    ``[Missing("unicorns", None, table=False)]``; ``values``: the words of the database's values."""
+    ``[Missing("unicorns", None, table=False)]``; ``values``: the words of the database's values.  ``strict``: a
+    noun is known by its spelling or a close sense only, not through a class it shares with a schema word nor
+    WordNet's top classes (:meth:`~.lexicon.SchemaLexicon.knows`): what the schema has nothing close to, for a
+    check that has other evidence besides (:mod:`~.grounding`)."""
     if lexicon.wordnet is None:
         return []  # no senses to compare a paraphrase with: nothing is refused
     values = frozenset(values)
     out: list[Missing] = []
     words, phrases = _phrases(question, lexicon)
     for phrase, attribute in phrases:
-        name = _missing_name(phrase, words, lexicon, values, attribute)
+        name = _missing_name(phrase, words, lexicon, values, attribute, strict)
         if name is not None and name not in {m.name for m in out}:
             out.append(Missing(name, None, table=False))
     return out
@@ -175,7 +179,7 @@ def _phrases(question: str, lexicon: SchemaLexicon) -> tuple[list[str], list[tup
 
 
 def _missing_name(phrase: list[str], words: list[str], lexicon: SchemaLexicon, values: frozenset[str],
-                  attribute: bool = False) -> str | None:
+                  attribute: bool = False, strict: bool = False) -> str | None:
     """What ``phrase`` (read from the question ``words``) asks about that the lexicon does not know, as it will be
     named in the refusal; None when it is known, not a thing (an ``attribute`` asked for need not be one: "the price
     of each product"), or a name."""
@@ -183,14 +187,14 @@ def _missing_name(phrase: list[str], words: list[str], lexicon: SchemaLexicon, v
     if compound is not None and (attribute or lexicon.is_thing(compound)):
         # "fire stations", "interest rate": the compound is the thing, whatever its words mean alone; known when it
         # is, or when a word of it is spelled like the schema's (a "phone number" where a value says phone)
-        known = lexicon.knows(compound, values) or any(lexicon.spelled(w, values) for w in compound.split()
+        known = lexicon.knows(compound, values, **_how(strict)) or any(lexicon.spelled(w, values) for w in compound.split()
                                                         if w not in _GENERIC)
         return None if known or any(_is_name(w, words) for w in phrase) else compound
     while len(phrase) > 1 and phrase[-1].casefold() in _GENERIC:
         phrase = phrase[:-1]  # "luggage items", "popcorn sales": the thing is what comes before
     nouns = _nouns(phrase, lexicon)
     if (not nouns or not (attribute or lexicon.is_thing(nouns[-1])) or any(_is_name(w, words) for w in phrase)
-            or _known(phrase, nouns, lexicon, values, attribute)):
+            or _known(phrase, nouns, lexicon, values, attribute, strict)):
         return None
     return " ".join(w.casefold() for w in nouns)
 
@@ -422,20 +426,26 @@ def _is_name(word: str, words: list[str]) -> bool:
     return word == "QUOTED" or (word is not words[0] and word[:1].isupper() and not word.isupper())
 
 
+def _how(strict: bool) -> dict[str, bool]:
+    """How :meth:`~.lexicon.SchemaLexicon.knows` reads a word for a ``strict`` check (see :func:`missing_things`)."""
+    return {"strict": True, "siblings": False} if strict else {}
+
+
 def _known(phrase: list[str], nouns: list[str], lexicon: SchemaLexicon, values: frozenset[str],
-           attribute: bool = False) -> bool:
+           attribute: bool = False, strict: bool = False) -> bool:
     """Whether the phrase as one term ("water slide", "roller coaster") is known, or any noun of it is and so is
     each word before its last noun that can only be a singular noun ("loyalty points", "company car": a schema
     with points or cars need not keep these); for an ``attribute`` asked for, its last noun must be known itself
     ("the campaign budget of each candidate": a schema with campaigns need not keep their budgets), unless a word
     before it is part of a longer name of the schema ("home cities" where a column is ``Hometown``)."""
-    if len(phrase) > 1 and lexicon.knows(" ".join(phrase), values):
+    how = _how(strict)
+    if len(phrase) > 1 and lexicon.knows(" ".join(phrase), values, **how):
         return True
-    head = lexicon.knows(nouns[-1], values)
+    head = lexicon.knows(nouns[-1], values, **how)
     if attribute and not head and not any(lexicon.in_longer_name(w) for w in nouns[:-1]):
         return False
-    return (head or any(lexicon.knows(w, values) for w in nouns[:-1])) and all(
-        lexicon.knows(w, values) for w in nouns[:-1] if lexicon.is_modifier_noun(w))
+    return (head or any(lexicon.knows(w, values, **how) for w in nouns[:-1])) and all(
+        lexicon.knows(w, values, **how) for w in nouns[:-1] if lexicon.is_modifier_noun(w))
 
 
 def refusal(missing: Sequence[Missing], tables: Sequence[str]) -> str:
