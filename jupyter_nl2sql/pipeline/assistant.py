@@ -429,9 +429,8 @@ class Assistant:
         """The refusal for a question about something the schema has nothing close to, whose checked query reads
         nothing like it either (:mod:`~.grounding`); None otherwise."""
         with stats.stage("refuse"):
-            lexicon = self.lexicons.get(run.schema)
-            missing = ungrounded(question, sql, run.schema, run.conn.sqlglot_dialect, lexicon,
-                                 self._value_words(run, stats)) if lexicon.wordnet is not None else []
+            missing = ungrounded(question, sql, run.schema, run.conn.sqlglot_dialect, self.lexicons.get(run.schema),
+                                 self._value_words(run, stats))
         if not missing:
             return None
         read = read_schema(sql, run.schema, run.conn.sqlglot_dialect)

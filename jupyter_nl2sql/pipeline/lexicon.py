@@ -6,8 +6,9 @@ changes), their comments and the words of the sample rows — and, through WordN
 :meth:`SchemaLexicon.knows` then says whether a word of a question could mean something of the database: the same
 word up to plural and case, a close spelling or the same root, a part of a compound name (``countrylanguage``), a
 word of a value the value index holds, or a WordNet sense that is one of the schema's (a synonym), a kind of one
-(a ``puppy`` is a ``dog``) or a class of one (a ``car`` is a ``vehicle``) — a sibling is not enough: a ``truck`` is
-no ``car``, though both are motor vehicles.
+(a ``puppy`` is a ``dog``) or a class of one (a ``car`` is a ``vehicle``), and a group is known by its members (a
+``staff`` of staffers, who are ``employees``) — a sibling is not enough: a ``truck`` is no ``car``, though both are
+motor vehicles.
 
 It is deliberately generous, since a word it does not know gets a question refused: only a word that none of
 these reaches is unknown.
@@ -269,8 +270,8 @@ def _members(wordnet: WordNet, senses: list[tuple[str, int]]) -> list[tuple[str,
     """The senses of the members of those of ``senses`` that are groups (WordNet's member meronyms: a staff's
     staffer, a crew's crewman, a faculty's professor), which a schema keeps rows of where a question names the
     group."""
-    return [member for sense in senses if wordnet.synset(sense).category == "group"
-            for member in wordnet.synset(sense).related("%m")]
+    groups = [synset for synset in map(wordnet.synset, senses) if synset.category == "group"]
+    return [member for group in groups for member in group.related("%m")]
 
 
 def _noun_senses(wordnet: WordNet, word: str) -> list[tuple[str, int]]:
