@@ -7,7 +7,8 @@ function nor subquery, so it shows per-period values under a cumulative name (th
 failures); a total "for each" or "in every" something that the query computes once over all rows (no ``GROUP BY``;
 "per" is left alone: "average miles per gallon", "average genres per title" ask for one figure); and
 rows that have "both" of two values, which the query finds with ``IN`` or ``OR`` (either value), neither
-intersecting nor counting them (those two from Spider train's).  All read only the question and the query's syntax
+intersecting nor counting them; and "never" or "always" (zip codes whose dew point "never reached 70") read by a
+query that only filters rows one by one (those three from Spider train's).  All read only the question and the query's syntax
 tree (sqlglot).
 
 >>> unmet_asks("Which month of 2023 had the most orders?", "SELECT strftime('%Y-%m', d) AS m FROM o GROUP BY m",
@@ -44,6 +45,8 @@ _RUNNING = re.compile(r"\b(running (total|count|sum|average)|cumulative|moving a
 #: A figure asked for each member of a group ("for each round", "in every department"); not "per", a rate's word.
 _EACH = re.compile(r"\b(?:for|in|within)\s+(?:each|every)\s+([a-z][a-z_-]*)", re.IGNORECASE)
 _BOTH = re.compile(r"\bboth\b", re.IGNORECASE)
+#: A condition on every row of a group, not on each row alone ("never reached 70", "always below 70").
+_EVERY_ROW = re.compile(r"\b(never|always)\b", re.IGNORECASE)
 
 
 def unmet_asks(question: str, sql: str, dialect: str) -> str:
@@ -61,7 +64,7 @@ def unmet_asks(question: str, sql: str, dialect: str) -> str:
     if (_RUNNING.search(question.casefold()) and tree.find(exp.Window) is None
             and sum(1 for _ in tree.find_all(exp.Select)) < 2):
         return "the question asks for a running total; the query computes none (no window function or subquery)"
-    return _ungrouped(question, tree) or _either(question, tree)
+    return _ungrouped(question, tree) or _either(question, tree) or _row_by_row(question, tree)
 
 
 def _ungrouped(question: str, tree: exp.Expr) -> str:
@@ -84,6 +87,17 @@ def _either(question: str, tree: exp.Expr) -> str:
     listed = any(len(found.expressions) >= 2 for found in tree.find_all(exp.In))
     ored = any(_same_column(found.left, found.right) for found in tree.find_all(exp.Or))
     return "the question asks for both; the query accepts either of two values (IN or OR)" if listed or ored else ""
+
+
+def _row_by_row(question: str, tree: exp.Expr) -> str:
+    """A "never" or "always" question whose query has nothing that reads a group of rows as a whole: no ``EXCEPT``,
+    ``NOT IN``, ``NOT EXISTS``, ``IS NULL`` (an outer join's missing rows), ``HAVING``, nor an aggregate; "" otherwise."""
+    found = _EVERY_ROW.search(question)
+    if found is None or tree.find(exp.Except, exp.Having, exp.AggFunc, exp.Is, exp.Exists) is not None \
+            or any(isinstance(n.this, exp.In) for n in tree.find_all(exp.Not)):
+        return ""
+    return (f"the question says {found.group(1).lower()}; the query only filters rows one by one (no NOT IN, "
+            "EXCEPT, NOT EXISTS or HAVING)")
 
 
 def _same_column(left: exp.Expr, right: exp.Expr) -> bool:

@@ -239,6 +239,17 @@ def test_a_year_the_query_never_uses_lowers_a_sure_answer(hesitant, demo_sqlite_
      "SELECT studio FROM film WHERE director = 'Hill'", ""),
     ("studios that worked with both Meyer and Hill", "SELECT studio FROM film WHERE director IN ('Meyer', 'Hill') "
      "GROUP BY studio HAVING COUNT(DISTINCT director) = 2", ""),
+    ("Find the zip codes whose max dew point never reached 70.",
+     "SELECT DISTINCT zip_code FROM weather WHERE max_dew_point_f < 70",
+     "the question says never; the query only filters rows one by one (no NOT IN, EXCEPT, NOT EXISTS or HAVING)"),
+    ("Find the zip codes whose max dew point never reached 70.", "SELECT DISTINCT zip_code FROM weather EXCEPT "
+     "SELECT DISTINCT zip_code FROM weather WHERE max_dew_point_f >= 70", ""),
+    ("Which customers have never placed an order?",
+     "SELECT name FROM customers WHERE customer_id NOT IN (SELECT customer_id FROM orders)", ""),
+    ("Which customers have never placed an order?", "SELECT c.name FROM customers c LEFT JOIN orders o "
+     "ON o.customer_id = c.customer_id WHERE o.order_id IS NULL", ""),
+    ("Which zip codes always stayed below 70?",
+     "SELECT zip_code FROM weather GROUP BY zip_code HAVING MAX(dew) < 70", ""),
     ("Show both the name and the age of singers older than 30 or from France",
      "SELECT name, age FROM singer WHERE age > 30 OR country = 'France'", ""),  # OR of two columns
 ])
