@@ -1,15 +1,14 @@
 """What a question asks for that its query visibly does not do: a reason to say "medium", not a correction.
 
-Asks a data scientist makes often and a small model drops silently: a year the question names ("Which month of
-2023 had the most cancelled orders?", "net revenue of 2024") that no literal of the query holds, so the query reads
-every year; a running total ("cumulative", "running count", "moving average") that the query computes with no window
-function nor subquery, so it shows per-period values under a cumulative name (those two from the analyst suite's
-failures); a total "for each" or "in every" something that the query computes once over all rows (no ``GROUP BY``;
-"per" is left alone: "average miles per gallon", "average genres per title" ask for one figure); and
-rows that have "both" of two values, which the query finds with ``IN`` or ``OR`` (either value), neither
-intersecting nor counting them; and "never" or "always" (zip codes whose dew point "never reached 70") read by a
-query that only filters rows one by one (those three from Spider train's).  All read only the question and the query's syntax
-tree (sqlglot).
+Asks a data scientist makes often and a small model drops silently.  From the analyst suite's failures: a year the
+question names ("Which month of 2023 had the most cancelled orders?", "net revenue of 2024") that no literal of the
+query holds, so the query reads every year; a running total ("cumulative", "running count", "moving average") that
+the query computes with no window function nor subquery, so it shows per-period values under a cumulative name.
+From Spider train's: a figure "for each" or "in every" something that the query computes once over all rows (no
+``GROUP BY``; "per" is left alone: "average miles per gallon" asks for one figure); rows that have "both" of two
+values, which the query finds with ``IN`` or ``OR`` (either value), neither intersecting nor counting them; "never"
+or "always" (zip codes whose dew point "never reached 70") read by a query that only filters rows one by one.  All
+read only the question and the query's syntax tree (sqlglot).
 
 >>> unmet_asks("Which month of 2023 had the most orders?", "SELECT strftime('%Y-%m', d) AS m FROM o GROUP BY m",
 ...            "sqlite")
@@ -52,8 +51,8 @@ _EVERY_ROW = re.compile(r"\b(never|always)\b", re.IGNORECASE)
 def unmet_asks(question: str, sql: str, dialect: str) -> str:
     """Why the query may not answer ``question`` ("" when nothing it asks for is visibly missing, or the SQL does
     not parse): a year named but held by no literal nor name of the query, a running total computed by no window
-    function or subquery, a figure per group computed over all rows, or "both" of two values where either would
-    do."""
+    function or subquery, a figure per group computed over all rows, "both" of two values where either would do, or
+    "never"/"always" checked row by row."""
     tree = parse_or_none(sql, dialect)
     if tree is None:
         return ""
@@ -76,7 +75,8 @@ def _ungrouped(question: str, tree: exp.Expr) -> str:
         return ""
     if not any(agg.parent_select is tree for column in tree.expressions for agg in column.find_all(exp.AggFunc)):
         return ""
-    return f"the question asks for a figure per {group.group(1).lower()}; the query computes one over all rows (no GROUP BY)"
+    return (f"the question asks for a figure per {group.group(1).lower()}; the query computes one over all rows "
+            "(no GROUP BY)")
 
 
 def _either(question: str, tree: exp.Expr) -> str:
@@ -91,7 +91,8 @@ def _either(question: str, tree: exp.Expr) -> str:
 
 def _row_by_row(question: str, tree: exp.Expr) -> str:
     """A "never" or "always" question whose query has nothing that reads a group of rows as a whole: no ``EXCEPT``,
-    ``NOT IN``, ``NOT EXISTS``, ``IS NULL`` (an outer join's missing rows), ``HAVING``, nor an aggregate; "" otherwise."""
+    ``NOT IN``, ``NOT EXISTS``, ``IS NULL`` (an outer join's missing rows), ``HAVING``, nor an aggregate; ""
+    otherwise."""
     found = _EVERY_ROW.search(question)
     if found is None or tree.find(exp.Except, exp.Having, exp.AggFunc, exp.Is, exp.Exists) is not None \
             or any(isinstance(n.this, exp.In) for n in tree.find_all(exp.Not)):

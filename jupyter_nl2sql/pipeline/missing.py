@@ -187,8 +187,8 @@ def _missing_name(phrase: list[str], words: list[str], lexicon: SchemaLexicon, v
     if compound is not None and (attribute or lexicon.is_thing(compound)):
         # "fire stations", "interest rate": the compound is the thing, whatever its words mean alone; known when it
         # is, or when a word of it is spelled like the schema's (a "phone number" where a value says phone)
-        known = lexicon.knows(compound, values, **_how(strict)) or any(lexicon.spelled(w, values) for w in compound.split()
-                                                        if w not in _GENERIC)
+        known = lexicon.knows(compound, values, **_how(strict)) or any(
+            lexicon.spelled(w, values) for w in compound.split() if w not in _GENERIC)
         return None if known or any(_is_name(w, words) for w in phrase) else compound
     while len(phrase) > 1 and phrase[-1].casefold() in _GENERIC:
         phrase = phrase[:-1]  # "luggage items", "popcorn sales": the thing is what comes before

@@ -69,3 +69,14 @@ def test_assistant_refuses_the_query_and_runs_nothing(scripted, demo_sqlite_url)
     assert len(backend.calls) == 1 and answer.confidence is None
     answer = assistant.ask(REFUNDS, demo_sqlite_url, refuse_ungrounded=False)
     assert answer.ok and answer.executed  # switched off: the count of orders is shown
+
+
+@needs_wordnet
+def test_a_word_of_its_own_for_what_the_query_reads_is_left_alone() -> None:
+    # "teachers" is no name of this schema, nor close to one read strictly; a query reading professor is like it
+    # read generously (the model's reading is taken), one reading only airports is not
+    school = Schema("sqlite", [Table("professor", [Column("name", "TEXT")]), Table("airports", [Column("name", "TEXT")])])
+    lexicon = SchemaLexicon.build(school, WORDNET)
+    question = "List the names of all teachers"
+    assert ungrounded(question, "SELECT name FROM professor", school, "sqlite", lexicon) == []
+    assert [m.name for m in ungrounded(question, "SELECT name FROM airports", school, "sqlite", lexicon)] == ["teachers"]
