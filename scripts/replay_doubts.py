@@ -4,9 +4,10 @@
     python scripts/replay_doubts.py [--data-dir DIR] benchmarks/results/spider/2026-12-07-d7f5d0f-dev-defaults [RUN ...]
 
 A "high" answer becomes "medium" when its stored SQL joins tables
-(:func:`jupyter_nl2sql.pipeline.confidence.join_doubt`) or when its question names a table the SQL does not read
-(:func:`jupyter_nl2sql.pipeline.shown.unread_tables`; the tables from Spider's ``tables.json``).  Neither reads the
-model, so the replay gives what a run with them would have shown.  Prints, as stored and with each cap added, how
+(:func:`jupyter_nl2sql.pipeline.confidence.join_doubt`), when its question names a table the SQL does not read
+(:func:`jupyter_nl2sql.pipeline.shown.unread_tables`; the tables from Spider's ``tables.json``), or when the SQL
+visibly does not do what the question asks (:func:`jupyter_nl2sql.pipeline.asks.unmet_asks`).  None of them reads
+the model, so the replay gives what a run with them would have shown.  Prints, as stored and with each cap added, how
 many answers of each confidence level were right, and how many wrong answers were not "high".
 """
 
@@ -34,7 +35,8 @@ def _level(record: dict[str, Any]) -> str | None:
 
 
 def replay(run: Path, tables: dict[str, list[str]], dialect: str = "sqlite") -> list[str]:
-    """One line per step for ``run``: its confidence levels as stored, with the join cap, with both caps."""
+    """One line per step for ``run``: its confidence levels as stored, then with each cap added in turn (joins,
+    unread tables, unmet asks)."""
     records = [json.loads(line) for line in (run / RESULTS_FILE).read_text(encoding="utf-8").splitlines() if line]
     steps: list[tuple[str, list[Doubt]]] = [("stored", [])]
     steps.append(("+ joins", [lambda r: bool(join_doubt(r.get("pred") or "", dialect))]))

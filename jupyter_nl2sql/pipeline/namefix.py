@@ -99,7 +99,6 @@ def _lowered(schema: SchemaMapping) -> tuple[dict[str, dict[str, str]], dict[str
     return tables, {str(t).lower(): str(t) for t in schema}
 
 
-
 Spelling = Callable[[str, str, str], "str | None"]
 """``spelling(table, column, text)`` → the column's own spelling of ``text`` or None
 (:meth:`jupyter_nl2sql.pipeline.values.ValueIndex.spelling`)."""

@@ -219,4 +219,3 @@ def _groups(select: exp.Select, sources: Mapping[str, str],
             return None
         found |= placed
     return frozenset(found)
-
